@@ -1,0 +1,1 @@
+"""claimledger's services: ingest, reconcile, query, and the `claimledger` CLI."""

@@ -1,0 +1,293 @@
+"""Ingest's HTTP entrypoints: translate requests into domain calls and outbox writes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from services.http import Problem, json_pointer
+from services.ingest import outbox
+from services.ingest.relay import Relay
+from services.keys import KeyChecker
+from services.tables import ClaimRow
+from shared.attributes import AttributeRegistry
+from shared.codec import claim_to_dict
+from shared.events import (
+    CLAIM_ASSERTED,
+    CLAIM_ASSESSED,
+    CLAIM_RETRACTED,
+    REPORT_RECEIVED,
+    SCHEMA_VERSION,
+    SOURCE_RATED,
+    Event,
+    partition_of,
+    stable_id,
+    stream_for,
+)
+from shared.reports import (
+    Name,
+    Reliability,
+    ReportIn,
+    ReportProblem,
+    content_hash,
+    normalise_report,
+    report_id_for,
+)
+from shared.timeaxes import iso, now_iso
+from shared.validtime import TimeProblem, parse_instant
+
+MAX_REPORTS_PER_BATCH = 1_000
+
+
+@dataclass
+class IngestContext:
+    engine: Engine
+    relay: Relay | None
+    registry: AttributeRegistry
+    keys: KeyChecker
+    partitions: int
+    tolerance: float
+
+
+def context(request: Request) -> IngestContext:
+    ctx: IngestContext = request.app.state.ingest
+    return ctx
+
+
+Ctx = Annotated[IngestContext, Depends(context)]
+
+
+def require_write(request: Request, ctx: Ctx) -> None:
+    """Writes need a write-scoped key whenever any key exists (DESIGN.md §6)."""
+    if not ctx.keys.any_active():
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise Problem(401, "API key required", "send Authorization: Bearer <key>",
+                      headers={"WWW-Authenticate": "Bearer"})
+    scopes = ctx.keys.scopes(secret.strip())
+    if scopes is None:
+        raise Problem(401, "Invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    if "write" not in scopes and "admin" not in scopes:
+        raise Problem(403, "This key may not write", "the key lacks the 'write' scope")
+
+
+router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(require_write)])
+
+
+class ReportAccepted(BaseModel):
+    report_id: str
+    claim_ids: list[str]
+    recorded_at: str
+    token: str
+
+
+@router.post("/reports", status_code=202, response_model=ReportAccepted,
+             responses={200: {"description": "identical retry"}, 409: {}, 413: {}, 422: {}})
+async def post_report(report: ReportIn, ctx: Ctx, request: Request) -> JSONResponse:
+    """Accept a report: its events are durable in the outbox before this answers 202."""
+    item = prepare_report(report, ctx, _trace_id(request))
+    try:
+        accepted = await asyncio.to_thread(outbox.accept_report, ctx.engine, item)
+    except outbox.ReportConflict as exc:
+        raise Problem(409, "Report id already used", f"report {exc} exists with other content",
+                      report_id=str(exc)) from exc
+    if ctx.relay is not None:
+        ctx.relay.kick()
+    return JSONResponse(accepted.response, status_code=202 if accepted.created else 200)
+
+
+@router.post("/reports:batch", responses={413: {}, 422: {}})
+async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
+    """Accept many reports (a JSON array or NDJSON); each item gets its own result."""
+    items = _batch_items(await request.body())
+    trace = _trace_id(request)
+    results: list[dict[str, Any]] = [{} for _ in items]
+    ready: list[tuple[int, outbox.Pending]] = []
+    for i, raw in enumerate(items):
+        try:
+            report = ReportIn.model_validate(raw)
+            ready.append((i, prepare_report(report, ctx, trace)))
+        except ValidationError as exc:
+            results[i] = _item_problem(i, [(_pointer(e["loc"]), e["msg"]) for e in exc.errors()])
+        except Problem as exc:
+            results[i] = _item_problem(i, [(e["pointer"], e["detail"]) for e in exc.errors or []])
+    outcomes = await asyncio.to_thread(outbox.accept_reports, ctx.engine, [p for _, p in ready])
+    for (i, item), outcome in zip(ready, outcomes, strict=True):
+        if isinstance(outcome, outbox.ReportConflict):
+            results[i] = {"index": i, "status": 409, "report_id": item.report_id,
+                          "detail": "report_id exists with other content"}
+        else:
+            results[i] = {"index": i, "status": 202 if outcome.created else 200,
+                          **outcome.response}
+    if ready and ctx.relay is not None:
+        ctx.relay.kick()
+    return {"results": results}
+
+
+class RetractionIn(BaseModel):
+    reason: Name
+    effective_at: Name | None = None
+
+
+class AssessmentIn(BaseModel):
+    reason: Name
+    rank: Literal["preferred", "normal", "deprecated"] | None = None
+    credibility: Annotated[int, Field(ge=1, le=6)] | None = None
+    effective_at: Name | None = None
+
+
+class RatingIn(BaseModel):
+    reliability: Reliability
+    rationale: Name
+    effective_at: Name | None = None
+
+
+class Written(BaseModel):
+    event_id: str
+    token: str
+    recorded_at: str
+
+
+@router.post("/claims/{claim_id}/retraction", status_code=202, response_model=Written)
+async def retract_claim(claim_id: str, body: RetractionIn, ctx: Ctx) -> dict[str, Any]:
+    """Retract a claim from its effective time on (earlier as_of views keep it)."""
+    data = body.model_dump(exclude={"effective_at"})
+    return await _modify_claim(ctx, claim_id, CLAIM_RETRACTED, data, body.effective_at)
+
+
+@router.post("/claims/{claim_id}/assessment", status_code=202, response_model=Written)
+async def assess_claim(claim_id: str, body: AssessmentIn, ctx: Ctx) -> dict[str, Any]:
+    """Record an analyst's rank and/or credibility for a claim."""
+    if body.rank is None and body.credibility is None:
+        raise Problem(422, "Nothing to assess", "give rank and/or credibility",
+                      errors=[{"pointer": "/rank", "detail": "rank or credibility is required"}])
+    data = body.model_dump(exclude={"effective_at"})
+    return await _modify_claim(ctx, claim_id, CLAIM_ASSESSED, data, body.effective_at)
+
+
+@router.put("/sources/{source_id}/rating", status_code=202, response_model=Written)
+async def rate_source(source_id: str, body: RatingIn, ctx: Ctx) -> dict[str, Any]:
+    """Rate a source's reliability (A-F) from its effective time on."""
+    recorded = now_iso()
+    effective = _effective(body.effective_at, recorded)
+    payload = {"source_id": source_id, "reliability": body.reliability,
+               "rationale": body.rationale, "effective_at": effective}
+    event = Event(stable_id("e_", SOURCE_RATED, source_id, json.dumps(payload, sort_keys=True)),
+                  SOURCE_RATED, SCHEMA_VERSION, recorded, None, payload, subject=source_id)
+    return await _write(ctx, event, stream_for(partition_of(source_id, ctx.partitions)))
+
+
+async def _modify_claim(
+    ctx: IngestContext, claim_id: str, kind: str, data: dict[str, Any], effective_at: str | None
+) -> dict[str, Any]:
+    found = await asyncio.to_thread(_claim_key, ctx.engine, claim_id)
+    if found is None:
+        raise Problem(404, "Unknown claim", f"no applied claim {claim_id}")
+    subject, attribute, report_id = found
+    recorded = now_iso()
+    payload = {**data, "claim_id": claim_id, "effective_at": _effective(effective_at, recorded)}
+    event = Event(stable_id("e_", kind, claim_id, json.dumps(payload, sort_keys=True)), kind,
+                  SCHEMA_VERSION, recorded, report_id, payload, subject=subject,
+                  attribute=attribute)
+    return await _write(ctx, event, stream_for(partition_of(subject, ctx.partitions)))
+
+
+async def _write(ctx: IngestContext, event: Event, stream: str) -> dict[str, Any]:
+    token = await asyncio.to_thread(outbox.append_events, ctx.engine, [event], [stream])
+    if ctx.relay is not None:
+        ctx.relay.kick()
+    return {"event_id": event.event_id, "token": str(token), "recorded_at": event.recorded_at}
+
+
+def _effective(value: str | None, recorded: str) -> str:
+    if value is None:
+        return recorded
+    try:
+        return iso(parse_instant(value, field="effective_at")[0])
+    except TimeProblem as exc:
+        raise Problem(422, "Invalid effective_at", exc.detail,
+                      errors=[{"pointer": "/effective_at", "detail": exc.detail}]) from exc
+
+
+def _claim_key(engine: Engine, claim_id: str) -> tuple[str, str, str] | None:
+    claims = ClaimRow.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(claims.c.subject, claims.c.attribute, claims.c.report_id)
+            .where(claims.c.claim_id == claim_id)
+        ).first()
+    return (row.subject, row.attribute, row.report_id) if row else None
+
+
+def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -> outbox.Pending:
+    body = report.model_dump(mode="json", exclude_none=True)
+    body_hash = content_hash(body)
+    report_id = report_id_for(report, body_hash)
+    try:
+        published_at, claims = normalise_report(report, report_id, ctx.registry,
+                                                tolerance=ctx.tolerance)
+    except ReportProblem as exc:
+        errors = [{"pointer": p, "detail": d} for p, d in exc.errors]
+        raise Problem(422, "Invalid report", f"{errors[0]['pointer']}: {errors[0]['detail']}",
+                      errors=errors) from exc
+    recorded = now_iso()
+    labels = {c.subject: c.subject_label for c in report.claims if c.subject_label}
+    meta = {k: v for k, v in body.items() if k not in ("claims", "text")}
+    received = Event(
+        stable_id("e_", report_id, REPORT_RECEIVED), REPORT_RECEIVED, SCHEMA_VERSION, recorded,
+        report_id, {**meta, "report_id": report_id, "published_at": iso(published_at),
+                    "claim_ids": [c.claim_id for c in claims]},
+        trace_id=trace_id,
+    )
+    events, streams = [received], [stream_for(partition_of(report_id, ctx.partitions))]
+    for claim in claims:
+        payload = {"claim": claim_to_dict(claim), "subject_label": labels.get(claim.subject)}
+        events.append(Event(stable_id("e_", claim.claim_id, CLAIM_ASSERTED), CLAIM_ASSERTED,
+                            SCHEMA_VERSION, recorded, report_id, payload, subject=claim.subject,
+                            attribute=claim.attribute, trace_id=trace_id))
+        streams.append(stream_for(partition_of(claim.subject, ctx.partitions)))
+    response = {"report_id": report_id, "claim_ids": [c.claim_id for c in claims],
+                "recorded_at": recorded}
+    return outbox.Pending(report_id, body_hash, body, events, streams, response)
+
+
+def _batch_items(raw: bytes) -> list[Any]:
+    text = raw.decode("utf-8", errors="strict").strip() if raw else ""
+    try:
+        if text.startswith("["):
+            items = json.loads(text)
+        else:
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as exc:
+        raise Problem(422, "Malformed batch", f"not a JSON array or NDJSON: {exc}",
+                      errors=[{"pointer": "/", "detail": str(exc)}]) from exc
+    if not items:
+        raise Problem(422, "Empty batch", errors=[{"pointer": "/", "detail": "no reports"}])
+    if len(items) > MAX_REPORTS_PER_BATCH:
+        raise Problem(422, "Batch too large", f"at most {MAX_REPORTS_PER_BATCH} reports per batch",
+                      errors=[{"pointer": "/", "detail": f"limit {MAX_REPORTS_PER_BATCH}"}])
+    return list(items)
+
+
+def _item_problem(index: int, errors: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"index": index, "status": 422,
+            "errors": [{"pointer": p, "detail": d} for p, d in errors]}
+
+
+def _pointer(loc: tuple[Any, ...]) -> str:
+    return json_pointer(("body", *loc))
+
+
+def _trace_id(request: Request) -> str | None:
+    return request.headers.get("x-request-id") or request.headers.get("traceparent")
+

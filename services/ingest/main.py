@@ -1,0 +1,67 @@
+"""Ingest's composition root: settings -> engine, redis, relay, keys -> app (in the lifespan)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from services.db import create_schema, database_ok, make_engine
+from services.http import BodyLimit, install_error_handlers, install_metrics
+from services.ingest import api
+from services.ingest.relay import Relay
+from services.keys import KeyChecker, register_key
+from services.probes import readiness_router
+from shared.attributes import AttributeRegistry
+from shared.settings import CommonSettings
+
+
+class IngestSettings(CommonSettings):
+    max_body_bytes: int = 8 * 1024 * 1024
+    republish_after_s: float = 30.0
+    hedge_tolerance: float = 0.10
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        await asyncio.to_thread(create_schema, engine)
+        if settings.bootstrap_write_key:
+            await asyncio.to_thread(
+                register_key, engine, settings.bootstrap_write_key, ["write"], "bootstrap"
+            )
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        relay = Relay(engine, redis, republish_after_s=settings.republish_after_s)
+        app.state.ingest = api.IngestContext(
+            engine=engine,
+            relay=relay,
+            registry=AttributeRegistry.load(settings.attributes_file),
+            keys=KeyChecker(engine),
+            partitions=settings.partitions,
+            tolerance=settings.hedge_tolerance,
+        )
+        app.state.readiness = {"database": lambda: database_ok(engine), "redis": lambda: relay.redis_ok}
+        task = asyncio.create_task(relay.run(), name="outbox-relay")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await redis.aclose()
+            engine.dispose()
+
+    app = FastAPI(title="claimledger ingest", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    install_metrics(app, "ingest")
+    app.include_router(api.router)
+    app.include_router(readiness_router())
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+

@@ -1,0 +1,181 @@
+"""Ingest's SQL: a report, its outbox events and the idempotency record in ONE transaction.
+
+Answering 202 only after this commit is what makes "acknowledged" mean durable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from services.tables import OutboxRow, ReportRow
+from shared.events import Event
+
+reports = ReportRow.__table__  # type: ignore[attr-defined]
+outbox = OutboxRow.__table__  # type: ignore[attr-defined]
+
+
+class ReportConflict(Exception):
+    """The report_id exists with different content."""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    created: bool  # False: an identical retry, answered with the first response
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    seq: int
+    event_id: str
+    stream: str
+    body: str
+    published: bool  # sent before: now only re-sent when overdue
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A validated report ready to be stored with its events."""
+
+    report_id: str
+    body_hash: str
+    body: dict[str, Any]
+    events: list[Event]
+    streams: list[str]
+    response: dict[str, Any]
+
+
+def accept_reports(engine: Engine, items: list[Pending]) -> list[Accepted | ReportConflict]:
+    """Stores many reports in one transaction (the batch path); per-item outcome."""
+    try:
+        with engine.begin() as conn:
+            return [_accept(conn, item) for item in items]
+    except IntegrityError:  # a concurrent identical post won a race: redo one by one
+        return [_accept_alone(engine, item) for item in items]
+
+
+def accept_report(engine: Engine, item: Pending) -> Accepted:
+    outcome = _accept_alone(engine, item)
+    if isinstance(outcome, ReportConflict):
+        raise outcome
+    return outcome
+
+
+def _accept_alone(engine: Engine, item: Pending) -> Accepted | ReportConflict:
+    try:
+        with engine.begin() as conn:
+            return _accept(conn, item)
+    except IntegrityError:
+        with engine.connect() as conn:
+            return _prior(conn, item.report_id, item.body_hash) or ReportConflict(item.report_id)
+
+
+def _accept(conn: Any, item: Pending) -> Accepted | ReportConflict:
+    try:
+        prior = _prior(conn, item.report_id, item.body_hash)
+    except ReportConflict as conflict:
+        return conflict
+    if prior is not None:
+        return prior
+    now = item.response["recorded_at"]
+    conn.execute(
+        insert(outbox),
+        [
+            {"event_id": e.event_id, "stream": s, "body": e.to_json(), "created_at": now}
+            for e, s in zip(item.events, item.streams, strict=True)
+        ],
+    )
+    last = conn.execute(
+        select(outbox.c.seq).where(outbox.c.event_id == item.events[-1].event_id)
+    ).scalar_one()
+    answered = {**item.response, "token": str(last)}
+    conn.execute(
+        insert(reports).values(
+            report_id=item.report_id,
+            content_hash=item.body_hash,
+            recorded_at=now,
+            event_count=len(item.events),
+            response=json.dumps(answered),
+            body=json.dumps(item.body, ensure_ascii=False),
+        )
+    )
+    return Accepted(True, answered)
+
+
+def _prior(conn: Any, report_id: str, body_hash: str) -> Accepted | None:
+    row = conn.execute(
+        select(reports.c.content_hash, reports.c.response).where(reports.c.report_id == report_id)
+    ).first()
+    if row is None:
+        return None
+    if row.content_hash != body_hash:
+        raise ReportConflict(report_id)
+    return Accepted(False, json.loads(row.response))
+
+
+def append_events(engine: Engine, events: list[Event], streams: list[str]) -> int:
+    """Outbox-only writes (retractions, assessments, ratings). Returns the token (last seq).
+
+    Event ids are deterministic, so a retried identical request inserts nothing new.
+    """
+    with engine.begin() as conn:
+        for event, stream in zip(events, streams, strict=True):
+            exists = conn.execute(
+                select(outbox.c.seq).where(outbox.c.event_id == event.event_id)
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(outbox).values(
+                        event_id=event.event_id,
+                        stream=stream,
+                        body=event.to_json(),
+                        created_at=event.recorded_at,
+                    )
+                )
+        return int(
+            conn.execute(
+                select(func.max(outbox.c.seq)).where(
+                    outbox.c.event_id.in_([e.event_id for e in events])
+                )
+            ).scalar_one()
+        )
+
+
+def due_for_publishing(engine: Engine, *, republish_before: str, limit: int) -> list[Outgoing]:
+    """Never-published events first, then published ones not confirmed applied in time.
+
+    Two queries, so overdue events held back by a busy partition never starve new ones.
+    """
+    cols = (outbox.c.seq, outbox.c.event_id, outbox.c.stream, outbox.c.body, outbox.c.published_at)
+    pending = select(*cols).where(outbox.c.state == 0).order_by(outbox.c.seq).limit(limit)
+    with engine.connect() as conn:
+        fresh = conn.execute(pending.where(outbox.c.published_at.is_(None))).all()
+        overdue = conn.execute(pending.where(outbox.c.published_at < republish_before)).all()
+    return [
+        Outgoing(r.seq, r.event_id, r.stream, r.body, r.published_at is not None)
+        for r in [*fresh, *overdue]
+    ]
+
+
+def mark_published(engine: Engine, seqs: list[int], at: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.seq.in_(seqs))
+            .values(published_at=at, attempts=outbox.c.attempts + 1)
+        )
+
+
+def depth(engine: Engine) -> tuple[int, str | None]:
+    """Events not yet confirmed applied, and the oldest one's creation time."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.state == 0)
+        ).first()
+    return (int(row[0]), row[1]) if row else (0, None)

@@ -1,0 +1,111 @@
+"""Outbox relay: publishes committed events to Redis Streams until they are applied.
+
+Redis is the transport, not the source of truth. An event stays in the outbox
+until the reconciler marks it applied (in its own transaction), and the relay
+re-publishes events not confirmed in time — so a Redis that restarts empty, or
+a message lost anywhere on the way, is sent again. The reconciler applies by
+event_id, so a re-publish never applies twice. To avoid re-publishing a healthy
+backlog, a partition is only re-sent once its consumer group is idle
+(nothing pending, nothing undelivered) or gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.engine import Engine
+
+from services.ingest import outbox
+from shared.events import CONSUMER_GROUP
+from shared.timeaxes import iso, now_iso
+
+log = logging.getLogger("claimledger.relay")
+
+DATA_FIELD = "__data__"  # FastStream's field name, so its own parsers read our entries
+
+
+class Relay:
+    def __init__(
+        self,
+        engine: Engine,
+        redis: Redis,
+        *,
+        republish_after_s: float = 30.0,
+        batch: int = 1000,
+        idle_poll_s: float = 0.2,
+    ) -> None:
+        self.engine, self.redis = engine, redis
+        self.republish_after_s, self.batch, self.idle_poll_s = republish_after_s, batch, idle_poll_s
+        self.redis_ok = False
+        self.published = 0
+        self._kick = asyncio.Event()
+
+    def kick(self) -> None:
+        """Called after a commit: publish now instead of at the next poll."""
+        self._kick.set()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                sent = await self.publish_once()
+                self.redis_ok, backoff = True, 0.1
+            except (RedisError, OSError) as exc:
+                self.redis_ok = False
+                log.warning("redis unavailable, events stay in the outbox: %s", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if sent < self.batch:
+                self._kick.clear()
+                try:
+                    await asyncio.wait_for(self._kick.wait(), self.idle_poll_s)
+                except TimeoutError:
+                    pass
+
+    async def publish_once(self) -> int:
+        cutoff = iso(datetime.now(UTC) - timedelta(seconds=self.republish_after_s))
+        due = await asyncio.to_thread(
+            outbox.due_for_publishing, self.engine, republish_before=cutoff, limit=self.batch
+        )
+        if not due:
+            return 0
+        overdue = {d.stream for d in due if d.published}
+        idle = await self._idle_streams(overdue) if overdue else set()
+        due = [d for d in due if not d.published or d.stream in idle]
+        if not due:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for item in due:
+            pipe.xadd(item.stream, {DATA_FIELD: item.body})
+        await pipe.execute()
+        await asyncio.to_thread(outbox.mark_published, self.engine, [d.seq for d in due], now_iso())
+        self.published += len(due)
+        return len(due)
+
+    async def _idle_streams(self, streams: set[str]) -> set[str]:
+        """Streams whose group has delivered and acked everything (or that are gone)."""
+        idle = set()
+        for stream in streams:
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+                info = await self.redis.xinfo_stream(stream)
+            except ResponseError:  # no such stream: Redis lost it
+                idle.add(stream)
+                continue
+            group = next((g for g in groups if _s(g["name"]) == CONSUMER_GROUP), None)
+            if group is None:
+                idle.add(stream)
+            elif int(group["pending"]) == 0 and _s(group["last-delivered-id"]) == _s(
+                info["last-generated-id"]
+            ):
+                idle.add(stream)
+        return idle
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

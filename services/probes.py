@@ -1,0 +1,37 @@
+"""/readyz: per-dependency status, from checks each service registers in its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+
+def readiness_router() -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when every dependency answers; lists each one's status."""
+        checks: dict[str, Any] = getattr(request.app.state, "readiness", {})
+        status: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                ok = check()
+                if inspect.isawaitable(ok):
+                    ok = await asyncio.wait_for(ok, 2.0)
+                elif not isinstance(ok, bool):
+                    ok = bool(ok)
+            except Exception:
+                ok = False
+            status[name] = "ok" if ok else "unavailable"
+        ready = bool(checks) and all(v == "ok" for v in status.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "dependencies": status},
+            status_code=200 if ready else 503,
+        )
+
+    return router

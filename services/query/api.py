@@ -1,0 +1,275 @@
+"""Query's HTTP entrypoints: current and point-in-time consensus, history, snapshots, SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.engine import Engine
+from sse_starlette.sse import EventSourceResponse
+
+from services.http import Problem
+from services.query import views
+from shared.timeaxes import query_instant, segment_at
+from shared.validtime import TimeProblem, parse_instant
+
+
+@dataclass
+class QueryContext:
+    engine: Engine
+    min_token_wait_s: float = 5.0
+    updates: asyncio.Condition = field(default_factory=asyncio.Condition)
+    subscribers: int = 0
+
+
+def context(request: Request) -> QueryContext:
+    ctx: QueryContext = request.app.state.query
+    return ctx
+
+
+Ctx = Annotated[QueryContext, Depends(context)]
+router = APIRouter(prefix="/v1", tags=["query"])
+
+AsOf = Annotated[str | None, Query(description="publication time: reports published by then")]
+RecordedAsOf = Annotated[str | None, Query(description="what claimledger showed at this time")]
+ValidAt = Annotated[str | None, Query(description="world date the value is about")]
+MinToken = Annotated[str | None, Query(description="wait until this write token is visible")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def _instant(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        moment, precision = parse_instant(value, field=name)
+    except TimeProblem as exc:
+        raise Problem(422, f"Invalid {name}", exc.detail,
+                      errors=[{"pointer": f"/{name}", "detail": exc.detail}]) from exc
+    return query_instant(moment, precision)
+
+
+def _valid_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value, field="valid_at")[0].date()
+    except TimeProblem as exc:
+        raise Problem(422, "Invalid valid_at", exc.detail,
+                      errors=[{"pointer": "/valid_at", "detail": exc.detail}]) from exc
+
+
+async def _token(ctx: QueryContext, min_token: str | None) -> str:
+    """Waits (bounded) until the write named by `min_token` is visible."""
+    wanted = None
+    if min_token is not None:
+        if not min_token.isdigit():
+            raise Problem(422, "Invalid min_token", "a token is what a write returned",
+                          errors=[{"pointer": "/min_token", "detail": "not a token"}])
+        wanted = int(min_token)
+    deadline = time.monotonic() + ctx.min_token_wait_s
+    while True:
+        mark = await asyncio.to_thread(views.watermark, ctx.engine)
+        if wanted is None or mark >= wanted:
+            return str(mark)
+        if time.monotonic() >= deadline:
+            raise Problem(504, "Write not visible yet",
+                          f"token {wanted} not applied within {ctx.min_token_wait_s}s "
+                          f"(visible up to {mark}); retry", token=str(mark))
+        await asyncio.sleep(0.01)
+
+
+async def _consensus(
+    ctx: QueryContext, subject: str, attribute: str, as_of: str | None,
+    recorded_as_of: str | None, valid_at: str | None, min_token: str | None,
+) -> dict[str, Any]:
+    t, r, d = _instant("as_of", as_of), _instant("recorded_as_of", recorded_as_of), \
+        _valid_day(valid_at)
+    token = await _token(ctx, min_token)
+    view = await asyncio.to_thread(views.consensus, ctx.engine, subject, attribute, t, r)
+    if view is None:
+        known = await asyncio.to_thread(views.key_exists, ctx.engine, subject, attribute)
+        detail = (f"no consensus for {subject!r}/{attribute!r} at that time" if known
+                  else f"no claims about {subject!r}/{attribute!r}")
+        raise Problem(404, "No consensus", detail, token=token)
+    view.update(token=token, as_of=as_of, recorded_as_of=recorded_as_of, valid_at=valid_at)
+    if d is not None:
+        seg = segment_at(view["segments"], d)
+        if seg is None:
+            raise Problem(404, "No consensus for that world date",
+                          f"no claims about {subject!r}/{attribute!r} cover {d}", token=token)
+        view.update({k: seg.get(k) for k in ("low", "best", "high", "conservative", "status",
+                                             "support", "dissent")})
+        view["value"] = seg.get("text", view.get("value"))
+        view["segment"] = seg
+    return view
+
+
+@router.get("/consensus")
+async def get_consensus_by_query(
+    ctx: Ctx, subject: str, attribute: str, as_of: AsOf = None,
+    recorded_as_of: RecordedAsOf = None, valid_at: ValidAt = None, min_token: MinToken = None,
+) -> dict[str, Any]:
+    """Same as /v1/consensus/{subject}/{attribute}, for keys easier sent as parameters."""
+    return await _consensus(ctx, subject, attribute, as_of, recorded_as_of, valid_at, min_token)
+
+
+@router.get("/consensus/{rest:path}", summary="Consensus of a key (or its /history)")
+async def get_consensus(
+    request: Request, ctx: Ctx, as_of: AsOf = None, recorded_as_of: RecordedAsOf = None,
+    valid_at: ValidAt = None, min_token: MinToken = None,
+    after: Annotated[int, Query(ge=0)] = 0, limit: Limit = 100,
+) -> dict[str, Any]:
+    """`/v1/consensus/{subject}/{attribute}` and `.../history`.
+
+    Subjects and attributes are percent-encoded; an encoded `/` stays inside its
+    segment (routing uses the raw path, which the decoded path cannot do).
+    """
+    parts = _raw_segments(request, "/v1/consensus/")
+    if len(parts) == 3 and parts[2] == "history":
+        return await _history(ctx, parts[0], parts[1], after, limit)
+    if len(parts) != 2 or not all(parts):
+        raise Problem(404, "Not found", "use /v1/consensus/{subject}/{attribute}[/history]")
+    return await _consensus(ctx, parts[0], parts[1], as_of, recorded_as_of, valid_at, min_token)
+
+
+def _raw_segments(request: Request, prefix: str) -> list[str]:
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    rest = path[path.index(prefix) + len(prefix):] if prefix in path else ""
+    return [unquote(p) for p in rest.split("/")]
+
+
+async def _history(
+    ctx: QueryContext, subject: str, attribute: str, after: int, limit: int
+) -> dict[str, Any]:
+    token = await _token(ctx, None)
+    items = await asyncio.to_thread(views.history, ctx.engine, subject, attribute, after,
+                                    limit + 1)
+    if not items and after == 0:
+        raise Problem(404, "No consensus", f"no claims about {subject!r}/{attribute!r}")
+    more = len(items) > limit
+    items = items[:limit]
+    return {"subject": subject, "attribute": attribute, "items": items, "token": token,
+            "next_cursor": str(items[-1]["version"]) if more else None}
+
+
+@router.get("/snapshot")
+async def get_snapshot(
+    ctx: Ctx, as_of: AsOf = None, recorded_as_of: RecordedAsOf = None,
+    cursor: str | None = None, limit: Limit = 500, min_token: MinToken = None,
+) -> dict[str, Any]:
+    """Every key's consensus at one time, paginated by a stable (subject, attribute) cursor."""
+    t, r = _instant("as_of", as_of), _instant("recorded_as_of", recorded_as_of)
+    after = _decode_cursor(cursor)
+    token = await _token(ctx, min_token)
+    items = await asyncio.to_thread(views.snapshot, ctx.engine, t, r, after, limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    nxt = json.dumps([items[-1]["subject"], items[-1]["attribute"]]) if more else None
+    return {"items": items, "next_cursor": nxt, "token": token, "as_of": as_of,
+            "recorded_as_of": recorded_as_of}
+
+
+def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if cursor is None:
+        return None
+    try:
+        subject, attribute = json.loads(cursor)
+        return str(subject), str(attribute)
+    except (ValueError, TypeError) as exc:
+        raise Problem(422, "Invalid cursor", "pass next_cursor back unchanged",
+                      errors=[{"pointer": "/cursor", "detail": "malformed"}]) from exc
+
+
+@router.get("/subjects")
+async def get_subjects(ctx: Ctx, cursor: str | None = None, limit: Limit = 500) -> dict[str, Any]:
+    """Subjects with how many attributes each has."""
+    items = await asyncio.to_thread(views.subjects, ctx.engine, cursor, limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": items[-1]["subject"] if more else None}
+
+
+@router.get("/subjects/{subject:path}")
+async def get_subject(request: Request, ctx: Ctx) -> dict[str, Any]:
+    """A subject's attributes with their current consensus."""
+    subject = "/".join(_raw_segments(request, "/v1/subjects/"))
+    token = await _token(ctx, None)
+    attrs = await asyncio.to_thread(views.subject_keys, ctx.engine, subject)
+    if not attrs:
+        raise Problem(404, "Unknown subject", f"no claims about {subject!r}")
+    return {"subject": subject, "subject_label": attrs[0].get("subject_label"),
+            "attributes": attrs, "token": token}
+
+
+@router.get("/claims")
+async def get_claims(
+    ctx: Ctx, subject: str | None = None, attribute: str | None = None,
+    source: str | None = None, cursor: str | None = None, limit: Limit = 500,
+) -> dict[str, Any]:
+    """Claims as normalised, filtered by key and/or source."""
+    items = await asyncio.to_thread(views.list_claims, ctx.engine, subject, attribute, source,
+                                    cursor, limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": items[-1]["claim_id"] if more else None}
+
+
+@router.get("/reports/{report_id:path}")
+async def get_report(report_id: str, ctx: Ctx) -> dict[str, Any]:
+    """A report as accepted, and whether all its events have been applied."""
+    found = await asyncio.to_thread(views.report, ctx.engine, report_id)
+    if found is None:
+        raise Problem(404, "Unknown report", f"no report {report_id!r}")
+    return found
+
+
+@router.get("/stream", response_class=EventSourceResponse)
+async def stream(
+    request: Request, ctx: Ctx,
+    subject: Annotated[list[str] | None, Query()] = None,
+    attribute: Annotated[list[str] | None, Query()] = None,
+    since: str | None = None,
+) -> EventSourceResponse:
+    """Server-sent consensus versions. Resumes after `Last-Event-ID` (or `since`) with no
+    gap: the backlog is read from the stored versions, then it switches to live."""
+    resume = request.headers.get("last-event-id") or since
+    if resume is not None and not resume.isdigit():
+        raise Problem(422, "Invalid since", "pass an event id you received",
+                      errors=[{"pointer": "/since", "detail": "not an event id"}])
+    for name, values in (("subject", subject), ("attribute", attribute)):
+        for v in values or []:
+            if not v or len(v) > 512 or any(ord(c) < 32 for c in v):
+                raise Problem(422, f"Invalid {name}", errors=[{"pointer": f"/{name}",
+                                                               "detail": "bad filter"}])
+    start = int(resume) if resume is not None else await asyncio.to_thread(
+        views.last_version_id, ctx.engine)
+    return EventSourceResponse(_feed(request, ctx, start, subject or [], attribute or []),
+                               ping=15)
+
+
+async def _feed(request: Request, ctx: QueryContext, after: int, subjects: list[str],
+                attributes: list[str]) -> AsyncIterator[dict[str, Any]]:
+    ctx.subscribers += 1
+    try:
+        while not await request.is_disconnected():
+            items = await asyncio.to_thread(views.versions_after, ctx.engine, after, subjects,
+                                            attributes, 500)
+            for item in items:
+                after = item["position"]
+                yield {"event": "consensus", "id": str(after), "data": json.dumps(item)}
+            if len(items) < 500:
+                async with ctx.updates:
+                    try:
+                        await asyncio.wait_for(ctx.updates.wait(), 1.0)
+                    except TimeoutError:
+                        pass  # also catches up from SQL if an announcement was lost
+    finally:
+        ctx.subscribers -= 1

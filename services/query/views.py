@@ -1,0 +1,224 @@
+"""Query's SQL reads: indexed lookups over the bitemporal versions table (no replay)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.engine import Engine
+
+from services.tables import ClaimRow, EventRow, KeyRow, OutboxRow, ReportRow, VersionRow
+from shared.timeaxes import MAX_TIME, public_time
+
+versions = VersionRow.__table__  # type: ignore[attr-defined]
+keys = KeyRow.__table__  # type: ignore[attr-defined]
+claims = ClaimRow.__table__  # type: ignore[attr-defined]
+outbox = OutboxRow.__table__  # type: ignore[attr-defined]
+reports = ReportRow.__table__  # type: ignore[attr-defined]
+events = EventRow.__table__  # type: ignore[attr-defined]
+
+
+def watermark(engine: Engine) -> int:
+    """Largest outbox seq S such that every event with seq <= S is applied (or dead).
+
+    Tokens are these numbers: a write's token is its last seq, and a read whose
+    token is >= it includes that write.
+    """
+    with engine.connect() as conn:
+        oldest_pending = conn.execute(
+            select(func.min(outbox.c.seq)).where(outbox.c.state == 0)
+        ).scalar()
+        if oldest_pending is not None:
+            return int(oldest_pending) - 1
+        return int(conn.execute(select(func.max(outbox.c.seq))).scalar() or 0)
+
+
+def _at(query: Any, as_of: str | None, recorded_as_of: str | None) -> Any:
+    if recorded_as_of is None:
+        query = query.where(versions.c.rec_to == MAX_TIME)
+    else:
+        query = query.where(
+            versions.c.rec_from <= recorded_as_of, versions.c.rec_to > recorded_as_of
+        )
+    if as_of is None:
+        return query.where(versions.c.pub_to == MAX_TIME)
+    return query.where(versions.c.pub_from <= as_of, versions.c.pub_to > as_of)
+
+
+def consensus(
+    engine: Engine, subject: str, attribute: str, as_of: str | None, recorded_as_of: str | None
+) -> dict[str, Any] | None:
+    query = _at(
+        select(versions).where(versions.c.subject == subject, versions.c.attribute == attribute),
+        as_of,
+        recorded_as_of,
+    ).order_by(versions.c.id.desc()).limit(1)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+        label = conn.execute(
+            select(keys.c.subject_label).where(keys.c.subject == subject)
+            .where(keys.c.subject_label.is_not(None)).limit(1)
+        ).scalar()
+    return version_view(row, label) if row else None
+
+
+def key_exists(engine: Engine, subject: str, attribute: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(keys.c.head_version).where(keys.c.subject == subject,
+                                              keys.c.attribute == attribute)
+        ).first() is not None
+
+
+def version_view(row: Any, label: str | None = None) -> dict[str, Any]:
+    result = json.loads(row.result)
+    return {
+        "subject": row.subject,
+        "attribute": row.attribute,
+        "subject_label": label,
+        "version": row.version,
+        "low": result.get("low"),
+        "best": result.get("best"),
+        "high": result.get("high"),
+        "conservative": result.get("conservative"),
+        "value": result.get("value_text"),
+        "unit": result.get("unit"),
+        "kind": result.get("kind"),
+        "status": result.get("status"),
+        "support": result.get("support", []),
+        "dissent": result.get("dissent", []),
+        "excluded": result.get("excluded", []),
+        "exclusions": result.get("exclusions", {}),
+        "explanation": result.get("explanation"),
+        "segments": result.get("segments", []),
+        "clusters": result.get("clusters", []),
+        "weights": result.get("weights", {}),
+        "constraints": result.get("constraints", []),
+        "method": {"name": result.get("method"), "version": result.get("method_version")},
+        "published_from": public_time(row.pub_from),
+        "published_to": public_time(row.pub_to),
+        "recorded_from": public_time(row.rec_from),
+        "recorded_to": public_time(row.rec_to),
+        "cause": {"event_id": row.cause_event_id, "report_id": row.cause_report_id},
+        "diff": json.loads(row.diff),
+        "position": row.id,
+    }
+
+
+def history(
+    engine: Engine, subject: str, attribute: str, after_version: int, limit: int
+) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(versions)
+            .where(versions.c.subject == subject, versions.c.attribute == attribute,
+                   versions.c.version > after_version)
+            .order_by(versions.c.version)
+            .limit(limit)
+        ).all()
+    return [version_view(r) for r in rows]
+
+
+def snapshot(
+    engine: Engine,
+    as_of: str | None,
+    recorded_as_of: str | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    query = _at(select(versions), as_of, recorded_as_of)
+    if after is not None:
+        query = query.where(or_(versions.c.subject > after[0],
+                                and_(versions.c.subject == after[0],
+                                     versions.c.attribute > after[1])))
+    query = query.order_by(versions.c.subject, versions.c.attribute).limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [version_view(r) for r in rows]
+
+
+def subjects(engine: Engine, after: str | None, limit: int) -> list[dict[str, Any]]:
+    query = select(
+        keys.c.subject, func.max(keys.c.subject_label).label("label"),
+        func.count().label("attributes"), func.max(keys.c.updated_at).label("updated_at"),
+    ).group_by(keys.c.subject).order_by(keys.c.subject).limit(limit)
+    if after is not None:
+        query = query.where(keys.c.subject > after)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query).all()]
+
+
+def subject_keys(engine: Engine, subject: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            _at(select(versions).where(versions.c.subject == subject), None, None)
+            .order_by(versions.c.attribute)
+        ).all()
+        label = conn.execute(
+            select(func.max(keys.c.subject_label)).where(keys.c.subject == subject)
+        ).scalar()
+        known = conn.execute(select(keys.c.attribute).where(keys.c.subject == subject)).first()
+    if known is None:
+        return []
+    return [version_view(r, label) for r in rows]
+
+
+def list_claims(
+    engine: Engine, subject: str | None, attribute: str | None, source: str | None,
+    after: str | None, limit: int,
+) -> list[dict[str, Any]]:
+    query = select(claims.c.claim_id, claims.c.recorded_at, claims.c.facts)
+    if subject is not None:
+        query = query.where(claims.c.subject == subject)
+    if attribute is not None:
+        query = query.where(claims.c.attribute == attribute)
+    if source is not None:
+        query = query.where(claims.c.source_id == source)
+    if after is not None:
+        query = query.where(claims.c.claim_id > after)
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(claims.c.claim_id).limit(limit)).all()
+    return [{**json.loads(r.facts), "recorded_at": r.recorded_at} for r in rows]
+
+
+def report(engine: Engine, report_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(reports).where(reports.c.report_id == report_id)).first()
+        if row is None:
+            return None
+        applied = conn.execute(
+            select(func.count()).select_from(events).where(events.c.report_id == report_id)
+        ).scalar_one()
+    body = json.loads(row.body)
+    first = json.loads(row.response)
+    return {
+        **{k: v for k, v in body.items() if k != "claims"},
+        "report_id": report_id,
+        "claim_ids": first.get("claim_ids", []),
+        "claims": body.get("claims", []),
+        "recorded_at": row.recorded_at,
+        "token": first.get("token"),
+        "events": row.event_count,
+        "events_applied": applied,
+        "applied": applied >= row.event_count,
+    }
+
+
+def versions_after(
+    engine: Engine, after_id: int, subjects_: list[str], attributes: list[str], limit: int
+) -> list[dict[str, Any]]:
+    """The update feed: versions in id order, for SSE catch-up and live delivery."""
+    query = select(versions).where(versions.c.id > after_id)
+    if subjects_:
+        query = query.where(versions.c.subject.in_(subjects_))
+    if attributes:
+        query = query.where(versions.c.attribute.in_(attributes))
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(versions.c.id).limit(limit)).all()
+    return [version_view(r) for r in rows]
+
+
+def last_version_id(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.max(versions.c.id))).scalar() or 0)

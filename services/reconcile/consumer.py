@@ -1,0 +1,218 @@
+"""Stream entries -> events -> one SQL transaction -> XACK; poison -> dead-letter stream.
+
+FastStream delivers new entries in batches (see main.py). It adds no retry cap,
+reclaiming or dead-lettering (DESIGN.md §7), so this module supplies them: a
+reclaimer takes over entries left pending by dead consumers (XAUTOCLAIM, Redis
+6.2+), counts deliveries, and dead-letters an entry that keeps failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+
+from services.reconcile.store import Reconciler, VersionWritten, outbox_t
+from shared.events import (
+    CONSUMER_GROUP,
+    DEAD_LETTER_STREAM,
+    UPDATES_STREAM,
+    Event,
+    EventProblem,
+    event_from_json,
+)
+from shared.timeaxes import now_iso
+
+log = logging.getLogger("claimledger.reconcile")
+
+DATA_FIELD = b"__data__"
+APPLIED = Counter("claimledger_events_applied_total", "Events applied (first time)")
+REDELIVERED = Counter("claimledger_events_redelivered_total", "Events seen again, changed nothing")
+DEAD = Counter("claimledger_events_dead_lettered_total", "Entries moved to the dead-letter stream")
+APPLY_SECONDS = Histogram("claimledger_apply_seconds", "Time to apply one batch in SQL")
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+class EntryProcessor:
+    def __init__(
+        self,
+        engine: Engine,
+        redis: Redis,
+        reconciler: Reconciler,
+        *,
+        serialize_writes: bool,
+        updates_maxlen: int = 100_000,
+    ) -> None:
+        self.engine, self.redis, self.reconciler = engine, redis, reconciler
+        self.updates_maxlen = updates_maxlen
+        # SQLite has one writer: queueing here beats busy-waiting in the driver
+        self._write_lock = asyncio.Lock() if serialize_writes else None
+
+    async def process(self, stream: str, entries: Sequence[Entry]) -> list[bytes]:
+        """Applies a batch; returns the entry ids that failed (left pending for retry)."""
+        good: list[tuple[bytes, Event]] = []
+        done: list[bytes] = []
+        for entry_id, fields in entries:
+            try:
+                good.append((entry_id, _decode(fields)))
+            except EventProblem as exc:
+                await self.dead_letter(stream, entry_id, fields, f"poison: {exc}")
+                done.append(entry_id)
+        failed: list[bytes] = []
+        if good:
+            try:
+                written = await self._apply([e for _, e in good])
+                done += [i for i, _ in good]
+            except Exception as exc:  # isolate the failing event(s)
+                log.warning("batch failed (%s); applying one by one", exc)
+                written = []
+                for entry_id, event in good:
+                    try:
+                        written += await self._apply([event])
+                        done.append(entry_id)
+                    except Exception as one_exc:
+                        log.error("event %s failed: %r", event.event_id, one_exc)
+                        failed.append(entry_id)
+            await self._announce(written)
+        if done:
+            await self.redis.xack(stream, CONSUMER_GROUP, *done)
+        return failed
+
+    async def _apply(self, events: list[Event]) -> list[VersionWritten]:
+        start = time.perf_counter()
+        if self._write_lock is None:
+            written, applied = await asyncio.to_thread(self.reconciler.apply, self.engine, events)
+        else:
+            async with self._write_lock:
+                written, applied = await asyncio.to_thread(
+                    self.reconciler.apply, self.engine, events
+                )
+        APPLY_SECONDS.observe(time.perf_counter() - start)
+        APPLIED.inc(applied)
+        REDELIVERED.inc(len(events) - applied)
+        return written
+
+    async def _announce(self, written: list[VersionWritten]) -> None:
+        """Tell the query services after commit; they catch up from SQL if this is lost."""
+        if not written:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for w in written:
+                body = {"id": w.id, "subject": w.subject, "attribute": w.attribute,
+                        "version": w.version, "current": w.current}
+                pipe.xadd(UPDATES_STREAM, {DATA_FIELD: json.dumps(body)},
+                          maxlen=self.updates_maxlen, approximate=True)
+            await pipe.execute()
+        except RedisError as exc:
+            log.warning("could not announce %d versions: %s", len(written), exc)
+
+    async def dead_letter(
+        self, stream: str, entry_id: bytes, fields: dict[bytes, bytes], error: str
+    ) -> None:
+        data = fields.get(DATA_FIELD, json.dumps({k.decode(errors="replace"): v.decode(
+            errors="replace") for k, v in fields.items()}).encode())
+        await self.redis.xadd(DEAD_LETTER_STREAM, {
+            "stream": stream, "entry_id": entry_id, "error": error[:2000],
+            "failed_at": now_iso(), "data": data,
+        })
+        DEAD.inc()
+        try:
+            event_id = json.loads(data).get("event_id")
+        except (ValueError, AttributeError):
+            event_id = None
+        if event_id:
+            await asyncio.to_thread(_mark_dead, self.engine, str(event_id))
+
+
+def _mark_dead(engine: Engine, event_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(outbox_t).where(outbox_t.c.event_id == event_id).values(state=2))
+
+
+def _decode(fields: dict[bytes, bytes]) -> Event:
+    data = fields.get(DATA_FIELD)
+    if data is None:
+        raise EventProblem("entry has no __data__ field")
+    return event_from_json(data)
+
+
+class Reclaimer:
+    """Takes over entries idle in any consumer's pending list; dead-letters repeat failures."""
+
+    def __init__(
+        self,
+        processor: EntryProcessor,
+        redis: Redis,
+        streams: list[str],
+        consumer: str,
+        *,
+        min_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+        interval_s: float = 1.0,
+    ) -> None:
+        self.processor, self.redis, self.streams = processor, redis, streams
+        self.consumer, self.min_idle_ms = consumer, min_idle_ms
+        self.max_deliveries, self.interval_s = max_deliveries, interval_s
+
+    async def run(self) -> None:
+        while True:
+            try:
+                for stream in self.streams:
+                    await self.reclaim(stream)
+            except RedisError as exc:
+                log.debug("reclaim skipped: %s", exc)
+            except Exception:
+                log.exception("reclaim failed")
+            await asyncio.sleep(self.interval_s)
+
+    async def reclaim(self, stream: str) -> int:
+        start, total = "0-0", 0
+        while True:
+            reply: Any = await self.redis.xautoclaim(
+                stream, CONSUMER_GROUP, self.consumer, self.min_idle_ms, start, count=100
+            )
+            start, entries = reply[0], reply[1]  # Redis 7 adds a third element
+            entries = [e for e in entries if e and e[1] is not None]
+            if entries:
+                total += len(entries)
+                await self._retry(stream, entries)
+            if start in (b"0-0", "0-0") or not entries:
+                return total
+
+    async def _retry(self, stream: str, entries: list[Entry]) -> None:
+        counts = await self._delivery_counts(stream, [e[0] for e in entries])
+        retry = []
+        for entry_id, fields in entries:
+            if counts.get(entry_id, 1) > self.max_deliveries:
+                await self.processor.dead_letter(
+                    stream, entry_id, fields, f"failed {counts[entry_id] - 1} deliveries"
+                )
+                await self.redis.xack(stream, CONSUMER_GROUP, entry_id)
+            else:
+                retry.append((entry_id, fields))
+        if retry:
+            await self.processor.process(stream, retry)
+
+    async def _delivery_counts(self, stream: str, ids: list[bytes]) -> dict[bytes, int]:
+        # XAUTOCLAIM just moved them to us; stream ids do not sort as strings, so
+        # read our whole pending list instead of a min/max range
+        rows = await self.redis.xpending_range(
+            stream, CONSUMER_GROUP, min="-", max="+", count=max(1000, len(ids)),
+            consumername=self.consumer,
+        )
+        return {
+            (r["message_id"] if isinstance(r["message_id"], bytes)
+             else str(r["message_id"]).encode()): int(r["times_delivered"])
+            for r in rows
+        }

@@ -1,0 +1,136 @@
+"""SQL tables shared by the services (one database per deployment).
+
+Declared with SQLModel; hot paths write through SQLAlchemy Core on
+`Model.__table__` (the ORM is ~15x slower for bulk inserts, DESIGN.md §7).
+Times are fixed-width ISO-8601 UTC strings (see shared.timeaxes).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    key_id: str = Field(primary_key=True)
+    key_hash: str
+    scopes: str  # comma-separated: read,write,admin
+    name: str = ""
+    created_at: str
+    revoked_at: str | None = None
+
+
+class ReportRow(SQLModel, table=True):
+    """What ingest accepted: for idempotent retries (200) and conflicts (409)."""
+
+    __tablename__ = "reports"
+    report_id: str = Field(primary_key=True, sa_type=Text)
+    content_hash: str
+    recorded_at: str
+    event_count: int
+    response: str  # the JSON body answered on first acceptance
+    body: str  # the report as accepted (JSON)
+
+
+class OutboxRow(SQLModel, table=True):
+    """Events committed with their report, waiting to be published and applied.
+
+    state: 0 pending, 1 applied (set by the reconciler in its transaction),
+    2 dead-lettered. `seq` orders writes and is the basis of version tokens.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_seq", "state", "seq"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    stream: str
+    body: str
+    created_at: str
+    published_at: str | None = None
+    attempts: int = 0
+    state: int = 0
+
+
+class EventRow(SQLModel, table=True):
+    """The event log: each event applied exactly once (unique event_id)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_report", "report_id"),)
+    position: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    type: str
+    report_id: str | None = Field(default=None, sa_type=Text)
+    subject: str | None = Field(default=None, sa_type=Text)
+    attribute: str | None = Field(default=None, sa_type=Text)
+    recorded_at: str
+    body: str
+
+
+class ClaimRow(SQLModel, table=True):
+    __tablename__ = "claims"
+    __table_args__ = (
+        Index("ix_claims_key", "subject", "attribute"),
+        Index("ix_claims_source", "source_id"),
+    )
+    claim_id: str = Field(primary_key=True)
+    report_id: str = Field(sa_type=Text)
+    subject: str = Field(sa_type=Text)
+    attribute: str = Field(sa_type=Text)
+    source_id: str = Field(sa_type=Text)
+    published_at: str
+    recorded_at: str
+    facts: str  # the normalised claim (JSON)
+
+
+class ModifierRow(SQLModel, table=True):
+    """Retractions, assessments and source ratings: inputs with an effective time."""
+
+    __tablename__ = "modifiers"
+    __table_args__ = (Index("ix_modifiers_target", "target"),)
+    event_id: str = Field(primary_key=True)
+    kind: str  # retraction | assessment | rating
+    target: str = Field(sa_type=Text)  # claim_id, or source_id for ratings
+    effective_at: str
+    recorded_at: str
+    data: str  # JSON
+
+
+class KeyRow(SQLModel, table=True):
+    """One row per (subject, attribute): the directory behind /v1/subjects and snapshots."""
+
+    __tablename__ = "keys"
+    subject: str = Field(primary_key=True, sa_type=Text)
+    attribute: str = Field(primary_key=True, sa_type=Text)
+    subject_label: str | None = None
+    head_version: int = 0
+    updated_at: str
+
+
+class VersionRow(SQLModel, table=True):
+    """A consensus version, stored bitemporally.
+
+    [pub_from, pub_to): publication-time interval it answers for;
+    [rec_from, rec_to): recorded-time interval during which claimledger showed it.
+    `id` is the update-stream position (assigned in commit order: one writer per key
+    partition, and the SSE catch-up reads by id).
+    """
+
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("subject", "attribute", "version"),
+        Index("ix_versions_lookup", "subject", "attribute", "rec_to", "pub_to"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(sa_type=Text)
+    attribute: str = Field(sa_type=Text)
+    version: int
+    pub_from: str
+    pub_to: str
+    rec_from: str
+    rec_to: str
+    status: str
+    cause_event_id: str
+    cause_report_id: str | None = None
+    result: str = Field(sa_column=Column(Text))  # the full consensus result (JSON)
+    diff: str = Field(sa_column=Column(Text))  # JSON diff vs what it replaced

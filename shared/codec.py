@@ -1,0 +1,107 @@
+"""Plain-data <-> JSON-compatible dicts for the domain dataclasses.
+
+Events and stored versions carry these dicts; numbers keep their exact type
+(ints stay ints), so a value comes back exactly as it was claimed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from datetime import date, datetime
+from typing import Any
+
+from shared.model import (
+    Cluster,
+    ClaimFacts,
+    ConsensusResult,
+    Segment,
+    ValidTime,
+    Value,
+)
+from shared.timeaxes import iso, parse_iso
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return iso(obj)
+    if isinstance(obj, date):
+        return obj.isoformat()
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def value_to_dict(value: Value) -> dict[str, Any]:
+    return {k: v for k, v in asdict(value).items() if v not in (None, False) or k in _VALUE_KEEP}
+
+
+_VALUE_KEEP = {"low", "best", "high"}
+
+
+def value_from_dict(data: dict[str, Any]) -> Value:
+    names = {f.name for f in fields(Value)}
+    return Value(**{k: v for k, v in data.items() if k in names})
+
+
+def valid_time_from_dict(data: dict[str, Any] | None) -> ValidTime | None:
+    if data is None:
+        return None
+    return ValidTime(
+        start=date.fromisoformat(data["start"]) if data.get("start") else None,
+        end=date.fromisoformat(data["end"]) if data.get("end") else None,
+        precision=data.get("precision", "open"),
+        raw=data.get("raw"),
+    )
+
+
+def claim_to_dict(claim: ClaimFacts) -> dict[str, Any]:
+    out = _jsonable(asdict(claim))
+    out["value"] = value_to_dict(claim.value)
+    return out
+
+
+def claim_from_dict(data: dict[str, Any]) -> ClaimFacts:
+    names = {f.name for f in fields(ClaimFacts)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    kwargs["value"] = value_from_dict(data["value"])
+    kwargs["valid_time"] = valid_time_from_dict(data.get("valid_time"))
+    kwargs["published_at"] = parse_iso(data["published_at"])
+    kwargs["cites"] = tuple(data.get("cites") or ())
+    return ClaimFacts(**kwargs)
+
+
+def result_to_dict(result: ConsensusResult) -> dict[str, Any]:
+    out: dict[str, Any] = _jsonable(asdict(result))
+    out["clusters"] = [_jsonable(asdict(c)) for c in result.clusters]
+    out["weights"] = {cid: w for cid, w in result.weights}
+    out["exclusions"] = {cid: why for cid, why in result.exclusions}
+    out["segments"] = [_jsonable(asdict(s)) for s in result.segments]
+    return out
+
+
+def result_from_dict(data: dict[str, Any]) -> ConsensusResult:
+    """Inverse of result_to_dict (for comparing a recomputed result with a stored one)."""
+    names = {f.name for f in fields(ConsensusResult)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    for key in ("support", "dissent", "excluded", "constraints"):
+        kwargs[key] = tuple(kwargs.get(key) or ())
+    kwargs["clusters"] = tuple(
+        Cluster(**{**c, "claim_ids": tuple(c["claim_ids"])}) for c in data.get("clusters", ())
+    )
+    kwargs["weights"] = tuple(data.get("weights", {}).items())
+    kwargs["exclusions"] = tuple(data.get("exclusions", {}).items())
+    kwargs["segments"] = tuple(
+        Segment(
+            **{
+                **s,
+                "valid_from": date.fromisoformat(s["valid_from"]) if s.get("valid_from") else None,
+                "valid_to": date.fromisoformat(s["valid_to"]) if s.get("valid_to") else None,
+                "support": tuple(s["support"]),
+                "dissent": tuple(s["dissent"]),
+            }
+        )
+        for s in data.get("segments", ())
+    )
+    return ConsensusResult(**kwargs)

@@ -1,0 +1,238 @@
+"""compute_consensus: claims of one (subject, attribute) -> ConsensusResult."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
+
+from shared.consensus._admit import CATEGORICAL_KINDS, Admission, Item, admit, epoch, fmt, snap
+from shared.consensus._cluster import Group, assign_clusters, make_groups
+from shared.consensus._explain import explain_numeric, explain_vote
+from shared.consensus._numeric import fuse
+from shared.consensus._segments import Piece, timeline
+from shared.consensus._vote import Vote, vote
+from shared.model import AttributeSpec, ClaimFacts, Cluster, ConsensusResult, Estimate, Segment
+
+METHOD = "weighted-median-log"
+METHOD_VERSION = 1
+
+_NO_ESTIMATES: Mapping[str, Estimate] = MappingProxyType({})
+_NO_SCORES: Mapping[str, float] = MappingProxyType({})
+
+
+def compute_consensus(
+    claims: Sequence[ClaimFacts],
+    spec: AttributeSpec,
+    *,
+    at: datetime | None = None,
+    related: Mapping[str, Estimate] = _NO_ESTIMATES,
+    source_scores: Mapping[str, float] = _NO_SCORES,
+    stale_after: timedelta = timedelta(days=365),
+) -> ConsensusResult:
+    """Consensus of every claim of one (subject, attribute). Pure and deterministic:
+    the same claims in any order give an equal result."""
+    admission = admit(_in_id_order(claims), spec, related, source_scores)
+    labels = assign_clusters(admission.items)
+    pieces = timeline(admission.items, spec.kind)
+    horizon = None if at is None else epoch(at) - stale_after.total_seconds()
+    if spec.kind in CATEGORICAL_KINDS:
+        return _categorical(spec, admission, labels, pieces, horizon)
+    return _numeric(spec, admission, labels, pieces, related, horizon)
+
+
+def _in_id_order(claims: Sequence[ClaimFacts]) -> list[ClaimFacts]:
+    ordered = sorted(claims, key=lambda c: c.claim_id)
+    if len({c.claim_id for c in ordered}) == len(ordered):
+        return ordered
+    # The same id twice: keep one, chosen by content so input order cannot matter.
+    unique: dict[str, ClaimFacts] = {}
+    for claim in sorted(ordered, key=lambda c: (c.claim_id, repr(c))):
+        unique.setdefault(claim.claim_id, claim)
+    return list(unique.values())
+
+
+def _stale_since(items: Sequence[Item], horizon: float | None) -> date | None:
+    """Publication date of the newest claim when even that is older than the horizon."""
+    if horizon is None or not items:
+        return None
+    newest = max(items, key=lambda it: it.published)
+    if newest.published >= horizon:
+        return None
+    return datetime.fromtimestamp(newest.published, UTC).date()
+
+
+def _numeric(
+    spec: AttributeSpec,
+    adm: Admission,
+    labels: Mapping[str, str],
+    pieces: Sequence[Piece],
+    related: Mapping[str, Estimate],
+    horizon: float | None,
+) -> ConsensusResult:
+    floor, floor_note = _composite_floor(spec, related)
+    top = fuse(adm.items, [floor] if floor is not None else [])
+    constraints = list(adm.constraints)
+    if floor_note:
+        applied = floor in top.applied_floors
+        constraints.append(floor_note + ("" if applied or not adm.items else "; not applied"))
+    segments = []
+    for piece in pieces:
+        f = fuse(piece.items)
+        status = f.status
+        if piece.valid_to is None and _stale_since(piece.items, horizon):
+            status = "stale"
+        segments.append(
+            Segment(
+                piece.valid_from,
+                piece.valid_to,
+                f.low,
+                f.best,
+                f.high,
+                f.conservative,
+                status,
+                tuple(f.support),
+                tuple(f.dissent),
+            )
+        )
+    stale_since = _stale_since(adm.items, horizon) if top.status != "no_data" else None
+    return ConsensusResult(
+        method=METHOD,
+        method_version=METHOD_VERSION,
+        kind=spec.kind,
+        unit=spec.unit,
+        low=top.low,
+        best=top.best,
+        high=top.high,
+        conservative=top.conservative,
+        status="stale" if stale_since else top.status,
+        support=tuple(top.support),
+        dissent=tuple(top.dissent),
+        excluded=tuple(cid for cid, _ in adm.exclusions),
+        explanation=explain_numeric(top, labels, len(adm.exclusions), stale_since),
+        clusters=_clusters(top.groups, labels, numeric=True),
+        weights=tuple((it.cid, it.weight) for it in adm.items),
+        exclusions=tuple(adm.exclusions),
+        constraints=tuple(sorted(constraints)),
+        segments=tuple(segments),
+    )
+
+
+def _composite_floor(
+    spec: AttributeSpec, related: Mapping[str, Estimate]
+) -> tuple[float | None, str | None]:
+    """ACLED-style: a composite (killed or wounded) is at least the sum of its
+    components' conservative lows; a missing component counts as zero."""
+    parts: list[tuple[str, float]] = []
+    for name in spec.composite_of:
+        low = related[name].low if name != spec.name and name in related else None
+        if low is not None:
+            parts.append((name, low))
+    if not parts:
+        return None, None
+    total = parts[0][1] if len(parts) == 1 else snap(math.fsum(low for _, low in parts))
+    listed = " + ".join(f"{name} {fmt(low)}" for name, low in parts)
+    return total, f"{spec.name} at least {fmt(total)} = {listed} (composite)"
+
+
+def _categorical(
+    spec: AttributeSpec,
+    adm: Admission,
+    labels: Mapping[str, str],
+    pieces: Sequence[Piece],
+    horizon: float | None,
+) -> ConsensusResult:
+    votes = [vote(piece.items) for piece in pieces]
+    segments = [
+        Segment(
+            p.valid_from,
+            p.valid_to,
+            None,
+            None,
+            None,
+            None,
+            "stale" if p.valid_to is None and _stale_since(p.items, horizon) else v.status,
+            tuple(v.support),
+            tuple(v.dissent),
+            text=v.text,
+        )
+        for p, v in zip(pieces, votes, strict=True)
+    ]
+    if pieces:
+        # State timeline: the current value is the latest segment's.
+        top, scope = votes[-1], pieces[-1].items
+        support, dissent = _timeline_support(adm.items, votes, top)
+        since = pieces[-1].valid_from
+        earlier = _earlier(pieces, votes)
+    else:
+        top, scope = vote(adm.items), adm.items
+        support, dissent = top.support, top.dissent
+        since, earlier = None, None
+    stale_since = _stale_since(scope, horizon) if top.status != "no_data" else None
+    return ConsensusResult(
+        method=METHOD,
+        method_version=METHOD_VERSION,
+        kind=spec.kind,
+        unit=spec.unit,
+        low=None,
+        best=None,
+        high=None,
+        conservative=None,
+        status="stale" if stale_since else top.status,
+        support=tuple(support),
+        dissent=tuple(dissent),
+        excluded=tuple(cid for cid, _ in adm.exclusions),
+        explanation=explain_vote(
+            top, labels, len(adm.exclusions), stale_since, since=since, earlier=earlier
+        ),
+        value_text=top.text,
+        clusters=_clusters(make_groups(adm.items), labels, numeric=False),
+        weights=tuple((it.cid, it.weight) for it in adm.items),
+        exclusions=tuple(adm.exclusions),
+        constraints=tuple(sorted(adm.constraints)),
+        segments=tuple(segments),
+    )
+
+
+def _timeline_support(
+    items: Sequence[Item], votes: Sequence[Vote], current: Vote
+) -> tuple[list[str], list[str]]:
+    """A timed claim supports the timeline if it agrees with some segment it is in
+    ("withdrawn in January" is history, not dissent against "deployed since
+    February"); an untimed claim is judged against the current value."""
+    agreeing = {cid for v in votes for cid in v.support}
+    placed = agreeing | {cid for v in votes for cid in v.dissent}
+    support: list[str] = []
+    dissent: list[str] = []
+    for item in items:
+        ok = item.cid in agreeing if item.cid in placed else item.key == current.key
+        (support if ok else dissent).append(item.cid)
+    return support, dissent
+
+
+def _earlier(pieces: Sequence[Piece], votes: Sequence[Vote]) -> str | None:
+    if len(pieces) < 2:
+        return None
+    p, v = pieces[-2], votes[-2]
+    start = p.valid_from.isoformat() if p.valid_from else "…"
+    end = p.valid_to.isoformat() if p.valid_to else "…"
+    return f"'{v.text}' ({start} to {end})"
+
+
+def _clusters(
+    groups: Sequence[Group], labels: Mapping[str, str], *, numeric: bool
+) -> tuple[Cluster, ...]:
+    out = [
+        Cluster(
+            origin=labels[g.root],
+            claim_ids=tuple(m.cid for m in g.members),
+            weight=g.weight,
+            low=g.rep.low if numeric else None,
+            best=g.rep.best if numeric else None,
+            high=g.rep.high if numeric else None,
+            text=None if numeric else g.rep.text,
+        )
+        for g in groups
+    ]
+    return tuple(sorted(out, key=lambda c: (-c.weight, c.origin, c.claim_ids)))

@@ -1,0 +1,179 @@
+"""Numeric fusion of one scope (all claims of a key, or one valid-time segment).
+
+1. best: weighted median of the clusters' point estimates (claimed points; derived
+   midpoints only when nobody claims a point). Bound-only and range-only
+   clusters never vote for best. A weighted median selects an element, and its
+   order is the same in log space as on the line, so the log scale never
+   produces a number nobody claimed (no 11999.999...).
+2. core: the two-sided clusters whose interval contains best (or, with no point
+   at all, the weighted median of the ranges' log-midpoints).
+3. band: the hull of the core intervals, then clipped by one-sided bounds that
+   are consistent with best ("over N" raises low, "up to N" caps high), heaviest
+   first. A bound that excludes best is dissent and is not applied. The hull (the
+   0/1 quantiles of the consistent clusters) is used rather than inner quantiles
+   so that a claim agreeing with best can never shrink the band and turn another
+   origin into dissent.
+4. conservative: the largest lower bound among the core clusters and the
+   applied bounds (ACLED-style: the most that every credible origin concedes).
+5. support: a claim whose interval overlaps the band (a one-sided bound must also
+   admit best); dissent: every other included claim. The status is contested
+   when the voice of some cluster is dissent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shared.consensus._admit import OPEN, Band, Item, slog, slog_inv
+from shared.consensus._cluster import Group, make_groups
+
+
+@dataclass(slots=True)
+class Fusion:
+    low: float | None = None
+    best: float | None = None
+    high: float | None = None
+    conservative: float | None = None
+    band: Band = OPEN
+    status: str = "no_data"
+    support: list[str] = field(default_factory=list)
+    dissent: list[str] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    dissent_items: list[Item] = field(default_factory=list)
+    applied_floors: list[float] = field(default_factory=list)
+
+
+def contains(band: Band, x: float) -> bool:
+    if band.lo is not None and (x < band.lo or (band.lo_x and x == band.lo)):
+        return False
+    return not (band.hi is not None and (x > band.hi or (band.hi_x and x == band.hi)))
+
+
+def _before(a: Band, b: Band) -> bool:
+    """a lies entirely below b."""
+    if a.hi is None or b.lo is None:
+        return False
+    return a.hi < b.lo or (a.hi == b.lo and (a.hi_x or b.lo_x))
+
+
+def overlaps(a: Band, b: Band) -> bool:
+    return not (_before(a, b) or _before(b, a))
+
+
+def intersect(a: Band, b: Band) -> Band:
+    lo, lo_x = _tighter(a.lo, a.lo_x, b.lo, b.lo_x, upper=False)
+    hi, hi_x = _tighter(a.hi, a.hi_x, b.hi, b.hi_x, upper=True)
+    return Band(lo, lo_x, hi, hi_x)
+
+
+def _tighter(
+    x: float | None, x_x: bool, y: float | None, y_x: bool, *, upper: bool
+) -> tuple[float | None, bool]:
+    if x is None:
+        return y, y_x
+    if y is None or x == y:
+        return x, x_x or (y == x and y_x)
+    if (x < y) == upper:
+        return x, x_x
+    return y, y_x
+
+
+def hull(bands: Sequence[Band]) -> Band:
+    """Smallest band covering all (two-sided) bands; a bound is exclusive only if
+    every band reaching it is exclusive there."""
+    lo = min(b.lo for b in bands if b.lo is not None)
+    hi = max(b.hi for b in bands if b.hi is not None)
+    lo_x = all(b.lo_x for b in bands if b.lo == lo)
+    hi_x = all(b.hi_x for b in bands if b.hi == hi)
+    return Band(lo, lo_x, hi, hi_x)
+
+
+def weighted_median(entries: list[tuple[float, float, str]]) -> float:
+    """Lower weighted median of (value, weight, tie-break) entries: an element, not
+    an interpolation. The total is an exact sum, so ties do not depend on order."""
+    entries.sort(key=lambda e: (e[0], e[2]))
+    total = math.fsum(w for _, w, _ in entries)
+    cumulative = 0.0
+    for value, weight, _ in entries:
+        cumulative += weight
+        if cumulative * 2 >= total * (1 - 1e-12):
+            return value
+    return entries[-1][0]
+
+
+def _best(groups: Sequence[Group]) -> float | None:
+    claimed: list[tuple[float, float, str]] = []
+    derived: list[tuple[float, float, str]] = []
+    for g in groups:
+        if g.rep.best is not None:
+            (derived if g.rep.derived else claimed).append((g.rep.best, g.weight, g.root))
+    entries = claimed or derived
+    return weighted_median(entries) if entries else None
+
+
+def _range_reference(groups: Sequence[Group]) -> float | None:
+    """Without any point estimate, the weighted median log-midpoint of the ranges
+    decides which ranges form the core. It is internal and never reported."""
+    entries = [
+        (slog_inv((slog(g.rep.low) + slog(g.rep.high)) / 2), g.weight, g.root)
+        for g in groups
+        if g.rep.low is not None and g.rep.high is not None
+    ]
+    return weighted_median(entries) if entries else None
+
+
+def _agrees(band: Band, best: float | None, consensus: Band) -> bool:
+    one_sided = (band.lo is None) != (band.hi is None)
+    if one_sided and best is not None and not contains(band, best):
+        return False
+    return overlaps(band, consensus)
+
+
+def fuse(items: Sequence[Item], floors: Sequence[float] = ()) -> Fusion:
+    groups = make_groups(items)
+    if not groups:
+        return Fusion()
+    out = Fusion(groups=groups)
+    best = _best(groups)
+    ref = best if best is not None else _range_reference(groups)
+    core = [
+        g
+        for g in groups
+        if ref is not None
+        and g.rep.low is not None
+        and g.rep.high is not None
+        and contains(g.rep.band, ref)
+    ]
+    band = hull([g.rep.band for g in core]) if core else OPEN
+    lows = [g.rep.low for g in core if g.rep.low is not None]
+    bounds = sorted((g for g in groups if g.rep.one_sided), key=lambda g: (-g.weight, g.root))
+    for g in bounds:
+        bound = g.rep.band
+        if _agrees(bound, best, band):
+            band = intersect(band, bound)
+            if bound.lo is not None:
+                lows.append(bound.lo)
+    for floor in floors:
+        bound = Band(floor, False, None, False)
+        if (best is None or floor <= best) and overlaps(bound, band):
+            band = intersect(band, bound)
+            lows.append(floor)
+            out.applied_floors.append(floor)
+    credible = [lo for lo in lows if band.hi is None or lo <= band.hi]
+    out.conservative = max(credible) if credible else None
+    out.low, out.best, out.high, out.band = band.lo, best, band.hi, band
+    for item in items:
+        if _agrees(item.band, best, band):
+            out.support.append(item.cid)
+        else:
+            out.dissent.append(item.cid)
+            out.dissent_items.append(item)
+    if len(groups) == 1:
+        out.status = "single_source"
+    elif any(not _agrees(g.rep.band, best, band) for g in groups):
+        out.status = "contested"
+    else:
+        out.status = "settled"
+    return out

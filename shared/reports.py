@@ -1,0 +1,197 @@
+"""Report input (the public shape of POST /v1/reports) and its normalisation.
+
+`ReportIn` validates structure and types (pydantic); `normalise_report` turns a
+valid report into plain `ClaimFacts` with deterministic ids, or raises
+`ReportProblem` listing every bad field as a JSON pointer. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+
+from shared.attributes import AttributeRegistry
+from shared.events import stable_id
+from shared.model import ClaimFacts
+from shared.validtime import TimeProblem, parse_instant, parse_valid_time
+from shared.values import ValueProblem, parse_value
+
+_C0 = re.compile(r"[\x00-\x1f\x7f]")
+_C0_EXCEPT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+MAX_CLAIMS_PER_REPORT = 50_000
+
+
+def _no_control(text: str) -> str:
+    if _C0.search(text):
+        raise ValueError("control characters are not allowed")
+    return text
+
+
+def _no_control_except_whitespace(text: str) -> str:
+    if _C0_EXCEPT_WHITESPACE.search(text):
+        raise ValueError("control characters are not allowed")
+    return text
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return text
+
+
+Key = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_no_control),
+                AfterValidator(_not_blank)]
+Name = Annotated[str, Field(max_length=1024), AfterValidator(_no_control)]
+Prose = Annotated[str, Field(max_length=100_000), AfterValidator(_no_control_except_whitespace)]
+Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+SourceKind = Literal["news", "blog", "official", "think_tank", "social", "dataset", "other"]
+Reliability = Literal["A", "B", "C", "D", "E", "F"]
+ModalityIn = Literal["asserted", "reported", "estimated", "possible", "denied"]
+
+
+class ValueIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    low: Number | None = None
+    best: Number | None = None
+    high: Number | None = None
+    hedge: Name | None = None
+
+
+class ValidTimeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: Name | None = None
+    end: Name | None = None
+
+
+class SourceIn(BaseModel):
+    id: Key
+    name: Name | None = None
+    kind: SourceKind = "other"
+    reliability: Reliability | None = None
+
+
+class ClaimIn(BaseModel):
+    subject: Key
+    subject_label: Name | None = None
+    attribute: Key
+    value: Number | ValueIn | Name | None = None
+    hedge: Name | None = None
+    raw: Name | None = None
+    unit: Name | None = None
+    relative_to: Key | None = None
+    valid_time: Name | ValidTimeIn | None = None
+    attributed_to: Name | None = None
+    cites: list[Name] = Field(default_factory=list, max_length=100)
+    quote: Prose | None = None
+    modality: ModalityIn = "asserted"
+    credibility: Annotated[int, Field(ge=1, le=6)] | None = None
+
+
+class ReportIn(BaseModel):
+    report_id: Key | None = None
+    source: SourceIn
+    author: Name | None = None
+    url: Name | None = None
+    title: Name | None = None
+    published_at: Name
+    text: Prose | None = None
+    claims: list[ClaimIn] = Field(max_length=MAX_CLAIMS_PER_REPORT)
+
+
+class ReportProblem(ValueError):
+    """Every invalid field of a report, as (JSON pointer, detail) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{p}: {d}" for p, d in errors))
+        self.errors = errors
+
+
+def content_hash(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def report_id_for(report: ReportIn, body_hash: str) -> str:
+    return report.report_id or stable_id("r_", body_hash)
+
+
+def normalise_report(
+    report: ReportIn,
+    report_id: str,
+    registry: AttributeRegistry,
+    *,
+    tolerance: float = 0.10,
+) -> tuple[datetime, list[ClaimFacts]]:
+    errors: list[tuple[str, str]] = []
+    published_at = _published(report, errors)
+    if published_at is None:
+        raise ReportProblem(errors)
+    claims: list[ClaimFacts] = []
+    for i, claim in enumerate(report.claims):
+        try:
+            claims.append(_claim(report, report_id, i, claim, published_at, registry, tolerance))
+        except (ValueProblem, TimeProblem) as exc:
+            errors.append((f"/claims/{i}/{exc.field.replace('.', '/')}", exc.detail))
+    if errors:
+        raise ReportProblem(errors)
+    return published_at, claims
+
+
+def _published(report: ReportIn, errors: list[tuple[str, str]]) -> datetime | None:
+    try:
+        return parse_instant(report.published_at, field="published_at")[0]
+    except TimeProblem as exc:
+        errors.append(("/published_at", exc.detail))
+        return None
+
+
+def _claim(
+    report: ReportIn,
+    report_id: str,
+    index: int,
+    claim: ClaimIn,
+    published_at: datetime,
+    registry: AttributeRegistry,
+    tolerance: float,
+) -> ClaimFacts:
+    attribute = registry.canonical(claim.attribute)
+    raw_value: Any = claim.value.model_dump() if isinstance(claim.value, ValueIn) else claim.value
+    spec = registry.get(attribute)
+    value = parse_value(
+        raw_value,
+        hedge=claim.hedge,
+        raw=claim.raw,
+        unit=claim.unit or (spec.unit if spec else None),
+        kind=spec.kind if spec else None,
+        relative_to=claim.relative_to,
+        tolerance=tolerance,
+        registry=registry,
+    )
+    valid_in = claim.valid_time.model_dump() if isinstance(claim.valid_time, ValidTimeIn) else (
+        claim.valid_time
+    )
+    valid_time = parse_valid_time(valid_in, reference=published_at.date())
+    content = json.dumps(claim.model_dump(mode="json"), sort_keys=True)
+    return ClaimFacts(
+        claim_id=stable_id("c_", report_id, index, content),
+        report_id=report_id,
+        subject=claim.subject,
+        attribute=attribute,
+        source_id=report.source.id,
+        published_at=published_at,
+        value=value,
+        attributed_to=claim.attributed_to or report.source.id,
+        source_kind=report.source.kind,
+        source_reliability=report.source.reliability,
+        cites=tuple(claim.cites),
+        quote=claim.quote,
+        modality=claim.modality,
+        credibility=claim.credibility,
+        valid_time=valid_time,
+    )

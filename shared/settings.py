@@ -1,0 +1,22 @@
+"""Configuration shared by every service, read from CLAIMLEDGER_* environment variables.
+
+Each service subclasses `CommonSettings` with what only it needs (one settings
+object per service, built in its composition root, never at import time).
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAIMLEDGER_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "sqlite:///./var/claimledger.db"
+    partitions: int = 4
+    bootstrap_write_key: str | None = None
+    attributes_file: str | None = None  # extra attribute registry entries (TOML)
+    log_level: str = "INFO"
+    # how long a service waits for a dependency before /readyz reports it down
+    dependency_timeout_s: float = 2.0

@@ -1,0 +1,112 @@
+"""Fixtures with real parts: a redis-server per test on a free port, SQLite files in tmp."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.localredis import LocalRedis, free_port
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[LocalRedis]:
+    server = LocalRedis(tmp_path / "redis", persist=False).start()
+    yield server
+    server.stop(kill=True)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'claimledger.db'}"
+
+
+@dataclass
+class Service:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+class Cluster:
+    """The three services as real processes, configured only by CLAIMLEDGER_* variables."""
+
+    def __init__(self, tmp: Path, redis_url: str, db_url: str, **env: str) -> None:
+        self.tmp, self.redis_url, self.db_url = tmp, redis_url, db_url
+        self.env = {**os.environ, "CLAIMLEDGER_REDIS_URL": redis_url,
+                    "CLAIMLEDGER_DATABASE_URL": db_url, **env}
+        self.services: dict[str, Service] = {}
+
+    def start(self, name: str, **env: str) -> Service:
+        port = free_port()
+        log = self.tmp / f"{name}-{port}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port),
+             "--log-level", "warning"],
+            env={**self.env, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        )
+        service = Service(name, f"http://127.0.0.1:{port}", proc, log)
+        self.services[name] = service
+        self.wait_ready(service)
+        return service
+
+    def wait_ready(self, service: Service, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited:\n{service.log.read_text()}")
+            try:
+                if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{service.name} not ready:\n{service.log.read_text()}")
+
+    def stop(self, name: str, *, kill: bool = False) -> None:
+        service = self.services.pop(name)
+        if kill:
+            service.process.kill()
+        else:
+            service.process.terminate()
+        try:
+            service.process.wait(15)
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.services):
+            self.stop(name)
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: LocalRedis, db_url: str) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, redis_server.url, db_url, CLAIMLEDGER_REPUBLISH_AFTER_S="5")
+    try:
+        yield c
+    finally:
+        c.stop_all()
+
+
+def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):  # type: ignore[no-untyped-def]
+    """Polls until predicate() is truthy; returns its value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval_s)
