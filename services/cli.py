@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
@@ -18,8 +17,10 @@ import httpx
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="claimledger: versioned, explainable consensus over conflicting reports.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="claimledger: versioned, explainable consensus over conflicting reports.",
+    no_args_is_help=True,
+)
 console = Console()
 SERVICES = {"ingest": 8001, "query": 8002, "reconcile": 8003}
 
@@ -41,8 +42,14 @@ def serve(
     }
     if service not in factories:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(factories)}")
-    uvicorn.run(factories[service], factory=True, host=host, port=port or SERVICES[service],
-                log_level=log_level, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        factories[service],
+        factory=True,
+        host=host,
+        port=port or SERVICES[service],
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+    )
 
 
 @app.command()
@@ -53,6 +60,7 @@ def run(
 ) -> None:
     """Run everything on embedded defaults: local Redis, SQLite, the three services."""
     from services.localredis import LocalRedis
+    from services.processes import die_with_parent
 
     env = dict(os.environ)
     local = None
@@ -80,10 +88,28 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         for name, port in SERVICES.items():
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "serve", name, "--host", host,
-                 "--port", str(port), "--log-level", "warning"],
-                env=env, preexec_fn=_die_with_parent))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "services.cli",
+                        "serve",
+                        name,
+                        "--host",
+                        host,
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
+                    ],
+                    # own session: a terminal's Ctrl-C reaches only `run`, which then stops
+                    # the services before Redis, in order
+                    env=env,
+                    preexec_fn=die_with_parent,
+                    start_new_session=True,
+                )
+            )
         urls = {name: f"http://{host}:{port}" for name, port in SERVICES.items()}
         _wait_ready(urls, procs)
         if demo:
@@ -98,14 +124,6 @@ def run(
         console.print("stopping…")
     finally:
         stop()
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if `claimledger run` dies, even by SIGKILL (Linux)."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _wait_ready(urls: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> None:
@@ -158,8 +176,9 @@ def _print_urls(urls: dict[str, str], redis_url: str, db_url: str, key: str) -> 
 
 @app.command()
 def replay(
-    into: Annotated[str | None, typer.Option(help="target database URL (default: a temp file)")]
-    = None,
+    into: Annotated[
+        str | None, typer.Option(help="target database URL (default: a temp file)")
+    ] = None,
 ) -> None:
     """Rebuild all projections from the stored event log into fresh tables; compare hashes."""
     import tempfile
@@ -179,8 +198,10 @@ def replay(
     count = do_replay(source, target, Reconciler(AttributeRegistry.load(settings.attributes_file)))
     elapsed = time.perf_counter() - started
     live, rebuilt = projection_hash(source), projection_hash(target)
-    console.print(f"replayed {count} events in {elapsed:.2f}s ({count / max(elapsed, 1e-9):,.0f}/s)"
-                  f" into {target_url}")
+    console.print(
+        f"replayed {count} events in {elapsed:.2f}s ({count / max(elapsed, 1e-9):,.0f}/s)"
+        f" into {target_url}"
+    )
     console.print(f"live hash     {live}\nreplayed hash {rebuilt}")
     if live != rebuilt:
         console.print("[red]projections differ[/]")
@@ -240,8 +261,10 @@ def _engine() -> Any:
 
 
 @keys_app.command("create")
-def keys_create(scope: Annotated[list[str], typer.Option()] = ["write"],  # noqa: B006
-                name: str = "") -> None:
+def keys_create(
+    scope: Annotated[list[str], typer.Option()] = ["write"],  # noqa: B006
+    name: str = "",
+) -> None:
     """Create a key with the given scopes (read, write, admin)."""
     from services.keys import SCOPES, create_key
 

@@ -67,9 +67,14 @@ def json_pointer(loc: tuple[Any, ...]) -> str:
 
 
 def _is_branch_label(part: str) -> bool:
-    return part in {"int", "float", "str", "ValueIn", "ValidTimeIn", "list[...]"} or part.startswith(
-        ("function-after", "constrained-", "union[", "literal[", "json-or-python")
-    )
+    return part in {
+        "int",
+        "float",
+        "str",
+        "ValueIn",
+        "ValidTimeIn",
+        "list[...]",
+    } or part.startswith(("function-after", "constrained-", "union[", "literal[", "json-or-python"))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -89,12 +94,16 @@ def install_error_handlers(app: FastAPI) -> None:
             seen.add((pointer, err.get("msg")))
             errors.append({"pointer": pointer, "detail": err.get("msg", "invalid")})
         first = errors[0]["pointer"] if errors else ""
-        return problem_response(422, "Invalid request", f"{first}: {errors[0]['detail']}"
-                                if errors else "invalid request", errors=errors)
+        return problem_response(
+            422,
+            "Invalid request",
+            f"{first}: {errors[0]['detail']}" if errors else "invalid request",
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        return problem_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import redis
 
+from services.processes import die_with_parent
+
 
 def redis_server_binary() -> str:
     system = shutil.which("redis-server")
@@ -44,21 +46,40 @@ class LocalRedis:
     def start(self, timeout_s: float = 10.0) -> LocalRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [
-            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.directory.resolve()), "--save", "",
-            "--appendonly", "yes" if self.persist else "no", "--daemonize", "no",
-            "--logfile", str((self.directory / "redis.log").resolve()),
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory.resolve()),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str((self.directory / "redis.log").resolve()),
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
+        )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
                 if client.ping():
                     return self
-            except redis.RedisError:
+            except redis.RedisError as exc:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited: see {self.directory}/redis.log")
+                    raise RuntimeError(
+                        f"redis-server exited: see {self.directory}/redis.log"
+                    ) from exc
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not answer in time")
 

@@ -11,8 +11,8 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.model import (
-    Cluster,
     ClaimFacts,
+    Cluster,
     ConsensusResult,
     Segment,
     ValidTime,

@@ -45,8 +45,12 @@ def _not_blank(text: str) -> str:
     return text
 
 
-Key = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_no_control),
-                AfterValidator(_not_blank)]
+Key = Annotated[
+    str,
+    Field(min_length=1, max_length=512),
+    AfterValidator(_no_control),
+    AfterValidator(_not_blank),
+]
 Name = Annotated[str, Field(max_length=1024), AfterValidator(_no_control)]
 Prose = Annotated[str, Field(max_length=100_000), AfterValidator(_no_control_except_whitespace)]
 Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
@@ -173,8 +177,10 @@ def _claim(
         tolerance=tolerance,
         registry=registry,
     )
-    valid_in = claim.valid_time.model_dump() if isinstance(claim.valid_time, ValidTimeIn) else (
-        claim.valid_time
+    valid_in = (
+        claim.valid_time.model_dump()
+        if isinstance(claim.valid_time, ValidTimeIn)
+        else (claim.valid_time)
     )
     valid_time = parse_valid_time(valid_in, reference=published_at.date())
     content = json.dumps(claim.model_dump(mode="json"), sort_keys=True)

@@ -41,17 +41,32 @@ class Cluster:
 
     def __init__(self, tmp: Path, redis_url: str, db_url: str, **env: str) -> None:
         self.tmp, self.redis_url, self.db_url = tmp, redis_url, db_url
-        self.env = {**os.environ, "CLAIMLEDGER_REDIS_URL": redis_url,
-                    "CLAIMLEDGER_DATABASE_URL": db_url, **env}
+        self.env = {
+            **os.environ,
+            "CLAIMLEDGER_REDIS_URL": redis_url,
+            "CLAIMLEDGER_DATABASE_URL": db_url,
+            **env,
+        }
         self.services: dict[str, Service] = {}
 
     def start(self, name: str, **env: str) -> Service:
         port = free_port()
         log = self.tmp / f"{name}-{port}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port),
-             "--log-level", "warning"],
-            env={**self.env, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "serve",
+                name,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env={**self.env, **env},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         service = Service(name, f"http://127.0.0.1:{port}", proc, log)
         self.services[name] = service

@@ -8,8 +8,9 @@ from typing import Any
 _ids = itertools.count(1)
 
 
-def claim(subject: str = "dprk-troops-kursk", attribute: str = "personnel_deployed",
-          **fields: Any) -> dict[str, Any]:
+def claim(
+    subject: str = "dprk-troops-kursk", attribute: str = "personnel_deployed", **fields: Any
+) -> dict[str, Any]:
     out: dict[str, Any] = {"subject": subject, "attribute": attribute}
     if "value" not in fields and "raw" not in fields:
         fields["value"] = 12000
@@ -17,8 +18,12 @@ def claim(subject: str = "dprk-troops-kursk", attribute: str = "personnel_deploy
     return out
 
 
-def report(*claims: dict[str, Any], source: str = "kyiv-independent",
-           published_at: str = "2025-02-17", **fields: Any) -> dict[str, Any]:
+def report(
+    *claims: dict[str, Any],
+    source: str = "kyiv-independent",
+    published_at: str = "2025-02-17",
+    **fields: Any,
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "report_id": fields.pop("report_id", f"test-report-{next(_ids)}"),
         "source": {"id": source, "name": source.title(), "kind": "news"},

@@ -72,8 +72,12 @@ def require_write(request: Request, ctx: Ctx) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret:
-        raise Problem(401, "API key required", "send Authorization: Bearer <key>",
-                      headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            401,
+            "API key required",
+            "send Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     scopes = ctx.keys.scopes(secret.strip())
     if scopes is None:
         raise Problem(401, "Invalid API key", headers={"WWW-Authenticate": "Bearer"})
@@ -91,16 +95,24 @@ class ReportAccepted(BaseModel):
     token: str
 
 
-@router.post("/reports", status_code=202, response_model=ReportAccepted,
-             responses={200: {"description": "identical retry"}, 409: {}, 413: {}, 422: {}})
+@router.post(
+    "/reports",
+    status_code=202,
+    response_model=ReportAccepted,
+    responses={200: {"description": "identical retry"}, 409: {}, 413: {}, 422: {}},
+)
 async def post_report(report: ReportIn, ctx: Ctx, request: Request) -> JSONResponse:
     """Accept a report: its events are durable in the outbox before this answers 202."""
     item = prepare_report(report, ctx, _trace_id(request))
     try:
         accepted = await asyncio.to_thread(outbox.accept_report, ctx.engine, item)
     except outbox.ReportConflict as exc:
-        raise Problem(409, "Report id already used", f"report {exc} exists with other content",
-                      report_id=str(exc)) from exc
+        raise Problem(
+            409,
+            "Report id already used",
+            f"report {exc} exists with other content",
+            report_id=str(exc),
+        ) from exc
     if ctx.relay is not None:
         ctx.relay.kick()
     return JSONResponse(accepted.response, status_code=202 if accepted.created else 200)
@@ -124,11 +136,14 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
     outcomes = await asyncio.to_thread(outbox.accept_reports, ctx.engine, [p for _, p in ready])
     for (i, item), outcome in zip(ready, outcomes, strict=True):
         if isinstance(outcome, outbox.ReportConflict):
-            results[i] = {"index": i, "status": 409, "report_id": item.report_id,
-                          "detail": "report_id exists with other content"}
+            results[i] = {
+                "index": i,
+                "status": 409,
+                "report_id": item.report_id,
+                "detail": "report_id exists with other content",
+            }
         else:
-            results[i] = {"index": i, "status": 202 if outcome.created else 200,
-                          **outcome.response}
+            results[i] = {"index": i, "status": 202 if outcome.created else 200, **outcome.response}
     if ready and ctx.relay is not None:
         ctx.relay.kick()
     return {"results": results}
@@ -169,8 +184,12 @@ async def retract_claim(claim_id: str, body: RetractionIn, ctx: Ctx) -> dict[str
 async def assess_claim(claim_id: str, body: AssessmentIn, ctx: Ctx) -> dict[str, Any]:
     """Record an analyst's rank and/or credibility for a claim."""
     if body.rank is None and body.credibility is None:
-        raise Problem(422, "Nothing to assess", "give rank and/or credibility",
-                      errors=[{"pointer": "/rank", "detail": "rank or credibility is required"}])
+        raise Problem(
+            422,
+            "Nothing to assess",
+            "give rank and/or credibility",
+            errors=[{"pointer": "/rank", "detail": "rank or credibility is required"}],
+        )
     data = body.model_dump(exclude={"effective_at"})
     return await _modify_claim(ctx, claim_id, CLAIM_ASSESSED, data, body.effective_at)
 
@@ -180,10 +199,21 @@ async def rate_source(source_id: str, body: RatingIn, ctx: Ctx) -> dict[str, Any
     """Rate a source's reliability (A-F) from its effective time on."""
     recorded = now_iso()
     effective = _effective(body.effective_at, recorded)
-    payload = {"source_id": source_id, "reliability": body.reliability,
-               "rationale": body.rationale, "effective_at": effective}
-    event = Event(stable_id("e_", SOURCE_RATED, source_id, json.dumps(payload, sort_keys=True)),
-                  SOURCE_RATED, SCHEMA_VERSION, recorded, None, payload, subject=source_id)
+    payload = {
+        "source_id": source_id,
+        "reliability": body.reliability,
+        "rationale": body.rationale,
+        "effective_at": effective,
+    }
+    event = Event(
+        stable_id("e_", SOURCE_RATED, source_id, json.dumps(payload, sort_keys=True)),
+        SOURCE_RATED,
+        SCHEMA_VERSION,
+        recorded,
+        None,
+        payload,
+        subject=source_id,
+    )
     return await _write(ctx, event, stream_for(partition_of(source_id, ctx.partitions)))
 
 
@@ -196,9 +226,16 @@ async def _modify_claim(
     subject, attribute, report_id = found
     recorded = now_iso()
     payload = {**data, "claim_id": claim_id, "effective_at": _effective(effective_at, recorded)}
-    event = Event(stable_id("e_", kind, claim_id, json.dumps(payload, sort_keys=True)), kind,
-                  SCHEMA_VERSION, recorded, report_id, payload, subject=subject,
-                  attribute=attribute)
+    event = Event(
+        stable_id("e_", kind, claim_id, json.dumps(payload, sort_keys=True)),
+        kind,
+        SCHEMA_VERSION,
+        recorded,
+        report_id,
+        payload,
+        subject=subject,
+        attribute=attribute,
+    )
     return await _write(ctx, event, stream_for(partition_of(subject, ctx.partitions)))
 
 
@@ -215,16 +252,21 @@ def _effective(value: str | None, recorded: str) -> str:
     try:
         return iso(parse_instant(value, field="effective_at")[0])
     except TimeProblem as exc:
-        raise Problem(422, "Invalid effective_at", exc.detail,
-                      errors=[{"pointer": "/effective_at", "detail": exc.detail}]) from exc
+        raise Problem(
+            422,
+            "Invalid effective_at",
+            exc.detail,
+            errors=[{"pointer": "/effective_at", "detail": exc.detail}],
+        ) from exc
 
 
 def _claim_key(engine: Engine, claim_id: str) -> tuple[str, str, str] | None:
     claims = ClaimRow.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         row = conn.execute(
-            select(claims.c.subject, claims.c.attribute, claims.c.report_id)
-            .where(claims.c.claim_id == claim_id)
+            select(claims.c.subject, claims.c.attribute, claims.c.report_id).where(
+                claims.c.claim_id == claim_id
+            )
         ).first()
     return (row.subject, row.attribute, row.report_id) if row else None
 
@@ -234,30 +276,53 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
     body_hash = content_hash(body)
     report_id = report_id_for(report, body_hash)
     try:
-        published_at, claims = normalise_report(report, report_id, ctx.registry,
-                                                tolerance=ctx.tolerance)
+        published_at, claims = normalise_report(
+            report, report_id, ctx.registry, tolerance=ctx.tolerance
+        )
     except ReportProblem as exc:
         errors = [{"pointer": p, "detail": d} for p, d in exc.errors]
-        raise Problem(422, "Invalid report", f"{errors[0]['pointer']}: {errors[0]['detail']}",
-                      errors=errors) from exc
+        raise Problem(
+            422, "Invalid report", f"{errors[0]['pointer']}: {errors[0]['detail']}", errors=errors
+        ) from exc
     recorded = now_iso()
     labels = {c.subject: c.subject_label for c in report.claims if c.subject_label}
     meta = {k: v for k, v in body.items() if k not in ("claims", "text")}
     received = Event(
-        stable_id("e_", report_id, REPORT_RECEIVED), REPORT_RECEIVED, SCHEMA_VERSION, recorded,
-        report_id, {**meta, "report_id": report_id, "published_at": iso(published_at),
-                    "claim_ids": [c.claim_id for c in claims]},
+        stable_id("e_", report_id, REPORT_RECEIVED),
+        REPORT_RECEIVED,
+        SCHEMA_VERSION,
+        recorded,
+        report_id,
+        {
+            **meta,
+            "report_id": report_id,
+            "published_at": iso(published_at),
+            "claim_ids": [c.claim_id for c in claims],
+        },
         trace_id=trace_id,
     )
     events, streams = [received], [stream_for(partition_of(report_id, ctx.partitions))]
     for claim in claims:
         payload = {"claim": claim_to_dict(claim), "subject_label": labels.get(claim.subject)}
-        events.append(Event(stable_id("e_", claim.claim_id, CLAIM_ASSERTED), CLAIM_ASSERTED,
-                            SCHEMA_VERSION, recorded, report_id, payload, subject=claim.subject,
-                            attribute=claim.attribute, trace_id=trace_id))
+        events.append(
+            Event(
+                stable_id("e_", claim.claim_id, CLAIM_ASSERTED),
+                CLAIM_ASSERTED,
+                SCHEMA_VERSION,
+                recorded,
+                report_id,
+                payload,
+                subject=claim.subject,
+                attribute=claim.attribute,
+                trace_id=trace_id,
+            )
+        )
         streams.append(stream_for(partition_of(claim.subject, ctx.partitions)))
-    response = {"report_id": report_id, "claim_ids": [c.claim_id for c in claims],
-                "recorded_at": recorded}
+    response = {
+        "report_id": report_id,
+        "claim_ids": [c.claim_id for c in claims],
+        "recorded_at": recorded,
+    }
     return outbox.Pending(report_id, body_hash, body, events, streams, response)
 
 
@@ -269,19 +334,30 @@ def _batch_items(raw: bytes) -> list[Any]:
         else:
             items = [json.loads(line) for line in text.splitlines() if line.strip()]
     except ValueError as exc:
-        raise Problem(422, "Malformed batch", f"not a JSON array or NDJSON: {exc}",
-                      errors=[{"pointer": "/", "detail": str(exc)}]) from exc
+        raise Problem(
+            422,
+            "Malformed batch",
+            f"not a JSON array or NDJSON: {exc}",
+            errors=[{"pointer": "/", "detail": str(exc)}],
+        ) from exc
     if not items:
         raise Problem(422, "Empty batch", errors=[{"pointer": "/", "detail": "no reports"}])
     if len(items) > MAX_REPORTS_PER_BATCH:
-        raise Problem(422, "Batch too large", f"at most {MAX_REPORTS_PER_BATCH} reports per batch",
-                      errors=[{"pointer": "/", "detail": f"limit {MAX_REPORTS_PER_BATCH}"}])
+        raise Problem(
+            422,
+            "Batch too large",
+            f"at most {MAX_REPORTS_PER_BATCH} reports per batch",
+            errors=[{"pointer": "/", "detail": f"limit {MAX_REPORTS_PER_BATCH}"}],
+        )
     return list(items)
 
 
 def _item_problem(index: int, errors: list[tuple[str, str]]) -> dict[str, Any]:
-    return {"index": index, "status": 422,
-            "errors": [{"pointer": p, "detail": d} for p, d in errors]}
+    return {
+        "index": index,
+        "status": 422,
+        "errors": [{"pointer": p, "detail": d} for p, d in errors],
+    }
 
 
 def _pointer(loc: tuple[Any, ...]) -> str:
@@ -290,4 +366,3 @@ def _pointer(loc: tuple[Any, ...]) -> str:
 
 def _trace_id(request: Request) -> str | None:
     return request.headers.get("x-request-id") or request.headers.get("traceparent")
-

@@ -46,7 +46,10 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             partitions=settings.partitions,
             tolerance=settings.hedge_tolerance,
         )
-        app.state.readiness = {"database": lambda: database_ok(engine), "redis": lambda: relay.redis_ok}
+        app.state.readiness = {
+            "database": lambda: database_ok(engine),
+            "redis": lambda: relay.redis_ok,
+        }
         task = asyncio.create_task(relay.run(), name="outbox-relay")
         try:
             yield
@@ -64,4 +67,3 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.include_router(readiness_router())
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
-

@@ -12,6 +12,7 @@ backlog, a partition is only re-sent once its consumer group is idle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -62,10 +63,8 @@ class Relay:
                 continue
             if sent < self.batch:
                 self._kick.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), self.idle_poll_s)
-                except TimeoutError:
-                    pass
 
     async def publish_once(self) -> int:
         cutoff = iso(datetime.now(UTC) - timedelta(seconds=self.republish_after_s))
@@ -98,10 +97,9 @@ class Relay:
                 idle.add(stream)
                 continue
             group = next((g for g in groups if _s(g["name"]) == CONSUMER_GROUP), None)
-            if group is None:
-                idle.add(stream)
-            elif int(group["pending"]) == 0 and _s(group["last-delivered-id"]) == _s(
-                info["last-generated-id"]
+            if group is None or (
+                int(group["pending"]) == 0
+                and _s(group["last-delivered-id"]) == _s(info["last-generated-id"])
             ):
                 idle.add(stream)
         return idle

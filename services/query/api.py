@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -50,8 +51,12 @@ def _instant(name: str, value: str | None) -> str | None:
     try:
         moment, precision = parse_instant(value, field=name)
     except TimeProblem as exc:
-        raise Problem(422, f"Invalid {name}", exc.detail,
-                      errors=[{"pointer": f"/{name}", "detail": exc.detail}]) from exc
+        raise Problem(
+            422,
+            f"Invalid {name}",
+            exc.detail,
+            errors=[{"pointer": f"/{name}", "detail": exc.detail}],
+        ) from exc
     return query_instant(moment, precision)
 
 
@@ -61,8 +66,12 @@ def _valid_day(value: str | None) -> date | None:
     try:
         return parse_instant(value, field="valid_at")[0].date()
     except TimeProblem as exc:
-        raise Problem(422, "Invalid valid_at", exc.detail,
-                      errors=[{"pointer": "/valid_at", "detail": exc.detail}]) from exc
+        raise Problem(
+            422,
+            "Invalid valid_at",
+            exc.detail,
+            errors=[{"pointer": "/valid_at", "detail": exc.detail}],
+        ) from exc
 
 
 async def _token(ctx: QueryContext, min_token: str | None) -> str:
@@ -70,8 +79,12 @@ async def _token(ctx: QueryContext, min_token: str | None) -> str:
     wanted = None
     if min_token is not None:
         if not min_token.isdigit():
-            raise Problem(422, "Invalid min_token", "a token is what a write returned",
-                          errors=[{"pointer": "/min_token", "detail": "not a token"}])
+            raise Problem(
+                422,
+                "Invalid min_token",
+                "a token is what a write returned",
+                errors=[{"pointer": "/min_token", "detail": "not a token"}],
+            )
         wanted = int(min_token)
     deadline = time.monotonic() + ctx.min_token_wait_s
     while True:
@@ -79,33 +92,56 @@ async def _token(ctx: QueryContext, min_token: str | None) -> str:
         if wanted is None or mark >= wanted:
             return str(mark)
         if time.monotonic() >= deadline:
-            raise Problem(504, "Write not visible yet",
-                          f"token {wanted} not applied within {ctx.min_token_wait_s}s "
-                          f"(visible up to {mark}); retry", token=str(mark))
+            raise Problem(
+                504,
+                "Write not visible yet",
+                f"token {wanted} not applied within {ctx.min_token_wait_s}s "
+                f"(visible up to {mark}); retry",
+                token=str(mark),
+            )
         await asyncio.sleep(0.01)
 
 
 async def _consensus(
-    ctx: QueryContext, subject: str, attribute: str, as_of: str | None,
-    recorded_as_of: str | None, valid_at: str | None, min_token: str | None,
+    ctx: QueryContext,
+    subject: str,
+    attribute: str,
+    as_of: str | None,
+    recorded_as_of: str | None,
+    valid_at: str | None,
+    min_token: str | None,
 ) -> dict[str, Any]:
-    t, r, d = _instant("as_of", as_of), _instant("recorded_as_of", recorded_as_of), \
-        _valid_day(valid_at)
+    t, r, d = (
+        _instant("as_of", as_of),
+        _instant("recorded_as_of", recorded_as_of),
+        _valid_day(valid_at),
+    )
     token = await _token(ctx, min_token)
     view = await asyncio.to_thread(views.consensus, ctx.engine, subject, attribute, t, r)
     if view is None:
         known = await asyncio.to_thread(views.key_exists, ctx.engine, subject, attribute)
-        detail = (f"no consensus for {subject!r}/{attribute!r} at that time" if known
-                  else f"no claims about {subject!r}/{attribute!r}")
+        detail = (
+            f"no consensus for {subject!r}/{attribute!r} at that time"
+            if known
+            else f"no claims about {subject!r}/{attribute!r}"
+        )
         raise Problem(404, "No consensus", detail, token=token)
     view.update(token=token, as_of=as_of, recorded_as_of=recorded_as_of, valid_at=valid_at)
     if d is not None:
         seg = segment_at(view["segments"], d)
         if seg is None:
-            raise Problem(404, "No consensus for that world date",
-                          f"no claims about {subject!r}/{attribute!r} cover {d}", token=token)
-        view.update({k: seg.get(k) for k in ("low", "best", "high", "conservative", "status",
-                                             "support", "dissent")})
+            raise Problem(
+                404,
+                "No consensus for that world date",
+                f"no claims about {subject!r}/{attribute!r} cover {d}",
+                token=token,
+            )
+        view.update(
+            {
+                k: seg.get(k)
+                for k in ("low", "best", "high", "conservative", "status", "support", "dissent")
+            }
+        )
         view["value"] = seg.get("text", view.get("value"))
         view["segment"] = seg
     return view
@@ -113,8 +149,13 @@ async def _consensus(
 
 @router.get("/consensus")
 async def get_consensus_by_query(
-    ctx: Ctx, subject: str, attribute: str, as_of: AsOf = None,
-    recorded_as_of: RecordedAsOf = None, valid_at: ValidAt = None, min_token: MinToken = None,
+    ctx: Ctx,
+    subject: str,
+    attribute: str,
+    as_of: AsOf = None,
+    recorded_as_of: RecordedAsOf = None,
+    valid_at: ValidAt = None,
+    min_token: MinToken = None,
 ) -> dict[str, Any]:
     """Same as /v1/consensus/{subject}/{attribute}, for keys easier sent as parameters."""
     return await _consensus(ctx, subject, attribute, as_of, recorded_as_of, valid_at, min_token)
@@ -122,9 +163,14 @@ async def get_consensus_by_query(
 
 @router.get("/consensus/{rest:path}", summary="Consensus of a key (or its /history)")
 async def get_consensus(
-    request: Request, ctx: Ctx, as_of: AsOf = None, recorded_as_of: RecordedAsOf = None,
-    valid_at: ValidAt = None, min_token: MinToken = None,
-    after: Annotated[int, Query(ge=0)] = 0, limit: Limit = 100,
+    request: Request,
+    ctx: Ctx,
+    as_of: AsOf = None,
+    recorded_as_of: RecordedAsOf = None,
+    valid_at: ValidAt = None,
+    min_token: MinToken = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     """`/v1/consensus/{subject}/{attribute}` and `.../history`.
 
@@ -142,7 +188,7 @@ async def get_consensus(
 def _raw_segments(request: Request, prefix: str) -> list[str]:
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("latin-1").split("?", 1)[0]
-    rest = path[path.index(prefix) + len(prefix):] if prefix in path else ""
+    rest = path[path.index(prefix) + len(prefix) :] if prefix in path else ""
     return [unquote(p) for p in rest.split("/")]
 
 
@@ -150,20 +196,28 @@ async def _history(
     ctx: QueryContext, subject: str, attribute: str, after: int, limit: int
 ) -> dict[str, Any]:
     token = await _token(ctx, None)
-    items = await asyncio.to_thread(views.history, ctx.engine, subject, attribute, after,
-                                    limit + 1)
+    items = await asyncio.to_thread(views.history, ctx.engine, subject, attribute, after, limit + 1)
     if not items and after == 0:
         raise Problem(404, "No consensus", f"no claims about {subject!r}/{attribute!r}")
     more = len(items) > limit
     items = items[:limit]
-    return {"subject": subject, "attribute": attribute, "items": items, "token": token,
-            "next_cursor": str(items[-1]["version"]) if more else None}
+    return {
+        "subject": subject,
+        "attribute": attribute,
+        "items": items,
+        "token": token,
+        "next_cursor": str(items[-1]["version"]) if more else None,
+    }
 
 
 @router.get("/snapshot")
 async def get_snapshot(
-    ctx: Ctx, as_of: AsOf = None, recorded_as_of: RecordedAsOf = None,
-    cursor: str | None = None, limit: Limit = 500, min_token: MinToken = None,
+    ctx: Ctx,
+    as_of: AsOf = None,
+    recorded_as_of: RecordedAsOf = None,
+    cursor: str | None = None,
+    limit: Limit = 500,
+    min_token: MinToken = None,
 ) -> dict[str, Any]:
     """Every key's consensus at one time, paginated by a stable (subject, attribute) cursor."""
     t, r = _instant("as_of", as_of), _instant("recorded_as_of", recorded_as_of)
@@ -173,8 +227,13 @@ async def get_snapshot(
     more = len(items) > limit
     items = items[:limit]
     nxt = json.dumps([items[-1]["subject"], items[-1]["attribute"]]) if more else None
-    return {"items": items, "next_cursor": nxt, "token": token, "as_of": as_of,
-            "recorded_as_of": recorded_as_of}
+    return {
+        "items": items,
+        "next_cursor": nxt,
+        "token": token,
+        "as_of": as_of,
+        "recorded_as_of": recorded_as_of,
+    }
 
 
 def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
@@ -184,8 +243,12 @@ def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
         subject, attribute = json.loads(cursor)
         return str(subject), str(attribute)
     except (ValueError, TypeError) as exc:
-        raise Problem(422, "Invalid cursor", "pass next_cursor back unchanged",
-                      errors=[{"pointer": "/cursor", "detail": "malformed"}]) from exc
+        raise Problem(
+            422,
+            "Invalid cursor",
+            "pass next_cursor back unchanged",
+            errors=[{"pointer": "/cursor", "detail": "malformed"}],
+        ) from exc
 
 
 @router.get("/subjects")
@@ -205,18 +268,27 @@ async def get_subject(request: Request, ctx: Ctx) -> dict[str, Any]:
     attrs = await asyncio.to_thread(views.subject_keys, ctx.engine, subject)
     if not attrs:
         raise Problem(404, "Unknown subject", f"no claims about {subject!r}")
-    return {"subject": subject, "subject_label": attrs[0].get("subject_label"),
-            "attributes": attrs, "token": token}
+    return {
+        "subject": subject,
+        "subject_label": attrs[0].get("subject_label"),
+        "attributes": attrs,
+        "token": token,
+    }
 
 
 @router.get("/claims")
 async def get_claims(
-    ctx: Ctx, subject: str | None = None, attribute: str | None = None,
-    source: str | None = None, cursor: str | None = None, limit: Limit = 500,
+    ctx: Ctx,
+    subject: str | None = None,
+    attribute: str | None = None,
+    source: str | None = None,
+    cursor: str | None = None,
+    limit: Limit = 500,
 ) -> dict[str, Any]:
     """Claims as normalised, filtered by key and/or source."""
-    items = await asyncio.to_thread(views.list_claims, ctx.engine, subject, attribute, source,
-                                    cursor, limit + 1)
+    items = await asyncio.to_thread(
+        views.list_claims, ctx.engine, subject, attribute, source, cursor, limit + 1
+    )
     more = len(items) > limit
     items = items[:limit]
     return {"items": items, "next_cursor": items[-1]["claim_id"] if more else None}
@@ -233,7 +305,8 @@ async def get_report(report_id: str, ctx: Ctx) -> dict[str, Any]:
 
 @router.get("/stream", response_class=EventSourceResponse)
 async def stream(
-    request: Request, ctx: Ctx,
+    request: Request,
+    ctx: Ctx,
     subject: Annotated[list[str] | None, Query()] = None,
     attribute: Annotated[list[str] | None, Query()] = None,
     since: str | None = None,
@@ -242,34 +315,42 @@ async def stream(
     gap: the backlog is read from the stored versions, then it switches to live."""
     resume = request.headers.get("last-event-id") or since
     if resume is not None and not resume.isdigit():
-        raise Problem(422, "Invalid since", "pass an event id you received",
-                      errors=[{"pointer": "/since", "detail": "not an event id"}])
+        raise Problem(
+            422,
+            "Invalid since",
+            "pass an event id you received",
+            errors=[{"pointer": "/since", "detail": "not an event id"}],
+        )
     for name, values in (("subject", subject), ("attribute", attribute)):
         for v in values or []:
             if not v or len(v) > 512 or any(ord(c) < 32 for c in v):
-                raise Problem(422, f"Invalid {name}", errors=[{"pointer": f"/{name}",
-                                                               "detail": "bad filter"}])
-    start = int(resume) if resume is not None else await asyncio.to_thread(
-        views.last_version_id, ctx.engine)
-    return EventSourceResponse(_feed(request, ctx, start, subject or [], attribute or []),
-                               ping=15)
+                raise Problem(
+                    422, f"Invalid {name}", errors=[{"pointer": f"/{name}", "detail": "bad filter"}]
+                )
+    start = (
+        int(resume)
+        if resume is not None
+        else await asyncio.to_thread(views.last_version_id, ctx.engine)
+    )
+    return EventSourceResponse(_feed(request, ctx, start, subject or [], attribute or []), ping=15)
 
 
-async def _feed(request: Request, ctx: QueryContext, after: int, subjects: list[str],
-                attributes: list[str]) -> AsyncIterator[dict[str, Any]]:
+async def _feed(
+    request: Request, ctx: QueryContext, after: int, subjects: list[str], attributes: list[str]
+) -> AsyncIterator[dict[str, Any]]:
     ctx.subscribers += 1
     try:
         while not await request.is_disconnected():
-            items = await asyncio.to_thread(views.versions_after, ctx.engine, after, subjects,
-                                            attributes, 500)
+            items = await asyncio.to_thread(
+                views.versions_after, ctx.engine, after, subjects, attributes, 500
+            )
             for item in items:
                 after = item["position"]
                 yield {"event": "consensus", "id": str(after), "data": json.dumps(item)}
             if len(items) < 500:
                 async with ctx.updates:
-                    try:
+                    # the timeout also catches up from SQL if an announcement was lost
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(ctx.updates.wait(), 1.0)
-                    except TimeoutError:
-                        pass  # also catches up from SQL if an announcement was lost
     finally:
         ctx.subscribers -= 1

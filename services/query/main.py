@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -40,10 +41,10 @@ class UpdateListener:
         self.redis, self.condition, self.redis_ok = redis, condition, False
 
     async def run(self) -> None:
-        last = "$"
+        last: Any = "$"
         while True:
             try:
-                reply = await self.redis.xread({UPDATES_STREAM: last}, block=1000, count=1000)
+                reply: Any = await self.redis.xread({UPDATES_STREAM: last}, block=1000, count=1000)
                 self.redis_ok = True
                 if reply:
                     last = reply[0][1][-1][0]
@@ -65,8 +66,10 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         ctx = api.QueryContext(engine=engine, min_token_wait_s=settings.min_token_wait_s)
         app.state.query = ctx
         listener = UpdateListener(redis, ctx.updates)
-        app.state.readiness = {"database": lambda: database_ok(engine),
-                               "redis": lambda: listener.redis_ok}
+        app.state.readiness = {
+            "database": lambda: database_ok(engine),
+            "redis": lambda: listener.redis_ok,
+        }
         task = asyncio.create_task(listener.run(), name="update-listener")
         try:
             yield

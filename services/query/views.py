@@ -49,26 +49,38 @@ def _at(query: Any, as_of: str | None, recorded_as_of: str | None) -> Any:
 def consensus(
     engine: Engine, subject: str, attribute: str, as_of: str | None, recorded_as_of: str | None
 ) -> dict[str, Any] | None:
-    query = _at(
-        select(versions).where(versions.c.subject == subject, versions.c.attribute == attribute),
-        as_of,
-        recorded_as_of,
-    ).order_by(versions.c.id.desc()).limit(1)
+    query = (
+        _at(
+            select(versions).where(
+                versions.c.subject == subject, versions.c.attribute == attribute
+            ),
+            as_of,
+            recorded_as_of,
+        )
+        .order_by(versions.c.id.desc())
+        .limit(1)
+    )
     with engine.connect() as conn:
         row = conn.execute(query).first()
         label = conn.execute(
-            select(keys.c.subject_label).where(keys.c.subject == subject)
-            .where(keys.c.subject_label.is_not(None)).limit(1)
+            select(keys.c.subject_label)
+            .where(keys.c.subject == subject)
+            .where(keys.c.subject_label.is_not(None))
+            .limit(1)
         ).scalar()
     return version_view(row, label) if row else None
 
 
 def key_exists(engine: Engine, subject: str, attribute: str) -> bool:
     with engine.connect() as conn:
-        return conn.execute(
-            select(keys.c.head_version).where(keys.c.subject == subject,
-                                              keys.c.attribute == attribute)
-        ).first() is not None
+        return (
+            conn.execute(
+                select(keys.c.head_version).where(
+                    keys.c.subject == subject, keys.c.attribute == attribute
+                )
+            ).first()
+            is not None
+        )
 
 
 def version_view(row: Any, label: str | None = None) -> dict[str, Any]:
@@ -112,8 +124,11 @@ def history(
     with engine.connect() as conn:
         rows = conn.execute(
             select(versions)
-            .where(versions.c.subject == subject, versions.c.attribute == attribute,
-                   versions.c.version > after_version)
+            .where(
+                versions.c.subject == subject,
+                versions.c.attribute == attribute,
+                versions.c.version > after_version,
+            )
             .order_by(versions.c.version)
             .limit(limit)
         ).all()
@@ -129,9 +144,12 @@ def snapshot(
 ) -> list[dict[str, Any]]:
     query = _at(select(versions), as_of, recorded_as_of)
     if after is not None:
-        query = query.where(or_(versions.c.subject > after[0],
-                                and_(versions.c.subject == after[0],
-                                     versions.c.attribute > after[1])))
+        query = query.where(
+            or_(
+                versions.c.subject > after[0],
+                and_(versions.c.subject == after[0], versions.c.attribute > after[1]),
+            )
+        )
     query = query.order_by(versions.c.subject, versions.c.attribute).limit(limit)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
@@ -139,10 +157,17 @@ def snapshot(
 
 
 def subjects(engine: Engine, after: str | None, limit: int) -> list[dict[str, Any]]:
-    query = select(
-        keys.c.subject, func.max(keys.c.subject_label).label("label"),
-        func.count().label("attributes"), func.max(keys.c.updated_at).label("updated_at"),
-    ).group_by(keys.c.subject).order_by(keys.c.subject).limit(limit)
+    query = (
+        select(
+            keys.c.subject,
+            func.max(keys.c.subject_label).label("label"),
+            func.count().label("attributes"),
+            func.max(keys.c.updated_at).label("updated_at"),
+        )
+        .group_by(keys.c.subject)
+        .order_by(keys.c.subject)
+        .limit(limit)
+    )
     if after is not None:
         query = query.where(keys.c.subject > after)
     with engine.connect() as conn:
@@ -152,8 +177,9 @@ def subjects(engine: Engine, after: str | None, limit: int) -> list[dict[str, An
 def subject_keys(engine: Engine, subject: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            _at(select(versions).where(versions.c.subject == subject), None, None)
-            .order_by(versions.c.attribute)
+            _at(select(versions).where(versions.c.subject == subject), None, None).order_by(
+                versions.c.attribute
+            )
         ).all()
         label = conn.execute(
             select(func.max(keys.c.subject_label)).where(keys.c.subject == subject)
@@ -165,8 +191,12 @@ def subject_keys(engine: Engine, subject: str) -> list[dict[str, Any]]:
 
 
 def list_claims(
-    engine: Engine, subject: str | None, attribute: str | None, source: str | None,
-    after: str | None, limit: int,
+    engine: Engine,
+    subject: str | None,
+    attribute: str | None,
+    source: str | None,
+    after: str | None,
+    limit: int,
 ) -> list[dict[str, Any]]:
     query = select(claims.c.claim_id, claims.c.recorded_at, claims.c.facts)
     if subject is not None:

@@ -109,10 +109,19 @@ class EntryProcessor:
         try:
             pipe = self.redis.pipeline(transaction=False)
             for w in written:
-                body = {"id": w.id, "subject": w.subject, "attribute": w.attribute,
-                        "version": w.version, "current": w.current}
-                pipe.xadd(UPDATES_STREAM, {DATA_FIELD: json.dumps(body)},
-                          maxlen=self.updates_maxlen, approximate=True)
+                body = {
+                    "id": w.id,
+                    "subject": w.subject,
+                    "attribute": w.attribute,
+                    "version": w.version,
+                    "current": w.current,
+                }
+                pipe.xadd(
+                    UPDATES_STREAM,
+                    {DATA_FIELD: json.dumps(body)},
+                    maxlen=self.updates_maxlen,
+                    approximate=True,
+                )
             await pipe.execute()
         except RedisError as exc:
             log.warning("could not announce %d versions: %s", len(written), exc)
@@ -120,12 +129,22 @@ class EntryProcessor:
     async def dead_letter(
         self, stream: str, entry_id: bytes, fields: dict[bytes, bytes], error: str
     ) -> None:
-        data = fields.get(DATA_FIELD, json.dumps({k.decode(errors="replace"): v.decode(
-            errors="replace") for k, v in fields.items()}).encode())
-        await self.redis.xadd(DEAD_LETTER_STREAM, {
-            "stream": stream, "entry_id": entry_id, "error": error[:2000],
-            "failed_at": now_iso(), "data": data,
-        })
+        data = fields.get(
+            DATA_FIELD,
+            json.dumps(
+                {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+            ).encode(),
+        )
+        await self.redis.xadd(
+            DEAD_LETTER_STREAM,
+            {
+                "stream": stream,
+                "entry_id": entry_id,
+                "error": error[:2000],
+                "failed_at": now_iso(),
+                "data": data,
+            },
+        )
         DEAD.inc()
         try:
             event_id = json.loads(data).get("event_id")
@@ -208,11 +227,18 @@ class Reclaimer:
         # XAUTOCLAIM just moved them to us; stream ids do not sort as strings, so
         # read our whole pending list instead of a min/max range
         rows = await self.redis.xpending_range(
-            stream, CONSUMER_GROUP, min="-", max="+", count=max(1000, len(ids)),
+            stream,
+            CONSUMER_GROUP,
+            min="-",
+            max="+",
+            count=max(1000, len(ids)),
             consumername=self.consumer,
         )
         return {
-            (r["message_id"] if isinstance(r["message_id"], bytes)
-             else str(r["message_id"]).encode()): int(r["times_delivered"])
+            (
+                r["message_id"]
+                if isinstance(r["message_id"], bytes)
+                else str(r["message_id"]).encode()
+            ): int(r["times_delivered"])
             for r in rows
         }

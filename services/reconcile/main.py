@@ -56,8 +56,14 @@ async def ensure_groups(redis: Redis, streams: list[str]) -> None:
 class ConsumerGroup:
     """Owns the FastStream broker and restarts it when Redis loses the group."""
 
-    def __init__(self, settings: ReconcileSettings, processor: EntryProcessor,
-                 redis: Redis, streams: list[str], consumer: str) -> None:
+    def __init__(
+        self,
+        settings: ReconcileSettings,
+        processor: EntryProcessor,
+        redis: Redis,
+        streams: list[str],
+        consumer: str,
+    ) -> None:
         self.settings, self.processor, self.redis = settings, processor, redis
         self.streams, self.consumer = streams, consumer
         self.broker: RedisBroker | None = None
@@ -66,9 +72,14 @@ class ConsumerGroup:
     def _build(self) -> RedisBroker:
         broker = RedisBroker(self.settings.redis_url, logger=log, log_level=logging.DEBUG)
         for stream in self.streams:
-            sub = StreamSub(stream, group=CONSUMER_GROUP, consumer=self.consumer, batch=True,
-                            max_records=self.settings.batch_size,
-                            polling_interval=self.settings.poll_ms)
+            sub = StreamSub(
+                stream,
+                group=CONSUMER_GROUP,
+                consumer=self.consumer,
+                batch=True,
+                max_records=self.settings.batch_size,
+                polling_interval=self.settings.poll_ms,
+            )
             broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=_raw_entries)(
                 self._handler(stream)
             )
@@ -80,8 +91,7 @@ class ConsumerGroup:
         async def handle(body: Any, msg: RedisBatchStreamMessage) -> None:
             del body  # we decode entries ourselves, so a poison entry cannot fail the batch
             raw = msg.raw_message
-            await processor.process(stream, list(zip(raw["message_ids"], raw["data"],
-                                                     strict=True)))
+            await processor.process(stream, list(zip(raw["message_ids"], raw["data"], strict=True)))
 
         handle.__name__ = f"apply_{stream.replace(':', '_').strip('{}')}"
         return handle
@@ -149,17 +159,27 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
         await asyncio.to_thread(create_schema, engine)
         redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=2)
         reconciler = Reconciler(AttributeRegistry.load(settings.attributes_file))
-        processor = EntryProcessor(engine, redis, reconciler,
-                                   serialize_writes=engine.dialect.name == "sqlite")
+        processor = EntryProcessor(
+            engine, redis, reconciler, serialize_writes=engine.dialect.name == "sqlite"
+        )
         streams = [stream_for(p) for p in range(settings.partitions)]
         group = ConsumerGroup(settings, processor, redis, streams, consumer)
-        reclaimer = Reclaimer(processor, redis, streams, consumer,
-                              min_idle_ms=settings.claim_idle_ms,
-                              max_deliveries=settings.max_deliveries)
-        app.state.readiness = {"redis": lambda: group.redis_ok,
-                               "database": lambda: database_ok(engine)}
-        tasks = [asyncio.create_task(group.run(), name="consumer-group"),
-                 asyncio.create_task(reclaimer.run(), name="reclaimer")]
+        reclaimer = Reclaimer(
+            processor,
+            redis,
+            streams,
+            consumer,
+            min_idle_ms=settings.claim_idle_ms,
+            max_deliveries=settings.max_deliveries,
+        )
+        app.state.readiness = {
+            "redis": lambda: group.redis_ok,
+            "database": lambda: database_ok(engine),
+        }
+        tasks = [
+            asyncio.create_task(group.run(), name="consumer-group"),
+            asyncio.create_task(reclaimer.run(), name="reclaimer"),
+        ]
         try:
             yield
         finally:
@@ -176,4 +196,3 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
     install_metrics(app, "reconcile")
     app.include_router(readiness_router())
     return app
-

@@ -43,13 +43,28 @@ def replay(source: Engine, target: Engine, reconciler: Reconciler) -> int:
 def projection_hash(engine: Engine) -> str:
     """Content hash of every version row (ids excluded: they are storage positions)."""
     digest = hashlib.sha256()
-    cols = [versions_t.c[name] for name in (
-        "subject", "attribute", "version", "pub_from", "pub_to", "rec_from", "rec_to",
-        "status", "cause_event_id", "cause_report_id", "result", "diff")]
+    cols = [
+        versions_t.c[name]
+        for name in (
+            "subject",
+            "attribute",
+            "version",
+            "pub_from",
+            "pub_to",
+            "rec_from",
+            "rec_to",
+            "status",
+            "cause_event_id",
+            "cause_report_id",
+            "result",
+            "diff",
+        )
+    ]
     with engine.connect() as conn:
         result = conn.execute(
-            select(*cols).order_by(versions_t.c.subject, versions_t.c.attribute,
-                                   versions_t.c.version)
+            select(*cols).order_by(
+                versions_t.c.subject, versions_t.c.attribute, versions_t.c.version
+            )
         )
         for row in result:
             digest.update(json.dumps(list(row), ensure_ascii=False).encode())

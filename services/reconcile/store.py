@@ -167,9 +167,7 @@ class Reconciler:
             )
         )
 
-    def _touch_key(
-        self, conn: Connection, claim: ClaimFacts, label: str | None, at: str
-    ) -> None:
+    def _touch_key(self, conn: Connection, claim: ClaimFacts, label: str | None, at: str) -> None:
         row = conn.execute(
             select(keys_t.c.subject).where(
                 keys_t.c.subject == claim.subject, keys_t.c.attribute == claim.attribute
@@ -233,11 +231,15 @@ class Reconciler:
         self, conn: Connection, subject: str, attribute: str, since: str, cause: Event
     ) -> list[VersionWritten]:
         """Keys of the same subject that read this one (relative claims, composites)."""
-        others = conn.execute(
-            select(keys_t.c.attribute).where(
-                keys_t.c.subject == subject, keys_t.c.attribute != attribute
-            ).order_by(keys_t.c.attribute)
-        ).scalars().all()
+        others = (
+            conn.execute(
+                select(keys_t.c.attribute)
+                .where(keys_t.c.subject == subject, keys_t.c.attribute != attribute)
+                .order_by(keys_t.c.attribute)
+            )
+            .scalars()
+            .all()
+        )
         written: list[VersionWritten] = []
         for other in others:
             spec = self.registry.get(other)
@@ -338,7 +340,9 @@ class KeyInputs:
         return out
 
 
-def _modified(claim: ClaimFacts, mods: Iterable[tuple[str, str, str, dict[str, Any]]]) -> ClaimFacts:
+def _modified(
+    claim: ClaimFacts, mods: Iterable[tuple[str, str, str, dict[str, Any]]]
+) -> ClaimFacts:
     for _, kind, target, data in mods:  # in effective-time order: later ones win
         if kind == "rating" and target == claim.source_id:
             claim = replace(claim, source_reliability=data["reliability"])
@@ -368,8 +372,13 @@ def _load_inputs(conn: Connection, subject: str, attribute: str) -> KeyInputs:
         mods = [
             (m.effective_at, m.kind, m.target, json.loads(m.data))
             for m in conn.execute(
-                select(mods_t.c.effective_at, mods_t.c.kind, mods_t.c.target, mods_t.c.data,
-                       mods_t.c.event_id)
+                select(
+                    mods_t.c.effective_at,
+                    mods_t.c.kind,
+                    mods_t.c.target,
+                    mods_t.c.data,
+                    mods_t.c.event_id,
+                )
                 .where(mods_t.c.target.in_(targets))
                 .order_by(mods_t.c.effective_at, mods_t.c.recorded_at, mods_t.c.event_id)
             ).all()
@@ -414,9 +423,7 @@ def _diff(previous: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, 
     if previous is None:
         return {f: [None, result.get(f)] for f in DIFF_FIELDS if result.get(f) is not None}
     return {
-        f: [previous.get(f), result.get(f)]
-        for f in DIFF_FIELDS
-        if previous.get(f) != result.get(f)
+        f: [previous.get(f), result.get(f)] for f in DIFF_FIELDS if previous.get(f) != result.get(f)
     }
 
 

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from shared.consensus._admit import CATEGORICAL_KINDS, Admission, Item, admit, epoch, fmt, snap
 from shared.consensus._cluster import Group, assign_clusters, make_groups
 from shared.consensus._explain import explain_numeric, explain_vote
-from shared.consensus._numeric import fuse
+from shared.consensus._numeric import Fusion, fuse
 from shared.consensus._segments import Piece, timeline
 from shared.consensus._vote import Vote, vote
 from shared.model import AttributeSpec, ClaimFacts, Cluster, ConsensusResult, Estimate, Segment
@@ -72,7 +72,11 @@ def _numeric(
     horizon: float | None,
 ) -> ConsensusResult:
     floor, floor_note = _composite_floor(spec, related)
-    top = fuse(adm.items, [floor] if floor is not None else [])
+    floors = [floor] if floor is not None else []
+    if spec.kind == "cumulative" and pieces:
+        top = _running_total(adm.items, pieces, floors)
+    else:
+        top = fuse(adm.items, floors)
     constraints = list(adm.constraints)
     if floor_note:
         applied = floor in top.applied_floors
@@ -111,12 +115,28 @@ def _numeric(
         dissent=tuple(top.dissent),
         excluded=tuple(cid for cid, _ in adm.exclusions),
         explanation=explain_numeric(top, labels, len(adm.exclusions), stale_since),
-        clusters=_clusters(top.groups, labels, numeric=True),
+        clusters=_clusters(make_groups(adm.items), labels, numeric=True),
         weights=tuple((it.cid, it.weight) for it in adm.items),
         exclusions=tuple(adm.exclusions),
         constraints=tuple(sorted(constraints)),
         segments=tuple(segments),
     )
+
+
+def _running_total(
+    items: Sequence[Item], pieces: Sequence[Piece], floors: Sequence[float]
+) -> Fusion:
+    """Top level of a cumulative attribute: the latest timed statement of the running
+    total with the older ones as floors (as in the last segment), plus the untimed
+    claims. An older upper bound ("up to 500 by December") says nothing about the
+    current total: it stays listed in support, as history, but does not vote."""
+    timed = {it.cid for piece in pieces for it in piece.items}
+    latest = pieces[-1].items
+    current = {it.cid for it in latest}
+    untimed = [it for it in items if it.cid not in timed]
+    top = fuse(sorted([*latest, *untimed], key=lambda it: it.cid), floors)
+    top.support = sorted([*top.support, *(timed - current)])
+    return top
 
 
 def _composite_floor(
@@ -161,15 +181,15 @@ def _categorical(
     ]
     if pieces:
         # State timeline: the current value is the latest segment's.
-        top, scope = votes[-1], pieces[-1].items
+        top = votes[-1]
         support, dissent = _timeline_support(adm.items, votes, top)
         since = pieces[-1].valid_from
         earlier = _earlier(pieces, votes)
     else:
-        top, scope = vote(adm.items), adm.items
+        top = vote(adm.items)
         support, dissent = top.support, top.dissent
         since, earlier = None, None
-    stale_since = _stale_since(scope, horizon) if top.status != "no_data" else None
+    stale_since = _stale_since(adm.items, horizon) if top.status != "no_data" else None
     return ConsensusResult(
         method=METHOD,
         method_version=METHOD_VERSION,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 
 from shared.consensus._admit import Item, fmt
-from shared.consensus._cluster import Group, rank
+from shared.consensus._cluster import Group
 from shared.consensus._numeric import Fusion, overlaps
 from shared.consensus._vote import Vote
 
@@ -74,22 +74,19 @@ def explain_numeric(
 
 
 def _numeric_dissent(f: Fusion, labels: Mapping[str, str]) -> str:
-    # Dissent is counted by origin, like support: ten copies of one outlier are one voice.
-    by_group: dict[str, list[Item]] = {}
-    for item in f.dissent_items:
-        by_group.setdefault(item.group, []).append(item)
-    if not by_group:
-        return ""
+    # One entry per distinct (value, origin): ten copies of one outlier read as one.
     weight = {g.root: g.weight for g in f.groups}
-    roots = sorted(by_group, key=lambda r: (-weight[r], r))
-    entries = [f"{item_phrase(min(by_group[r], key=rank))}, {labels[r]}" for r in roots]
+    ordered = sorted(f.dissent_items, key=lambda it: (-weight[it.group], it.group, it.rank))
+    entries = list(dict.fromkeys(f"{item_phrase(it)}, {labels[it.group]}" for it in ordered))
+    if not entries:
+        return ""
     outside = not any(overlaps(it.band, f.band) for it in f.dissent_items)
-    n = len(roots)
+    n = len(entries)
     if outside:
         verb = "lies outside the range" if n == 1 else "lie outside the range"
     else:
         verb = "contradicts the best estimate" if n == 1 else "contradict the best estimate"
-    return f"; {_plural(n, 'dissenting origin')} ({_listing(entries)}) {verb}"
+    return f"; {_plural(n, 'dissenting claim')} ({_listing(entries)}) {verb}"
 
 
 def explain_vote(

@@ -24,13 +24,18 @@ def _applied(query: str, report_id: str) -> bool:
 
 def test_posted_report_becomes_readable_consensus(cluster: Cluster) -> None:
     ingest, query = _up(cluster)
-    posted = httpx.post(f"{ingest}/v1/reports", json=report(claim(value=12000, hedge="approximately")))
+    posted = httpx.post(
+        f"{ingest}/v1/reports", json=report(claim(value=12000, hedge="approximately"))
+    )
     assert posted.status_code == 202, posted.text
     body = posted.json()
     assert set(body) >= {"report_id", "claim_ids", "recorded_at", "token"}
 
-    got = httpx.get(f"{query}/v1/consensus/dprk-troops-kursk/personnel_deployed",
-                    params={"min_token": body["token"]}, timeout=10)
+    got = httpx.get(
+        f"{query}/v1/consensus/dprk-troops-kursk/personnel_deployed",
+        params={"min_token": body["token"]},
+        timeout=10,
+    )
     assert got.status_code == 200, got.text
     view = got.json()
     assert view["version"] >= 1 and view["best"] == 12000
@@ -50,8 +55,9 @@ def test_report_posted_twice_is_applied_once(cluster: Cluster) -> None:
     wait_for(lambda: _applied(query, r["report_id"]))
 
     db = sqlite3.connect(cluster.db_url.removeprefix("sqlite:///"))
-    events = db.execute("SELECT count(*) FROM events WHERE report_id = ?",
-                        (r["report_id"],)).fetchone()[0]
+    events = db.execute(
+        "SELECT count(*) FROM events WHERE report_id = ?", (r["report_id"],)
+    ).fetchone()[0]
     assert events == 1 + 2  # ReportReceived + one ClaimAsserted per claim
     history = httpx.get(f"{query}/v1/consensus/dprk-troops-kursk/killed/history").json()
     assert [v["version"] for v in history["items"]] == [1]
@@ -86,9 +92,13 @@ def test_seed_demo_shows_kursk_consensus(cluster: Cluster) -> None:
         answer = httpx.post(f"{ingest}/v1/reports", json=r)
         assert answer.status_code == 202, answer.text
         token = answer.json()["token"]
-    view = httpx.get(f"{query}/v1/consensus/dprk-troops-kursk/personnel_deployed",
-                     params={"min_token": token}, timeout=10).json()
+    view = httpx.get(
+        f"{query}/v1/consensus/dprk-troops-kursk/personnel_deployed",
+        params={"min_token": token},
+        timeout=10,
+    ).json()
     assert 10_000 <= view["best"] <= 12_000
     subject = httpx.get(f"{query}/v1/subjects/dprk-troops-kursk").json()
     assert {"personnel_deployed", "killed_or_wounded", "deployment_status"} <= {
-        a["attribute"] for a in subject["attributes"]}
+        a["attribute"] for a in subject["attributes"]
+    }

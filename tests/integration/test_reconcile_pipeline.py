@@ -35,8 +35,9 @@ def _ctx(engine: Any) -> IngestContext:
 
 
 def _accept(engine: Any, body: dict[str, Any]) -> outbox.Accepted:
-    return outbox.accept_report(engine, prepare_report(ReportIn.model_validate(body),
-                                                       _ctx(engine), None))
+    return outbox.accept_report(
+        engine, prepare_report(ReportIn.model_validate(body), _ctx(engine), None)
+    )
 
 
 def _events(engine: Any, body: dict[str, Any]) -> list[Any]:
@@ -103,7 +104,7 @@ async def test_poison_entry_goes_to_the_dead_letter_stream_and_the_rest_flow(
 def test_redelivered_events_change_nothing(engine: Any) -> None:
     events = _events(engine, report(claim(value=12000), claim(value=10000, attributed_to="x")))
     reconciler = Reconciler(REGISTRY)
-    first, applied_first = reconciler.apply(engine, events)
+    _first, applied_first = reconciler.apply(engine, events)
     before = projection_hash(engine)
     again, applied_again = reconciler.apply(engine, events)
     assert applied_first == 3 and applied_again == 0 and again == []
@@ -116,9 +117,16 @@ def test_replay_rebuilds_identical_projections(engine: Any, tmp_path: Path) -> N
     reconciler = Reconciler(REGISTRY)
     for body in demo_reports():
         reconciler.apply(engine, _events(engine, body))
-    reconciler.apply(engine, _events(engine, report(
-        claim(value=11000, attributed_to="South Korean intelligence", valid_time="2024-12"),
-        published_at="2025-01-10")))  # a backfill before the demo's reports
+    reconciler.apply(
+        engine,
+        _events(
+            engine,
+            report(
+                claim(value=11000, attributed_to="South Korean intelligence", valid_time="2024-12"),
+                published_at="2025-01-10",
+            ),
+        ),
+    )  # a backfill before the demo's reports
     target = make_engine(f"sqlite:///{tmp_path / 'replayed.db'}")
     replay(engine, target, Reconciler(REGISTRY))
     assert projection_hash(target) == projection_hash(engine)
@@ -126,12 +134,15 @@ def test_replay_rebuilds_identical_projections(engine: Any, tmp_path: Path) -> N
 
 def test_backfill_corrects_as_of_while_recorded_as_of_keeps_what_was_shown(engine: Any) -> None:
     reconciler = Reconciler(REGISTRY)
-    late = _events(engine, report(claim(value=12000, attributed_to="Ukrainian forces"),
-                                  published_at="2025-02-17"))
+    late = _events(
+        engine,
+        report(claim(value=12000, attributed_to="Ukrainian forces"), published_at="2025-02-17"),
+    )
     reconciler.apply(engine, late)
     shown_at = late[0].recorded_at
-    early = _events(engine, report(claim(value=10000, attributed_to="NIS"),
-                                   published_at="2025-01-10"))
+    early = _events(
+        engine, report(claim(value=10000, attributed_to="NIS"), published_at="2025-01-10")
+    )
     reconciler.apply(engine, early)
     key = ("dprk-troops-kursk", "personnel_deployed")
     feb = "2025-02-01T23:59:59.999999Z"

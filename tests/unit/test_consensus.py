@@ -226,9 +226,8 @@ def test_one_sided_bound_that_contradicts_best_is_dissent_not_applied() -> None:
     assert (result.low, result.best, result.high) == (10800, 12000, 13200)
     assert result.dissent == ("b",)
     assert result.status == "contested"
-    assert (
-        "1 dissenting origin (over 15,000, South Korean intelligence) lies outside the range"
-        in (result.explanation)
+    assert "1 dissenting claim (over 15,000, South Korean intelligence) lies outside the range" in (
+        result.explanation
     )
 
 
@@ -597,6 +596,53 @@ def test_cumulative_floor_above_a_later_count_is_dissent() -> None:
     assert feb.best == 3000
     assert feb.dissent == ("dec",)
     assert feb.status == "contested"
+
+
+def test_cumulative_top_level_reads_growth_as_a_running_total_not_a_conflict() -> None:
+    claims = [
+        claim("dec", exact(1000), "A", attribute="killed", valid_time=month(2024, 12)),
+        claim("feb", approx(3000), "B", attribute="killed", valid_time=month(2025, 2)),
+        claim("undated", exact(3100), "C", attribute="killed"),
+    ]
+    result = compute_consensus(claims, KILLED)
+    assert result.best == 3000
+    assert result.status == "settled"
+    assert result.support == ("dec", "feb", "undated")
+
+
+def test_old_upper_bound_on_a_running_total_is_history_not_dissent() -> None:
+    claims = [
+        claim("nov", up_to(500), "A", attribute="killed", valid_time=month(2024, 11)),
+        claim("feb", exact(3000), "B", attribute="killed", valid_time=month(2025, 2)),
+    ]
+    result = compute_consensus(claims, KILLED)
+    assert (result.best, result.high) == (3000, 3000)
+    assert result.support == ("feb", "nov")
+    assert result.segments[-1].support == ("feb",)
+
+
+def test_stale_marks_only_the_open_ended_last_segment() -> None:
+    claims = [
+        claim(
+            "dec",
+            exact(1000),
+            "A",
+            attribute="killed",
+            valid_time=month(2023, 12),
+            published="2024-01-05",
+        ),
+        claim(
+            "feb",
+            exact(3000),
+            "B",
+            attribute="killed",
+            valid_time=month(2024, 2),
+            published="2024-03-01",
+        ),
+    ]
+    result = compute_consensus(claims, KILLED, at=datetime(2025, 6, 1, tzinfo=UTC))
+    assert [s.status for s in result.segments] == ["single_source", "stale"]
+    assert result.status == "stale"
 
 
 # --- categorical --------------------------------------------------------------------------

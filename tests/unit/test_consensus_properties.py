@@ -12,6 +12,9 @@ from shared.consensus import compute_consensus
 from shared.model import AttributeSpec, ClaimFacts, ConsensusResult, ValidTime, Value
 
 STOCK = AttributeSpec("personnel_deployed", "stock", unit="person")
+# Same attribute name read as a running total, so one claim strategy serves both kinds.
+RUNNING = AttributeSpec("personnel_deployed", "cumulative", unit="person")
+NUMERIC_SPECS = st.sampled_from([STOCK, RUNNING])
 COMMANDER = AttributeSpec(
     "commander", "categorical", value_aliases=(("Kim Yong Bok", ("Kim Yong-bok",)),)
 )
@@ -56,8 +59,16 @@ def claim_lists(
     count = draw(st.integers(min_value=2 if clean else 1, max_value=8))
     claims = []
     for i in range(count):
-        month = draw(st.sampled_from([None, 11, 12]))
-        valid = None if month is None else ValidTime(date(2024, month, 1), None, "open")
+        valid = draw(
+            st.sampled_from(
+                [
+                    None,
+                    ValidTime(date(2024, 11, 1), None, "open"),
+                    ValidTime(date(2024, 12, 1), None, "open"),
+                    ValidTime(date(2024, 12, 1), date(2025, 1, 1), "month"),
+                ]
+            )
+        )
         claims.append(
             ClaimFacts(
                 claim_id=f"c{i:02d}",
@@ -117,11 +128,11 @@ def agreeing_claim(result: ConsensusResult, template: ClaimFacts, value: Value) 
 
 
 @settings(max_examples=100, deadline=None)
-@given(numeric_claims, st.randoms(use_true_random=False))
-def test_result_does_not_depend_on_input_order(claims: list[ClaimFacts], rnd) -> None:  # type: ignore[no-untyped-def]
+@given(numeric_claims, NUMERIC_SPECS, st.randoms(use_true_random=False))
+def test_result_does_not_depend_on_input_order(claims: list[ClaimFacts], spec, rnd) -> None:  # type: ignore[no-untyped-def]
     shuffled = list(claims)
     rnd.shuffle(shuffled)
-    assert compute_consensus(claims, STOCK) == compute_consensus(shuffled, STOCK)
+    assert compute_consensus(claims, spec) == compute_consensus(shuffled, spec)
 
 
 @given(categorical_claims, st.randoms(use_true_random=False))
@@ -132,9 +143,9 @@ def test_categorical_result_does_not_depend_on_input_order(claims: list[ClaimFac
 
 
 @settings(max_examples=100, deadline=None)
-@given(numeric_claims)
-def test_partition_and_exact_numbers(claims: list[ClaimFacts]) -> None:
-    result = compute_consensus(claims, STOCK)
+@given(numeric_claims, NUMERIC_SPECS)
+def test_partition_and_exact_numbers(claims: list[ClaimFacts], spec: AttributeSpec) -> None:
+    result = compute_consensus(claims, spec)
     included = [*result.support, *result.dissent]
     assert sorted([*included, *result.excluded]) == sorted(c.claim_id for c in claims)
     assert len(set(included)) == len(included)
@@ -151,14 +162,14 @@ def test_partition_and_exact_numbers(claims: list[ClaimFacts]) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(numeric_claims, st.data())
+@given(numeric_claims, NUMERIC_SPECS, st.data())
 def test_duplicating_a_claim_from_the_same_origin_changes_nothing(
-    claims: list[ClaimFacts], data: st.DataObject
+    claims: list[ClaimFacts], spec: AttributeSpec, data: st.DataObject
 ) -> None:
     original = data.draw(st.sampled_from(claims))
     dup = dataclasses.replace(original, claim_id=original.claim_id + "-dup", report_id="r-dup")
-    before = compute_consensus(claims, STOCK)
-    after = compute_consensus([*claims, dup], STOCK)
+    before = compute_consensus(claims, spec)
+    after = compute_consensus([*claims, dup], spec)
     fields = ["low", "best", "high", "conservative", "status", "value_text", "explanation"]
     if original.claim_id in before.excluded:
         fields.remove("explanation")  # "No usable claims (2 claims excluded)" counts listings
@@ -185,14 +196,15 @@ def agreeing_value(draw: st.DrawFn, result: ConsensusResult) -> Value:
 
 
 @settings(max_examples=100, deadline=None)
-@given(numeric_claims, st.data())
+@given(numeric_claims, NUMERIC_SPECS, st.data())
 def test_agreeing_claim_from_a_new_origin_never_lowers_confidence(
-    claims: list[ClaimFacts], data: st.DataObject
+    claims: list[ClaimFacts], spec: AttributeSpec, data: st.DataObject
 ) -> None:
-    before = compute_consensus(claims, STOCK)
+    before = compute_consensus(claims, spec)
     assume(before.best is not None)
     value = data.draw(agreeing_value(before))
-    after = compute_consensus([*claims, agreeing_claim(before, claims[0], value)], STOCK)
+    new = dataclasses.replace(agreeing_claim(before, claims[0], value), valid_time=None)
+    after = compute_consensus([*claims, new], spec)
     assert after.best == before.best
     assert confidence(after) >= confidence(before)
     if before.status == "settled":

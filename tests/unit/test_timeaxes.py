@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 
 from shared.timeaxes import MAX_TIME, Step, iso, parse_iso, query_instant, revise, segment_at
 
-JAN, FEB, MAR = "2025-01-01T00:00:00.000000Z", "2025-02-01T00:00:00.000000Z", \
-    "2025-03-01T00:00:00.000000Z"
+JAN, FEB, MAR = (
+    "2025-01-01T00:00:00.000000Z",
+    "2025-02-01T00:00:00.000000Z",
+    "2025-03-01T00:00:00.000000Z",
+)
 
 
 def _count_before(inputs: list[str]):  # type: ignore[no-untyped-def]
@@ -25,7 +28,9 @@ def test_later_input_splits_the_last_step_and_keeps_the_past() -> None:
     rev = revise(current, [JAN, FEB], FEB, _count_before([JAN, FEB]))
     assert [s.version for s in rev.closed] == [1]
     assert [(s.pub_from, s.pub_to, s.result) for s in rev.opened] == [
-        (JAN, FEB, 1), (FEB, MAX_TIME, 2)]
+        (JAN, FEB, 1),
+        (FEB, MAX_TIME, 2),
+    ]
 
 
 def test_backfill_recomputes_every_later_step() -> None:
@@ -57,13 +62,16 @@ def test_iso_times_sort_as_strings_in_time_order() -> None:
 
 def test_a_day_as_of_includes_the_whole_day() -> None:
     assert query_instant(datetime(2025, 1, 31, tzinfo=UTC), "day") == "2025-01-31T23:59:59.999999Z"
-    assert query_instant(datetime(2024, 12, 1, tzinfo=UTC), "month") == \
-        "2024-12-31T23:59:59.999999Z"
+    assert (
+        query_instant(datetime(2024, 12, 1, tzinfo=UTC), "month") == "2024-12-31T23:59:59.999999Z"
+    )
 
 
 def test_valid_at_picks_the_half_open_segment() -> None:
-    segments = [{"valid_from": "2025-01-01", "valid_to": "2025-02-01", "text": "withdrawn"},
-                {"valid_from": "2025-02-01", "valid_to": None, "text": "deployed"}]
+    segments = [
+        {"valid_from": "2025-01-01", "valid_to": "2025-02-01", "text": "withdrawn"},
+        {"valid_from": "2025-02-01", "valid_to": None, "text": "deployed"},
+    ]
     assert segment_at(segments, datetime(2025, 1, 31).date())["text"] == "withdrawn"  # type: ignore[index]
     assert segment_at(segments, datetime(2025, 2, 1).date())["text"] == "deployed"  # type: ignore[index]
     assert segment_at(segments, datetime(2024, 12, 1).date()) is None
