@@ -125,3 +125,19 @@ def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):  # t
         if time.monotonic() >= deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval_s)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One running system shared by a module's tests (they use distinct keys/report ids)."""
+    tmp = tmp_path_factory.mktemp("running")
+    server = LocalRedis(tmp / "redis", persist=False).start()
+    c = Cluster(tmp, server.url, f"sqlite:///{tmp / 'claimledger.db'}",
+                CLAIMLEDGER_REPUBLISH_AFTER_S="5")
+    try:
+        for name in ("ingest", "reconcile", "query"):
+            c.start(name)
+        yield c
+    finally:
+        c.stop_all()
+        server.stop(kill=True)

@@ -81,25 +81,7 @@ def _numeric(
     if floor_note:
         applied = floor in top.applied_floors
         constraints.append(floor_note + ("" if applied or not adm.items else "; not applied"))
-    segments = []
-    for piece in pieces:
-        f = fuse(piece.items)
-        status = f.status
-        if piece.valid_to is None and _stale_since(piece.items, horizon):
-            status = "stale"
-        segments.append(
-            Segment(
-                piece.valid_from,
-                piece.valid_to,
-                f.low,
-                f.best,
-                f.high,
-                f.conservative,
-                status,
-                tuple(f.support),
-                tuple(f.dissent),
-            )
-        )
+    segments = [_numeric_segment(piece, horizon) for piece in pieces]
     stale_since = _stale_since(adm.items, horizon) if top.status != "no_data" else None
     return ConsensusResult(
         method=METHOD,
@@ -120,6 +102,23 @@ def _numeric(
         exclusions=tuple(adm.exclusions),
         constraints=tuple(sorted(constraints)),
         segments=tuple(segments),
+    )
+
+
+def _numeric_segment(piece: Piece, horizon: float | None) -> Segment:
+    f = fuse(piece.items)
+    # Only the open-ended (current) segment can go stale; a closed one is history.
+    stale = piece.valid_to is None and _stale_since(piece.items, horizon) is not None
+    return Segment(
+        valid_from=piece.valid_from,
+        valid_to=piece.valid_to,
+        low=f.low,
+        best=f.best,
+        high=f.high,
+        conservative=f.conservative,
+        status="stale" if stale else f.status,
+        support=tuple(f.support),
+        dissent=tuple(f.dissent),
     )
 
 
@@ -164,27 +163,12 @@ def _categorical(
     horizon: float | None,
 ) -> ConsensusResult:
     votes = [vote(piece.items) for piece in pieces]
-    segments = [
-        Segment(
-            p.valid_from,
-            p.valid_to,
-            None,
-            None,
-            None,
-            None,
-            "stale" if p.valid_to is None and _stale_since(p.items, horizon) else v.status,
-            tuple(v.support),
-            tuple(v.dissent),
-            text=v.text,
-        )
-        for p, v in zip(pieces, votes, strict=True)
-    ]
+    segments = [_vote_segment(p, v, horizon) for p, v in zip(pieces, votes, strict=True)]
     if pieces:
         # State timeline: the current value is the latest segment's.
         top = votes[-1]
         support, dissent = _timeline_support(adm.items, votes, top)
-        since = pieces[-1].valid_from
-        earlier = _earlier(pieces, votes)
+        since, earlier = _current_run(pieces, votes)
     else:
         top = vote(adm.items)
         support, dissent = top.support, top.dissent
@@ -231,13 +215,37 @@ def _timeline_support(
     return support, dissent
 
 
-def _earlier(pieces: Sequence[Piece], votes: Sequence[Vote]) -> str | None:
-    if len(pieces) < 2:
-        return None
-    p, v = pieces[-2], votes[-2]
+def _current_run(pieces: Sequence[Piece], votes: Sequence[Vote]) -> tuple[date | None, str | None]:
+    """Since when the current value has held without a break, and what held before."""
+    i = len(pieces) - 1
+    while (
+        i > 0
+        and votes[i - 1].key == votes[i].key
+        and pieces[i - 1].valid_to == pieces[i].valid_from
+    ):
+        i -= 1
+    if i == 0:
+        return pieces[0].valid_from, None
+    p, v = pieces[i - 1], votes[i - 1]
     start = p.valid_from.isoformat() if p.valid_from else "…"
     end = p.valid_to.isoformat() if p.valid_to else "…"
-    return f"'{v.text}' ({start} to {end})"
+    return pieces[i].valid_from, f"'{v.text}' ({start} to {end})"
+
+
+def _vote_segment(piece: Piece, v: Vote, horizon: float | None) -> Segment:
+    stale = piece.valid_to is None and _stale_since(piece.items, horizon) is not None
+    return Segment(
+        valid_from=piece.valid_from,
+        valid_to=piece.valid_to,
+        low=None,
+        best=None,
+        high=None,
+        conservative=None,
+        status="stale" if stale else v.status,
+        support=tuple(v.support),
+        dissent=tuple(v.dissent),
+        text=v.text,
+    )
 
 
 def _clusters(

@@ -138,16 +138,32 @@ def fuse(items: Sequence[Item], floors: Sequence[float] = ()) -> Fusion:
     out = Fusion(groups=groups)
     best = _best(groups)
     ref = best if best is not None else _range_reference(groups)
-    core = [
-        g
-        for g in groups
-        if ref is not None
-        and g.rep.low is not None
-        and g.rep.high is not None
-        and contains(g.rep.band, ref)
-    ]
+    core = [g for g in groups if ref is not None and _two_sided(g) and contains(g.rep.band, ref)]
     band = hull([g.rep.band for g in core]) if core else OPEN
     lows = [g.rep.low for g in core if g.rep.low is not None]
+    band = _clip(band, groups, best, floors, lows, out)
+    credible = [lo for lo in lows if band.hi is None or lo <= band.hi]
+    out.conservative = max(credible) if credible else None
+    out.low, out.best, out.high, out.band = band.lo, best, band.hi, band
+    _judge(items, groups, best, out)
+    return out
+
+
+def _two_sided(g: Group) -> bool:
+    return g.rep.low is not None and g.rep.high is not None
+
+
+def _clip(
+    band: Band,
+    groups: Sequence[Group],
+    best: float | None,
+    floors: Sequence[float],
+    lows: list[float],
+    out: Fusion,
+) -> Band:
+    """Apply the consistent one-sided bounds (heaviest first, so that when there is
+    no best the more reliable of two conflicting bounds holds), then the composite
+    floors; collect the lower bounds that were applied into `lows`."""
     bounds = sorted((g for g in groups if g.rep.one_sided), key=lambda g: (-g.weight, g.root))
     for g in bounds:
         bound = g.rep.band
@@ -161,19 +177,20 @@ def fuse(items: Sequence[Item], floors: Sequence[float] = ()) -> Fusion:
             band = intersect(band, bound)
             lows.append(floor)
             out.applied_floors.append(floor)
-    credible = [lo for lo in lows if band.hi is None or lo <= band.hi]
-    out.conservative = max(credible) if credible else None
-    out.low, out.best, out.high, out.band = band.lo, best, band.hi, band
+    return band
+
+
+def _judge(items: Sequence[Item], groups: Sequence[Group], best: float | None, out: Fusion) -> None:
+    """Support/dissent per claim; the status from the clusters' own voices."""
     for item in items:
-        if _agrees(item.band, best, band):
+        if _agrees(item.band, best, out.band):
             out.support.append(item.cid)
         else:
             out.dissent.append(item.cid)
             out.dissent_items.append(item)
     if len(groups) == 1:
         out.status = "single_source"
-    elif any(not _agrees(g.rep.band, best, band) for g in groups):
+    elif any(not _agrees(g.rep.band, best, out.band) for g in groups):
         out.status = "contested"
     else:
         out.status = "settled"
-    return out

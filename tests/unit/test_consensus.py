@@ -574,6 +574,26 @@ def test_open_ended_state_is_superseded_by_a_later_start() -> None:
     assert result.value_text == "withdrawn"
 
 
+def test_state_since_date_is_the_start_of_its_unbroken_run() -> None:
+    claims = [
+        claim(
+            "w", name("withdrawn"), "A", attribute="deployment_status", valid_time=month(2024, 10)
+        ),
+        claim(
+            "d1", name("deployed"), "B", attribute="deployment_status", valid_time=since(2024, 11)
+        ),
+        claim(
+            "d2", name("Deployed"), "C", attribute="deployment_status", valid_time=since(2025, 1)
+        ),
+    ]
+    result = compute_consensus(claims, STATUS)
+    assert [s.text for s in result.segments] == ["withdrawn", "deployed", "Deployed"]
+    assert result.explanation == (
+        "Single origin (C): 'Deployed' since 2024-11-01;"
+        " earlier 'withdrawn' (2024-10-01 to 2024-11-01)."
+    )
+
+
 def test_cumulative_claim_holds_onward_as_a_floor() -> None:
     claims = [
         claim("dec", exact(1000), "A", attribute="killed", valid_time=month(2024, 12)),

@@ -146,6 +146,23 @@
     return parts.join(" ") || (v.text ? String(v.text) : "—");
   }
 
+  /** Headline number: the best estimate, else the bound that is known. */
+  function headline(v) {
+    const has = (n) => n !== null && n !== undefined;
+    if (has(v.best)) return fmtNum(v.best);
+    if (has(v.low) && has(v.high)) return fmtNum(v.low) + "–" + fmtNum(v.high);
+    if (has(v.low)) return "≥ " + fmtNum(v.low);
+    if (has(v.high)) return "≤ " + fmtNum(v.high);
+    return "—";
+  }
+
+  function rangeText(v) {
+    const has = (n) => n !== null && n !== undefined;
+    if (!has(v.low) && !has(v.high)) return "no range";
+    if (!has(v.best) && (!has(v.low) || !has(v.high))) return has(v.low) ? "lower bound only" : "upper bound only";
+    return "range " + (has(v.low) ? fmtNum(v.low) : "…") + " – " + (has(v.high) ? fmtNum(v.high) : "…");
+  }
+
   function hedgeShape(hedge) {
     if (hedge === "over" || hedge === "at_least") return "up";
     if (hedge === "up_to" || hedge === "under") return "down";
@@ -242,6 +259,7 @@
       const { items, truncated } = await apiAll(
         (cur) => "/v1/subjects?limit=1000" + (cur ? "&cursor=" + enc(cur) : ""), 50);
       state.subjects = items;
+      state.subjectsLoaded = true;
       renderSubjectList();
       if (truncated) count.textContent += " (list truncated)";
     } catch (e) {
@@ -250,6 +268,7 @@
   }
 
   function renderSubjectList() {
+    if (!state.subjectsLoaded) return;
     const q = $("#subject-search").value.trim().toLowerCase();
     const list = $("#subject-list");
     list.textContent = "";
@@ -284,7 +303,7 @@
     state.asOf = null;
     state.focusAttr = null;
     state.selected = null;
-    openSubject(subject, {}).then(() => writeUrl(true));
+    openSubject(subject, {});
     writeUrl(true);
   }
 
@@ -483,8 +502,8 @@
     vals.textContent = "";
     if (v) {
       if (isNumericVersion(v)) {
-        vals.appendChild(h("span", { class: "best" }, fmtNum(v.best)));
-        vals.appendChild(h("span", { class: "range muted" }, "range " + fmtNum(v.low) + " – " + fmtNum(v.high)));
+        vals.appendChild(h("span", { class: "best" }, headline(v)));
+        vals.appendChild(h("span", { class: "range muted" }, rangeText(v)));
       } else {
         vals.appendChild(h("span", { class: "best" }, v.value !== null && v.value !== undefined ? String(v.value) : "—"));
       }
@@ -667,8 +686,8 @@
       srcCell,
       h("td", null, String(c.attributed_to || "—")),
       valueCell,
-      h("td", { class: "nowrap" }, String(v2.hedge || "—")),
-      h("td", { class: "nowrap" }, validText(c.valid_time)),
+      h("td", { class: "hedge" }, String(v2.hedge || "—").replace(/_/g, " ")),
+      h("td", { class: "valid" }, validText(c.valid_time)),
       h("td", { class: "quote" }, c.quote ? "“" + String(c.quote) + "”" : "—"),
       h("td", { class: "role" }, roleText)));
     }
@@ -724,7 +743,7 @@
       h("span", { class: "small muted" }, "recorded " + fmtDate(v.recorded_from) +
         (v.recorded_to ? " (superseded " + fmtDate(v.recorded_to) + ")" : ""))));
     body.appendChild(h("div", { class: "vd-values" }, numeric
-      ? [h("span", { class: "best" }, fmtNum(v.best)), h("span", { class: "muted" }, " range " + fmtNum(v.low) + " – " + fmtNum(v.high) + (v.unit ? " " + v.unit : ""))]
+      ? [h("span", { class: "best" }, headline(v)), h("span", { class: "muted" }, " " + rangeText(v) + (v.unit ? " · " + v.unit : ""))]
       : h("span", { class: "best" }, v.value !== null && v.value !== undefined ? String(v.value) : "—")));
     body.appendChild(h("p", { class: "vd-expl" }, v.explanation || ""));
 
@@ -1015,9 +1034,8 @@
       if (v) showDetails(a, v);
     }
     loadReports(claims.items);
-    // refresh the subject list entry (attribute count / updated)
-    const s = state.subjects.find((x) => x.subject === subject);
-    if (!s) loadSubjects();
+    // refresh the subject list (attribute count / updated) when the subject gained a key
+    if (isNew || !state.subjects.some((x) => x.subject === subject)) loadSubjects();
   }
 
   // ---- boot -----------------------------------------------------------------------------

@@ -114,7 +114,8 @@
     }
     if (lo > 0) lo = 0;
     if (hi === lo) hi = lo + (Math.abs(lo) || 1);
-    const step = niceStep((hi - lo) / 5);
+    let step = niceStep((hi - lo) / 5);
+    if (step < 1 && vals.every((v) => Number.isInteger(v))) step = 1; // counts: no 0.5 ticks
     const d0 = Math.floor(lo / step) * step;
     const d1 = Math.ceil((hi * 1.08) / step) * step;
     const s = linear(d0, d1, r0, r1);
@@ -176,7 +177,10 @@
     for (const tk of ticks) {
       const px = x(tk.t);
       svg("line", { x1: px, x2: px, y1: top, y2: bottom, class: "grid" }, g);
-      text(g, px, bottom + 14, tk.label, { class: "axis-label", "text-anchor": "middle" });
+      // keep labels inside the plot: anchor to the edge when a centred label would overflow
+      const half = tk.label.length * 3.3;
+      const anchor = px + half > x.range[1] + 10 ? "end" : px - half < x.range[0] - 30 ? "start" : "middle";
+      text(g, px, bottom + 14, tk.label, { class: "axis-label", "text-anchor": anchor });
     }
     svg("line", { x1: x.range[0], x2: x.range[1], y1: bottom, y2: bottom, class: "axis" }, g);
   }
@@ -231,7 +235,9 @@
     svg("rect", { x: px, y: top, width: Math.max(0, x.range[1] - px), height: bottom - top,
       class: "future-shade" }, g);
     svg("line", { x1: px, x2: px, y1: top - 4, y2: bottom, class: "asof-line" }, g);
-    text(g, px + 4, top + 10, "as of " + isoDay(cut), { class: "asof-text" });
+    const nearRight = px + 96 > x.range[1];
+    text(g, nearRight ? px - 4 : px + 4, top + 10, "as of " + isoDay(cut),
+      { class: "asof-text", "text-anchor": nearRight ? "end" : "start" });
   }
 
   function hoverable(node, tip, html) {
@@ -359,7 +365,7 @@
    */
   function segmentChart(container, opts) {
     const W = Math.max(280, opts.width);
-    const M = { l: 96, r: 14, t: 10 };
+    const M = { l: 112, r: 14, t: 10 };
     const laneH = 16, segH = 30;
     const maxLanes = 14;
     const lanes = opts.claims.filter((c) => c.start !== null).slice(0, maxLanes);
@@ -420,7 +426,7 @@
         "aria-label": c.label,
       }, root);
       const lab = text(lg, M.l - 8, yy + 11, c.laneLabel, { class: "lane-label", "text-anchor": "end" });
-      if (c.laneLabel.length > 14) lab.textContent = c.laneLabel.slice(0, 13) + "…";
+      if (c.laneLabel.length > 16) lab.textContent = c.laneLabel.slice(0, 15) + "…";
       svg("rect", { x: x(a), y: yy + 3, width: Math.max(3, x(b) - x(a)), height: laneH - 6, rx: 3,
         fill: c.excluded ? "#fff" : col, stroke: c.dissent ? "#d62728" : col, class: "lane-bar" }, lg);
       const tl = text(lg, x(a) + 4, yy + 11.5, c.text, { class: "lane-text" });
