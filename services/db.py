@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import SQLModel, create_engine
 
 from services import tables  # noqa: F401  (registers the tables)
@@ -36,12 +39,20 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def create_schema(engine: Engine) -> None:
-    """Idempotent; safe when several services start at once."""
-    try:
-        SQLModel.metadata.create_all(engine)
-    except Exception:  # another process created it between check and create
-        SQLModel.metadata.create_all(engine)
+def create_schema(engine: Engine, attempts: int = 20) -> None:
+    """Idempotent; safe when several services start at once on an empty database.
+
+    create_all checks then creates, table by table; a process starting at the same
+    moment can create a table in between, so a failure is retried after a short pause.
+    """
+    for attempt in range(attempts):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 + random.random() * 0.2)
 
 
 def database_ok(engine: Engine) -> bool:

@@ -164,7 +164,9 @@ def _claim(
     registry: AttributeRegistry,
     tolerance: float,
 ) -> ClaimFacts:
-    attribute = registry.canonical(claim.attribute)
+    # keys are opaque text (DESIGN.md §6): stored exactly as posted; the registry (with
+    # its aliases) only tells the attribute's kind and unit
+    attribute = claim.attribute
     raw_value: Any = claim.value.model_dump() if isinstance(claim.value, ValueIn) else claim.value
     spec = registry.get(attribute)
     value = parse_value(
