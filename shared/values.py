@@ -551,3 +551,200 @@ class _Context:
             high_exclusive=h == "under", best_derived=derived, relative_to=target,
         )
         return self._value(p, self.raw if self.raw is not None else raw, unit)
+
+
+# -- value phrases in running text (used by shared.extract) -----------------------------
+#
+# parse_value reads one phrase; extraction first has to find the phrases in a sentence.
+# `find_value_phrases` reuses the grammar above (numbers, hedges, ranges, magnitudes,
+# fractions) and skips what is not a count: years, dates ("March 22"), ordinals ("22nd"),
+# times, durations, ages, distances, identifiers ("Unit 74", "F-16").
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePhrase:
+    """A value phrase found in text: [start, end) offsets and what parse_value should read."""
+
+    start: int
+    end: int
+    phrase: str  # for parse_value (hedge words normalised); fractions end with "of"
+    kind: str  # number | range | magnitude | fraction | percent
+    number_start: int  # offset of the first number, after any hedge words
+
+
+# Hedge spellings seen in reporting that the phrase grammar spells differently.
+_EXTRA_PREFIX = {
+    "exceed": "more than", "exceeds": "more than", "exceeded": "more than",
+    "topped": "more than", "tops": "more than", "surpassed": "more than",
+    "well over": "more than", "just over": "more than", "well above": "more than",
+    "upwards of": "at least", "close to": "nearly", "approaching": "nearly",
+    "just under": "fewer than", "just below": "fewer than", "an approximate": "approximately",
+    "perhaps": "approximately", "potentially": "up to", "possibly as many as": "up to",
+}  # fmt: skip
+_ALL_PREFIX = {w: w for w in _PREFIX_HEDGE} | _EXTRA_PREFIX
+_BACK_HEDGE = re.compile(
+    r"(?<![a-z])("
+    + "|".join(re.escape(w) for w in sorted(_ALL_PREFIX, key=len, reverse=True))
+    + r")\s*$"
+)
+_BACK_OPENER = re.compile(r"(?<![a-z])(between|from)\s+$")
+_BACK_CHANGE = re.compile(
+    r"(?<![a-z])(?:rose|risen|rising|rises|increased|grew|grown|climbed|jumped|fell|fallen|"
+    r"dropped|declined|decreased|went up|gone up|up|down)\s+from\s+$"
+)
+_MONTH_WORD = (
+    r"(?:january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
+)
+_BACK_MONTH = re.compile(rf"(?<![a-z]){_MONTH_WORD}\.?\s+$")
+_AHEAD_MONTH = re.compile(rf"(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_WORD}(?![a-z])")
+_BACK_IDENTIFIER = re.compile(
+    r"(?<![a-z])(?:no\.|nos\.|number|unit|brigade|regiment|division|corps|battalion|article|"
+    r"resolution|page|route|highway|hill|flight|version|chapter|section|paragraph|item|"
+    r"channel|line|room|tier)\s*$|#\s*$"
+)
+_AHEAD_SKIP = re.compile(
+    r"[\s-]*(?:years?|yrs?|months?|weeks?|days?|hours?|hrs?|minutes?|mins?|seconds?|"
+    r"decades?|centuries|century|nights?|km|kms|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|mm|cm|"
+    r"kg|kilograms?|tonnes?|tons?|degrees?|°|a\.m\.|p\.m\.|am|pm|gmt|utc|bc|ad)(?![a-z])"
+)
+_AHEAD_PERCENT = re.compile(r"\s*(?:%|percent|per cent)(?:\s+(of)(?![a-z]))?")
+_PEOPLE_AHEAD = re.compile(
+    r"(?:\s+[a-z'-]+){0,3}?\s+(?:soldiers?|troops?|servicem[ae]n|personnel|people|persons?|"
+    r"m[ae]n|civilians?|fighters?|officers?|prisoners?|marines|paratroopers|conscripts)(?![a-z])"
+)
+_FRACTION_AT = re.compile(
+    r"(?:(?P<n>an?|one|two|three|four|nine)[\s-]+)?(?P<d>half|thirds?|quarters?|fifths?|tenths?)"
+    r"(?![a-z])(?P<of>\s+of(?![a-z]))?"
+)
+_FEW_SCALE = re.compile(r"(?<![a-z])(?:several|a few|few|many|some)\s+$")
+_START = re.compile(
+    r"(?<![\w.,\-/:])\d|(?<![\w'\-])(?:"
+    + "|".join(sorted(_MAGNITUDES, key=len, reverse=True))
+    + rf"|(?:an?|one|two|three|four|nine)[\s-]+(?:half|thirds?|quarters?|fifths?|tenths?)"
+    rf"|half|(?:an?\s+)?(?:dozen|hundred|thousand|million|billion)|{_W})(?![a-z])"
+)
+
+
+def _lower_same_length(text: str) -> str:
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+def _is_year(s: str, n: _Number, start: int) -> bool:
+    digits = s[start : n.end]
+    return digits.isdigit() and len(digits) == 4 and 1800 <= int(digits) <= 2100
+
+
+def _skip_number(s: str, start: int, n: _Number, hedged: bool) -> bool:
+    """True when the number at `start` is a date, year, ordinal, time, duration or identifier."""
+    end = n.end
+    if end < len(s) and (s[end].isalpha() or (s[end] == ":" and s[end + 1 : end + 2].isdigit())):
+        return True  # "22nd", "155mm", "10:30"
+    if _AHEAD_SKIP.match(s, end) or _BACK_IDENTIFIER.search(s, max(0, start - 12), start):
+        return True
+    back = s[max(0, start - 12) : start]
+    if n.value <= 31 and (_BACK_MONTH.search(back) or _AHEAD_MONTH.match(s, end)):
+        return True  # "March 22", "22 March", "the 5th of May"
+    if _is_year(s, n, start) and not hedged and not _PEOPLE_AHEAD.match(s, end):
+        return True
+    word = s[start:end]
+    # "one" is a pronoun more often than a count ("one of the", "no one")
+    return word == "one" and (s.startswith(" of", end) or not _PEOPLE_AHEAD.match(s, end))
+
+
+def find_value_phrases(text: str) -> list[ValuePhrase]:
+    """Value phrases in running text, in order, non-overlapping.
+
+    "an estimated 10,000 to 12,000" -> one range phrase; "up to a third of" -> a fraction
+    (the caller appends the noun and says what it is relative to); "March 22, 2025",
+    "2024", "22nd", "24 hours", "F-16" are skipped. Each phrase parses with parse_value
+    (fractions after appending a noun).
+    """
+    s = _lower_same_length(text)
+    out: list[ValuePhrase] = []
+    pos = 0
+    while True:
+        m = _START.search(s, pos)
+        if m is None:
+            return out
+        p = m.start()
+        found = _phrase_at(s, p)
+        if found is None:
+            pos = max(m.end(), p + 1)
+            continue
+        out.append(found)
+        pos = found.end
+
+
+def _hedge_before(s: str, p: int) -> tuple[int, str]:
+    """(start, canonical hedge words) of a hedge ending right before `p`, else (p, "")."""
+    hm = _BACK_HEDGE.search(s, max(0, p - 30), p)
+    if hm is None:
+        return p, ""
+    return hm.start(), _ALL_PREFIX[hm[1]]
+
+
+def _phrase_at(s: str, p: int) -> ValuePhrase | None:
+    # order of magnitude: "dozens of", "tens of thousands"
+    mm = _MAGNITUDE.match(s, p)
+    if mm and (mm[0].endswith("of") or _PEOPLE_AHEAD.match(s, mm.end(1))):
+        return ValuePhrase(p, mm.end(1), mm[1], "magnitude", p)
+    # fractions: "a third of", "two-thirds of", "half of", "half the"
+    fm = _FRACTION_AT.match(s, p)
+    if fm and (fm["n"] or fm["d"] == "half"):
+        if fm["of"] or (fm["d"] == "half" and re.match(r"\s+(?:the|them|their)\b", s[fm.end() :])):
+            start, hedge = _hedge_before(s, p)
+            numerator = fm["n"] or "one"
+            phrase = f"{hedge} {numerator} {fm['d']} of".strip()
+            return ValuePhrase(start, fm.end(), phrase, "fraction", p)
+        if fm["d"] != "half" or not re.match(r"\s+an?\s", s[fm.end() :]):
+            return None
+    a = _number_at(s, p)
+    if a is None:
+        return None
+    start, hedge = _hedge_before(s, p)
+    opener = _BACK_OPENER.search(s, max(0, p - 10), p)
+    if opener:
+        start, hedge = _hedge_before(s, opener.start())
+        if start == opener.start():
+            start = opener.start()
+    # "several thousand", "a few hundred": an order of magnitude
+    if re.fullmatch(r"(?:hundred|thousand|million)", s[p : a.end]) and _FEW_SCALE.search(
+        s, max(0, p - 12), p
+    ):
+        few = _FEW_SCALE.search(s, max(0, p - 12), p)
+        assert few is not None
+        return ValuePhrase(few.start(), a.end, s[p : a.end] + "s", "magnitude", p)
+    if _skip_number(s, p, a, bool(hedge)):
+        return None
+    sep = _RANGE_SEP.match(s, a.end)
+    b = _number_at(s, sep.end()) if sep else None
+    if sep and b is not None and (sep["w"] != "and" or (opener and opener[1] == "between")):
+        if _is_year(s, a, p) and _is_year(s, b, sep.end()):
+            return None
+        if opener and _BACK_CHANGE.search(s, max(0, opener.start() - 16), p):
+            # "rose from 1,000 to 3,000": the value now is the second number
+            if _skip_number(s, sep.end(), b, False):
+                return None
+            return ValuePhrase(sep.end(), b.end, s[sep.end() : b.end], "number", sep.end())
+        if not _skip_number(s, sep.end(), b, True):
+            how = f"{opener[1]} " if opener else ""
+            phrase = f"{hedge} {how}{s[p : b.end]}".strip()
+            end = b.end
+            return ValuePhrase(start if hedge or opener else p, end, phrase, "range", p)
+    if opener and not hedge:
+        start = p
+    end = a.end
+    pm = _AHEAD_PERCENT.match(s, end)
+    if pm:
+        if not pm[1]:
+            return None  # a bare percentage is not a count
+        phrase = f"{hedge} {s[p:end]}% of".strip()
+        return ValuePhrase(start, pm.end(), phrase, "percent", p)
+    sm = _SUFFIX.match(s, end)
+    if sm:
+        end = sm.end()
+    return ValuePhrase(start, end, f"{hedge} {s[p:end]}".strip(), "number", p)

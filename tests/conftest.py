@@ -49,8 +49,8 @@ class Cluster:
         }
         self.services: dict[str, Service] = {}
 
-    def start(self, name: str, **env: str) -> Service:
-        port = free_port()
+    def start(self, name: str, *, port: int | None = None, **env: str) -> Service:
+        port = port or free_port()
         log = self.tmp / f"{name}-{port}.log"
         proc = subprocess.Popen(
             [
@@ -72,6 +72,20 @@ class Cluster:
         self.services[name] = service
         self.wait_ready(service)
         return service
+
+    def start_together(self, *names: str) -> None:
+        """Start several services at the same moment (any order must work)."""
+        for name in names:
+            port = free_port()
+            log = self.tmp / f"{name}-{port}.log"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port),
+                 "--log-level", "warning"],
+                env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            )
+            self.services[name] = Service(name, f"http://127.0.0.1:{port}", proc, log)
+        for name in names:
+            self.wait_ready(self.services[name])
 
     def wait_ready(self, service: Service, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -97,6 +111,15 @@ class Cluster:
         except subprocess.TimeoutExpired:
             service.process.kill()
             service.process.wait()
+
+    def port(self, name: str) -> int:
+        return int(self.services[name].url.rsplit(":", 1)[1])
+
+    def restart(self, name: str, *, kill: bool = False, **env: str) -> Service:
+        """Stops a service and starts a new process of it on the same port."""
+        port = self.port(name)
+        self.stop(name, kill=kill)
+        return self.start(name, port=port, **env)
 
     def stop_all(self) -> None:
         for name in list(self.services):

@@ -102,3 +102,11 @@ def test_seed_demo_shows_kursk_consensus(cluster: Cluster) -> None:
     assert {"personnel_deployed", "killed_or_wounded", "deployment_status"} <= {
         a["attribute"] for a in subject["attributes"]
     }
+
+
+def test_services_started_together_on_an_empty_database_all_become_ready(
+    cluster: Cluster,
+) -> None:
+    cluster.start_together("query", "reconcile", "ingest")
+    posted = httpx.post(f"{cluster.url('ingest')}/v1/reports", json=report(claim(value=3)))
+    assert posted.status_code == 202

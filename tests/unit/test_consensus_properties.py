@@ -112,7 +112,10 @@ def confidence(result: ConsensusResult) -> tuple[int, int]:
 
 
 def agreeing_claim(result: ConsensusResult, template: ClaimFacts, value: Value) -> ClaimFacts:
-    """A claim from a brand-new, independent origin that says what the consensus says."""
+    """A claim from a brand-new, independent origin that says what the consensus says.
+
+    It carries no valid time: a timed claim would speak about a (possibly new)
+    stretch of world time, which is a different statement from agreeing."""
     return dataclasses.replace(
         template,
         claim_id="zz-new",
@@ -121,6 +124,7 @@ def agreeing_claim(result: ConsensusResult, template: ClaimFacts, value: Value) 
         cites=(),
         quote=None,
         value=value,
+        valid_time=None,
         retracted=False,
         rank="normal",
         modality="asserted",
@@ -203,8 +207,7 @@ def test_agreeing_claim_from_a_new_origin_never_lowers_confidence(
     before = compute_consensus(claims, spec)
     assume(before.best is not None)
     value = data.draw(agreeing_value(before))
-    new = dataclasses.replace(agreeing_claim(before, claims[0], value), valid_time=None)
-    after = compute_consensus([*claims, new], spec)
+    after = compute_consensus([*claims, agreeing_claim(before, claims[0], value)], spec)
     assert after.best == before.best
     assert confidence(after) >= confidence(before)
     if before.status == "settled":
