@@ -103,6 +103,8 @@ class KeyRow(SQLModel, table=True):
     subject: str = Field(primary_key=True, sa_type=Text)
     attribute: str = Field(primary_key=True, sa_type=Text)
     subject_label: str | None = None
+    # attributes of the same subject this key reads (relative claims, composites), JSON
+    depends_on: str = "[]"
     head_version: int = 0
     updated_at: str
 

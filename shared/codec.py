@@ -72,12 +72,33 @@ def claim_from_dict(data: dict[str, Any]) -> ClaimFacts:
     return ClaimFacts(**kwargs)
 
 
+_RESULT_FIELDS = tuple(f.name for f in fields(ConsensusResult))
+_CLUSTER_FIELDS = tuple(f.name for f in fields(Cluster))
+_SEGMENT_FIELDS = tuple(f.name for f in fields(Segment))
+
+
 def result_to_dict(result: ConsensusResult) -> dict[str, Any]:
-    out: dict[str, Any] = _jsonable(asdict(result))
-    out["clusters"] = [_jsonable(asdict(c)) for c in result.clusters]
-    out["weights"] = {cid: w for cid, w in result.weights}
-    out["exclusions"] = {cid: why for cid, why in result.exclusions}
-    out["segments"] = [_jsonable(asdict(s)) for s in result.segments]
+    # field by field rather than dataclasses.asdict: this runs for every version the
+    # reconciler computes, and asdict deep-copies
+    out: dict[str, Any] = {name: getattr(result, name) for name in _RESULT_FIELDS}
+    for name in ("support", "dissent", "excluded", "constraints"):
+        out[name] = list(out[name])
+    out["clusters"] = [
+        {n: (list(v) if isinstance(v := getattr(c, n), tuple) else v) for n in _CLUSTER_FIELDS}
+        for c in result.clusters
+    ]
+    out["weights"] = dict(result.weights)
+    out["exclusions"] = dict(result.exclusions)
+    out["segments"] = [_segment_dict(s) for s in result.segments]
+    return out
+
+
+def _segment_dict(segment: Segment) -> dict[str, Any]:
+    out = {name: getattr(segment, name) for name in _SEGMENT_FIELDS}
+    out["support"], out["dissent"] = list(segment.support), list(segment.dissent)
+    for name in ("valid_from", "valid_to"):
+        if out[name] is not None:
+            out[name] = out[name].isoformat()
     return out
 
 

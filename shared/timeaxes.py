@@ -33,7 +33,7 @@ def iso(value: datetime | date) -> str:
 
 
 def parse_iso(value: str) -> datetime:
-    return datetime.strptime(value, _FMT).replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)  # 3.11 reads the trailing Z; much faster than strptime
 
 
 def now_iso() -> str:

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from services.db import create_schema, database_ok, make_engine
 from services.http import BodyLimit, install_error_handlers, install_metrics
 from services.ingest import api
+from services.ingest.extract_api import router as extract_router
 from services.ingest.relay import Relay
 from services.keys import KeyChecker, register_key
 from services.probes import readiness_router
@@ -64,6 +65,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app, "ingest")
     app.include_router(api.router)
+    app.include_router(extract_router)
     app.include_router(readiness_router())
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -72,6 +72,7 @@ class Relay:
             outbox.due_for_publishing, self.engine, republish_before=cutoff, limit=self.batch
         )
         if not due:
+            await self.redis.ping()  # idle: still find out whether Redis answers (/readyz)
             return 0
         overdue = {d.stream for d in due if d.published}
         idle = await self._idle_streams(overdue) if overdue else set()

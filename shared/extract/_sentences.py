@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import re
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Words that end with a full stop without ending the sentence.
-_ABBREVIATIONS = frozenset(
+_ABBREVIATIONS = _words(
     """mr mrs ms dr prof gen lt col maj capt sgt cpl pvt adm cmdr brig sen rep gov pres st mt
     jr sr no nos vs etc approx est fig jan feb mar apr jun jul aug sep sept oct nov dec
-    e.g i.e u.s u.k u.n a.m p.m inc ltd co corp dept univ""".split()
+    e.g i.e u.s u.k u.n a.m p.m inc ltd co corp dept univ"""
 )
 _BOUNDARY = re.compile(r"[.!?]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n\s*")
 _LAST_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
@@ -31,7 +36,22 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+MAX_SENTENCE = 1500  # longer runs (tables, unpunctuated dumps) are cut at commas or spaces
+
+
 def _add(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while end - start > MAX_SENTENCE:
+        limit = start + MAX_SENTENCE
+        cut = text.rfind(", ", start + MAX_SENTENCE // 2, limit)
+        if cut < 0:
+            cut = text.rfind(" ", start + MAX_SENTENCE // 2, limit)
+        cut = limit if cut < 0 else cut + 1
+        _trimmed(text, start, cut, spans)
+        start = cut
+    _trimmed(text, start, end, spans)
+
+
+def _trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():

@@ -36,8 +36,11 @@ _PREFIX = (
 )
 _PATTERNS = [
     # "August to December 2024", "between October and December"
-    ("mrange", rf"(?P<m1>{_M})\.?\s*(?:to|until|through|-|–|and)\s*(?P<m2>{_M})\.?"
-               rf"(?:,?\s+(?P<y>{_Y}))?"),
+    (
+        "mrange",
+        rf"(?P<m1>{_M})\.?\s*(?:to|until|through|-|–|and)\s*(?P<m2>{_M})\.?"
+        rf"(?:,?\s+(?P<y>{_Y}))?",
+    ),
     ("dmy", rf"(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m>{_M})\.?(?:,?\s+(?P<y>{_Y}))?"),
     ("mdy", rf"(?P<m>{_M})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?![\d,]\d)(?:,?\s+(?P<y>{_Y}))?"),
     ("pmonth", rf"(?P<part>early|mid|late)[\s-]+(?P<m>{_M})\.?(?:,?\s+(?P<y>{_Y}))?"),
@@ -45,18 +48,32 @@ _PATTERNS = [
     ("eyear", rf"(?P<edge>end|beginning|start|middle)\s+of\s+(?P<y>{_Y})"),
     ("half", rf"(?P<h>first|second|1st|2nd)\s+half\s+of\s+(?P<y>{_Y})"),
     ("quarter", rf"q(?P<q>[1-4])\s+(?P<y>{_Y})"),
-    ("season", rf"(?:(?P<rel>last|this|next|past)\s+)?(?P<s>spring|summer|autumn|fall|winter)"
-               rf"(?:,?\s+(?:of\s+)?(?P<y>{_Y}))?"),
+    (
+        "season",
+        rf"(?:(?P<rel>last|this|next|past)\s+)?(?P<s>spring|summer|autumn|fall|winter)"
+        rf"(?:,?\s+(?:of\s+)?(?P<y>{_Y}))?",
+    ),
     ("month", rf"(?P<m>{_M})\.?(?:,?\s+(?P<y>{_Y}))?"),
     ("year", rf"(?P<y>{_Y})(?![\d,])"),
-    ("future", r"(?:coming|next|following)\s+(?:few\s+)?(?:days|weeks|months|week|month|year)"
-               r"|soon|shortly"),
-    ("rel", r"(?P<rel>last|this|past|previous)\s+(?P<unit>week|month|year)"
-            r"|(?:earlier|later)\s+this\s+(?P<unit2>week|month|year)|(?P<day>yesterday|today)"),
+    (
+        "future",
+        r"(?:coming|next|following)\s+(?:few\s+)?(?:days|weeks|months|week|month|year)"
+        r"|soon|shortly",
+    ),
+    (
+        "rel",
+        r"(?P<rel>last|this|past|previous)\s+(?P<unit>week|month|year)"
+        r"|(?:earlier|later)\s+this\s+(?P<unit2>week|month|year)|(?P<day>yesterday|today)",
+    ),
     ("weekday", rf"(?:(?P<last>last)\s+)?(?P<wd>{'|'.join(_WEEKDAYS)})"),
 ]
-_TIME = re.compile(
-    r"(?<![\w-])" + _PREFIX + "(?:" + "|".join(f"(?P<{k}>{p})" for k, p in _PATTERNS) + r")(?![\w])"
+# Python's re refuses a group name twice, so one pattern per kind; the earliest longest wins.
+_TIMES = [
+    (kind, re.compile(r"(?<![\w-])" + _PREFIX + f"(?:{p})" + r"(?![\w])")) for kind, p in _PATTERNS
+]
+_ANY_TIME = re.compile(
+    rf"(?:{_M}|{_Y}|spring|summer|autumn|fall|winter|weeks?|months?|years?|days?|soon|shortly|"
+    rf"{'|'.join(_WEEKDAYS)})(?![a-z])"
 )
 _SPEECH_BEFORE = re.compile(
     r"(?:said|says|announced|told\s+\w+|reported|stated|added|claimed|confirmed|wrote|"
@@ -73,14 +90,15 @@ class TimeMention:
 
 
 def _year_for(month: int, day: int, published: date) -> int:
-    return published.year if (month, day) <= (published.month, published.day) else published.year - 1
+    before = (month, day) <= (published.month, published.day)
+    return published.year if before else published.year - 1
 
 
 def _period(g: dict[str, str | None], kind: str, published: date) -> ValidTime | None:
-    y = int(g["y"]) if g.get("y") else None
+    y = int(g.get("y") or 0) or None
     if kind in ("month", "pmonth", "dmy", "mdy"):
         m = _MONTHS[g["m"] or ""]
-        d = int(g["d"]) if g.get("d") else 1
+        d = int(g.get("d") or 1)
         year = y or _year_for(m, d, published)
         name = _MONTH_NAMES[m - 1]
         if kind == "pmonth":
@@ -96,8 +114,8 @@ def _period(g: dict[str, str | None], kind: str, published: date) -> ValidTime |
     if kind == "pyear":
         return parse_valid_time(f"{g['part']} {y}")
     if kind == "eyear":
-        part = {"end": "late", "beginning": "early", "start": "early", "middle": "mid"}
-        return parse_valid_time(f"{part[g['edge'] or 'end']} {y}")
+        edge = {"end": "late", "beginning": "early", "start": "early", "middle": "mid"}
+        return parse_valid_time(f"{edge[g['edge'] or 'end']} {y}")
     if kind == "half":
         return parse_valid_time(f"{g['h']} half of {y}")
     if kind == "quarter":
@@ -138,8 +156,8 @@ def _season(g: dict[str, str | None], published: date) -> ValidTime | None:
     return None  # "by the summer": unknown or future
 
 
-def _open(vt: ValidTime | None, pre: str | None) -> ValidTime | None:
-    if vt is None or pre is None:
+def _open(vt: ValidTime | None, pre: str | None, kind: str) -> ValidTime | None:
+    if vt is None or pre is None or kind == "mrange":  # "from August to December"
         return vt
     if pre in ("since", "from", "after"):
         start = vt.end if pre == "after" else vt.start
@@ -152,10 +170,20 @@ def _open(vt: ValidTime | None, pre: str | None) -> ValidTime | None:
 
 def find_times(low: str, original: str, published: date) -> list[TimeMention]:
     """Time mentions in a lowercased sentence (`original` keeps case, for "May")."""
+    if not _ANY_TIME.search(low):
+        return []
+    found = sorted(
+        (
+            (m.start(), -m.end(), order, kind, m)
+            for order, (kind, rx) in enumerate(_TIMES)
+            for m in rx.finditer(low)
+        ),
+        key=lambda t: t[:3],
+    )
     out: list[TimeMention] = []
-    for m in _TIME.finditer(low):
-        kind = m.lastgroup
-        if kind is None:
+    taken = 0
+    for start, _, _, kind, m in found:
+        if start < taken:
             continue
         groups = m.groupdict()
         if "may" in (groups.get("m"), groups.get("m1"), groups.get("m2")):
@@ -164,16 +192,18 @@ def find_times(low: str, original: str, published: date) -> list[TimeMention]:
                 continue  # the verb "may"
         if kind == "year" and not groups.get("pre"):
             continue  # a bare 2024 is more often a label than a time
-        if kind == "weekday" and original[m.start(kind)].islower():
+        if kind == "weekday" and original[m.start("wd")].islower():
             continue
         try:
-            vt = _open(_period(groups, kind, published), groups.get("pre"))
+            vt = _open(_period(groups, kind, published), groups.get("pre"), kind)
         except (TimeProblem, ValueError):
             continue
         speech = bool(_SPEECH_BEFORE.search(low, max(0, m.start() - 30), m.start()))
         if vt is not None:
-            vt = ValidTime(vt.start, vt.end, vt.precision, original[m.start() : m.end()])
+            raw = original[m.start() : m.end()].rstrip(".")
+            vt = ValidTime(vt.start, vt.end, vt.precision, raw)
         out.append(TimeMention(m.start(), m.end(), vt, speech))
+        taken = m.end()
     return out
 
 

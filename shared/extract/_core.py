@@ -1,0 +1,596 @@
+"""Rules: sentences -> value phrases -> attribute, subject, time, source, modality."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from shared.attributes import AttributeRegistry, default_registry
+from shared.extract._lexicon import (
+    DEMONYM_ALIASES,
+    LEXICON_RX,
+    NOT_SUBJECT,
+    NP_STOP,
+    OUTCOME,
+    PARTICIPLES,
+    PEOPLE,
+    STOCK,
+)
+from shared.extract._sentences import sentence_spans
+from shared.extract._time import TimeMention, find_times, public_valid_time
+from shared.model import ValidTime
+from shared.values import ValuePhrase, ValueProblem, find_value_phrases, parse_value
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+EXTRACTION_VERSION = 1
+EXTRACTION = {"method": "rules", "version": EXTRACTION_VERSION}
+
+_TRIGGER = re.compile(
+    r"\d|(?<![a-z])(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|"
+    r"sixty|seventy|eighty|ninety|hundred|thousand|million|dozens?|scores|tens|half|thirds?|"
+    r"quarters?|command|led by|headed by|withdr|pulled|retreat|disappear|vanish|sent back|"
+    r"redeploy|returned to|rotated)"
+)
+
+# -- attribution ------------------------------------------------------------------------
+
+_SAY = (
+    r"(?:said|says|say|told\s+(?:reporters|journalists|lawmakers|the\s+\w+|\w+)|reported|reports"
+    r"|announced|announces|stated|states|added|claimed|claims|claim|confirmed|confirms"
+    r"|estimated|estimates|estimate|assessed|assesses|assess|believes|believe|believed|wrote"
+    r"|writes|suggested|suggests|suggest|indicated|indicates|indicate|denied|denies|deny"
+    r"|noted|warned|insisted|acknowledged|admitted|alleged|alleges|concluded|calculated"
+    r"|put\s+the\s+(?:number|total|figure|toll|death\s+toll|count|losses|tally))"
+)
+_AUX = r"(?:(?:has|have|had|also|previously|earlier|now)\s+)*"
+_CITING = re.compile(r"\bciting\s+([^,.;]+)", re.I)
+_ACCORDING = re.compile(r"\baccording\s+to\s+([^,;]+?)(?=\s*(?:[,;]|\.\s*$|$|\s+that\b))", re.I)
+_TAIL = re.compile(rf",\s*([^,]{{2,90}}?)\s+{_AUX}{_SAY}\b[^,]*?[.!?\"”']*\s*$", re.I)
+_INVERTED = re.compile(rf",\s*{_SAY}\s+([^,]{{2,90}}?)[.!?\"”']*\s*$", re.I)
+_HEAD = re.compile(rf"^(?:[^,]{{0,120}},\s*)?([^,]{{2,90}}?)\s+{_AUX}{_SAY}\b", re.I)
+_PRONOUNS = _words("it he she they we i you this that there which who one some many others")
+_NOT_SOURCE = re.compile(r"\d|^(?:and|but|so|yet|while|as)\b", re.I)
+
+
+def _clean_source(x: str) -> str | None:
+    x = re.sub(r"\s+", " ", x).strip(" \"'“”‘’")
+    x = re.sub(r"^(?:and|but|while|as)\s+", "", x, flags=re.I)
+    if not x or x.lower() in _PRONOUNS or _NOT_SOURCE.search(x) or len(x.split()) > 10:
+        return None
+    if x.split()[-1].lower() in ("a", "an", "the"):  # "an estimated 10,000": not a source
+        return None
+    return x
+
+
+def attribution(sentence: str) -> str | None:
+    """Who the sentence attributes its claims to ("according to X", "X said", "citing X")."""
+    for rx in (_CITING, _ACCORDING, _TAIL, _INVERTED, _HEAD):
+        m = rx.search(sentence)
+        if m:
+            who = _clean_source(m[1])
+            if who:
+                return who
+    return None
+
+
+# -- modality ---------------------------------------------------------------------------
+
+_DENIED = re.compile(r"(?<![a-z])(?:denie[sd]|deny|denying|dismissed|rejected|refuted)(?![a-z])")
+_POSSIBLE = re.compile(
+    r"(?<![a-z])(?:could|might|possibly|perhaps|potentially|appears?\s+to|seem(?:s|ed)?\s+to"
+    r"|seemingly|unconfirmed|unverified|cannot\s+be\s+(?:independently\s+)?verified|likely"
+    r"|may\s+(?:have|be|send|deploy|be\s+\w+ing))(?![a-z])"
+)
+_ESTIMATED = re.compile(
+    r"(?<![a-z])(?:estimated?|estimates?|assess(?:ed|es|ments?)?|believed?|believes"
+    r"|calculated?|projected)(?![a-z])"
+)
+_REPORTED = re.compile(
+    r"(?<![a-z])(?:reportedly|allegedly|reports?|according\s+to|citing|said\s+to\s+be"
+    r"|rumou?red)(?![a-z])"
+)
+_CLAUSE_CUT = re.compile(r"[,;:()—–]")
+_REFERENTIAL = re.compile(r"(?<![a-z])(?:the|these|those|both|all|its|their)\s+$")
+
+
+def _sentence_modality(low: str) -> str:
+    if _DENIED.search(low):
+        return "denied"
+    return _clause_modality(low) or "asserted"
+
+
+def _clause_modality(text: str) -> str | None:
+    if _POSSIBLE.search(text):
+        return "possible"
+    if _ESTIMATED.search(text):
+        return "estimated"
+    if _REPORTED.search(text):
+        return "reported"
+    return None
+
+
+def modality(low: str, at: int, end: int, sentence: str | None = None) -> str:
+    """asserted | reported | estimated | possible | denied for the words low[at:end].
+
+    A denial anywhere in the sentence wins; otherwise the cues of the claim's own clause
+    ("an estimated ...", "reportedly ..."), then those of the whole sentence. `sentence` is
+    `_sentence_modality(low)` when the caller has it already.
+    """
+    whole = sentence if sentence is not None else _sentence_modality(low)
+    if whole == "denied":
+        return whole
+    left = max((m.end() for m in _CLAUSE_CUT.finditer(low, max(0, at - 200), at)), default=0)
+    right_m = _CLAUSE_CUT.search(low, end, end + 200)
+    clause = low[max(left, at - 200) : right_m.start() if right_m else end + 200]
+    return _clause_modality(clause) or whole
+
+
+# -- subjects ---------------------------------------------------------------------------
+
+_WORD = re.compile(r"[a-z][a-z'’\-]*|\S")
+_DEMONYM_NEAR = re.compile(
+    r"(?<![A-Za-z])((?:[A-Z][a-z]+|DPRK)(?:\s+[A-Z][a-z]+)?)\s+(?:troops|soldiers|forces|units?"
+    r"|servicemen|personnel|casualties|contingent|prisoners|fighters|support)(?![a-z])"
+)
+
+
+def _slug(words: list[str]) -> str:
+    text = "-".join(words)
+    text = re.sub(r"[^a-z0-9]+", "-", text.replace("’", "").replace("'", ""))
+    return text.strip("-")
+
+
+_VERBS = _words(
+    "remain remains stay stays face faces fight fights reach reaches arrive arrive die died "
+    "are is were was have has had"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Np:
+    words: list[str]
+    start: int  # offset in the sentence of the first word
+    end: int  # offset after the last word
+
+
+def _noun_phrase(low: str, pos: int, limit: int) -> _Np:
+    """Words after a number up to a function word or punctuation ("north korean troops")."""
+    words: list[str] = []
+    start = end = pos
+    for m in _WORD.finditer(low, pos, limit):
+        w = m[0]
+        if not w[0].isalpha():
+            break
+        if not words and w in ("of", "the", "their", "its", "his", "her"):
+            start = m.end()
+            continue
+        if w in NP_STOP or (words and w in PARTICIPLES):
+            break
+        if words and (w.endswith("ed") or w in _VERBS):
+            break  # "men reached", "troops remain"
+        words.append(w)
+        end = m.end()
+        if (w in PEOPLE and w not in PARTICIPLES) or len(words) == 5:
+            break  # the head: "north korean troops"
+    if words and all(w in PARTICIPLES for w in words):
+        return _Np([], start, start)  # "about 1,000 killed": no noun; the participle is a verb
+    return _Np(words, start, end)
+
+
+def _subject_of(np: _Np, sentence: str) -> tuple[str, str] | None:
+    """(slug, label) from a noun phrase; people nouns are normalised to "troops"."""
+    words = [w for w in np.words if w not in NOT_SUBJECT]
+    if not words:
+        return None
+    head = words[-1]
+    mods = [DEMONYM_ALIASES.get(w, w) for w in words[:-1]]
+    if head in PEOPLE:
+        if head in ("koreans", "russians", "ukrainians"):
+            mods.append(DEMONYM_ALIASES[head])
+        head = "troops"
+        if not mods:
+            near = _DEMONYM_NEAR.search(sentence)
+            if near is None:
+                return None
+            mods = [DEMONYM_ALIASES.get(w.lower(), w.lower()) for w in near[1].split()]
+    slug = _slug([*mods, head])
+    label = " ".join(w.title() if w not in ("troops",) else w for w in " ".join(mods).split("-"))
+    return slug, f"{label} {head}".strip()
+
+
+def _demonym_subject(text: str) -> tuple[str, str] | None:
+    """("north-korean-troops", "North Korean troops") from "North Korean soldiers|support"."""
+    m = _DEMONYM_NEAR.search(text)
+    if m is None:
+        return None
+    words = [DEMONYM_ALIASES.get(w.lower(), w.lower()) for w in m[1].split()]
+    return _slug([*words, "troops"]), f"{m[1]} troops"
+
+
+# -- attributes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    tier: int
+    attribute: str
+    distance: int
+    side: str  # left | right
+
+
+def _hits(text: str, *, right: bool, base: int) -> list[_Hit]:
+    out = []
+    for tier, attr, rx in LEXICON_RX:
+        for m in rx.finditer(text):
+            distance = m.start() if right else len(text) - m.end()
+            out.append(_Hit(tier, attr, distance + base, "right" if right else "left"))
+    return out
+
+
+def _choose(hits: list[_Hit], np: _Np, phrase_end: int) -> _Hit | None:
+    if not hits:
+        return None
+    top = max(h.tier for h in hits)
+    best = min((h for h in hits if h.tier == top), key=lambda h: h.distance)
+    if best.tier == OUTCOME and best.side == "right" and best.distance < np.end - phrase_end:
+        # "captured two wounded soldiers": an adjective inside the noun phrase yields to a verb
+        left = [h for h in hits if h.tier == OUTCOME and h.side == "left"]
+        if left:
+            return min(left, key=lambda h: h.distance)
+    return best
+
+
+# -- the pipeline -----------------------------------------------------------------------
+
+
+def _lower(text: str) -> str:
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+def _nearest_time(times: list[TimeMention], low: str, at: int, end: int) -> ValidTime | None:
+    if not times:
+        return None
+
+    def distance(t: TimeMention) -> int:
+        lo, hi = (end, t.start) if t.start >= end else (t.end, at)
+        # a time in the claim's own clause beats a nearer one across a comma
+        return hi - lo + (200 if _CLAUSE_CUT.search(low, lo, hi) else 0)
+
+    world = [t for t in times if not t.speech]
+    pool = world or times
+    return min(pool, key=distance).valid
+
+
+def _value_dict(v: Any, raw: str) -> dict[str, Any]:
+    return {"low": v.low, "best": v.best, "high": v.high, "hedge": v.hedge, "raw": raw}
+
+
+@dataclass
+class _Sentence:
+    text: str
+    low: str
+    start: int
+    end: int
+    published: date
+    source_id: str | None
+    _times: list[TimeMention] | None = None
+    _source: tuple[str | None] | None = None
+    _modality: str | None = None
+
+    @property
+    def times(self) -> list[TimeMention]:
+        if self._times is None:
+            self._times = find_times(self.low, self.text, self.published)
+        return self._times
+
+    @property
+    def modality(self) -> str:
+        if self._modality is None:
+            self._modality = _sentence_modality(self.low)
+        return self._modality
+
+    @property
+    def attributed_to(self) -> str | None:
+        if self._source is None:
+            self._source = (attribution(self.text),)
+        return self._source[0] or self.source_id
+
+
+class _Extractor:
+    def __init__(self, registry: AttributeRegistry, subject: str | None) -> None:
+        self.registry = registry
+        self.subject = subject
+        self.doc_subject: tuple[str, str] | None = None
+
+    def claim(
+        self,
+        sent: _Sentence,
+        *,
+        subject: tuple[str, str] | None,
+        attribute: str,
+        value: dict[str, Any],
+        at: int,
+        end: int,
+        confidence: float,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        if subject is not None and self.subject is None:
+            self.doc_subject = subject
+        subject = subject or self.doc_subject
+        slug, label = (self.subject, None) if self.subject else subject or ("unknown", None)
+        if not self.subject and subject is None:
+            confidence -= 0.1
+        return {
+            "subject": slug,
+            "subject_label": label,
+            "attribute": attribute,
+            "value": value,
+            "hedge": value["hedge"],
+            "raw": value["raw"],
+            **extra,
+            "valid_time": public_valid_time(_nearest_time(sent.times, sent.low, at, end)),
+            "attributed_to": sent.attributed_to,
+            "modality": modality(sent.low, at, end, sent.modality),
+            "quote": sent.text,
+            "span": [sent.start, sent.end],
+            "value_span": [sent.start + at, sent.start + end],
+            "confidence": round(max(0.05, min(confidence, 0.99)), 2),
+            "extraction": dict(EXTRACTION),
+        }
+
+    def numbers(self, sent: _Sentence) -> list[dict[str, Any]]:
+        phrases = find_value_phrases(sent.text)
+        out = []
+        for i, ph in enumerate(phrases):
+            prev_end = phrases[i - 1].end if i else 0
+            next_start = phrases[i + 1].start if i + 1 < len(phrases) else len(sent.low)
+            claim = self.number(sent, ph, prev_end, next_start)
+            if claim is not None:
+                out.append(claim)
+        return out
+
+    def number(
+        self, sent: _Sentence, ph: ValuePhrase, prev_end: int, next_start: int
+    ) -> dict[str, Any] | None:
+        low = sent.low
+        if any(t.start < ph.end and ph.start < t.end for t in sent.times):
+            return None  # part of a date
+        if ph.kind == "number" and _REFERENTIAL.search(low, max(0, ph.start - 8), ph.start):
+            return None  # "the two nations", "both three": a reference, not a count
+        cut = _CLAUSE_CUT.search(low, ph.end, next_start)
+        right_limit = cut.start() if cut else next_start
+        np = _noun_phrase(low, ph.end, right_limit)
+        relative_to = None
+        right_from = ph.end
+        if ph.kind in ("fraction", "percent"):
+            relative_to = self.registry.match_phrase(" ".join(np.words))
+            if relative_to is None and (
+                set(np.words) & PEOPLE or not np.words or np.words[0] in ("them", "those")
+            ):
+                relative_to = "personnel_deployed"
+            right_from = np.end  # "of the deployed force": not the claim's own words
+        left_from = max(prev_end, ph.start - 80)
+        left_cut = max(
+            (m.end() for m in re.finditer(r"[;:—–]", low[left_from : ph.start])), default=0
+        )
+        left = low[left_from + left_cut : ph.start]
+        right = low[right_from:right_limit]
+        hits = _hits(right, right=True, base=right_from - ph.end) + [
+            h for h in _hits(left, right=False, base=0) if h.tier != STOCK or h.distance < 60
+        ]
+        hit = _choose(hits, np, ph.end)
+        head = np.words[-1] if np.words else None
+        people = head is None or head in PEOPLE or ph.kind in ("fraction", "percent")
+        confidence = 0.9
+        if hit is not None and people and hit.attribute in self.registry:
+            attribute = hit.attribute
+            if hit.tier == STOCK:
+                confidence = 0.75 if hit.distance < 40 else 0.65
+            elif hit.distance > 40:
+                confidence = 0.8
+        else:
+            matched = self.registry.match_phrase(f"{left} {right}") if people else None
+            if matched is not None:
+                attribute, confidence = matched, 0.55
+            else:
+                attribute, confidence = self._suggest(hit, head, left), 0.35
+        try:
+            tail = " x" if ph.kind in ("fraction", "percent") else ""
+            value = parse_value(
+                None,
+                raw=ph.phrase + tail,
+                relative_to=relative_to,
+                registry=self.registry,
+                kind=None if ph.kind not in ("fraction", "percent") else "stock",
+            )
+        except ValueProblem:
+            return None
+        if value.hedge == "categorical":
+            return None
+        if relative_to is None and ph.kind in ("fraction", "percent"):
+            confidence -= 0.2
+        if ph.kind == "magnitude":
+            confidence -= 0.05
+        raw = sent.text[ph.start : ph.end]
+        extra: dict[str, Any] = {}
+        if value.relative_to:
+            extra["relative_to"] = value.relative_to
+        subject = _subject_of(np, sent.text)
+        return self.claim(
+            sent,
+            subject=subject,
+            attribute=attribute,
+            value=_value_dict(value, raw),
+            at=ph.start,
+            end=ph.end,
+            confidence=confidence,
+            **extra,
+        )
+
+    @staticmethod
+    def _suggest(hit: _Hit | None, head: str | None, left: str) -> str:
+        """A readable attribute name for an unknown phrase: "missiles_fired", "tanks_lost"."""
+        verb = re.search(r"([a-z]+ed|lost|shot down|destroyed)\s*(?:\w+\s+){0,2}$", left)
+        parts = [head] if head else []
+        if verb:
+            parts.append(verb[1].replace(" ", "_"))
+        elif hit is not None:
+            parts.append(hit.attribute)
+        return _slug(parts).replace("-", "_") or "count"
+
+
+# -- categorical: commander, deployment status ------------------------------------------
+
+_RANK = (
+    r"(?:Colonel\s+General|Lieutenant\s+General|Lt\.?\s*Gen\.?|Major\s+General|Maj\.?\s*Gen\.?"
+    r"|Brigadier\s+General|Brig\.?\s*Gen\.?|Army\s+General|General|Gen\.|Colonel|Col\.|Marshal"
+    r"|Admiral|Adm\.|Commander|Lieutenant\s+Colonel|Lt\.?\s*Col\.?|Major|Maj\.)"
+)
+_NAME = r"[A-Z][a-z]+(?:[\s-]+[A-Z][a-z]+){1,3}"
+_COMMANDER = [
+    re.compile(
+        rf"(?:under\s+the\s+command\s+of|commanded\s+by|led\s+by|headed\s+by|under)\s+"
+        rf"(?P<raw>(?:{_RANK}\s+)?(?P<name>{_NAME}))"
+    ),
+    re.compile(
+        rf"(?P<raw>(?:{_RANK}\s+)?(?P<name>{_NAME}))(?:,[^,]{{3,80}},)?\s+(?:is|was|has\s+been)"
+        r"\s+(?:commanding|leading|in\s+command\s+of|in\s+charge\s+of|heading)"
+    ),
+]
+_STATES = [
+    (
+        "withdrawn",
+        re.compile(
+            r"(?<![a-z])(?:withdrawn|withdrew|pulled\s+(?:back|out)|retreated|disappeared|vanished"
+            r"|rotated\s+out|left\s+the\s+front(?:\s+lines?)?)(?![a-z])"
+        ),
+    ),
+    (
+        "deployed",
+        re.compile(
+            r"(?<![a-z])(?:sent\s+back|returned\s+to\s+(?:the\s+)?(?:front|battle|fight|combat)"
+            r"|redeployed|re-deployed|back\s+to\s+the\s+front(?:\s+lines?)?)(?![a-z])"
+        ),
+    ),
+]
+_MILITARY = re.compile(
+    r"(?<![a-z])(?:troops|soldiers|forces|units?|regiments?|brigades?|battalions?|contingent"
+    r"|servicemen|personnel|support|army|division)(?![a-z])"
+)
+_NEGATED = re.compile(r"(?<![a-z])(?:not|never|no|n't)\s+(?:\w+\s+)?$")
+
+
+def _categoricals(ex: _Extractor, sent: _Sentence, numeric: list[dict[str, Any]]) -> list[dict]:
+    out: list[dict[str, Any]] = []
+    subject = _demonym_subject(sent.text)
+    for rx in _COMMANDER:
+        m = rx.search(sent.text)
+        if m:
+            value = {
+                "low": None,
+                "best": None,
+                "high": None,
+                "hedge": "categorical",
+                "raw": m["raw"],
+                "text": m["name"],
+            }
+            out.append(
+                ex.claim(
+                    sent,
+                    subject=subject,
+                    attribute="commander",
+                    value=value,
+                    at=m.start("raw"),
+                    end=m.end("raw"),
+                    confidence=0.7,
+                )
+            )
+            break
+    if not _MILITARY.search(sent.low):
+        return out
+    taken: list[tuple[int, int]] = []
+    spans = [(c["value_span"][0] - sent.start, c["value_span"][1] - sent.start) for c in numeric]
+    for state, rx in _STATES:
+        for m in rx.finditer(sent.low):
+            if any(a < m.end() and m.start() < b for a, b in taken):
+                continue
+            if _NEGATED.search(sent.low, max(0, m.start() - 16), m.start()):
+                continue
+            clause_start = max(
+                (c.end() for c in _CLAUSE_CUT.finditer(sent.low, 0, m.start())), default=0
+            )
+            if any(clause_start <= a < m.start() for a, _ in spans):
+                continue  # "2,000 troops were withdrawn": a count, already proposed
+            taken.append((m.start(), m.end()))
+            raw = sent.text[m.start() : m.end()]
+            value = {
+                "low": None,
+                "best": None,
+                "high": None,
+                "hedge": "categorical",
+                "raw": raw,
+                "text": state,
+            }
+            out.append(
+                ex.claim(
+                    sent,
+                    subject=subject,
+                    attribute="deployment_status",
+                    value=value,
+                    at=m.start(),
+                    end=m.end(),
+                    confidence=0.6,
+                )
+            )
+    return out
+
+
+def extract_claims(
+    text: str,
+    *,
+    published_at: datetime | date,
+    source_id: str | None = None,
+    registry: AttributeRegistry | None = None,
+    subject: str | None = None,
+    max_claims: int | None = None,
+) -> list[dict[str, Any]]:
+    """Candidate claims in the claim-input shape, in text order; nothing is stored.
+
+    Each has subject, attribute, value {low, best, high, hedge, raw}, hedge, raw, valid_time
+    (resolved against `published_at`), attributed_to (`source_id` when the text names no
+    one), modality, quote (the sentence), span [start, end) of the quote in `text`,
+    confidence 0..1 and extraction {method: "rules", version}. Unknown phrases come back
+    with a suggested attribute and confidence < 0.5; they are never dropped. `subject`
+    overrides the subject of every candidate; `max_claims` stops after that many.
+    """
+    if isinstance(published_at, datetime):
+        published = published_at.date()
+    elif isinstance(published_at, date):
+        published = published_at
+    else:
+        raise TypeError("published_at must be a date or datetime")
+    ex = _Extractor(registry if registry is not None else default_registry(), subject)
+    ex.doc_subject = _demonym_subject(text[:400])  # the headline usually names the entity
+    low_text = _lower(text)
+    out: list[dict[str, Any]] = []
+    for start, end in sentence_spans(text):
+        low = low_text[start:end]
+        if not _TRIGGER.search(low):
+            continue
+        sent = _Sentence(text[start:end], low, start, end, published, source_id)
+        numeric = ex.numbers(sent)
+        out.extend(numeric)
+        out.extend(_categoricals(ex, sent, numeric))
+        if max_claims is not None and len(out) >= max_claims:
+            return out[:max_claims]
+    return out
