@@ -194,7 +194,7 @@ async def assess_claim(claim_id: str, body: AssessmentIn, ctx: Ctx) -> dict[str,
     return await _modify_claim(ctx, claim_id, CLAIM_ASSESSED, data, body.effective_at)
 
 
-@router.put("/sources/{source_id}/rating", status_code=202, response_model=Written)
+@router.put("/sources/{source_id:path}/rating", status_code=202, response_model=Written)
 async def rate_source(source_id: str, body: RatingIn, ctx: Ctx) -> dict[str, Any]:
     """Rate a source's reliability (A-F) from its effective time on."""
     recorded = now_iso()

@@ -332,13 +332,24 @@ async def stream(
         if resume is not None
         else await asyncio.to_thread(views.last_version_id, ctx.engine)
     )
-    return EventSourceResponse(_feed(request, ctx, start, subject or [], attribute or []), ping=15)
+    return EventSourceResponse(
+        _feed(request, ctx, start, subject or [], attribute or [], announce=resume is None),
+        ping=15,
+    )
 
 
 async def _feed(
-    request: Request, ctx: QueryContext, after: int, subjects: list[str], attributes: list[str]
+    request: Request,
+    ctx: QueryContext,
+    after: int,
+    subjects: list[str],
+    attributes: list[str],
+    *,
+    announce: bool = False,
 ) -> AsyncIterator[dict[str, Any]]:
     ctx.subscribers += 1
+    if announce:  # tell a fresh subscriber where it starts, so it can resume from there
+        yield {"id": str(after), "comment": "start"}
     try:
         while not await request.is_disconnected():
             items = await asyncio.to_thread(

@@ -39,8 +39,10 @@ log = logging.getLogger("claimledger.reconcile")
 class ReconcileSettings(CommonSettings):
     batch_size: int = 500
     poll_ms: int = 100
-    claim_idle_ms: int = 30_000
-    max_deliveries: int = 5
+    # generous: the reclaimer also sees entries a busy broker has fetched but not yet
+    # applied, and each claim counts as a delivery
+    claim_idle_ms: int = 60_000
+    max_deliveries: int = 10
     consumer_name: str | None = None
 
 

@@ -505,20 +505,20 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         state.claims[r.claim_id] = claim
         state.published[r.claim_id] = r.published_at
     vpair = tuple_(versions_t.c.subject, versions_t.c.attribute)
-    for r in conn.execute(
+    for v in conn.execute(
         select(versions_t.c.id, versions_t.c.subject, versions_t.c.attribute,
                versions_t.c.version, versions_t.c.pub_from, versions_t.c.pub_to,
                versions_t.c.rec_from, versions_t.c.result)
         .where(vpair.in_(keys), versions_t.c.rec_to == MAX_TIME)
         .order_by(versions_t.c.pub_from)
     ):
-        state = states[(r.subject, r.attribute)]
-        result = _decode(r.result)
+        state = states[(v.subject, v.attribute)]
+        result = _decode(v.result)
         stored = _computed(result)  # re-encoded: digests compare equal across processes
-        if r.pub_to != MAX_TIME:  # only the open-ended step keeps its body (see _write)
+        if v.pub_to != MAX_TIME:  # only the open-ended step keeps its body (see _write)
             stored = Computed(stored.digest, stored.summary)
-        state.steps.append(Step(r.pub_from, r.pub_to, stored, version=r.version))
-        state.step_ids[r.version] = r.id
+        state.steps.append(Step(v.pub_from, v.pub_to, stored, version=v.version))
+        state.step_ids[v.version] = v.id
     for r in conn.execute(
         select(keys_t.c.subject, keys_t.c.attribute, keys_t.c.subject_label,
                keys_t.c.depends_on, keys_t.c.updated_at)

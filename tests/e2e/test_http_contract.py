@@ -31,7 +31,9 @@ def test_encoded_slash_in_subject_routes_to_the_right_key(running: Cluster) -> N
 
 def test_malformed_time_parameter_is_a_422_naming_it(running: Cluster) -> None:
     for name in ("as_of", "recorded_as_of", "valid_at"):
-        got = httpx.get(f"{running.url('query')}/v1/consensus/a/b", params={name: "last tuesday-ish"})
+        got = httpx.get(
+            f"{running.url('query')}/v1/consensus/a/b", params={name: "last tuesday-ish"}
+        )
         assert got.status_code == 422
         assert got.headers["content-type"] == "application/problem+json"
         assert got.json()["errors"][0]["pointer"] == f"/{name}"
