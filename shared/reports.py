@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -105,7 +106,10 @@ class ReportIn(BaseModel):
     title: Name | None = None
     published_at: Name
     text: Prose | None = None
-    claims: list[ClaimIn] = Field(max_length=MAX_CLAIMS_PER_REPORT)
+    # propose claims from `text` with the rule-based extractor and store them too,
+    # marked machine-proposed (the consensus weighs them lower)
+    extract: bool = False
+    claims: list[ClaimIn] = Field(default_factory=list, max_length=MAX_CLAIMS_PER_REPORT)
 
 
 class ReportProblem(ValueError):
@@ -142,9 +146,54 @@ def normalise_report(
             claims.append(_claim(report, report_id, i, claim, published_at, registry, tolerance))
         except (ValueProblem, TimeProblem) as exc:
             errors.append((f"/claims/{i}/{exc.field.replace('.', '/')}", exc.detail))
+    if report.extract:
+        claims += _extracted(report, report_id, published_at, registry, tolerance, errors)
     if errors:
         raise ReportProblem(errors)
+    if not claims:
+        raise ReportProblem([("/claims", "a report needs claims (or text with extract=true)")])
     return published_at, claims
+
+
+MIN_EXTRACTION_CONFIDENCE = 0.5
+
+
+def _extracted(
+    report: ReportIn,
+    report_id: str,
+    published_at: datetime,
+    registry: AttributeRegistry,
+    tolerance: float,
+    errors: list[tuple[str, str]],
+) -> list[ClaimFacts]:
+    from shared.extract import extract_claims  # heavy-ish: only when asked for
+
+    if not report.text:
+        errors.append(("/text", "extract=true needs the report's text"))
+        return []
+    out = []
+    start = len(report.claims)
+    candidates = extract_claims(report.text, published_at=published_at, source_id=report.source.id,
+                                registry=registry)
+    for offset, cand in enumerate(c for c in candidates
+                                  if c["confidence"] >= MIN_EXTRACTION_CONFIDENCE):
+        value = cand["value"]
+        claim = ClaimIn.model_validate({
+            "subject": cand["subject"], "subject_label": cand.get("subject_label"),
+            "attribute": cand["attribute"],
+            "value": value.get("text") or {k: value.get(k) for k in ("low", "best", "high")},
+            "hedge": None if value.get("text") else cand.get("hedge"),
+            "raw": cand.get("raw"), "relative_to": cand.get("relative_to"),
+            "valid_time": cand.get("valid_time"), "attributed_to": cand.get("attributed_to"),
+            "quote": cand.get("quote"), "modality": cand.get("modality", "asserted"),
+        })
+        try:
+            facts = _claim(report, report_id, start + offset, claim, published_at, registry,
+                           tolerance)
+        except (ValueProblem, TimeProblem):
+            continue  # a proposal that does not normalise is not stored
+        out.append(replace(facts, machine_proposed=True))
+    return out
 
 
 def _published(report: ReportIn, errors: list[tuple[str, str]]) -> datetime | None:
