@@ -147,20 +147,29 @@ def append_events(engine: Engine, events: list[Event], streams: list[str]) -> in
         )
 
 
-def due_for_publishing(engine: Engine, *, republish_before: str, limit: int) -> list[Outgoing]:
-    """Never-published events first, then published ones not confirmed applied in time.
-
-    Two queries, so overdue events held back by a busy partition never starve new ones.
+def due_for_publishing(
+    engine: Engine,
+    *,
+    republish_before: str,
+    limit: int,
+    after_seq: int = 0,
+    overdue: bool = True,
+) -> list[Outgoing]:
+    """Never-published events (above `after_seq`) first, then, if asked, published ones not
+    confirmed applied in time. Two queries, so overdue events held back by a busy partition
+    never starve new ones.
     """
     cols = (outbox.c.seq, outbox.c.event_id, outbox.c.stream, outbox.c.body, outbox.c.published_at)
     pending = select(*cols).where(outbox.c.state == 0).order_by(outbox.c.seq).limit(limit)
     with engine.connect() as conn:
-        fresh = conn.execute(pending.where(outbox.c.published_at.is_(None))).all()
-        overdue = conn.execute(pending.where(outbox.c.published_at < republish_before)).all()
-    return [
-        Outgoing(r.seq, r.event_id, r.stream, r.body, r.published_at is not None)
-        for r in [*fresh, *overdue]
-    ]
+        rows = list(
+            conn.execute(
+                pending.where(outbox.c.seq > after_seq, outbox.c.published_at.is_(None))
+            ).all()
+        )
+        if overdue:
+            rows += conn.execute(pending.where(outbox.c.published_at < republish_before)).all()
+    return [Outgoing(r.seq, r.event_id, r.stream, r.body, r.published_at is not None) for r in rows]
 
 
 def mark_published(engine: Engine, seqs: list[int], at: str) -> None:

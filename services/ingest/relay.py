@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
@@ -44,6 +45,17 @@ class Relay:
         self.redis_ok = False
         self.published = 0
         self._kick = asyncio.Event()
+        self._high_seq = 0
+        self._next_full_scan = 0.0
+        self._next_overdue_check = 0.0
+
+    def _fresh_floor(self) -> int:
+        """New events are searched above the highest seq sent, less a margin for rows that
+        committed late (PostgreSQL assigns seq before commit); now and then from 0."""
+        if time.monotonic() >= self._next_full_scan:
+            self._next_full_scan = time.monotonic() + 10.0
+            return 0
+        return max(0, self._high_seq - 10_000)
 
     def kick(self) -> None:
         """Called after a commit: publish now instead of at the next poll."""
@@ -67,9 +79,20 @@ class Relay:
                     await asyncio.wait_for(self._kick.wait(), self.idle_poll_s)
 
     async def publish_once(self) -> int:
+        now = time.monotonic()
+        # overdue events are looked for a few times per republish period, not on every
+        # poll: that scan reads every unconfirmed row, the fresh one only new rows
+        check_overdue = now >= self._next_overdue_check
+        if check_overdue:
+            self._next_overdue_check = now + max(0.5, self.republish_after_s / 4)
         cutoff = iso(datetime.now(UTC) - timedelta(seconds=self.republish_after_s))
         due = await asyncio.to_thread(
-            outbox.due_for_publishing, self.engine, republish_before=cutoff, limit=self.batch
+            outbox.due_for_publishing,
+            self.engine,
+            republish_before=cutoff,
+            limit=self.batch,
+            after_seq=self._fresh_floor(),
+            overdue=check_overdue,
         )
         if not due:
             await self.redis.ping()  # idle: still find out whether Redis answers (/readyz)
@@ -85,6 +108,7 @@ class Relay:
         await pipe.execute()
         await asyncio.to_thread(outbox.mark_published, self.engine, [d.seq for d in due], now_iso())
         self.published += len(due)
+        self._high_seq = max(self._high_seq, *(d.seq for d in due))
         return len(due)
 
     async def _idle_streams(self, streams: set[str]) -> set[str]:
@@ -98,9 +122,13 @@ class Relay:
                 idle.add(stream)
                 continue
             group = next((g for g in groups if _s(g["name"]) == CONSUMER_GROUP), None)
-            if group is None or (
-                int(group["pending"]) == 0
-                and _s(group["last-delivered-id"]) == _s(info["last-generated-id"])
+            if group is None:
+                # no reconciler has read this stream yet: what was sent is still there,
+                # unless the stream itself is empty (Redis came back without its data)
+                if int(info["length"]) == 0:
+                    idle.add(stream)
+            elif int(group["pending"]) == 0 and _s(group["last-delivered-id"]) == _s(
+                info["last-generated-id"]
             ):
                 idle.add(stream)
         return idle
