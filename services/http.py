@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -173,3 +174,64 @@ def install_metrics(app: FastAPI, service: str) -> None:
     async def healthz() -> dict[str, str]:
         """Alive: answers as soon as the process serves."""
         return {"status": "ok", "service": service}
+
+
+class RateLimiter:
+    """A token bucket per client key: `per_minute` requests a minute, bursting up to that many.
+
+    `per_minute <= 0` turns it off. Buckets live in memory (one process); idle full
+    buckets are dropped when the table grows large, so memory stays bounded.
+    """
+
+    MAX_BUCKETS = 100_000
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(per_minute)
+        self.rate_per_s = float(per_minute) / 60.0
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    @property
+    def enabled(self) -> bool:
+        return self.capacity > 0
+
+    def acquire(self, key: str) -> float:
+        """Takes one token for `key`: 0.0 when allowed, else seconds until one is available."""
+        if not self.enabled:
+            return 0.0
+        now = self.clock()
+        tokens, at = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - at) * self.rate_per_s)
+        if tokens >= 1.0:
+            self._store(key, tokens - 1.0, now)
+            return 0.0
+        self._store(key, tokens, now)
+        return (1.0 - tokens) / self.rate_per_s
+
+    def check(self, key: str) -> None:
+        """Raises a 429 problem with Retry-After (whole seconds) when `key` is over its limit."""
+        wait = self.acquire(key)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise Problem(
+                429,
+                "Too many requests",
+                f"rate limit is {self.capacity:g} requests per minute; retry in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    def _store(self, key: str, tokens: float, now: float) -> None:
+        if key not in self._buckets and len(self._buckets) >= self.MAX_BUCKETS:
+            self._evict(now)
+        self._buckets[key] = (tokens, now)
+
+    def _evict(self, now: float) -> None:
+        full = [
+            k
+            for k, (tokens, at) in self._buckets.items()
+            if tokens + (now - at) * self.rate_per_s >= self.capacity
+        ]
+        for k in full:
+            del self._buckets[k]
+        if len(self._buckets) >= self.MAX_BUCKETS:
+            self._buckets.clear()  # everyone refilled: lenient, never unbounded

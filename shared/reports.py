@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
@@ -135,9 +135,11 @@ def normalise_report(
     registry: AttributeRegistry,
     *,
     tolerance: float = 0.10,
+    future_tolerance_s: float = 86_400.0,
+    now: datetime | None = None,
 ) -> tuple[datetime, list[ClaimFacts]]:
     errors: list[tuple[str, str]] = []
-    published_at = _published(report, errors)
+    published_at = _published(report, errors, future_tolerance_s, now)
     if published_at is None:
         raise ReportProblem(errors)
     claims: list[ClaimFacts] = []
@@ -196,12 +198,29 @@ def _extracted(
     return out
 
 
-def _published(report: ReportIn, errors: list[tuple[str, str]]) -> datetime | None:
+def _published(
+    report: ReportIn,
+    errors: list[tuple[str, str]],
+    future_tolerance_s: float = 86_400.0,
+    now: datetime | None = None,
+) -> datetime | None:
     try:
-        return parse_instant(report.published_at, field="published_at")[0]
+        published = parse_instant(report.published_at, field="published_at")[0]
     except TimeProblem as exc:
         errors.append(("/published_at", exc.detail))
         return None
+    limit = (now or datetime.now(UTC)) + timedelta(seconds=future_tolerance_s)
+    aware = published if published.tzinfo else published.replace(tzinfo=UTC)
+    if aware > limit:
+        errors.append(
+            (
+                "/published_at",
+                f"is more than {future_tolerance_s:g} s in the future "
+                f"(latest accepted: {limit.isoformat(timespec='seconds')})",
+            )
+        )
+        return None
+    return published
 
 
 def _claim(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -13,10 +13,11 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from services.http import Problem, json_pointer
+from services.http import Problem, RateLimiter, json_pointer
 from services.ingest import outbox
 from services.ingest.relay import Relay
-from services.keys import KeyChecker
+from services.keys import KeyChecker, digest
+from services.observability import CLAIMS_ACCEPTED, REPORTS_ACCEPTED
 from services.tables import ClaimRow
 from shared.attributes import AttributeRegistry
 from shared.codec import claim_to_dict
@@ -55,6 +56,9 @@ class IngestContext:
     keys: KeyChecker
     partitions: int
     tolerance: float
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
+    # how far in the future a report's published_at may be (clock skew, time zones)
+    future_tolerance_s: float = 86_400.0
 
 
 def context(request: Request) -> IngestContext:
@@ -66,8 +70,13 @@ Ctx = Annotated[IngestContext, Depends(context)]
 
 
 def require_write(request: Request, ctx: Ctx) -> None:
-    """Writes need a write-scoped key whenever any key exists (DESIGN.md §6)."""
+    """Writes need a write-scoped key whenever any key exists (DESIGN.md §6).
+
+    A configured rate limit then applies per key (per client address when auth is off).
+    """
     if not ctx.keys.any_active():
+        client = request.client.host if request.client else "unknown"
+        ctx.limiter.check(f"ip:{client}")
         return
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
@@ -83,6 +92,7 @@ def require_write(request: Request, ctx: Ctx) -> None:
         raise Problem(401, "Invalid API key", headers={"WWW-Authenticate": "Bearer"})
     if "write" not in scopes and "admin" not in scopes:
         raise Problem(403, "This key may not write", "the key lacks the 'write' scope")
+    ctx.limiter.check(f"key:{digest(secret.strip())}")
 
 
 router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(require_write)])
@@ -115,7 +125,14 @@ async def post_report(report: ReportIn, ctx: Ctx, request: Request) -> JSONRespo
         ) from exc
     if ctx.relay is not None:
         ctx.relay.kick()
+    if accepted.created:
+        _count_accepted(accepted.response)
     return JSONResponse(accepted.response, status_code=202 if accepted.created else 200)
+
+
+def _count_accepted(response: dict[str, Any]) -> None:
+    REPORTS_ACCEPTED.inc()
+    CLAIMS_ACCEPTED.inc(len(response.get("claim_ids", ())))
 
 
 @router.post("/reports:batch", responses={413: {}, 422: {}})
@@ -144,6 +161,8 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
             }
         else:
             results[i] = {"index": i, "status": 202 if outcome.created else 200, **outcome.response}
+            if outcome.created:
+                _count_accepted(outcome.response)
     if ready and ctx.relay is not None:
         ctx.relay.kick()
     return {"results": results}
@@ -277,7 +296,11 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
     report_id = report_id_for(report, body_hash)
     try:
         published_at, claims = normalise_report(
-            report, report_id, ctx.registry, tolerance=ctx.tolerance
+            report,
+            report_id,
+            ctx.registry,
+            tolerance=ctx.tolerance,
+            future_tolerance_s=ctx.future_tolerance_s,
         )
     except ReportProblem as exc:
         errors = [{"pointer": p, "detail": d} for p, d in exc.errors]

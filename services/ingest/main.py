@@ -10,11 +10,12 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from services.db import create_schema, database_ok, make_engine
-from services.http import BodyLimit, install_error_handlers, install_metrics
+from services.http import BodyLimit, RateLimiter, install_error_handlers, install_metrics
 from services.ingest import api
 from services.ingest.extract_api import router as extract_router
 from services.ingest.relay import Relay
 from services.keys import KeyChecker, register_key
+from services.observability import INGEST_METRICS, ingest_sampler, start_sampler
 from services.probes import readiness_router
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
@@ -24,6 +25,8 @@ class IngestSettings(CommonSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     republish_after_s: float = 30.0
     hedge_tolerance: float = 0.10
+    rate_limit_per_min: float = 0  # per API key (per client address when auth is off); 0 = off
+    future_tolerance_s: float = 86_400.0  # published_at may be at most this far in the future
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -46,15 +49,19 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             keys=KeyChecker(engine),
             partitions=settings.partitions,
             tolerance=settings.hedge_tolerance,
+            limiter=RateLimiter(settings.rate_limit_per_min),
+            future_tolerance_s=settings.future_tolerance_s,
         )
         app.state.readiness = {
             "database": lambda: database_ok(engine),
             "redis": lambda: relay.redis_ok,
         }
         task = asyncio.create_task(relay.run(), name="outbox-relay")
+        sampler = start_sampler(ingest_sampler(engine), INGEST_METRICS)
         try:
             yield
         finally:
+            await sampler.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sse_starlette.sse import EventSourceResponse
 
 from services.http import Problem
+from services.keys import KeyChecker
 from services.query import views
 from shared.timeaxes import query_instant, segment_at
 from shared.validtime import TimeProblem, parse_instant
@@ -28,6 +29,8 @@ class QueryContext:
     min_token_wait_s: float = 5.0
     updates: asyncio.Condition = field(default_factory=asyncio.Condition)
     subscribers: int = 0
+    # set when CLAIMLEDGER_REQUIRE_READ_KEY is on: every /v1 read needs a key
+    read_keys: KeyChecker | None = None
 
 
 def context(request: Request) -> QueryContext:
@@ -36,7 +39,29 @@ def context(request: Request) -> QueryContext:
 
 
 Ctx = Annotated[QueryContext, Depends(context)]
-router = APIRouter(prefix="/v1", tags=["query"])
+READ_SCOPES = frozenset({"read", "write", "admin"})
+
+
+def require_read(request: Request, ctx: Ctx) -> None:
+    """Reads are open unless configured; then any read, write or admin key may read."""
+    if ctx.read_keys is None:
+        return
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Problem(
+            401,
+            "API key required",
+            "send Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    scopes = ctx.read_keys.scopes(secret.strip())
+    if scopes is None:
+        raise Problem(401, "Invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    if not scopes & READ_SCOPES:
+        raise Problem(403, "This key may not read", "the key lacks the 'read' scope")
+
+
+router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(require_read)])
 
 AsOf = Annotated[str | None, Query(description="publication time: reports published by then")]
 RecordedAsOf = Annotated[str | None, Query(description="what claimledger showed at this time")]
@@ -165,6 +190,7 @@ async def get_consensus_by_query(
 async def get_consensus(
     request: Request,
     ctx: Ctx,
+    rest: str,  # declared for OpenAPI; routing re-reads the raw path (encoded '/')
     as_of: AsOf = None,
     recorded_as_of: RecordedAsOf = None,
     valid_at: ValidAt = None,
@@ -261,8 +287,9 @@ async def get_subjects(ctx: Ctx, cursor: str | None = None, limit: Limit = 500) 
 
 
 @router.get("/subjects/{subject:path}")
-async def get_subject(request: Request, ctx: Ctx) -> dict[str, Any]:
+async def get_subject(request: Request, ctx: Ctx, subject: str) -> dict[str, Any]:
     """A subject's attributes with their current consensus."""
+    del subject  # declared for OpenAPI; the raw path keeps an encoded '/' inside the subject
     subject = "/".join(_raw_segments(request, "/v1/subjects/"))
     token = await _token(ctx, None)
     attrs = await asyncio.to_thread(views.subject_keys, ctx.engine, subject)

@@ -17,6 +17,8 @@ from redis.exceptions import RedisError
 
 from services.db import create_schema, database_ok, make_engine
 from services.http import install_error_handlers, install_metrics
+from services.keys import KeyChecker
+from services.observability import QUERY_METRICS, query_sampler, start_sampler
 from services.probes import readiness_router
 from services.query import api
 from shared.events import UPDATES_STREAM
@@ -28,6 +30,7 @@ WEB = Path(__file__).parent / "web"
 
 class QuerySettings(CommonSettings):
     min_token_wait_s: float = 5.0
+    require_read_key: bool = False  # reads need a read/write/admin key when true
 
 
 class UpdateListener:
@@ -65,15 +68,19 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         ctx = api.QueryContext(engine=engine, min_token_wait_s=settings.min_token_wait_s)
         app.state.query = ctx
+        if settings.require_read_key:
+            ctx.read_keys = KeyChecker(engine)
         listener = UpdateListener(redis, ctx.updates)
         app.state.readiness = {
             "database": lambda: database_ok(engine),
             "redis": lambda: listener.redis_ok,
         }
         task = asyncio.create_task(listener.run(), name="update-listener")
+        sampler = start_sampler(query_sampler(ctx), QUERY_METRICS, interval_s=1.0)
         try:
             yield
         finally:
+            await sampler.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

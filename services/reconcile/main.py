@@ -13,19 +13,23 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
+from faststream.specification import AsyncAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from services.db import create_schema, database_ok, make_engine
 from services.http import install_error_handlers, install_metrics
+from services.observability import RECONCILE_METRICS, reconcile_sampler, start_sampler
 from services.probes import readiness_router
 from services.reconcile.consumer import EntryProcessor, Reclaimer
 from services.reconcile.store import Reconciler
@@ -95,7 +99,7 @@ class ConsumerGroup:
             raw = msg.raw_message
             await processor.process(stream, list(zip(raw["message_ids"], raw["data"], strict=True)))
 
-        handle.__name__ = f"apply_{stream.replace(':', '_').strip('{}')}"
+        handle.__name__ = "apply_" + re.sub(r"\W+", "_", stream).strip("_")
         return handle
 
     async def run(self) -> None:
@@ -147,6 +151,22 @@ async def _raw_entries(message: Any, original: Any) -> Any:
     return parsed
 
 
+def asyncapi_document(
+    settings: ReconcileSettings, streams: list[str], consumer: str
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document FastStream generates for the reconciler's subscribers,
+    from a spec-only broker (never started) built like the real one."""
+    url = urlsplit(settings.redis_url)
+    host = url.hostname or "localhost"
+    netloc = f"{host}:{url.port}" if url.port else host
+    safe_url = urlunsplit((url.scheme, netloc, url.path, "", ""))  # no credentials
+    spec_only = settings.model_copy(update={"redis_url": safe_url})
+    broker = ConsumerGroup(spec_only, cast(Any, None), cast(Any, None), streams, consumer)._build()
+    spec = AsyncAPI(broker, title="claimledger reconcile", version="0.1.0").to_specification()
+    doc: dict[str, Any] = spec.to_jsonable()
+    return doc
+
+
 def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -182,9 +202,11 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             asyncio.create_task(group.run(), name="consumer-group"),
             asyncio.create_task(reclaimer.run(), name="reclaimer"),
         ]
+        sampler = start_sampler(reconcile_sampler(redis, streams), RECONCILE_METRICS)
         try:
             yield
         finally:
+            await sampler.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -197,4 +219,13 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app, "reconcile")
     app.include_router(readiness_router())
+    asyncapi: dict[str, Any] = {}
+
+    @app.get("/asyncapi", tags=["ops"])
+    async def asyncapi_json() -> dict[str, Any]:
+        """The AsyncAPI document of the streams this service consumes (FastStream-generated)."""
+        if not asyncapi:
+            streams = [stream_for(p) for p in range(settings.partitions)]
+            asyncapi.update(asyncapi_document(settings, streams, consumer))
+        return asyncapi
     return app
