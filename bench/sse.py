@@ -224,7 +224,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         server = LocalRedis(tmp / "redis", persist=False).start()
-        cluster = Cluster(tmp, server.url, f"sqlite:///{tmp / 'claimledger.db'}")
+        # every bench subscriber comes from 127.0.0.1: lift the per-client stream limit
+        cluster = Cluster(tmp, server.url, f"sqlite:///{tmp / 'claimledger.db'}",
+                          CLAIMLEDGER_MAX_STREAMS_PER_CLIENT="0")
         try:
             for name in ("ingest", "reconcile", "query"):
                 cluster.start(name)

@@ -29,6 +29,8 @@ class QueryContext:
     min_token_wait_s: float = 5.0
     updates: asyncio.Condition = field(default_factory=asyncio.Condition)
     subscribers: int = 0
+    max_streams_per_client: int = 100  # 0: no limit
+    streams_by_client: dict[str, int] = field(default_factory=dict)
     # set when CLAIMLEDGER_REQUIRE_READ_KEY is on: every /v1 read needs a key
     read_keys: KeyChecker | None = None
 
@@ -354,13 +356,29 @@ async def stream(
                 raise Problem(
                     422, f"Invalid {name}", errors=[{"pointer": f"/{name}", "detail": "bad filter"}]
                 )
+    client = request.client.host if request.client else "unknown"
+    if 0 < ctx.max_streams_per_client <= ctx.streams_by_client.get(client, 0):
+        raise Problem(
+            429,
+            "Too many streams",
+            f"at most {ctx.max_streams_per_client} open streams per client",
+            headers={"Retry-After": "5"},
+        )
     start = (
         int(resume)
         if resume is not None
         else await asyncio.to_thread(views.last_version_id, ctx.engine)
     )
     return EventSourceResponse(
-        _feed(request, ctx, start, subject or [], attribute or [], announce=resume is None),
+        _feed(
+            request,
+            ctx,
+            start,
+            subject or [],
+            attribute or [],
+            announce=resume is None,
+            client=client,
+        ),
         ping=15,
     )
 
@@ -373,11 +391,13 @@ async def _feed(
     attributes: list[str],
     *,
     announce: bool = False,
+    client: str = "unknown",
 ) -> AsyncIterator[dict[str, Any]]:
     ctx.subscribers += 1
-    if announce:  # tell a fresh subscriber where it starts, so it can resume from there
-        yield {"id": str(after), "comment": "start"}
+    ctx.streams_by_client[client] = ctx.streams_by_client.get(client, 0) + 1
     try:
+        if announce:  # tell a fresh subscriber where it starts, so it can resume from there
+            yield {"id": str(after), "comment": "start"}
         while not await request.is_disconnected():
             items = await asyncio.to_thread(
                 views.versions_after, ctx.engine, after, subjects, attributes, 500
@@ -392,3 +412,8 @@ async def _feed(
                         await asyncio.wait_for(ctx.updates.wait(), 1.0)
     finally:
         ctx.subscribers -= 1
+        left = ctx.streams_by_client.get(client, 1) - 1
+        if left > 0:
+            ctx.streams_by_client[client] = left
+        else:
+            ctx.streams_by_client.pop(client, None)

@@ -31,6 +31,7 @@ WEB = Path(__file__).parent / "web"
 class QuerySettings(CommonSettings):
     min_token_wait_s: float = 5.0
     require_read_key: bool = False  # reads need a read/write/admin key when true
+    max_streams_per_client: int = 100  # open SSE streams per client address; 0: no limit
 
 
 class UpdateListener:
@@ -66,7 +67,11 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(create_schema, engine)
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-        ctx = api.QueryContext(engine=engine, min_token_wait_s=settings.min_token_wait_s)
+        ctx = api.QueryContext(
+            engine=engine,
+            min_token_wait_s=settings.min_token_wait_s,
+            max_streams_per_client=settings.max_streams_per_client,
+        )
         app.state.query = ctx
         if settings.require_read_key:
             ctx.read_keys = KeyChecker(engine)
