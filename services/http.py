@@ -235,3 +235,23 @@ class RateLimiter:
             del self._buckets[k]
         if len(self._buckets) >= self.MAX_BUCKETS:
             self._buckets.clear()  # everyone refilled: lenient, never unbounded
+
+
+def bearer_scopes(request: Any, checker: Any) -> tuple[str, frozenset[str]]:
+    """The bearer secret and its scopes; 401 when missing or unknown (shared by the services).
+
+    `checker` is a services.keys.KeyChecker.
+    """
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise Problem(
+            401,
+            "API key required",
+            "send Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    scopes = checker.scopes(secret)
+    if scopes is None:
+        raise Problem(401, "Invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    return secret, scopes

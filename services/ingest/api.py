@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from services.http import Problem, RateLimiter, json_pointer
+from services.http import Problem, RateLimiter, bearer_scopes, json_pointer
 from services.ingest import outbox
 from services.ingest.relay import Relay
 from services.keys import KeyChecker, digest
@@ -78,21 +78,10 @@ def require_write(request: Request, ctx: Ctx) -> None:
         client = request.client.host if request.client else "unknown"
         ctx.limiter.check(f"ip:{client}")
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret:
-        raise Problem(
-            401,
-            "API key required",
-            "send Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    scopes = ctx.keys.scopes(secret.strip())
-    if scopes is None:
-        raise Problem(401, "Invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    secret, scopes = bearer_scopes(request, ctx.keys)
     if "write" not in scopes and "admin" not in scopes:
         raise Problem(403, "This key may not write", "the key lacks the 'write' scope")
-    ctx.limiter.check(f"key:{digest(secret.strip())}")
+    ctx.limiter.check(f"key:{digest(secret)}")
 
 
 router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(require_write)])

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Engine
 from sse_starlette.sse import EventSourceResponse
 
-from services.http import Problem
+from services.http import Problem, bearer_scopes
 from services.keys import KeyChecker
 from services.query import views
 from shared.timeaxes import query_instant, segment_at
@@ -48,17 +48,7 @@ def require_read(request: Request, ctx: Ctx) -> None:
     """Reads are open unless configured; then any read, write or admin key may read."""
     if ctx.read_keys is None:
         return
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Problem(
-            401,
-            "API key required",
-            "send Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    scopes = ctx.read_keys.scopes(secret.strip())
-    if scopes is None:
-        raise Problem(401, "Invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    _, scopes = bearer_scopes(request, ctx.read_keys)
     if not scopes & READ_SCOPES:
         raise Problem(403, "This key may not read", "the key lacks the 'read' scope")
 
