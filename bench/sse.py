@@ -26,8 +26,7 @@ from typing import Any
 
 import httpx
 
-from services.localredis import LocalRedis
-from tests.conftest import Cluster
+from tests.conftest import Cluster, system
 from tests.factories import claim, report
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -223,19 +222,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        server = LocalRedis(tmp / "redis", persist=False).start()
         # every bench subscriber comes from 127.0.0.1: lift the per-client stream limit
-        cluster = Cluster(tmp, server.url, f"sqlite:///{tmp / 'claimledger.db'}",
-                          CLAIMLEDGER_MAX_STREAMS_PER_CLIENT="0")
-        try:
-            for name in ("ingest", "reconcile", "query"):
-                cluster.start(name)
+        with system(tmp, "ingest", "reconcile", "query",
+                    CLAIMLEDGER_MAX_STREAMS_PER_CLIENT="0") as cluster:
             t0 = time.perf_counter()
             out = asyncio.run(bench(args, cluster))
             out["wall_s"] = time.perf_counter() - t0
-        finally:
-            cluster.stop_all()
-            server.stop(kill=True)
 
     cmd = (f".venv/bin/python -m bench.sse --subscribers {args.subscribers} --rate {args.rate:g} "
            f"--seconds {args.seconds:g} --keys {args.keys} "

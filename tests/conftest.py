@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -150,17 +151,24 @@ def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):  # t
         time.sleep(interval_s)
 
 
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One running system shared by a module's tests (they use distinct keys/report ids)."""
-    tmp = tmp_path_factory.mktemp("running")
+@contextlib.contextmanager
+def system(tmp: Path, *services: str, **env: str) -> Iterator[Cluster]:
+    """A redis-server plus a Cluster on SQLite under `tmp`, with `services` started; torn
+    down on exit. Callers that start services their own way pass none."""
     server = LocalRedis(tmp / "redis", persist=False).start()
-    c = Cluster(tmp, server.url, f"sqlite:///{tmp / 'claimledger.db'}",
-                CLAIMLEDGER_REPUBLISH_AFTER_S="5")
+    c = Cluster(tmp, server.url, f"sqlite:///{tmp / 'claimledger.db'}", **env)
     try:
-        for name in ("ingest", "reconcile", "query"):
+        for name in services:
             c.start(name)
         yield c
     finally:
         c.stop_all()
         server.stop(kill=True)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One running system shared by a module's tests (they use distinct keys/report ids)."""
+    with system(tmp_path_factory.mktemp("running"), "ingest", "reconcile", "query",
+                CLAIMLEDGER_REPUBLISH_AFTER_S="5") as c:
+        yield c

@@ -213,16 +213,10 @@ async def rate_source(source_id: str, body: RatingIn, ctx: Ctx) -> dict[str, Any
         "rationale": body.rationale,
         "effective_at": effective,
     }
-    event = Event(
-        stable_id("e_", SOURCE_RATED, source_id, json.dumps(payload, sort_keys=True)),
-        SOURCE_RATED,
-        SCHEMA_VERSION,
-        recorded,
-        None,
-        payload,
-        subject=source_id,
+    # ratings are partitioned by source: they touch every key the source has claims on
+    return await _write_modifier(
+        ctx, SOURCE_RATED, source_id, payload, recorded, None, source_id, None
     )
-    return await _write(ctx, event, stream_for(partition_of(source_id, ctx.partitions)))
 
 
 async def _modify_claim(
@@ -234,8 +228,24 @@ async def _modify_claim(
     subject, attribute, report_id = found
     recorded = now_iso()
     payload = {**data, "claim_id": claim_id, "effective_at": _effective(effective_at, recorded)}
+    return await _write_modifier(
+        ctx, kind, claim_id, payload, recorded, report_id, subject, attribute
+    )
+
+
+async def _write_modifier(
+    ctx: IngestContext,
+    kind: str,
+    target: str,
+    payload: dict[str, Any],
+    recorded: str,
+    report_id: str | None,
+    subject: str,
+    attribute: str | None,
+) -> dict[str, Any]:
+    """A retraction, assessment or rating: one event, partitioned by `subject`."""
     event = Event(
-        stable_id("e_", kind, claim_id, json.dumps(payload, sort_keys=True)),
+        stable_id("e_", kind, target, json.dumps(payload, sort_keys=True)),
         kind,
         SCHEMA_VERSION,
         recorded,

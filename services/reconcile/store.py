@@ -190,15 +190,9 @@ class _Batch:
     # -- loading -------------------------------------------------------------------------
 
     def _prefetch(self, events: list[Event]) -> None:
-        subjects = sorted({e.subject for e in events if e.subject and e.type != SOURCE_RATED})
-        for i in range(0, len(subjects), 400):
-            rows = self.conn.execute(
-                select(keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version,
-                       keys_t.c.depends_on)
-                .where(keys_t.c.subject.in_(subjects[i : i + 400]))
-            ).all()
-            for r in rows:
-                self._know_key(r.subject, r.attribute, r.head_version, _decode(r.depends_on))
+        self._know_subjects(
+            sorted({e.subject for e in events if e.subject and e.type != SOURCE_RATED})
+        )
         wanted = [
             (e.subject, e.attribute)
             for e in events
@@ -322,13 +316,20 @@ class _Batch:
                 self._recompute(state, event.payload["effective_at"], event)
 
     def _prefetch_subject(self, subject: str) -> None:
-        rows = self.conn.execute(
-            select(keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version,
-                   keys_t.c.depends_on).where(keys_t.c.subject == subject)
-        ).all()
-        for r in rows:
-            if (r.subject, r.attribute) not in self.heads:
-                self._know_key(r.subject, r.attribute, r.head_version, _decode(r.depends_on))
+        self._know_subjects([subject])
+
+    def _know_subjects(self, subjects: list[str]) -> None:
+        """Stored keys of these subjects: head versions and what they depend on."""
+        for i in range(0, len(subjects), 400):
+            rows = self.conn.execute(
+                select(keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version,
+                       keys_t.c.depends_on)
+                .where(keys_t.c.subject.in_(subjects[i : i + 400]))
+            ).all()
+            for r in rows:
+                if (r.subject, r.attribute) not in self.heads:
+                    self._know_key(r.subject, r.attribute, r.head_version,
+                                   _decode(r.depends_on))
 
     def _modifier(self, event: Event, kind: str, target: str) -> Modifier:
         data = event.payload

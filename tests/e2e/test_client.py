@@ -8,14 +8,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from claimledger import AsyncClient, ClaimIn, ClaimledgerError, Client, ReportIn, SourceIn
-from services.localredis import LocalRedis
-from tests.conftest import Cluster, wait_for
+from tests.conftest import Cluster, system, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -26,22 +24,11 @@ KEY = "client-test-key"
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One cluster for the module (starting the services dominates the runtime); every
     test writes its own subjects."""
-    tmp: Path = tmp_path_factory.mktemp("client")
-    redis = LocalRedis(tmp / "redis", persist=False).start()
-    cluster = Cluster(
-        tmp,
-        redis.url,
-        f"sqlite:///{tmp / 'claimledger.db'}",
-        CLAIMLEDGER_REPUBLISH_AFTER_S="5",
-        CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=KEY,
-    )
-    try:
+    with system(tmp_path_factory.mktemp("client"), CLAIMLEDGER_REPUBLISH_AFTER_S="5",
+                CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=KEY) as cluster:
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(cluster.start, ("ingest", "reconcile", "query")))
         yield cluster
-    finally:
-        cluster.stop_all()
-        redis.stop(kill=True)
 
 
 @pytest.fixture

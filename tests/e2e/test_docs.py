@@ -23,8 +23,7 @@ import httpx
 import pytest
 
 from services.cli import demo_reports, load_demo
-from services.localredis import LocalRedis
-from tests.conftest import Cluster, wait_for
+from tests.conftest import Cluster, system, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -59,30 +58,19 @@ def run_blocks(page: Path, blocks: list[tuple[int, str]], namespace: dict[str, A
 @pytest.fixture(scope="module")
 def demo_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """What `make run` gives: the three services, a bootstrap write key, the demo loaded."""
-    tmp = tmp_path_factory.mktemp("docs")
-    redis = LocalRedis(tmp / "redis", persist=False).start()
-    cluster = Cluster(
-        tmp,
-        redis.url,
-        f"sqlite:///{tmp / 'claimledger.db'}",
-        CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=KEY,
-    )
-    try:
+    with system(tmp_path_factory.mktemp("docs"), CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=KEY) as cluster:
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(cluster.start, ("ingest", "reconcile", "query")))
         load_demo(cluster.url("ingest"), KEY)
         query = cluster.url("query")
         for report in demo_reports():
             wait_for(
-                lambda r=report: httpx.get(f"{query}/v1/reports/{r['report_id']}")
-                .json()
-                .get("applied"),
+                lambda r=report: (
+                    httpx.get(f"{query}/v1/reports/{r['report_id']}").json().get("applied")
+                ),
                 timeout_s=30,
             )
         yield cluster
-    finally:
-        cluster.stop_all()
-        redis.stop(kill=True)
 
 
 def _namespace(cluster: Cluster) -> dict[str, Any]:

@@ -15,8 +15,7 @@ import pytest
 
 from services.db import make_engine
 from services.keys import create_key
-from services.localredis import LocalRedis
-from tests.conftest import Cluster, wait_for
+from tests.conftest import Cluster, system, wait_for
 from tests.factories import claim, report
 
 PROBLEM = "application/problem+json"
@@ -36,24 +35,11 @@ def _db_path(c: Cluster) -> str:
 @pytest.fixture(scope="module")
 def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Ingest with a bootstrap key and a rate limit; query requiring a read key."""
-    tmp = tmp_path_factory.mktemp("locked")
-    server = LocalRedis(tmp / "redis", persist=False).start()
-    c = Cluster(
-        tmp,
-        server.url,
-        f"sqlite:///{tmp / 'claimledger.db'}",
-        CLAIMLEDGER_REPUBLISH_AFTER_S="5",
-        CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=BOOTSTRAP,
-        CLAIMLEDGER_LOG_LEVEL="DEBUG",
-    )
-    try:
+    with system(tmp_path_factory.mktemp("locked"), CLAIMLEDGER_REPUBLISH_AFTER_S="5",
+                CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=BOOTSTRAP, CLAIMLEDGER_LOG_LEVEL="DEBUG") as c:
         c.start("ingest", CLAIMLEDGER_RATE_LIMIT_PER_MIN=str(RATE))
         c.start("query", CLAIMLEDGER_REQUIRE_READ_KEY="true")
         yield c
-    finally:
-        c.stop_all()
-        server.stop(kill=True)
-
 
 def _key(c: Cluster, *scopes: str) -> str:
     engine = make_engine(c.db_url)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.localredis import LocalRedis
-from tests.conftest import Cluster
+from tests.conftest import Cluster, system
 
 pytestmark = pytest.mark.e2e
 
@@ -27,19 +26,10 @@ EXCLUDED = r"/v1/stream|/v1/consensus/\{rest\}|/v1/subjects/\{subject\}"
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    tmp = tmp_path_factory.mktemp("fuzz")
-    server = LocalRedis(tmp / "redis", persist=False).start()
     # a short min_token wait: fuzzed tokens from the future answer 504 only after it
-    c = Cluster(tmp, server.url, f"sqlite:///{tmp / 'claimledger.db'}",
-                CLAIMLEDGER_REPUBLISH_AFTER_S="5", CLAIMLEDGER_MIN_TOKEN_WAIT_S="0.2")
-    try:
-        for name in ("ingest", "reconcile", "query"):
-            c.start(name)
+    with system(tmp_path_factory.mktemp("fuzz"), "ingest", "reconcile", "query",
+                CLAIMLEDGER_REPUBLISH_AFTER_S="5", CLAIMLEDGER_MIN_TOKEN_WAIT_S="0.2") as c:
         yield c
-    finally:
-        c.stop_all()
-        server.stop(kill=True)
-
 
 def fuzz_command(schema_url: str, report_dir: Path) -> list[str]:
     return [
