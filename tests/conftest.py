@@ -1,4 +1,5 @@
-"""Fixtures with real parts: a redis-server per test on a free port, SQLite files in tmp."""
+"""Fixtures with real parts: a redis-server per test on a free port, SQLite files in tmp, and
+PostgreSQL databases (tests/postgres.py) where a test or module asks for that backend."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import httpx
 import pytest
 
 from services.localredis import LocalRedis, free_port
+from tests.postgres import PostgresServer, PostgresUnavailable, provide_postgres
+
+BACKENDS = ["sqlite", "postgresql"]  # `pytest.mark.parametrize("db_url", BACKENDS, indirect=True)`
 
 
 @pytest.fixture
@@ -24,8 +28,35 @@ def redis_server(tmp_path: Path) -> Iterator[LocalRedis]:
     server.stop(kill=True)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (see tests/postgres.py for where it comes from).
+
+    Unavailable: a failure under CI (env CI set), so a CI run never passes by skipping the
+    PostgreSQL half; elsewhere a skip that says how to get one."""
+    try:
+        server = provide_postgres()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL required in CI: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty, uniquely named PostgreSQL database for this test (dropped at the end of
+    the session: a drop waits for a checkpoint)."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite by default; a test or module parametrized indirectly over BACKENDS gets each."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
     return f"sqlite:///{tmp_path / 'claimledger.db'}"
 
 
@@ -152,11 +183,13 @@ def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):  # t
 
 
 @contextlib.contextmanager
-def system(tmp: Path, *services: str, **env: str) -> Iterator[Cluster]:
-    """A redis-server plus a Cluster on SQLite under `tmp`, with `services` started; torn
-    down on exit. Callers that start services their own way pass none."""
+def system(
+    tmp: Path, *services: str, db_url: str | None = None, **env: str
+) -> Iterator[Cluster]:
+    """A redis-server plus a Cluster on `db_url` (default: SQLite under `tmp`), with `services`
+    started; torn down on exit. Callers that start services their own way pass none."""
     server = LocalRedis(tmp / "redis", persist=False).start()
-    c = Cluster(tmp, server.url, f"sqlite:///{tmp / 'claimledger.db'}", **env)
+    c = Cluster(tmp, server.url, db_url or f"sqlite:///{tmp / 'claimledger.db'}", **env)
     try:
         for name in services:
             c.start(name)

@@ -1,4 +1,5 @@
-"""Stream -> reconciler -> SQL on a real redis-server and SQLite (in-process services)."""
+"""Stream -> reconciler -> SQL on a real redis-server, on SQLite and PostgreSQL (in-process
+services)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from services.reconcile.store import Reconciler, events_t
 from shared.attributes import AttributeRegistry
 from shared.events import DEAD_LETTER_STREAM, stream_for
 from shared.reports import ReportIn
+from tests.conftest import BACKENDS
 from tests.factories import claim, report
 
 REGISTRY = AttributeRegistry.load()
+pytestmark = pytest.mark.parametrize("db_url", BACKENDS, indirect=True)  # the contract layer
 
 
 def _ctx(engine: Any) -> IngestContext:

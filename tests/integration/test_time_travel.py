@@ -15,9 +15,11 @@ from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry
 from shared.reports import ReportIn
 from shared.timeaxes import segment_at
+from tests.conftest import BACKENDS
 from tests.factories import claim, report
 
 REGISTRY = AttributeRegistry.load()
+pytestmark = pytest.mark.parametrize("db_url", BACKENDS, indirect=True)  # the contract layer
 KEY = ("dprk-troops-kursk", "personnel_deployed")
 END_OF = {  # a day as a query instant: the whole day is included
     "2025-03-01": "2025-03-01T23:59:59.999999Z",
