@@ -1,4 +1,4 @@
-"""Engine creation from CLAIMLEDGER_DATABASE_URL; schema created on start."""
+"""Engine creation from CLAIMLEDGER_DATABASE_URL; schema migrated (Alembic) on start."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import random
 import time
 from pathlib import Path
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 from services import tables  # noqa: F401  (registers the tables)
 
@@ -39,20 +43,58 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def create_schema(engine: Engine, attempts: int = 20) -> None:
-    """Idempotent; safe when several services start at once on an empty database.
+SCHEMA_LOCK = 7261451  # pg_advisory_xact_lock key: one migrator at a time (store.py uses 7261450)
+FIRST_REVISION = "0001"
 
-    create_all checks then creates, table by table; a process starting at the same
-    moment can create a table in between, so a failure is retried after a short pause.
+
+def create_schema(engine: Engine, attempts: int = 20) -> None:
+    """Migrates the database to the newest revision (services/migrations); idempotent.
+
+    Safe when several services start at once on an empty database: the migration runs in
+    one transaction that first takes the schema lock (PostgreSQL: an advisory lock;
+    SQLite: BEGIN IMMEDIATE, its single write lock), so the others wait, then find the
+    database at head and leave it alone. A lock wait that times out is retried.
     """
     for attempt in range(attempts):
         try:
-            SQLModel.metadata.create_all(engine)
+            with engine.begin() as conn:
+                _lock_schema(conn)
+                _upgrade(conn)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 + random.random() * 0.2)
+
+
+def _lock_schema(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+
+
+def alembic_config(conn: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "services:migrations")
+    if conn is not None:
+        config.attributes["connection"] = conn
+    return config
+
+
+def _upgrade(conn: Connection) -> None:
+    config = alembic_config(conn)
+    names = set(inspect(conn).get_table_names())
+    if "alembic_version" not in names and "outbox" in names:
+        # made by create_all before there were migrations: that schema is the first revision
+        command.stamp(config, FIRST_REVISION)
+    if MigrationContext.configure(conn).get_current_revision() == _head(config):
+        return  # the usual case: nothing to do, no migration machinery run
+    command.upgrade(config, "head")
+
+
+def _head(config: Config) -> str | None:
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def database_ok(engine: Engine) -> bool:

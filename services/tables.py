@@ -7,7 +7,8 @@ Times are fixed-width ISO-8601 UTC strings (see shared.timeaxes).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.sql.type_api import TypeDecorator, Variant
 from sqlmodel import Field, SQLModel
 
 
@@ -136,3 +137,25 @@ class VersionRow(SQLModel, table=True):
     cause_report_id: str | None = None
     result: str = Field(sa_column=Column(Text))  # the full consensus result (JSON)
     diff: str = Field(sa_column=Column(Text))  # JSON diff vs what it replaced
+
+
+def compare_text_bytewise(metadata: MetaData) -> MetaData:
+    """Every text column of `metadata` compares bytewise (COLLATE "C") on PostgreSQL.
+
+    Times are fixed-width ISO strings compared with < and >, and keys, cursors and claim ids
+    are ordered; SQLite compares bytes, but a PostgreSQL database usually has a linguistic
+    default collation (en_US, ICU) that orders 'B' < 'a' or '_' < '0' differently, which
+    would change snapshot cursors and claim order between backends. Applied to the whole
+    metadata (idempotent; services.db and the migrations call it after all tables are
+    declared), so tables appended later are covered without marking each column.
+    """
+    for table in metadata.tables.values():
+        for column in table.columns:
+            kind = column.type
+            if isinstance(kind, Variant) or "postgresql" in kind._variant_mapping:
+                continue  # done already, or chosen by hand
+            base = kind.impl_instance if isinstance(kind, TypeDecorator) else kind  # AutoString
+            if isinstance(base, String) and base.collation is None:
+                bytewise = type(base)(length=base.length, collation="C")  # type: ignore[call-arg]
+                column.type = kind.with_variant(bytewise, "postgresql")
+    return metadata

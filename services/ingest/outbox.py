@@ -84,6 +84,7 @@ def _accept(conn: Any, item: Pending) -> Accepted | ReportConflict:
     if prior is not None:
         return prior
     now = item.response["recorded_at"]
+    serialize_seqs(conn)
     conn.execute(
         insert(outbox),
         [
@@ -108,6 +109,23 @@ def _accept(conn: Any, item: Pending) -> Accepted | ReportConflict:
     return Accepted(True, answered)
 
 
+OUTBOX_LOCK = 7261452  # pg_advisory_xact_lock keys: reconciler 7261450, schema 7261451
+
+
+def serialize_seqs(conn: Any) -> None:
+    """Outbox writers take turns from their first insert to their commit, so seq order is
+    commit order: whoever sees seq N also sees every seq below it.
+
+    PostgreSQL draws `seq` from a sequence at insert time, before commit; two concurrent
+    writers can commit out of seq order, and a reader would see N+1 while N is still
+    invisible, then N appear below what it had passed (the watermark and tokens would go
+    backwards, the relay's high-water mark would step over N). SQLite has one writer at a
+    time already. Every outbox insert must call this first, in its transaction.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({OUTBOX_LOCK})")
+
+
 def _prior(conn: Any, report_id: str, body_hash: str) -> Accepted | None:
     row = conn.execute(
         select(reports.c.content_hash, reports.c.response).where(reports.c.report_id == report_id)
@@ -125,6 +143,7 @@ def append_events(engine: Engine, events: list[Event], streams: list[str]) -> in
     Event ids are deterministic, so a retried identical request inserts nothing new.
     """
     with engine.begin() as conn:
+        serialize_seqs(conn)
         for event, stream in zip(events, streams, strict=True):
             exists = conn.execute(
                 select(outbox.c.seq).where(outbox.c.event_id == event.event_id)

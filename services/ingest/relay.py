@@ -50,12 +50,13 @@ class Relay:
         self._next_overdue_check = 0.0
 
     def _fresh_floor(self) -> int:
-        """New events are searched above the highest seq sent, less a margin for rows that
-        committed late (PostgreSQL assigns seq before commit); now and then from 0."""
+        """New events are searched above the highest seq sent: outbox writers commit in seq
+        order (outbox.serialize_seqs), so no unsent row can appear below it. Now and then
+        from 0 anyway, a safety net for a row a writer left behind some other way."""
         if time.monotonic() >= self._next_full_scan:
             self._next_full_scan = time.monotonic() + 10.0
             return 0
-        return max(0, self._high_seq - 10_000)
+        return self._high_seq
 
     def kick(self) -> None:
         """Called after a commit: publish now instead of at the next poll."""

@@ -26,14 +26,17 @@ def watermark(engine: Engine) -> int:
 
     Tokens are these numbers: a write's token is its last seq, and a read whose
     token is >= it includes that write.
+
+    One statement, so one snapshot: read as two, a write committing in between made the
+    second read (max seq) pass events the first (oldest pending) had not seen.
     """
+    oldest_pending = select(func.min(outbox.c.seq) - 1).where(outbox.c.state == 0)
+    newest = select(func.max(outbox.c.seq))
+    mark = select(
+        func.coalesce(oldest_pending.scalar_subquery(), newest.scalar_subquery(), 0)
+    )
     with engine.connect() as conn:
-        oldest_pending = conn.execute(
-            select(func.min(outbox.c.seq)).where(outbox.c.state == 0)
-        ).scalar()
-        if oldest_pending is not None:
-            return int(oldest_pending) - 1
-        return int(conn.execute(select(func.max(outbox.c.seq))).scalar() or 0)
+        return int(conn.execute(mark).scalar_one())
 
 
 def _at(query: Any, as_of: str | None, recorded_as_of: str | None) -> Any:
