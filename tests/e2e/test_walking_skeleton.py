@@ -1,14 +1,27 @@
-"""The three services as real processes over HTTP, on a real redis-server and SQLite."""
+"""The three services as real processes over HTTP, on a real redis-server, on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import httpx
+import pytest
+from sqlalchemy import text
 
 from services.cli import demo_reports
-from tests.conftest import Cluster, wait_for
+from services.db import make_engine
+from tests.conftest import BACKENDS, Cluster, wait_for
 from tests.factories import claim, report
+
+pytestmark = pytest.mark.parametrize("db_url", BACKENDS, indirect=True)
+
+
+def _count(cluster: Cluster, sql: str, **params: str) -> int:
+    engine = make_engine(cluster.db_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql), params).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def _up(cluster: Cluster) -> tuple[str, str]:
@@ -54,10 +67,9 @@ def test_report_posted_twice_is_applied_once(cluster: Cluster) -> None:
     assert first.json() == second.json()
     wait_for(lambda: _applied(query, r["report_id"]))
 
-    db = sqlite3.connect(cluster.db_url.removeprefix("sqlite:///"))
-    events = db.execute(
-        "SELECT count(*) FROM events WHERE report_id = ?", (r["report_id"],)
-    ).fetchone()[0]
+    events = _count(
+        cluster, "SELECT count(*) FROM events WHERE report_id = :r", r=r["report_id"]
+    )
     assert events == 1 + 2  # ReportReceived + one ClaimAsserted per claim
     history = httpx.get(f"{query}/v1/consensus/dprk-troops-kursk/killed/history").json()
     assert [v["version"] for v in history["items"]] == [1]
@@ -81,8 +93,7 @@ def test_invalid_report_names_the_field_and_writes_nothing(cluster: Cluster) -> 
     assert answer.headers["content-type"] == "application/problem+json"
     assert any(e["pointer"].startswith("/claims/1") for e in answer.json()["errors"])
     assert httpx.get(f"{query}/v1/reports/{bad['report_id']}").status_code == 404
-    db = sqlite3.connect(cluster.db_url.removeprefix("sqlite:///"))
-    assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    assert _count(cluster, "SELECT count(*) FROM outbox") == 0
 
 
 def test_seed_demo_shows_kursk_consensus(cluster: Cluster) -> None:

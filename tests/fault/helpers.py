@@ -4,7 +4,7 @@ faults, and counting what the database holds (read straight from the SQLite file
 from __future__ import annotations
 
 import random
-import sqlite3
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +16,10 @@ from typing import Any
 import httpx
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from services.db import make_engine
 from services.reconcile.replay import projection_hash, replay
@@ -147,25 +151,27 @@ class Loader(threading.Thread):
         return self.acked
 
 
-def db_path(db_url: str) -> str:
-    return db_url.removeprefix("sqlite:///")
+@functools.cache
+def _engine(db_url: str) -> Engine:
+    """One engine per database for the polling reads (SQLite file or PostgreSQL)."""
+    return make_engine(db_url)
 
 
-def _one(db: str, sql: str) -> Any:
-    with closing(sqlite3.connect(db, timeout=30)) as conn:
-        return conn.execute(sql).fetchone()
+def _one(db_url: str, sql: str) -> Any:
+    with _engine(db_url).connect() as conn:
+        return conn.execute(text(sql)).one()
 
 
 def counts(db_url: str) -> dict[str, int]:
-    """Event log and outbox figures, read from the SQLite file."""
-    db = db_path(db_url)
-    events, distinct = _one(db, "SELECT count(*), count(DISTINCT event_id) FROM events")
-    reports = _one(db, "SELECT count(*) FROM events WHERE type = 'ReportReceived'")[0]
-    claim_events = _one(db, "SELECT count(*) FROM events WHERE type = 'ClaimAsserted'")[0]
-    claims = _one(db, "SELECT count(*) FROM claims")[0]
+    """Event log and outbox figures, read from the database."""
+    events, distinct = _one(db_url, "SELECT count(*), count(DISTINCT event_id) FROM events")
+    reports = _one(db_url, "SELECT count(*) FROM events WHERE type = 'ReportReceived'")[0]
+    claim_events = _one(db_url, "SELECT count(*) FROM events WHERE type = 'ClaimAsserted'")[0]
+    claims = _one(db_url, "SELECT count(*) FROM claims")[0]
     pending, dead = _one(
-        db,
-        "SELECT coalesce(sum(state = 0), 0), coalesce(sum(state = 2), 0) FROM outbox",
+        db_url,
+        "SELECT coalesce(sum(CASE WHEN state = 0 THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(CASE WHEN state = 2 THEN 1 ELSE 0 END), 0) FROM outbox",
     )
     return {
         "events": events,
@@ -179,20 +185,20 @@ def counts(db_url: str) -> dict[str, int]:
 
 
 def applied_events(db_url: str) -> int:
-    return int(_one(db_path(db_url), "SELECT count(*) FROM events")[0])
+    return int(_one(db_url, "SELECT count(*) FROM events")[0])
 
 
 def version_counts(db_url: str) -> dict[tuple[str, str], int]:
-    with closing(sqlite3.connect(db_path(db_url), timeout=30)) as conn:
+    with _engine(db_url).connect() as conn:
         rows = conn.execute(
-            "SELECT subject, attribute, count(*) FROM versions GROUP BY subject, attribute"
-        ).fetchall()
+            text("SELECT subject, attribute, count(*) FROM versions GROUP BY subject, attribute")
+        ).all()
     return {(s, a): n for s, a, n in rows}
 
 
 def claim_ids(db_url: str) -> set[str]:
-    with closing(sqlite3.connect(db_path(db_url), timeout=30)) as conn:
-        return {r[0] for r in conn.execute("SELECT claim_id FROM claims")}
+    with _engine(db_url).connect() as conn:
+        return {r[0] for r in conn.execute(text("SELECT claim_id FROM claims"))}
 
 
 @dataclass(frozen=True)
@@ -250,7 +256,7 @@ def converged(db_url: str, redis_url: str, expected_events: int) -> bool:
             return False
         c = counts(db_url)
         return c["outbox_pending"] == 0 and pending_entries(redis_url) == 0
-    except (RedisError, OSError, sqlite3.OperationalError):
+    except (RedisError, OSError, DBAPIError):  # e.g. tables not there yet
         return False
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.localredis import LocalRedis
-from tests.conftest import Cluster, wait_for
+from tests.conftest import BACKENDS, Cluster, wait_for
 from tests.fault import helpers
 
 pytestmark = pytest.mark.fault
@@ -39,6 +39,7 @@ def _ingest_url(cluster: Cluster) -> str | None:
     return service.url if service else None
 
 
+@pytest.mark.parametrize("db_url", BACKENDS, indirect=True)
 def test_reconciler_killed_five_times_applies_every_claim_once(
     fault_cluster: Cluster, redis_server: LocalRedis, tmp_path: Path
 ) -> None:
