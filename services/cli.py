@@ -294,6 +294,19 @@ def keys_revoke(key_id: str) -> None:
     console.print(f"revoked {key_id}")
 
 
+@app.command()
+def migrate() -> None:
+    """Bring CLAIMLEDGER_DATABASE_URL's schema to the newest revision (services do this on
+    start too; this is for a deploy step that migrates before rolling out)."""
+    from services.db import create_schema, make_engine, schema_revision
+    from shared.settings import CommonSettings
+
+    engine = make_engine(CommonSettings().database_url)
+    create_schema(engine)
+    console.print(f"schema at revision {schema_revision(engine)}")
+    engine.dispose()
+
+
 def main() -> None:
     app()
 

@@ -93,6 +93,12 @@ def _upgrade(conn: Connection) -> None:
     command.upgrade(config, "head")
 
 
+def schema_revision(engine: Engine) -> str | None:
+    """The database's migration revision (None: never migrated)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
 def _head(config: Config) -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 

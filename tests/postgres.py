@@ -119,10 +119,13 @@ class ThrowawayCluster:
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.root = Path(tempfile.mkdtemp(prefix="claimledger-pg-"))
+        self.as_root = os.geteuid() == 0
+        # as root the server runs as `postgres`, which must reach the directory: not under
+        # a private TMPDIR
+        under = "/tmp" if self.as_root else None
+        self.root = Path(tempfile.mkdtemp(prefix="claimledger-pg-", dir=under))
         self.data = self.root / "data"
         self.port = free_port()
-        self.as_root = os.geteuid() == 0
 
     def _run(self, *args: str) -> None:
         cmd = list(args)

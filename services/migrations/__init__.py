@@ -6,6 +6,7 @@ Adding a table or column (another branch, later):
        CLAIMLEDGER_DATABASE_URL=sqlite:///var/mig.db .venv/bin/claimledger migrate
        CLAIMLEDGER_DATABASE_URL=sqlite:///var/mig.db .venv/bin/alembic \\
            -c services/migrations/alembic.ini revision --autogenerate -m "what it adds"
+   (`... alembic -c services/migrations/alembic.ini check` says whether one is needed),
    then read the new file in services/migrations/versions/: keep it plain `op.*` calls that
    work on both backends (env.py turns on batch mode, so SQLite can ALTER through
    `with op.batch_alter_table(...)`), name it `NNNN_what.py` with `revision = "NNNN"` and

@@ -3,8 +3,8 @@ faults, and counting what the database holds (read straight from the SQLite file
 
 from __future__ import annotations
 
-import random
 import functools
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
-
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
