@@ -119,7 +119,7 @@ class Cluster:
         for name in names:
             self.wait_ready(self.services[name])
 
-    def wait_ready(self, service: Service, timeout_s: float = 30.0) -> None:
+    def wait_ready(self, service: Service, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if service.process.poll() is not None:

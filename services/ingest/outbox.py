@@ -55,7 +55,7 @@ def accept_reports(engine: Engine, items: list[Pending]) -> list[Accepted | Repo
     """Stores many reports in one transaction (the batch path); per-item outcome."""
     try:
         with engine.begin() as conn:
-            return [_accept(conn, item) for item in items]
+            return _accept(conn, items)
     except IntegrityError:  # a concurrent identical post won a race: redo one by one
         return [_accept_alone(engine, item) for item in items]
 
@@ -70,43 +70,67 @@ def accept_report(engine: Engine, item: Pending) -> Accepted:
 def _accept_alone(engine: Engine, item: Pending) -> Accepted | ReportConflict:
     try:
         with engine.begin() as conn:
-            return _accept(conn, item)
+            return _accept(conn, [item])[0]
     except IntegrityError:
         with engine.connect() as conn:
             return _prior(conn, item.report_id, item.body_hash) or ReportConflict(item.report_id)
 
 
-def _accept(conn: Any, item: Pending) -> Accepted | ReportConflict:
-    try:
-        prior = _prior(conn, item.report_id, item.body_hash)
-    except ReportConflict as conflict:
-        return conflict
-    if prior is not None:
-        return prior
-    now = item.response["recorded_at"]
+def _accept(conn: Any, items: list[Pending]) -> list[Accepted | ReportConflict]:
+    """Reads first, then the writes in two statements: the seq lock (serialize_seqs) is held
+    only from the outbox insert to the commit, not while a batch is checked item by item."""
+    outcomes: list[Accepted | ReportConflict | None] = []
+    new: dict[str, Pending] = {}  # report_id -> the first new item with it
+    for item in items:
+        first = new.get(item.report_id)
+        if first is not None:  # the same report twice in one batch: a retry, or a conflict
+            same = first.body_hash == item.body_hash
+            outcomes.append(None if same else ReportConflict(item.report_id))
+            continue
+        try:
+            prior = _prior(conn, item.report_id, item.body_hash)
+        except ReportConflict as conflict:
+            outcomes.append(conflict)
+            continue
+        if prior is None:
+            new[item.report_id] = item
+        outcomes.append(prior)
+    answered = _insert(conn, list(new.values())) if new else {}
+    done: set[str] = set()
+    result: list[Accepted | ReportConflict] = []
+    for item, outcome in zip(items, outcomes, strict=True):
+        if outcome is None:  # new here: created the first time it appears, then a retry
+            outcome = Accepted(item.report_id not in done, answered[item.report_id])
+            done.add(item.report_id)
+        result.append(outcome)
+    return result
+
+
+def _insert(conn: Any, items: list[Pending]) -> dict[str, dict[str, Any]]:
+    """The outbox rows and report records of new reports; their answers by report_id."""
+    rows = [
+        {"event_id": e.event_id, "stream": s, "body": e.to_json(),
+         "created_at": item.response["recorded_at"]}
+        for item in items
+        for e, s in zip(item.events, item.streams, strict=True)
+    ]
     serialize_seqs(conn)
-    conn.execute(
-        insert(outbox),
-        [
-            {"event_id": e.event_id, "stream": s, "body": e.to_json(), "created_at": now}
-            for e, s in zip(item.events, item.streams, strict=True)
-        ],
-    )
-    last = conn.execute(
-        select(outbox.c.seq).where(outbox.c.event_id == item.events[-1].event_id)
-    ).scalar_one()
-    answered = {**item.response, "token": str(last)}
-    conn.execute(
-        insert(reports).values(
-            report_id=item.report_id,
-            content_hash=item.body_hash,
-            recorded_at=now,
-            event_count=len(item.events),
-            response=json.dumps(answered),
-            body=json.dumps(item.body, ensure_ascii=False),
-        )
-    )
-    return Accepted(True, answered)
+    seqs = conn.execute(
+        insert(outbox).returning(outbox.c.seq, sort_by_parameter_order=True), rows
+    ).scalars().all()
+    answered: dict[str, dict[str, Any]] = {}
+    at = 0
+    for item in items:
+        at += len(item.events)
+        answered[item.report_id] = {**item.response, "token": str(seqs[at - 1])}
+    conn.execute(insert(reports), [
+        {"report_id": item.report_id, "content_hash": item.body_hash,
+         "recorded_at": item.response["recorded_at"], "event_count": len(item.events),
+         "response": json.dumps(answered[item.report_id]),
+         "body": json.dumps(item.body, ensure_ascii=False)}
+        for item in items
+    ])
+    return answered
 
 
 OUTBOX_LOCK = 7261452  # pg_advisory_xact_lock keys: reconciler 7261450, schema 7261451

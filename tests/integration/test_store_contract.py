@@ -59,7 +59,7 @@ def test_a_later_outbox_write_waits_for_an_uncommitted_earlier_one(
     create_schema(engine)
     first, second = (_prepared(engine, report(claim(value=v))) for v in (1, 2))
     with engine.begin() as holding:
-        outbox._accept(holding, first)  # seq drawn, not committed
+        outbox._accept(holding, [first])  # seq drawn, not committed
         done = threading.Event()
         later = threading.Thread(
             target=lambda: (outbox.accept_report(engine, second), done.set())
@@ -218,3 +218,22 @@ def test_a_replay_into_the_other_backend_rebuilds_identical_projections(
     replay(engine, target, Reconciler(REGISTRY))
     assert projection_hash(target) == projection_hash(engine)
     target.dispose()
+
+
+def test_a_batch_stores_each_new_report_once_and_answers_repeats_and_conflicts(
+    engine: Any,
+) -> None:
+    a, b, stored = (report(claim(value=v)) for v in (1, 2, 3))
+    outbox.accept_report(engine, _prepared(engine, stored))
+    changed = {**a, "claims": [claim(value=99)]}
+    items = [_prepared(engine, body) for body in (a, a, changed, b, stored)]
+    first, repeat, conflict, other, earlier = outbox.accept_reports(engine, items)
+    assert isinstance(first, outbox.Accepted) and first.created
+    assert isinstance(repeat, outbox.Accepted) and not repeat.created
+    assert repeat.response == first.response
+    assert isinstance(conflict, outbox.ReportConflict)
+    assert isinstance(other, outbox.Accepted) and other.created
+    assert isinstance(earlier, outbox.Accepted) and not earlier.created
+    assert int(first.response["token"]) < int(other.response["token"])
+    assert _visible_seqs(engine) == list(range(1, 1 + sum(len(items[i].events) for i in
+                                                           (0, 3, 4))))
