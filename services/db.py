@@ -54,9 +54,14 @@ def create_schema(engine: Engine, attempts: int = 20) -> None:
     one transaction that first takes the schema lock (PostgreSQL: an advisory lock;
     SQLite: BEGIN IMMEDIATE, its single write lock), so the others wait, then find the
     database at head and leave it alone. A lock wait that times out is retried.
+    The usual case, a database already at head, is answered by one read, without the lock
+    (a restart does not queue behind a long write transaction).
     """
+    head = _head(alembic_config())
     for attempt in range(attempts):
         try:
+            if schema_revision(engine) == head:
+                return
             with engine.begin() as conn:
                 _lock_schema(conn)
                 _upgrade(conn)
@@ -88,9 +93,8 @@ def _upgrade(conn: Connection) -> None:
     if "alembic_version" not in names and "outbox" in names:
         # made by create_all before there were migrations: that schema is the first revision
         command.stamp(config, FIRST_REVISION)
-    if MigrationContext.configure(conn).get_current_revision() == _head(config):
-        return  # the usual case: nothing to do, no migration machinery run
-    command.upgrade(config, "head")
+    if MigrationContext.configure(conn).get_current_revision() != _head(config):
+        command.upgrade(config, "head")  # another process may have done it while we waited
 
 
 def schema_revision(engine: Engine) -> str | None:
