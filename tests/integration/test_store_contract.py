@@ -85,6 +85,7 @@ def _advisory_waiters(engine: Any) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         )).scalar_one())
 
 
@@ -237,3 +238,46 @@ def test_a_batch_stores_each_new_report_once_and_answers_repeats_and_conflicts(
     assert int(first.response["token"]) < int(other.response["token"])
     assert _visible_seqs(engine) == list(range(1, 1 + sum(len(items[i].events) for i in
                                                            (0, 3, 4))))
+
+
+async def test_the_relay_sends_a_row_that_committed_while_it_was_reading(
+    db_url: str, redis_server: Any
+) -> None:
+    """The relay reads new rows above the highest seq it sent: a writer holding a lower seq
+    open while a later one commits must not be stepped over."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from services.ingest.relay import Relay
+
+    engine = make_engine(db_url)
+    await asyncio.to_thread(create_schema, engine)
+    redis = Redis.from_url(redis_server.url)
+    relay = Relay(engine, redis)
+    first, second = (_prepared(engine, report(claim(value=v))) for v in (1, 2))
+    await asyncio.to_thread(outbox.accept_report, engine, _prepared(engine, report()))
+    assert await relay.publish_once() > 0  # the relay's high-water mark is now set
+    holding = engine.connect()
+    transaction = holding.begin()
+    later = None
+    try:
+        await asyncio.to_thread(outbox._accept, holding, [first])  # a seq drawn, uncommitted
+        later = asyncio.create_task(asyncio.to_thread(outbox.accept_report, engine, second))
+        if engine.dialect.name == "postgresql":
+            await asyncio.to_thread(wait_for, lambda: _advisory_waiters(engine) == 1)
+        await relay.publish_once()
+    finally:
+        await asyncio.to_thread(transaction.commit)
+        holding.close()
+    if later is not None:
+        await later
+    while await relay.publish_once():
+        pass
+    with engine.connect() as conn:
+        unsent = conn.execute(
+            select(outbox.outbox.c.seq).where(outbox.outbox.c.published_at.is_(None))
+        ).all()
+    assert unsent == []
+    await redis.aclose()
+    engine.dispose()
