@@ -320,6 +320,10 @@ def import_(
     time_format: Annotated[
         str | None, typer.Option(help="strptime format of the timestamp column")
     ] = None,
+    na: Annotated[
+        list[str] | None,
+        typer.Option(help="a value meaning 'no value' (repeat; default NA, N/A, null, *, ...)"),
+    ] = None,
     url: Annotated[str, typer.Option(help="ingest URL")] = "http://127.0.0.1:8001",
     key: Annotated[str | None, typer.Option(envvar=KEY_ENV, help="write key")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
@@ -371,6 +375,7 @@ def import_(
             time_format=time_format,
             names=tuple(c.strip() for c in columns.split(",")) if columns else None,
             format=format,  # type: ignore[arg-type]
+            na=tuple(n for n in na if n) if na is not None else None,
         )
         plan = plan_import(
             file,

@@ -85,6 +85,9 @@ _ALIASES: dict[str, str] = {
     **{re.sub(r"[^a-z0-9]", "", t): t for t in TARGETS},
 }
 TD_COLUMNS = ("source", "object", "attribute", "value", "timestamp")
+# value cells that mean "no value" (as pandas reads them, plus "*" and "-" seen in the weather
+# set): the row is not a claim, so it is rejected as empty rather than stored as a category
+DEFAULT_NA = ("NA", "N/A", "n/a", "#N/A", "null", "NULL", "None", "NaN", "nan", "-", "*")
 
 # formats a timestamp column often has besides ISO 8601, tried in order (no guessing between
 # day-first and month-first dates: such files need --time-format)
@@ -119,10 +122,11 @@ class ColumnMapping:
     columns: dict[str, str] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
     time_format: str | None = None
+    na: tuple[str, ...] = DEFAULT_NA
 
     def fingerprint(self) -> str:
         """Changes whenever the mapping would build different reports."""
-        body = {"c": self.columns, "k": self.constants, "t": self.time_format}
+        body = {"c": self.columns, "k": self.constants, "t": self.time_format, "n": self.na}
         return hashlib.sha256(_canonical(body).encode()).hexdigest()[:16]
 
 
@@ -135,6 +139,7 @@ class MappingSpec:
     time_format: str | None = None
     names: tuple[str, ...] | None = None  # column names of a headerless file
     format: Format | None = None
+    na: tuple[str, ...] | None = None  # None: DEFAULT_NA
 
 
 def detect_format(filename: str) -> Format:
@@ -183,7 +188,7 @@ def parse_mapping_file(text: str, filename: str) -> MappingSpec:
         raise MappingProblem(f"{filename}: {exc}") from None
     if not isinstance(data, dict):
         raise MappingProblem(f"{filename}: expected a table/object at the top")
-    unknown = set(data) - {"map", "set", "format", "columns", "time_format"}
+    unknown = set(data) - {"map", "set", "format", "columns", "time_format", "na"}
     if unknown:
         raise MappingProblem(f"{filename}: unknown keys {sorted(unknown)}")
     columns = data.get("map", {})
@@ -206,12 +211,16 @@ def parse_mapping_file(text: str, filename: str) -> MappingSpec:
     time_format = data.get("time_format")
     if time_format is not None and not isinstance(time_format, str):
         raise MappingProblem(f"{filename}: time_format must be text")
+    na = data.get("na")
+    if na is not None and (not isinstance(na, list) or not all(isinstance(n, str) for n in na)):
+        raise MappingProblem(f"{filename}: na must be a list of texts")
     return MappingSpec(
         columns=dict(columns),
         constants=dict(constants),
         time_format=time_format,
         names=tuple(names) if names is not None else None,
         format=fmt,
+        na=tuple(na) if na is not None else None,
     )
 
 
@@ -223,6 +232,7 @@ def merge_specs(base: MappingSpec, override: MappingSpec) -> MappingSpec:
         time_format=override.time_format or base.time_format,
         names=override.names or base.names,
         format=override.format or base.format,
+        na=override.na if override.na is not None else base.na,
     )
 
 
@@ -286,8 +296,12 @@ def resolve(spec: MappingSpec, available: Sequence[str]) -> ColumnMapping:
             + f"; map a column (--map {lacking[0]}=COLUMN) or set a constant "
             f"(--set {lacking[0]}=TEXT). Columns: {', '.join(available) or '(none)'}"
         )
-    return ColumnMapping(columns=columns, constants=dict(spec.constants),
-                         time_format=spec.time_format)
+    return ColumnMapping(
+        columns=columns,
+        constants=dict(spec.constants),
+        time_format=spec.time_format,
+        na=spec.na if spec.na is not None else DEFAULT_NA,
+    )
 
 
 def flatten_keys(obj: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -357,7 +371,9 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _value(value: Any, target: str) -> Any:
+def _value(value: Any, target: str, na: tuple[str, ...]) -> Any:
+    if isinstance(value, str) and value.strip() in na:
+        return None
     if isinstance(value, bool):
         raise RowProblem(target, "a value must be a number or a phrase, not true/false")
     if isinstance(value, int | float) or (isinstance(value, dict) and target == "value"):
@@ -393,7 +409,7 @@ def build_report(row: Mapping[str, Any], mapping: ColumnMapping) -> dict[str, An
         if raw is None:
             continue
         if target in VALUE_TARGETS:
-            value = _value(raw, target)
+            value = _value(raw, target, mapping.na)
         elif target == "credibility":
             text = _text(raw)
             if text is None or not _INT.fullmatch(text.strip()):
@@ -410,7 +426,7 @@ def build_report(row: Mapping[str, Any], mapping: ColumnMapping) -> dict[str, An
         if target not in fields:
             raise RowProblem(target, "empty")
     if not any(t in fields for t in VALUE_TARGETS):
-        raise RowProblem("value", "empty")
+        raise RowProblem("value", "empty or a missing-value marker (--na)")
     fields["published_at"] = normalise_instant(fields["published_at"], mapping.time_format)
     report: dict[str, Any] = {}
     claim: dict[str, Any] = {}

@@ -183,7 +183,8 @@ def test_rejected_rows_go_to_the_rejects_file_with_line_field_and_reason(
     by_line = {r["line"]: r for r in rejects}
     assert sorted(by_line) == [3, 4, 5]
     assert by_line[3]["rejected_by"] == "importer"
-    assert by_line[3]["errors"] == [{"field": "value", "detail": "empty"}]
+    assert by_line[3]["errors"][0]["field"] == "value"
+    assert by_line[3]["errors"][0]["detail"].startswith("empty")
     assert by_line[4]["rejected_by"] == "server" and by_line[4]["status"] == 422
     assert by_line[4]["errors"][0]["pointer"] == "/published_at"
     assert by_line[4]["row"]["object"] == "o3"

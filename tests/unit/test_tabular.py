@@ -217,3 +217,15 @@ def test_export_rows_join_claim_ids_and_leave_absent_values_empty() -> None:
     assert export_csv_row(item) == [
         "s", "a", "2", "1", "2", "3", "1", "", "", "settled", "c_1;c_2", "", "two agree"
     ]  # fmt: skip
+
+
+def test_missing_value_markers_make_a_row_empty_not_a_category() -> None:
+    row = {"source": "a", "object": "o", "attribute": "Temperature", "value": "N/A",
+           "timestamp": "2020"}  # fmt: skip
+    with pytest.raises(RowProblem) as na:
+        build_report(row, TD)
+    assert na.value.target == "value"
+    assert build_report({**row, "value": "*"}, ColumnMapping(TD.columns, na=()))["claims"][0][
+        "value"
+    ] == "*"
+    assert parse_mapping_file('na = ["?"]', "m.toml").na == ("?",)
