@@ -76,6 +76,7 @@ class Record:
     end: int
     row: dict[str, Any] | None
     problem: RowProblem | None = None
+    lines: int = 1  # physical lines (a quoted CSV field may hold line breaks)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def read_layout(path: Path, spec: MappingSpec, fmt: Format) -> Layout:
     if fmt in ("csv", "tsv"):
         if spec.names is not None:
             return Layout(fmt, spec.names, 0, 1)
-        header = next(csv.reader([text], delimiter="," if fmt == "csv" else "\t"), [])
+        header = next(_reader(iter([text]), fmt), [])
         return Layout(fmt, tuple(h.strip() for h in header), end, line + 1)
     tabbed = "\t" in text
     fields = split_td_line(text, tabbed, 64) if tabbed else text.split()
@@ -141,29 +142,39 @@ def read_layout(path: Path, spec: MappingSpec, fmt: Format) -> Layout:
     return Layout(fmt, td_columns(len(fields)), 0, 1, tabbed)
 
 
+def _reader(texts: Iterator[str], fmt: Format) -> Iterator[list[str]]:
+    if fmt == "csv":
+        return csv.reader(texts)
+    # TSV (IANA text/tab-separated-values) has no quoting: a " is part of its field
+    return csv.reader(texts, delimiter="\t", quoting=csv.QUOTE_NONE)
+
+
 def records(path: Path, layout: Layout, offset: int, line: int) -> Iterator[Record]:
     """The file's rows from `offset` (at `line`) on, lazily."""
     with path.open("rb") as f:
-        lines = _lines(f, max(offset, layout.data_offset), max(line, layout.data_line))
+        first = max(line, layout.data_line)
+        lines = _lines(f, max(offset, layout.data_offset), first)
         if layout.format in ("csv", "tsv"):
-            yield from _csv_records(lines, layout)
+            yield from _csv_records(lines, layout, first)
         elif layout.format == "jsonl":
             yield from _jsonl_records(lines)
         else:
             yield from _td_records(lines, layout)
 
 
-def _csv_records(lines: Iterator[tuple[int, int, str]], layout: Layout) -> Iterator[Record]:
+def _csv_records(
+    lines: Iterator[tuple[int, int, str]], layout: Layout, first: int
+) -> Iterator[Record]:
     # csv.reader pulls physical lines only until a record is complete (no read-ahead), so
     # the last line handed out is the record's last: its end offset is where to resume
-    position = {"line": 0, "end": 0}
+    position = {"line": first - 1, "end": 0}
 
     def texts() -> Iterator[str]:
         for n, end, text in lines:
             position["line"], position["end"] = n, end
             yield text
 
-    reader = csv.reader(texts(), delimiter="," if layout.format == "csv" else "\t")
+    reader = _reader(texts(), layout.format)
     names = layout.names
     while True:
         start = position["line"] + 1
@@ -172,15 +183,18 @@ def _csv_records(lines: Iterator[tuple[int, int, str]], layout: Layout) -> Itera
         except StopIteration:
             return
         except csv.Error as exc:
-            yield Record(start, position["end"], None, RowProblem("row", f"bad CSV: {exc}"))
+            problem = RowProblem("row", f"bad CSV: {exc}")
+            yield Record(start, position["end"], None, problem, position["line"] - start + 1)
             continue
         if not fields or not any(f.strip() for f in fields):
             continue
         if len(fields) != len(names):
             problem = RowProblem("row", f"{len(fields)} fields, the header has {len(names)}")
-            yield Record(start, position["end"], dict(enumerate(fields)), problem)  # type: ignore[arg-type]
+            row = {str(i): f for i, f in enumerate(fields)}
+            yield Record(start, position["end"], row, problem, position["line"] - start + 1)
             continue
-        yield Record(start, position["end"], dict(zip(names, fields, strict=True)))
+        row = dict(zip(names, fields, strict=True))
+        yield Record(start, position["end"], row, None, position["line"] - start + 1)
 
 
 def _jsonl_records(lines: Iterator[tuple[int, int, str]]) -> Iterator[Record]:
@@ -276,7 +290,8 @@ def plan_import(
 ) -> ImportPlan:
     fmt = spec.format or detect_format(path.name)
     layout = read_layout(path, spec, fmt)
-    mapping = resolve(spec, layout.names)
+    # JSON lines name their fields row by row: the first row cannot vouch for the others
+    mapping = resolve(spec, layout.names, strict=fmt != "jsonl")
     return ImportPlan(
         path=path,
         layout=layout,
@@ -351,7 +366,7 @@ def run_import(
                 _reject_local(rejects, record, problem, counts)
             else:
                 batch.append((record, report))
-            pending_end, pending_line = record.end, record.line + 1
+            pending_end, pending_line = record.end, record.line + record.lines
             if len(batch) >= plan.batch_size:
                 flush(pending_end, pending_line)
             if progress is not None and counts.rows % 256 == 0:

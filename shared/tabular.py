@@ -270,13 +270,13 @@ def split_td_line(line: str, tabbed: bool, count: int) -> list[str]:
     return text.split(None, count - 1)
 
 
-def resolve(spec: MappingSpec, available: Sequence[str]) -> ColumnMapping:
+def resolve(spec: MappingSpec, available: Sequence[str], *, strict: bool = True) -> ColumnMapping:
     """The mapping for a file with these column names: explicit --map entries, then columns
     that name a target by themselves; fails when a required field has neither a column
-    nor a constant."""
+    nor a constant. `strict`: every mapped column must be among `available`."""
     columns = dict(spec.columns)
-    missing = [c for c in columns.values() if c not in available and "." not in c]
-    if missing and available:
+    missing = [c for c in columns.values() if c not in available]
+    if missing and strict:
         raise MappingProblem(
             f"no column(s) {', '.join(map(repr, missing))} in the file; it has "
             f"{', '.join(map(repr, available))}"

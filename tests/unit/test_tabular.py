@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from services.bulk import decode_line
+from services.bulk import decode_line, read_layout, records
 from shared.reports import ReportIn
 from shared.tabular import (
     ColumnMapping,
@@ -229,3 +231,23 @@ def test_missing_value_markers_make_a_row_empty_not_a_category() -> None:
         "value"
     ] == "*"
     assert parse_mapping_file('na = ["?"]', "m.toml").na == ("?",)
+
+
+def test_records_carry_their_first_line_and_resume_offset(tmp_path: Path) -> None:
+    data = tmp_path / "q.csv"
+    data.write_text('source,object,attribute,value,timestamp\n\na,"two\nlines",p,1,2020\n'
+                    'b,o,p,"2",2020\n')  # fmt: skip
+    layout = read_layout(data, MappingSpec(), "csv")
+    rows = list(records(data, layout, 0, 1))
+    assert [r.line for r in rows] == [3, 5]
+    assert rows[0].row is not None and rows[0].row["object"] == "two\nlines"
+    assert rows[0].lines == 2
+    again = list(records(data, layout, rows[0].end, rows[0].line + rows[0].lines))
+    assert [(r.line, r.row) for r in again] == [(rows[1].line, rows[1].row)]
+
+
+def test_tsv_has_no_quoting(tmp_path: Path) -> None:
+    data = tmp_path / "q.tsv"
+    data.write_text('source\tobject\tattribute\tvalue\ttimestamp\na\t"quoted\tp\t1\t2020\n')
+    rows = list(records(data, read_layout(data, MappingSpec(), "tsv"), 0, 1))
+    assert rows[0].row is not None and rows[0].row["object"] == '"quoted'
