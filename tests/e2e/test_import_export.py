@@ -259,3 +259,26 @@ def test_export_current_and_as_of_consensus_to_csv_and_jsonl(
     then = [json.loads(line) for line in out.open() if subject in line]
     assert len(then) == 1
     assert then[0]["best"] == 100 and len(then[0]["support"]) == 1 and then[0]["dissent"] == []
+
+
+def test_an_import_rides_out_an_ingest_restart(running: Cluster, tmp_path: Path) -> None:
+    attr = unique("restart")
+    rows = 300
+    data = tmp_path / "rows.txt"
+    data.write_text("".join(f"s{i % 5}\to{i}\t{attr}\t{i}\t2023\n" for i in range(rows)))
+    state = tmp_path / "state.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "import", str(data), "--url",
+         running.url("ingest"), "--batch-size", "5", "--state", str(state), "--no-progress",
+         "--json"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: state.exists(), timeout_s=60, interval_s=0.01)
+    assert proc.poll() is None, "finished before the restart"
+    running.restart("ingest", kill=True)  # connections refused until it is back: retried
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["accepted"] + summary["present"] == rows and summary["rejected"] == 0
+    assert len(settled(running, rows, attribute=attr)) == rows
