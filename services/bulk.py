@@ -302,7 +302,7 @@ def plan_import(
     )
 
 
-Progress = Callable[[int, Counts], None]  # (bytes read so far, counts)
+Progress = Callable[[int, int, Counts], None]  # (bytes read so far, rows this run, counts)
 
 
 def run_import(
@@ -312,7 +312,8 @@ def run_import(
     *,
     fresh: bool = False,
 ) -> tuple[Counts, int]:
-    """Import the file; returns the counts and the line it resumed at (1: from the start)."""
+    """Import the file; returns the counts (including those of the interrupted runs it
+    resumes) and the line it resumed at (1: from the start)."""
     identity = file_identity(plan.path)
     fingerprint = plan.mapping.fingerprint()
     state = None if fresh else load_state(plan.state_path, identity, fingerprint)
@@ -326,7 +327,7 @@ def run_import(
                                           "rejected_local", "rejected_server")},
             reasons=Counter(saved.get("reasons", {})),
         )
-    resumed_at = line
+    resumed_at, rows_before = line, counts.rows
     rejects = _open_rejects(plan.rejects_path, state)
     batch: list[tuple[Record, dict[str, Any]]] = []
 
@@ -370,10 +371,10 @@ def run_import(
             if len(batch) >= plan.batch_size:
                 flush(pending_end, pending_line)
             if progress is not None and counts.rows % 256 == 0:
-                progress(record.end, counts)
+                progress(record.end, counts.rows - rows_before, counts)
         flush(pending_end, pending_line)
         if progress is not None:
-            progress(pending_end, counts)
+            progress(pending_end, counts.rows - rows_before, counts)
     finally:
         rejects.close()
     plan.state_path.unlink(missing_ok=True)

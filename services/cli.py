@@ -402,14 +402,12 @@ def import_(
     started = time.perf_counter()
     with bar:
         task = bar.add_task(file.name, total=total, rows=0, rate=0.0)
-        first_rows: list[int] = []
+        this_run = [0]
 
-        def report(done: int, counts: Counts) -> None:
-            if not first_rows:
-                first_rows.append(counts.rows)
+        def report(done: int, rows: int, counts: Counts) -> None:
+            this_run[0] = rows
             elapsed = max(time.perf_counter() - started, 1e-9)
-            bar.update(task, completed=done, rows=counts.rows,
-                       rate=(counts.rows - first_rows[0]) / elapsed)
+            bar.update(task, completed=done, rows=counts.rows, rate=rows / elapsed)
 
         with Client(ingest_url=url, api_key=key, retries=8, max_backoff_s=30.0) as client:
             try:
@@ -424,20 +422,29 @@ def import_(
                 err.print(f"interrupted; re-run the same command to resume ({plan.state_path})")
                 raise typer.Exit(130) from None
     elapsed = time.perf_counter() - started
-    _print_import_summary(err, file, counts, resumed_at, elapsed, plan.rejects_path)
+    _print_import_summary(err, file, counts, this_run[0], resumed_at, elapsed, plan.rejects_path)
     if json_summary:
         print(json.dumps({**counts.as_json(), "resumed_at_line": resumed_at,
+                          "rows_this_run": this_run[0],
                           "seconds": round(elapsed, 3),
                           "rejects_file": str(plan.rejects_path) if counts.rejected else None}))
 
 
 def _print_import_summary(
-    out: Console, file: Path, counts: Any, resumed_at: int, elapsed: float, rejects: Path
+    out: Console,
+    file: Path,
+    counts: Any,
+    this_run: int,
+    resumed_at: int,
+    elapsed: float,
+    rejects: Path,
 ) -> None:
-    resumed = f" (resumed at line {resumed_at})" if resumed_at > 1 else ""
+    resumed = (
+        f" (resumed at line {resumed_at}; {this_run:,} rows in this run)" if resumed_at > 1 else ""
+    )
     out.print(
-        f"[bold]{file.name}[/]{resumed}: {counts.rows:,} rows read in {elapsed:.1f}s "
-        f"({counts.rows / max(elapsed, 1e-9):,.0f} rows/s)\n"
+        f"[bold]{file.name}[/]: {counts.rows:,} rows read{resumed} in {elapsed:.1f}s "
+        f"({this_run / max(elapsed, 1e-9):,.0f} rows/s)\n"
         f"  claims accepted   {counts.accepted + counts.present:,}"
         f"  ({counts.accepted:,} new, {counts.present:,} already present)\n"
         f"  rejected          {counts.rejected:,}"
