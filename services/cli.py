@@ -412,9 +412,17 @@ def import_(
         with Client(ingest_url=url, api_key=key, retries=8, max_backoff_s=30.0) as client:
             try:
                 counts, resumed_at = run_import(plan, client, report, fresh=restart)
-            except (ClaimledgerError, httpx.HTTPError) as exc:
+            except ClaimledgerError as exc:
+                if exc.status in (401, 403):
+                    err.print(f"[red]refused:[/] {exc}\npass a write key: --key or "
+                              f"CLAIMLEDGER_API_KEY")
+                    raise typer.Exit(1) from None
+                err.print(f"[red]stopped:[/] {exc}\nre-run the same command to resume "
+                          f"(checkpoint {plan.state_path})")
+                raise typer.Exit(1) from None
+            except httpx.HTTPError as exc:
                 err.print(
-                    f"[red]stopped:[/] {exc}\nre-run the same command to resume from the "
+                    f"[red]stopped:[/] {exc!r}\nre-run the same command to resume from the "
                     f"last acknowledged batch (checkpoint {plan.state_path})"
                 )
                 raise typer.Exit(1) from None
