@@ -315,7 +315,10 @@ def run_import(
     """Import the file; returns the counts (including those of the interrupted runs it
     resumes) and the line it resumed at (1: from the start)."""
     identity = file_identity(plan.path)
-    fingerprint = plan.mapping.fingerprint()
+    # a checkpoint is only valid for the same reading of the file (format, columns) and mapping
+    fingerprint = hashlib.sha256(
+        f"{plan.mapping.fingerprint()}|{plan.layout!r}".encode()
+    ).hexdigest()[:16]
     state = None if fresh else load_state(plan.state_path, identity, fingerprint)
     counts = Counts()
     offset, line = 0, 1
