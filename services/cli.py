@@ -1,4 +1,4 @@
-"""`claimledger`: run | serve | replay | dlq | keys (DESIGN.md §6)."""
+"""`claimledger`: run | serve | import | export | replay | dlq | keys (DESIGN.md §6)."""
 
 from __future__ import annotations
 
@@ -305,6 +305,209 @@ def migrate() -> None:
     create_schema(engine)
     console.print(f"schema at revision {schema_revision(engine)}")
     engine.dispose()
+
+
+KEY_ENV = ["CLAIMLEDGER_API_KEY", "CLAIMLEDGER_WRITE_KEY"]
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    format: Annotated[
+        str | None, typer.Option("--format", help="csv | tsv | jsonl | td (default: by extension)")
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="FIELD=COLUMN, e.g. subject=object, source.id=source"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="FIELD=TEXT, a constant, e.g. published_at=2024-01-01"),
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help="TOML or JSON file: map, set, columns, time_format")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="names of a headerless file's columns, comma-separated")
+    ] = None,
+    time_format: Annotated[
+        str | None, typer.Option(help="strptime format of the timestamp column")
+    ] = None,
+    na: Annotated[
+        list[str] | None,
+        typer.Option(help="a value meaning 'no value' (repeat; default NA, N/A, null, *, ...)"),
+    ] = None,
+    url: Annotated[str, typer.Option(help="ingest URL")] = "http://127.0.0.1:8001",
+    key: Annotated[str | None, typer.Option(envvar=KEY_ENV, help="write key")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
+    state: Annotated[
+        Path | None, typer.Option(help="checkpoint file (default .claimledger/import-*.json)")
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="rejected rows, JSON lines (default FILE.rejects.jsonl)")
+    ] = None,
+    restart: Annotated[bool, typer.Option(help="ignore a checkpoint; start at row 1")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    json_summary: Annotated[
+        bool, typer.Option("--json", help="print the summary as JSON on stdout")
+    ] = False,
+) -> None:
+    """Import claims from CSV, TSV, JSON lines or truth-discovery tuples (docs/import.md)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from claimledger.client import ClaimledgerError, Client
+    from services.bulk import Counts, plan_import, run_import
+    from shared.tabular import (
+        FORMATS,
+        MappingProblem,
+        MappingSpec,
+        merge_specs,
+        parse_assignments,
+        parse_mapping_file,
+    )
+
+    err = Console(stderr=True)
+    try:
+        if format is not None and format not in FORMATS:
+            raise MappingProblem(f"--format must be one of {', '.join(FORMATS)}")
+        base = (
+            parse_mapping_file(mapping.read_text(encoding="utf-8"), mapping.name)
+            if mapping is not None
+            else MappingSpec()
+        )
+        flags = MappingSpec(
+            columns=parse_assignments(map_ or [], "--map"),
+            constants=parse_assignments(set_ or [], "--set"),
+            time_format=time_format,
+            names=tuple(c.strip() for c in columns.split(",")) if columns else None,
+            format=format,  # type: ignore[arg-type]
+            na=tuple(n for n in na if n) if na is not None else None,
+        )
+        plan = plan_import(
+            file,
+            merge_specs(base, flags),
+            state_path=state,
+            rejects_path=rejects,
+            batch_size=batch_size,
+        )
+    except MappingProblem as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    total = file.stat().st_size
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rows]:>10,} rows  {task.fields[rate]:>8,.0f} rows/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not progress,
+    )
+    started = time.perf_counter()
+    with bar:
+        task = bar.add_task(file.name, total=total, rows=0, rate=0.0)
+        this_run = [0]
+
+        def report(done: int, rows: int, counts: Counts) -> None:
+            this_run[0] = rows
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=done, rows=counts.rows, rate=rows / elapsed)
+
+        with Client(ingest_url=url, api_key=key, retries=8, max_backoff_s=30.0) as client:
+            try:
+                counts, resumed_at = run_import(plan, client, report, fresh=restart)
+            except ClaimledgerError as exc:
+                if exc.status in (401, 403):
+                    err.print(f"[red]refused:[/] {exc}\npass a write key: --key or "
+                              f"CLAIMLEDGER_API_KEY")
+                    raise typer.Exit(1) from None
+                err.print(f"[red]stopped:[/] {exc}\nre-run the same command to resume "
+                          f"(checkpoint {plan.state_path})")
+                raise typer.Exit(1) from None
+            except httpx.HTTPError as exc:
+                err.print(
+                    f"[red]stopped:[/] {exc!r}\nre-run the same command to resume from the "
+                    f"last acknowledged batch (checkpoint {plan.state_path})"
+                )
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                err.print(f"interrupted; re-run the same command to resume ({plan.state_path})")
+                raise typer.Exit(130) from None
+    elapsed = time.perf_counter() - started
+    _print_import_summary(err, file, counts, this_run[0], resumed_at, elapsed, plan.rejects_path)
+    if json_summary:
+        print(json.dumps({**counts.as_json(), "resumed_at_line": resumed_at,
+                          "rows_this_run": this_run[0],
+                          "seconds": round(elapsed, 3),
+                          "rejects_file": str(plan.rejects_path) if counts.rejected else None}))
+
+
+def _print_import_summary(
+    out: Console,
+    file: Path,
+    counts: Any,
+    this_run: int,
+    resumed_at: int,
+    elapsed: float,
+    rejects: Path,
+) -> None:
+    resumed = (
+        f" (resumed at line {resumed_at}; {this_run:,} rows in this run)" if resumed_at > 1 else ""
+    )
+    out.print(
+        f"[bold]{file.name}[/]: {counts.rows:,} rows read{resumed} in {elapsed:.1f}s "
+        f"({this_run / max(elapsed, 1e-9):,.0f} rows/s)\n"
+        f"  claims accepted   {counts.accepted + counts.present:,}"
+        f"  ({counts.accepted:,} new, {counts.present:,} already present)\n"
+        f"  rejected          {counts.rejected:,}"
+        f"  ({counts.rejected_local:,} by the importer, {counts.rejected_server:,} by the server)"
+    )
+    for reason, n in counts.reasons.most_common(5):
+        out.print(f"    {n:>8,}  {reason}")
+    if counts.rejected:
+        out.print(f"  rejected rows and reasons: {rejects}")
+
+
+@app.command()
+def export(
+    as_of: Annotated[str | None, typer.Option(help="publication-time axis (default now)")] = None,
+    recorded_as_of: Annotated[
+        str | None, typer.Option(help="what the system knew at this recording time")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="csv | jsonl")] = "csv",
+    out: Annotated[str, typer.Option(help="file, or - for stdout")] = "-",
+    url: Annotated[str, typer.Option(help="query URL")] = "http://127.0.0.1:8002",
+    key: Annotated[str | None, typer.Option(envvar=KEY_ENV, help="read key, if required")] = None,
+    page_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
+) -> None:
+    """Export every key's consensus (low, best, high, status, support, ...) to CSV or JSON lines."""
+    from claimledger.client import ClaimledgerError, Client
+    from services.bulk import run_export
+
+    err = Console(stderr=True)
+    if format not in ("csv", "jsonl"):
+        raise typer.BadParameter("one of csv, jsonl", param_hint="--format")
+    with Client(query_url=url, api_key=key) as client:
+        target = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        try:
+            count = run_export(client, target, format, as_of=as_of,
+                               recorded_as_of=recorded_as_of, page_size=page_size)
+        except (ClaimledgerError, httpx.HTTPError) as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+        finally:
+            if target is not sys.stdout:
+                target.close()
+    err.print(f"exported {count:,} keys" + (f" to {out}" if out != "-" else ""))
 
 
 def main() -> None:
