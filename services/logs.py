@@ -29,6 +29,7 @@ from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+import msgspec
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -150,10 +151,16 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
     )
     renderer: Any
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # plain tracebacks: rich's would print local variables, API keys included
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         tail: list[Any] = []
     else:
-        renderer = structlog.processors.JSONRenderer()
+        encoder = msgspec.json.Encoder(enc_hook=repr)  # ~2x json.dumps; repr for the odd object
+        renderer = structlog.processors.JSONRenderer(
+            serializer=lambda obj, **_: encoder.encode(obj).decode()
+        )
         tail = [structlog.processors.format_exc_info]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_noise],
