@@ -103,6 +103,8 @@ def test_the_page_charts_a_subject_updates_live_and_replays_the_past(
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    requested: list[str] = []  # nothing may come from elsewhere (no CDN at run time)
+    page.on("request", lambda req: requested.append(req.url))
     try:
         # search and pick the subject
         page.goto(f"{query}/")
@@ -178,6 +180,8 @@ def test_the_page_charts_a_subject_updates_live_and_replays_the_past(
         page.wait_for_function(
             "document.querySelector('#vd-body').textContent.includes('trace-browser-outlier')"
         )
+        if consensus["dissent"]:
+            assert "Dissent (" in (page.locator("#vd-body").text_content() or "")
         _shot(page, "browser-2-live-update")
         page.click("#vd-close")
 
@@ -217,5 +221,6 @@ def test_the_page_charts_a_subject_updates_live_and_replays_the_past(
         finally:
             page2.close()
         assert errors == []
+        assert requested and all(u.startswith(f"{query}/") for u in requested), requested
     finally:
         page.close()
