@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM = "application/problem+json"
-log = logging.getLogger("claimledger.http")
 
 HTTP_LATENCY = Histogram(
     "claimledger_http_request_seconds",
@@ -109,8 +107,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s", request.url.path, exc_info=exc)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # logged by RequestContext
         return problem_response(500, "Internal error", type(exc).__name__)
 
 

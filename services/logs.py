@@ -33,6 +33,8 @@ import msgspec
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.http import problem_response
+
 REQUEST_ID_HEADER = "x-request-id"
 _trace_id: ContextVar[str | None] = ContextVar("claimledger_trace_id", default=None)
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -83,12 +85,12 @@ class RequestContext:
         token = _trace_id.set(trace_id)
         bound = structlog.contextvars.bind_contextvars(trace_id=trace_id)
         start = time.perf_counter()
-        status = 500
+        status, started = 500, False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status, started = int(message["status"]), True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *[(k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"],
@@ -98,6 +100,13 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # logged and answered here, while the trace id is bound, so the 500 carries it too
+            access_log.error("unhandled error", exc_info=True, extra={"path": scope.get("path")})
+            if started:
+                raise
+            response = problem_response(500, "Internal error", type(exc).__name__)
+            await response(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             path = scope.get("path", "")
