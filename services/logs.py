@@ -70,11 +70,11 @@ def current_trace_id() -> str | None:
 
 
 class RequestContext:
-    """Outermost ASGI middleware: picks the trace id, binds it to the logs of this request,
+    """The outermost of a service's middlewares: picks the trace id, binds it to the logs of this request,
     echoes it as `X-Request-ID`, and logs one line per request when it ends."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app, self.service = app, service
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -76,5 +76,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.include_router(extract_router)
     app.include_router(readiness_router())
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContext, service="ingest")  # outermost: every response has an id
+    app.add_middleware(RequestContext)  # outermost: every response has an id
     return app

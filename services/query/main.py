@@ -104,5 +104,5 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         return FileResponse(WEB / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
-    app.add_middleware(RequestContext, service="query")  # outermost: every response has an id
+    app.add_middleware(RequestContext)  # outermost: every response has an id
     return app

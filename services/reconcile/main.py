@@ -230,5 +230,5 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             asyncapi.update(asyncapi_document(settings, streams, consumer))
         return asyncapi
 
-    app.add_middleware(RequestContext, service="reconcile")
+    app.add_middleware(RequestContext)
     return app

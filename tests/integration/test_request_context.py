@@ -53,7 +53,7 @@ def client() -> TestClient:
     async def boom() -> None:
         raise RuntimeError("bug")
 
-    app.add_middleware(RequestContext, service="test")
+    app.add_middleware(RequestContext)
     return TestClient(app, raise_server_exceptions=False)
 
 
