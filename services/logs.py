@@ -70,8 +70,8 @@ def current_trace_id() -> str | None:
 
 
 class RequestContext:
-    """The outermost of a service's middlewares: picks the trace id, binds it to the logs of this request,
-    echoes it as `X-Request-ID`, and logs one line per request when it ends."""
+    """The outermost of a service's middlewares: picks the trace id, binds it to the logs
+    of this request, echoes it as `X-Request-ID`, and logs one line per request at its end."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
