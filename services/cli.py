@@ -30,10 +30,18 @@ def serve(
     service: Annotated[str, typer.Argument(help="ingest | reconcile | query")],
     host: str = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="default: 8001/8003/8002")] = None,
-    log_level: str = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="default: CLAIMLEDGER_LOG_LEVEL, else info")
+    ] = None,
 ) -> None:
-    """Run one service, configured by CLAIMLEDGER_* environment variables."""
+    """Run one service, configured by CLAIMLEDGER_* environment variables.
+
+    Logs are JSON lines on stderr (CLAIMLEDGER_LOG_FORMAT=console for humans).
+    """
     import uvicorn
+
+    from services.logs import configure_logging
+    from shared.settings import CommonSettings
 
     factories = {
         "ingest": "services.ingest.main:create_app",
@@ -42,12 +50,17 @@ def serve(
     }
     if service not in factories:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(factories)}")
+    settings = CommonSettings()
+    level = (log_level or settings.log_level).lower()
+    configure_logging(service, level=level, fmt=settings.log_format)
     uvicorn.run(
         factories[service],
         factory=True,
         host=host,
         port=port or SERVICES[service],
-        log_level=log_level,
+        log_level=level,
+        log_config=None,  # configure_logging did it: every line through structlog
+        access_log=False,  # RequestContext logs each request, with its trace id
         timeout_graceful_shutdown=10,
     )
 
@@ -68,6 +81,7 @@ def run(
         port = int(env.get("CLAIMLEDGER_REDIS_PORT", "0")) or None
         local = LocalRedis(var / "redis", port).start()
         env["CLAIMLEDGER_REDIS_URL"] = local.url
+    env.setdefault("CLAIMLEDGER_LOG_FORMAT", "console")  # a terminal, not a log shipper
     env.setdefault("CLAIMLEDGER_DATABASE_URL", f"sqlite:///{(var / 'claimledger.db').resolve()}")
     write_key = env.get("CLAIMLEDGER_BOOTSTRAP_WRITE_KEY") or "cl_demo_" + secrets.token_urlsafe(18)
     env["CLAIMLEDGER_BOOTSTRAP_WRITE_KEY"] = write_key

@@ -7,8 +7,9 @@ SQL), and a custom collector registered with the default registry answers
 
     ingest     claimledger_outbox_depth, claimledger_outbox_oldest_age_seconds,
                claimledger_reports_stored
-    reconcile  claimledger_stream_pending{stream}, claimledger_stream_lag{stream},
-               claimledger_dead_letters
+    reconcile  claimledger_stream_pending{stream,group}, claimledger_stream_lag{stream,group}
+               (every consumer group of the partition streams and the updates stream,
+               from XINFO GROUPS), claimledger_dead_letters
     query      claimledger_sse_subscribers
 
 `REPORTS_ACCEPTED`/`CLAIMS_ACCEPTED` are counters for ingest's API to increment
@@ -32,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from services.tables import ReportRow
-from shared.events import CONSUMER_GROUP, DEAD_LETTER_STREAM
+from shared.events import CONSUMER_GROUP, DEAD_LETTER_STREAM, UPDATES_STREAM
 from shared.timeaxes import parse_iso
 
 log = logging.getLogger("claimledger.observability")
@@ -53,11 +54,11 @@ _HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "claimledger_reports_stored": ("Reports stored by ingest", ()),
     "claimledger_stream_pending": (
         "Entries delivered to the consumer group but not acknowledged",
-        ("stream",),
+        ("stream", "group"),
     ),
     "claimledger_stream_lag": (
         f"Entries not yet delivered to the consumer group (capped at {LAG_CAP} on Redis < 7)",
-        ("stream",),
+        ("stream", "group"),
     ),
     "claimledger_dead_letters": ("Entries in the dead-letter stream", ()),
     "claimledger_sse_subscribers": ("Open SSE subscriptions", ()),
@@ -167,38 +168,51 @@ def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def stream_backlog(redis: Redis, stream: str, group: str = CONSUMER_GROUP) -> tuple[int, int]:
-    """(pending, lag) of a consumer group on a stream; (0, 0) when the group is missing.
+async def group_backlogs(redis: Redis, stream: str) -> list[tuple[str, int, int]]:
+    """(group, pending, lag) of every consumer group of a stream (XINFO GROUPS).
 
-    Uses XINFO GROUPS' `lag` on Redis 7+, else counts entries after the group's
-    last-delivered id with an exclusive XRANGE (Redis 6.2+), capped at LAG_CAP.
+    Uses XINFO GROUPS' `lag` on Redis 7+ (when Redis can tell it), else counts entries
+    after the group's last-delivered id with an exclusive XRANGE (Redis 6.2+), capped
+    at LAG_CAP.
     """
     groups: list[dict[Any, Any]] = await redis.xinfo_groups(stream)
-    info = next((g for g in groups if _s(g.get("name")) == group), None)
-    if info is None:
-        return 0, 0
-    pending = int(info.get("pending") or 0)
-    lag = info.get("lag")
-    if lag is not None:
-        return pending, int(lag)
-    last = _s(info.get("last-delivered-id") or "0-0")
-    entries = await redis.xrange(stream, min=f"({last}", max="+", count=LAG_CAP)
-    return pending, len(entries or [])
+    out = []
+    for info in groups:
+        pending = int(info.get("pending") or 0)
+        lag = info.get("lag")
+        if lag is None:
+            last = _s(info.get("last-delivered-id") or "0-0")
+            lag = len(await redis.xrange(stream, min=f"({last}", max="+", count=LAG_CAP) or [])
+        out.append((_s(info.get("name")), pending, int(lag)))
+    return out
+
+
+async def stream_backlog(redis: Redis, stream: str, group: str = CONSUMER_GROUP) -> tuple[int, int]:
+    """(pending, lag) of one consumer group on a stream; (0, 0) when the group is missing."""
+    for name, pending, lag in await group_backlogs(redis, stream):
+        if name == group:
+            return pending, lag
+    return 0, 0
 
 
 def reconcile_sampler(redis: Redis, streams: list[str]) -> Callable[[], Awaitable[Snapshot]]:
+    """Backlog of every group on `streams` and on the updates stream, and the DLQ size."""
+
     async def sample() -> Snapshot:
         pending: list[tuple[tuple[str, ...], float]] = []
         lags: list[tuple[tuple[str, ...], float]] = []
-        for stream in streams:
+        for stream in [*streams, UPDATES_STREAM]:
             try:
-                p, lag = await stream_backlog(redis, stream)
+                backlogs = await group_backlogs(redis, stream)
             except Exception as exc:
                 if "no such key" not in str(exc).lower():
                     raise
-                p, lag = 0, 0
-            pending.append(((stream,), float(p)))
-            lags.append(((stream,), float(lag)))
+                backlogs = []
+            if not backlogs and stream != UPDATES_STREAM:
+                backlogs = [(CONSUMER_GROUP, 0, 0)]  # not created yet: nothing is waiting
+            for group, p, lag in backlogs:
+                pending.append(((stream, group), float(p)))
+                lags.append(((stream, group), float(lag)))
         dead = await redis.xlen(DEAD_LETTER_STREAM)
         return {
             "claimledger_stream_pending": pending,

@@ -6,6 +6,8 @@ object per service, built in its composition root, never at import time).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,5 +20,6 @@ class CommonSettings(BaseSettings):
     bootstrap_write_key: str | None = None
     attributes_file: str | None = None  # extra attribute registry entries (TOML)
     log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
     # how long a service waits for a dependency before /readyz reports it down
     dependency_timeout_s: float = 2.0

@@ -81,7 +81,9 @@ class Cluster:
         }
         self.services: dict[str, Service] = {}
 
-    def start(self, name: str, *, port: int | None = None, **env: str) -> Service:
+    def start(
+        self, name: str, *, port: int | None = None, log_level: str = "warning", **env: str
+    ) -> Service:
         port = port or free_port()
         log = self.tmp / f"{name}-{port}.log"
         proc = subprocess.Popen(
@@ -94,7 +96,7 @@ class Cluster:
                 "--port",
                 str(port),
                 "--log-level",
-                "warning",
+                log_level,
             ],
             env={**self.env, **env},
             stdout=log.open("wb"),

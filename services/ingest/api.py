@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from services.http import Problem, RateLimiter, bearer_scopes, json_pointer
 from services.ingest import outbox
 from services.ingest.relay import Relay
 from services.keys import KeyChecker, digest
+from services.logs import current_trace_id, new_trace_id, trace_id_from
 from services.observability import CLAIMS_ACCEPTED, REPORTS_ACCEPTED
 from services.tables import ClaimRow
 from shared.attributes import AttributeRegistry
@@ -46,6 +48,7 @@ from shared.timeaxes import iso, now_iso
 from shared.validtime import TimeProblem, parse_instant
 
 MAX_REPORTS_PER_BATCH = 1_000
+log = logging.getLogger("claimledger.ingest")
 
 
 @dataclass
@@ -116,12 +119,24 @@ async def post_report(report: ReportIn, ctx: Ctx, request: Request) -> JSONRespo
         ctx.relay.kick()
     if accepted.created:
         _count_accepted(accepted.response)
+    _log_accepted(accepted.response, accepted.created)
     return JSONResponse(accepted.response, status_code=202 if accepted.created else 200)
 
 
 def _count_accepted(response: dict[str, Any]) -> None:
     REPORTS_ACCEPTED.inc()
     CLAIMS_ACCEPTED.inc(len(response.get("claim_ids", ())))
+
+
+def _log_accepted(response: dict[str, Any], created: bool) -> None:
+    log.info(
+        "report accepted" if created else "report retried",
+        extra={
+            "report_id": response.get("report_id"),
+            "claims": len(response.get("claim_ids", ())),
+            "token": response.get("token"),
+        },
+    )
 
 
 @router.post("/reports:batch", responses={413: {}, 422: {}})
@@ -152,6 +167,7 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
             results[i] = {"index": i, "status": 202 if outcome.created else 200, **outcome.response}
             if outcome.created:
                 _count_accepted(outcome.response)
+            _log_accepted(outcome.response, outcome.created)
     if ready and ctx.relay is not None:
         ctx.relay.kick()
     return {"results": results}
@@ -253,6 +269,7 @@ async def _write_modifier(
         payload,
         subject=subject,
         attribute=attribute,
+        trace_id=current_trace_id(),
     )
     return await _write(ctx, event, stream_for(partition_of(subject, ctx.partitions)))
 
@@ -386,5 +403,9 @@ def _pointer(loc: tuple[Any, ...]) -> str:
     return json_pointer(("body", *loc))
 
 
-def _trace_id(request: Request) -> str | None:
-    return request.headers.get("x-request-id") or request.headers.get("traceparent")
+def _trace_id(request: Request) -> str:
+    """The request's trace id (set by services.logs.RequestContext), for the events' envelopes.
+
+    Outside that middleware (an app built without it) the headers are read the same way.
+    """
+    return current_trace_id() or trace_id_from(request.headers) or new_trace_id()

@@ -15,6 +15,7 @@ from services.ingest import api
 from services.ingest.extract_api import router as extract_router
 from services.ingest.relay import Relay
 from services.keys import KeyChecker, register_key
+from services.logs import RequestContext
 from services.observability import INGEST_METRICS, ingest_sampler, start_sampler
 from services.probes import readiness_router
 from shared.attributes import AttributeRegistry
@@ -75,4 +76,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.include_router(extract_router)
     app.include_router(readiness_router())
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)  # outermost: every response has an id
     return app

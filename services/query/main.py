@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from services.db import create_schema, database_ok, make_engine
 from services.http import install_error_handlers, install_metrics
 from services.keys import KeyChecker
+from services.logs import RequestContext
 from services.observability import QUERY_METRICS, query_sampler, start_sampler
 from services.probes import readiness_router
 from services.query import api
@@ -103,4 +104,5 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         return FileResponse(WEB / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
+    app.add_middleware(RequestContext)  # outermost: every response has an id
     return app

@@ -13,6 +13,13 @@ from services.tables import ClaimRow, EventRow, KeyRow, OutboxRow, ReportRow, Ve
 from shared.timeaxes import MAX_TIME, public_time
 
 _decode = msgspec.json.decode  # ~3x json.loads; snapshots decode thousands of versions
+
+
+class _Traced(msgspec.Struct):
+    trace_id: str | None = None
+
+
+_decode_trace = msgspec.json.Decoder(_Traced).decode  # reads one field, skips the payload
 versions = VersionRow.__table__  # type: ignore[attr-defined]
 keys = KeyRow.__table__  # type: ignore[attr-defined]
 claims = ClaimRow.__table__  # type: ignore[attr-defined]
@@ -137,7 +144,29 @@ def history(
             .order_by(versions.c.version)
             .limit(limit)
         ).all()
-    return [version_view(r) for r in rows]
+        traces = _cause_traces(conn, sorted({r.cause_event_id for r in rows if r.cause_event_id}))
+    items = [version_view(r) for r in rows]
+    for item in items:
+        item["cause"]["trace_id"] = traces.get(item["cause"]["event_id"])
+    return items
+
+
+def _cause_traces(conn: Any, event_ids: list[str]) -> dict[str, str | None]:
+    """Trace ids of the causing events, read from the stored event bodies (the versions
+    table does not hold them: they must not change projection hashes)."""
+    out: dict[str, str | None] = {}
+    for i in range(0, len(event_ids), 500):
+        rows = conn.execute(
+            select(events.c.event_id, events.c.body).where(
+                events.c.event_id.in_(event_ids[i : i + 500])
+            )
+        ).all()
+        for r in rows:
+            try:
+                out[r.event_id] = _decode_trace(r.body).trace_id
+            except msgspec.DecodeError:
+                out[r.event_id] = None
+    return out
 
 
 def snapshot(

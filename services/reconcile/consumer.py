@@ -70,6 +70,7 @@ class EntryProcessor:
                 done.append(entry_id)
         failed: list[bytes] = []
         if good:
+            started = time.perf_counter()
             try:
                 written = await self._apply([e for _, e in good])
                 done += [i for i, _ in good]
@@ -83,6 +84,7 @@ class EntryProcessor:
                     except Exception as one_exc:
                         log.error("event %s failed: %r", event.event_id, one_exc)
                         failed.append(entry_id)
+            _log_applied(stream, len(good) - len(failed), written, time.perf_counter() - started)
             await self._announce(written)
         if done:
             await self.redis.xack(stream, CONSUMER_GROUP, *done)
@@ -152,6 +154,36 @@ class EntryProcessor:
             event_id = None
         if event_id:
             await asyncio.to_thread(_mark_dead, self.engine, str(event_id))
+
+
+def _log_applied(
+    stream: str, events: int, written: list[VersionWritten], seconds: float
+) -> None:
+    """One line per batch, one per version with the trace id of the request that caused it."""
+    if not log.isEnabledFor(logging.INFO):
+        return  # skip building the records on the hot path when nobody reads them
+    log.info(
+        "batch applied",
+        extra={
+            "stream": stream,
+            "events": events,
+            "versions": len(written),
+            "duration_ms": round(seconds * 1000, 3),
+        },
+    )
+    for w in written:
+        log.info(
+            "version written",
+            extra={
+                "subject": w.subject,
+                "attribute": w.attribute,
+                "version": w.version,
+                "current": w.current,
+                "event_id": w.cause_event_id,
+                "report_id": w.cause_report_id,
+                "trace_id": w.trace_id,
+            },
+        )
 
 
 def _mark_dead(engine: Engine, event_id: str) -> None:

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from services.db import create_schema, database_ok, make_engine
 from services.http import install_error_handlers, install_metrics
+from services.logs import RequestContext
 from services.observability import RECONCILE_METRICS, reconcile_sampler, start_sampler
 from services.probes import readiness_router
 from services.reconcile.consumer import EntryProcessor, Reclaimer
@@ -228,4 +229,6 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             streams = [stream_for(p) for p in range(settings.partitions)]
             asyncapi.update(asyncapi_document(settings, streams, consumer))
         return asyncapi
+
+    app.add_middleware(RequestContext)
     return app

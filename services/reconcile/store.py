@@ -57,6 +57,11 @@ class VersionWritten:
     attribute: str
     version: int
     current: bool  # answers for the latest publication time
+    # the event that caused it, for the logs (not stored with the version: a retried report
+    # may come with another trace id, and replay must rebuild identical rows)
+    cause_event_id: str | None = None
+    cause_report_id: str | None = None
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +407,8 @@ class _Batch:
             steps.append(Step(step.pub_from, step.pub_to, kept, version=state.head))
             state.step_ids[state.head] = row_id
             self.written.append(
-                VersionWritten(row_id, state.subject, state.attribute, state.head, current)
+                VersionWritten(row_id, state.subject, state.attribute, state.head, current,
+                               cause.event_id, cause.report_id, cause.trace_id)
             )
         state.steps = sorted(steps, key=lambda s: s.pub_from)
         state.last_rec = rec_at

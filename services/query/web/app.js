@@ -779,7 +779,9 @@
       const out = h("div", { class: "vd-report" });
       const url = "/v1/reports/" + enc(cause.report_id);
       body.appendChild(h("p", { class: "small" }, "report ", h("span", { class: "mono" }, String(cause.report_id)),
-        cause.event_id ? h("span", { class: "muted" }, " · event " + String(cause.event_id)) : null));
+        cause.event_id ? h("span", { class: "muted" }, " · event " + String(cause.event_id)) : null,
+        cause.trace_id ? h("span", { class: "muted", title: "X-Request-ID of the request that sent it; search the logs for trace_id" },
+          " · trace " + String(cause.trace_id)) : null));
       body.appendChild(h("div", { class: "vd-actions" },
         h("button", { type: "button", class: "btn small", id: "load-cause-report",
           onclick: () => loadCauseReport(cause.report_id, out) }, "Load cause report"),
