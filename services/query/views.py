@@ -238,10 +238,18 @@ def report(engine: Engine, report_id: str) -> dict[str, Any] | None:
 
 
 def versions_after(
-    engine: Engine, after_id: int, subjects_: list[str], attributes: list[str], limit: int
+    engine: Engine,
+    after_id: int,
+    subjects_: list[str],
+    attributes: list[str],
+    limit: int,
+    *,
+    upto: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The update feed: versions in id order, for SSE catch-up and live delivery."""
+    """The update feed: versions with after_id < id <= upto in id order, for SSE."""
     query = select(versions).where(versions.c.id > after_id)
+    if upto is not None:
+        query = query.where(versions.c.id <= upto)
     if subjects_:
         query = query.where(versions.c.subject.in_(subjects_))
     if attributes:
