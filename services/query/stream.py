@@ -44,7 +44,10 @@ from shared.events import UPDATES_STREAM
 log = logging.getLogger("claimledger.query.stream")
 
 SEP = "\r\n"  # sse-starlette's default separator
-RESYNCS = Counter("claimledger_sse_resyncs_total", "Subscribers told to resync (fell behind)")
+OVERFLOWS = Counter(
+    "claimledger_sse_overflows_total",
+    "Subscriber buffers that overflowed (live: told to resync; catching up: kept reading SQL)",
+)
 SQL_CATCHUPS = Counter(
     "claimledger_sse_sql_catchups_total",
     "Versions the fan-out found in SQL before any announcement (lost updates, outages)",
@@ -216,15 +219,17 @@ class Subscription:
     overflowed: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def push(self, frame: Frame) -> None:
+    def push(self, frame: Frame) -> bool:
+        """Buffers the frame; True when this push overflowed the buffer."""
         if self.overflowed:
-            return
+            return False
+        self.wake.set()
         if len(self.buffer) >= self.limit:
             self.overflowed = True
             self.buffer.clear()  # what it held is in SQL; the subscriber resumes from there
-        else:
-            self.buffer.append(frame)
-        self.wake.set()
+            return True
+        self.buffer.append(frame)
+        return False
 
     def take(self) -> list[Frame]:
         items = list(self.buffer)
@@ -283,7 +288,8 @@ class Fanout:
         nothing twice."""
         for frame in frames:
             for sub in self.index.match(frame.subject, frame.attribute, _filter_of):
-                sub.push(frame)
+                if sub.push(frame):
+                    OVERFLOWS.inc()
             self.position = frame.id
 
     async def catch_up(self) -> None:
@@ -377,7 +383,6 @@ async def feed(
                 fanout.reanchor(sub)
         while True:
             if sub.overflowed:
-                RESYNCS.inc()
                 yield resync_frame(delivered)
                 return
             if not sub.buffer:

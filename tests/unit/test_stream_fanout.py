@@ -108,12 +108,11 @@ def test_merge_of_history_and_live_drops_what_was_already_sent() -> None:
 
 def test_a_full_buffer_marks_the_subscriber_to_resync_and_drops_its_buffer() -> None:
     sub = Subscription(_filter(), limit=2)
-    sub.push(_frame(1))
-    sub.push(_frame(2))
+    assert not sub.push(_frame(1)) and not sub.push(_frame(2))
     assert not sub.overflowed and [f.id for f in sub.buffer] == [1, 2]
-    sub.push(_frame(3))
+    assert sub.push(_frame(3))
     assert sub.overflowed and not sub.buffer and sub.wake.is_set()
-    sub.push(_frame(4))  # ignored once overflowed
+    assert not sub.push(_frame(4))  # ignored once overflowed
     assert not sub.buffer
 
 
