@@ -246,7 +246,8 @@ def _commit_times(redis_url: str) -> dict[int, float]:
     """Version id -> updates-stream entry time (s), i.e. just after the reconciler's commit."""
     redis = Redis.from_url(redis_url)
     out: dict[int, float] = {}
-    for entry_id, fields in redis.xrange(UPDATES, "-", "+"):
+    entries: Any = redis.xrange(UPDATES, "-", "+")
+    for entry_id, fields in entries:
         ms = int(entry_id.split(b"-")[0])
         out[int(json.loads(fields[b"__data__"])["id"])] = ms / 1000
     redis.close()
@@ -292,9 +293,9 @@ def phase(args: argparse.Namespace, cluster: Cluster, db: Path, stream_url: str,
     want = sum(len(per_subject.get(s, [])) for s in subjects)
     received = 0
     while time.monotonic() < deadline and received < want:
-        line = child.stdout.readline().split()
-        if line and line[0] == "received":
-            received = int(line[1])
+        words = child.stdout.readline().split()
+        if words and words[0] == "received":
+            received = int(words[1])
     child.stdin.write("stop\n")
     child.stdin.flush()
     for line in child.stdout:
