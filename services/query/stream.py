@@ -40,6 +40,7 @@ from sse_starlette.event import ServerSentEvent
 
 from services.query import views
 from shared.events import UPDATES_STREAM
+from shared.timeaxes import public_time
 
 log = logging.getLogger("claimledger.query.stream")
 
@@ -67,12 +68,87 @@ class Frame(NamedTuple):
 
 
 def render(item: dict[str, Any]) -> Frame:
-    """The SSE frame of one version view (views.version_view); rendered once, sent many."""
-    position = int(item["position"])
-    text = ServerSentEvent(
-        data=_encode(item).decode(), event="consensus", id=str(position), sep=SEP
-    ).encode()
-    return Frame(position, item["subject"], item["attribute"], text)
+    """The SSE frame of one version view (views.version_view)."""
+    return _frame(int(item["position"]), item["subject"], item["attribute"], _encode(item))
+
+
+def _frame(position: int, subject: str, attribute: str, data: bytes) -> Frame:
+    if b"\n" in data or b"\r" in data:  # never from msgspec; sse-starlette splits lines
+        text = ServerSentEvent(
+            data=data.decode(), event="consensus", id=str(position), sep=SEP
+        ).encode()
+    else:
+        text = b"id: %d\r\nevent: consensus\r\ndata: %b\r\n\r\n" % (position, data)
+    return Frame(position, subject, attribute, text)
+
+
+_NULL, _LIST, _OBJECT = msgspec.Raw(b"null"), msgspec.Raw(b"[]"), msgspec.Raw(b"{}")
+
+
+class _StoredResult(msgspec.Struct):
+    """The stored result's fields a frame carries, kept as raw JSON: the frame re-emits
+    them unchanged, and decoding then re-encoding them was a quarter of the fan-out's
+    CPU. The frame's data equals `json.dumps(views.version_view(row))` as JSON."""
+
+    low: msgspec.Raw = _NULL
+    best: msgspec.Raw = _NULL
+    high: msgspec.Raw = _NULL
+    conservative: msgspec.Raw = _NULL
+    value_text: msgspec.Raw = _NULL
+    unit: msgspec.Raw = _NULL
+    kind: msgspec.Raw = _NULL
+    status: msgspec.Raw = _NULL
+    support: msgspec.Raw = _LIST
+    dissent: msgspec.Raw = _LIST
+    excluded: msgspec.Raw = _LIST
+    exclusions: msgspec.Raw = _OBJECT
+    explanation: msgspec.Raw = _NULL
+    segments: msgspec.Raw = _LIST
+    clusters: msgspec.Raw = _LIST
+    weights: msgspec.Raw = _OBJECT
+    constraints: msgspec.Raw = _LIST
+    method: msgspec.Raw = _NULL
+    method_version: msgspec.Raw = _NULL
+
+
+_decode_result = msgspec.json.Decoder(_StoredResult).decode
+
+
+def render_row(row: Any) -> Frame:
+    """The SSE frame of one stored version row, without parsing its stored result."""
+    r = _decode_result(row.result)
+    item = {
+        "subject": row.subject,
+        "attribute": row.attribute,
+        "subject_label": None,
+        "version": row.version,
+        "low": r.low,
+        "best": r.best,
+        "high": r.high,
+        "conservative": r.conservative,
+        "value": r.value_text,
+        "unit": r.unit,
+        "kind": r.kind,
+        "status": r.status,
+        "support": r.support,
+        "dissent": r.dissent,
+        "excluded": r.excluded,
+        "exclusions": r.exclusions,
+        "explanation": r.explanation,
+        "segments": r.segments,
+        "clusters": r.clusters,
+        "weights": r.weights,
+        "constraints": r.constraints,
+        "method": {"name": r.method, "version": r.method_version},
+        "published_from": public_time(row.pub_from),
+        "published_to": public_time(row.pub_to),
+        "recorded_from": public_time(row.rec_from),
+        "recorded_to": public_time(row.rec_to),
+        "cause": {"event_id": row.cause_event_id, "report_id": row.cause_report_id},
+        "diff": msgspec.Raw(row.diff.encode() if isinstance(row.diff, str) else row.diff),
+        "position": row.id,
+    }
+    return _frame(int(row.id), row.subject, row.attribute, _encode(item))
 
 
 def resync_frame(resume_from: int) -> bytes:
@@ -239,10 +315,10 @@ class Subscription:
 
 def _load(engine: Engine, after: int, upto: int | None, flt: StreamFilter, limit: int
           ) -> list[Frame]:
-    items = views.versions_after(
+    rows = views.version_rows_after(
         engine, after, sorted(flt.subjects), sorted(flt.attributes), limit, upto=upto
     )
-    return [render(item) for item in items]
+    return [render_row(row) for row in rows]
 
 
 class Fanout:
