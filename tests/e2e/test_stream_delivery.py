@@ -35,6 +35,7 @@ class Reader(threading.Thread):
         self.opened = threading.Event()
         self.ended = threading.Event()
         self.stop = False
+        self.error: Exception | None = None
 
     def run(self) -> None:
         kind, ident = "message", None
@@ -57,6 +58,8 @@ class Reader(threading.Thread):
                         kind = "message"
                     if self.stop:
                         return
+        except httpx.HTTPError as exc:  # the server went away (tests stop it at the end)
+            self.error = exc
         finally:
             self.opened.set()
             self.ended.set()
