@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -152,19 +152,33 @@ class _TooLarge(Exception):
     pass
 
 
-def install_metrics(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def _timed(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class _Timed:
+    """Request latency to the response start, by route. Pure ASGI on purpose: Starlette's
+    BaseHTTPMiddleware (`@app.middleware("http")`) relays every body chunk through an
+    extra memory stream and task, which costs streaming responses (SSE) per event."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_LATENCY.labels(service, request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - start
-        )
-        return response
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                path = getattr(scope.get("route"), "path", "unmatched")
+                HTTP_LATENCY.labels(
+                    self.service, scope["method"], path, str(message["status"])
+                ).observe(time.perf_counter() - start)
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
+def install_metrics(app: FastAPI, service: str) -> None:
+    app.add_middleware(_Timed, service=service)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

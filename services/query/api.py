@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ from sse_starlette.sse import EventSourceResponse
 from services.http import Problem, bearer_scopes
 from services.keys import KeyChecker
 from services.query import views
+from services.query.stream import SEP, Fanout, StreamFilter, feed
 from shared.timeaxes import query_instant, segment_at
 from shared.validtime import TimeProblem, parse_instant
 
@@ -27,7 +27,8 @@ from shared.validtime import TimeProblem, parse_instant
 class QueryContext:
     engine: Engine
     min_token_wait_s: float = 5.0
-    updates: asyncio.Condition = field(default_factory=asyncio.Condition)
+    fanout: Fanout | None = None  # set by the lifespan; feeds every SSE subscriber
+    stream_send_timeout_s: float = 30.0  # a stream whose client reads nothing this long ends
     subscribers: int = 0
     max_streams_per_client: int = 100  # 0: no limit
     streams_by_client: dict[str, int] = field(default_factory=dict)
@@ -322,6 +323,9 @@ async def get_report(report_id: str, ctx: Ctx) -> dict[str, Any]:
     return found
 
 
+MAX_FILTER_VALUES = 100  # per filter: more is almost surely a mistake and costs memory
+
+
 @router.get("/stream", response_class=EventSourceResponse)
 async def stream(
     request: Request,
@@ -330,8 +334,12 @@ async def stream(
     attribute: Annotated[list[str] | None, Query()] = None,
     since: str | None = None,
 ) -> EventSourceResponse:
-    """Server-sent consensus versions. Resumes after `Last-Event-ID` (or `since`) with no
-    gap: the backlog is read from the stored versions, then it switches to live."""
+    """Server-sent consensus versions (`event: consensus`, `id:` = the version's position).
+
+    Resumes after `Last-Event-ID` (or `since`) with no gap and no duplicate: the backlog
+    is read from the stored versions, then it switches to live. A key that does not
+    exist yet may be subscribed to. A subscriber that falls too far behind gets
+    `event: resync` (its `id:` is where to resume) and the stream ends."""
     resume = request.headers.get("last-event-id") or since
     if resume is not None and not resume.isdigit():
         raise Problem(
@@ -341,6 +349,13 @@ async def stream(
             errors=[{"pointer": "/since", "detail": "not an event id"}],
         )
     for name, values in (("subject", subject), ("attribute", attribute)):
+        if len(values or []) > MAX_FILTER_VALUES:
+            raise Problem(
+                422,
+                f"Too many {name} filters",
+                f"at most {MAX_FILTER_VALUES} {name} values per stream",
+                errors=[{"pointer": f"/{name}", "detail": "too many values"}],
+            )
         for v in values or []:
             if not v or len(v) > 512 or any(ord(c) < 32 for c in v):
                 raise Problem(
@@ -354,53 +369,29 @@ async def stream(
             f"at most {ctx.max_streams_per_client} open streams per client",
             headers={"Retry-After": "5"},
         )
-    start = (
-        int(resume)
-        if resume is not None
-        else await asyncio.to_thread(views.last_version_id, ctx.engine)
-    )
+    if ctx.fanout is None:
+        raise Problem(503, "Streams unavailable", "the update fan-out is not running")
+    flt = StreamFilter(frozenset(subject or ()), frozenset(attribute or ()))
+    start = int(resume) if resume is not None else ctx.fanout.position
     return EventSourceResponse(
-        _feed(
-            request,
-            ctx,
-            start,
-            subject or [],
-            attribute or [],
-            announce=resume is None,
-            client=client,
-        ),
+        _counted(ctx, client, feed(ctx.fanout, start, flt, announce=resume is None)),
         ping=15,
+        sep=SEP,
+        send_timeout=ctx.stream_send_timeout_s,
     )
 
 
-async def _feed(
-    request: Request,
-    ctx: QueryContext,
-    after: int,
-    subjects: list[str],
-    attributes: list[str],
-    *,
-    announce: bool = False,
-    client: str = "unknown",
-) -> AsyncIterator[dict[str, Any]]:
+async def _counted(
+    ctx: QueryContext, client: str, body: AsyncIterator[Any]
+) -> AsyncIterator[Any]:
+    """Counts open streams (per client, for the limit, and in total, for /metrics)."""
     ctx.subscribers += 1
     ctx.streams_by_client[client] = ctx.streams_by_client.get(client, 0) + 1
     try:
-        if announce:  # tell a fresh subscriber where it starts, so it can resume from there
-            yield {"id": str(after), "comment": "start"}
-        while not await request.is_disconnected():
-            items = await asyncio.to_thread(
-                views.versions_after, ctx.engine, after, subjects, attributes, 500
-            )
-            for item in items:
-                after = item["position"]
-                yield {"event": "consensus", "id": str(after), "data": json.dumps(item)}
-            if len(items) < 500:
-                async with ctx.updates:
-                    # the timeout also catches up from SQL if an announcement was lost
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(ctx.updates.wait(), 1.0)
+        async for chunk in body:
+            yield chunk
     finally:
+        await body.aclose()  # type: ignore[attr-defined]
         ctx.subscribers -= 1
         left = ctx.streams_by_client.get(client, 1) - 1
         if left > 0:

@@ -1,4 +1,4 @@
-"""Query's composition root: engine + update listener -> app (in the lifespan)."""
+"""Query's composition root: engine + SSE fan-out -> app (in the lifespan)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from services.db import create_schema, database_ok, make_engine
 from services.http import install_error_handlers, install_metrics
@@ -22,7 +20,7 @@ from services.logs import RequestContext
 from services.observability import QUERY_METRICS, query_sampler, start_sampler
 from services.probes import readiness_router
 from services.query import api
-from shared.events import UPDATES_STREAM
+from services.query.stream import Fanout
 from shared.settings import CommonSettings
 
 log = logging.getLogger("claimledger.query")
@@ -33,31 +31,8 @@ class QuerySettings(CommonSettings):
     min_token_wait_s: float = 5.0
     require_read_key: bool = False  # reads need a read/write/admin key when true
     max_streams_per_client: int = 100  # open SSE streams per client address; 0: no limit
-
-
-class UpdateListener:
-    """Wakes SSE subscribers when the reconciler announces versions (after its commit).
-
-    Only a nudge: subscribers read the versions themselves from SQL, so a lost
-    announcement delays delivery by at most their poll interval, never drops it.
-    """
-
-    def __init__(self, redis: Redis, condition: asyncio.Condition) -> None:
-        self.redis, self.condition, self.redis_ok = redis, condition, False
-
-    async def run(self) -> None:
-        last: Any = "$"
-        while True:
-            try:
-                reply: Any = await self.redis.xread({UPDATES_STREAM: last}, block=1000, count=1000)
-                self.redis_ok = True
-                if reply:
-                    last = reply[0][1][-1][0]
-                    async with self.condition:
-                        self.condition.notify_all()
-            except (RedisError, OSError):
-                self.redis_ok = False
-                await asyncio.sleep(1.0)
+    stream_buffer: int = 4096  # frames a live SSE subscriber may lag before `resync`
+    stream_send_timeout_s: float = 30.0  # an SSE client that reads nothing this long is dropped
 
 
 def create_app(settings: QuerySettings | None = None) -> FastAPI:
@@ -72,16 +47,19 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
             engine=engine,
             min_token_wait_s=settings.min_token_wait_s,
             max_streams_per_client=settings.max_streams_per_client,
+            stream_send_timeout_s=settings.stream_send_timeout_s,
         )
         app.state.query = ctx
         if settings.require_read_key:
             ctx.read_keys = KeyChecker(engine)
-        listener = UpdateListener(redis, ctx.updates)
+        fanout = Fanout(engine, redis, buffer=settings.stream_buffer)
+        await fanout.start()
+        ctx.fanout = fanout
         app.state.readiness = {
             "database": lambda: database_ok(engine),
-            "redis": lambda: listener.redis_ok,
+            "redis": lambda: fanout.redis_ok,
         }
-        task = asyncio.create_task(listener.run(), name="update-listener")
+        task = asyncio.create_task(fanout.run(), name="sse-fanout")
         sampler = start_sampler(query_sampler(ctx), QUERY_METRICS, interval_s=1.0)
         try:
             yield

@@ -269,17 +269,38 @@ def report(engine: Engine, report_id: str) -> dict[str, Any] | None:
     }
 
 
-def versions_after(
-    engine: Engine, after_id: int, subjects_: list[str], attributes: list[str], limit: int
-) -> list[dict[str, Any]]:
-    """The update feed: versions in id order, for SSE catch-up and live delivery."""
+def version_rows_after(
+    engine: Engine,
+    after_id: int,
+    subjects_: list[str],
+    attributes: list[str],
+    limit: int,
+    *,
+    upto: int | None = None,
+) -> list[Any]:
+    """The update feed: version rows with after_id < id <= upto in id order, for SSE."""
     query = select(versions).where(versions.c.id > after_id)
+    if upto is not None:
+        query = query.where(versions.c.id <= upto)
     if subjects_:
         query = query.where(versions.c.subject.in_(subjects_))
     if attributes:
         query = query.where(versions.c.attribute.in_(attributes))
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(versions.c.id).limit(limit)).all()
+        return list(conn.execute(query.order_by(versions.c.id).limit(limit)).all())
+
+
+def versions_after(
+    engine: Engine,
+    after_id: int,
+    subjects_: list[str],
+    attributes: list[str],
+    limit: int,
+    *,
+    upto: int | None = None,
+) -> list[dict[str, Any]]:
+    """`version_rows_after` as version views."""
+    rows = version_rows_after(engine, after_id, subjects_, attributes, limit, upto=upto)
     return [version_view(r) for r in rows]
 
 

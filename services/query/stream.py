@@ -1,0 +1,472 @@
+"""Live consensus updates for SSE subscribers: one shared fan-out per query process.
+
+One task (`Fanout.run`) follows the reconciler's updates stream. The stream is only a
+nudge: entries are written after the reconciler's commit, and the fan-out then reads
+the new version rows from SQL by id, ONCE for all subscribers, renders each row's SSE
+frame ONCE, and appends that same bytes object to the bounded buffer of every
+subscriber whose filter matches (found through an index, not by scanning everyone).
+Version ids are gapless and assigned in commit order (services/reconcile/store.py),
+so "id > the last one published" is a complete cursor: a lost announcement, a Redis
+outage or a restart is repaired by reading SQL from that cursor (a cheap
+`max(id)` probe runs whenever the stream is quiet or unreachable).
+
+A subscriber (`feed`) registers first, at the fan-out's current position (its
+"anchor"); live frames above the anchor collect in its buffer while it reads the
+stored versions between its resume id and the anchor from SQL in pages. Then it
+drains the buffer. History and live never overlap, and nothing between them is
+missed. A subscriber whose buffer overflows while live is told `event: resync` with
+the id to resume from, and its stream ends; the fan-out never waits for anyone.
+
+Why hand-written: sse-starlette renders and sends one response; sharing rendered
+frames among many responses with per-subscriber bounds is this module's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import msgspec
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.engine import Engine
+from sse_starlette.event import ServerSentEvent
+
+from services.query import views
+from shared.events import UPDATES_STREAM
+from shared.timeaxes import public_time
+
+log = logging.getLogger("claimledger.query.stream")
+
+SEP = "\r\n"  # sse-starlette's default separator
+OVERFLOWS = Counter(
+    "claimledger_sse_overflows_total",
+    "Subscriber buffers that overflowed (live: told to resync; catching up: kept reading SQL)",
+)
+SQL_CATCHUPS = Counter(
+    "claimledger_sse_sql_catchups_total",
+    "Versions the fan-out found in SQL before any announcement (lost updates, outages)",
+)
+
+_encode = msgspec.json.encode
+DATA_FIELD = b"__data__"  # the field the reconciler writes its update entries under
+
+
+class Frame(NamedTuple):
+    """A version as sent: its id (the resume token) and the rendered SSE bytes."""
+
+    id: int
+    subject: str
+    attribute: str
+    data: bytes
+
+
+def render(item: dict[str, Any]) -> Frame:
+    """The SSE frame of one version view (views.version_view)."""
+    return _frame(int(item["position"]), item["subject"], item["attribute"], _encode(item))
+
+
+def _frame(position: int, subject: str, attribute: str, data: bytes) -> Frame:
+    if b"\n" in data or b"\r" in data:  # never from msgspec; sse-starlette splits lines
+        text = ServerSentEvent(
+            data=data.decode(), event="consensus", id=str(position), sep=SEP
+        ).encode()
+    else:
+        text = b"id: %d\r\nevent: consensus\r\ndata: %b\r\n\r\n" % (position, data)
+    return Frame(position, subject, attribute, text)
+
+
+_NULL, _LIST, _OBJECT = msgspec.Raw(b"null"), msgspec.Raw(b"[]"), msgspec.Raw(b"{}")
+
+
+class _StoredResult(msgspec.Struct):
+    """The stored result's fields a frame carries, kept as raw JSON: the frame re-emits
+    them unchanged, and decoding then re-encoding them was a quarter of the fan-out's
+    CPU. The frame's data equals `json.dumps(views.version_view(row))` as JSON."""
+
+    low: msgspec.Raw = _NULL
+    best: msgspec.Raw = _NULL
+    high: msgspec.Raw = _NULL
+    conservative: msgspec.Raw = _NULL
+    value_text: msgspec.Raw = _NULL
+    unit: msgspec.Raw = _NULL
+    kind: msgspec.Raw = _NULL
+    status: msgspec.Raw = _NULL
+    support: msgspec.Raw = _LIST
+    dissent: msgspec.Raw = _LIST
+    excluded: msgspec.Raw = _LIST
+    exclusions: msgspec.Raw = _OBJECT
+    explanation: msgspec.Raw = _NULL
+    segments: msgspec.Raw = _LIST
+    clusters: msgspec.Raw = _LIST
+    weights: msgspec.Raw = _OBJECT
+    constraints: msgspec.Raw = _LIST
+    method: msgspec.Raw = _NULL
+    method_version: msgspec.Raw = _NULL
+
+
+_decode_result = msgspec.json.Decoder(_StoredResult).decode
+
+
+def render_row(row: Any) -> Frame:
+    """The SSE frame of one stored version row, without parsing its stored result."""
+    r = _decode_result(row.result)
+    item = {
+        "subject": row.subject,
+        "attribute": row.attribute,
+        "subject_label": None,
+        "version": row.version,
+        "low": r.low,
+        "best": r.best,
+        "high": r.high,
+        "conservative": r.conservative,
+        "value": r.value_text,
+        "unit": r.unit,
+        "kind": r.kind,
+        "status": r.status,
+        "support": r.support,
+        "dissent": r.dissent,
+        "excluded": r.excluded,
+        "exclusions": r.exclusions,
+        "explanation": r.explanation,
+        "segments": r.segments,
+        "clusters": r.clusters,
+        "weights": r.weights,
+        "constraints": r.constraints,
+        "method": {"name": r.method, "version": r.method_version},
+        "published_from": public_time(row.pub_from),
+        "published_to": public_time(row.pub_to),
+        "recorded_from": public_time(row.rec_from),
+        "recorded_to": public_time(row.rec_to),
+        "cause": {"event_id": row.cause_event_id, "report_id": row.cause_report_id},
+        "diff": msgspec.Raw(row.diff.encode() if isinstance(row.diff, str) else row.diff),
+        "position": row.id,
+    }
+    return _frame(int(row.id), row.subject, row.attribute, _encode(item))
+
+
+def resync_frame(resume_from: int) -> bytes:
+    body = {"resume_from": str(resume_from), "reason": "subscriber fell behind"}
+    return ServerSentEvent(
+        data=json.dumps(body), event="resync", id=str(resume_from), sep=SEP
+    ).encode()
+
+
+# -- pure parts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamFilter:
+    """subject IN subjects AND attribute IN attributes; an empty set matches anything."""
+
+    subjects: frozenset[str] = frozenset()
+    attributes: frozenset[str] = frozenset()
+
+    def matches(self, subject: str, attribute: str) -> bool:
+        return (not self.subjects or subject in self.subjects) and (
+            not self.attributes or attribute in self.attributes
+        )
+
+
+PAIR_INDEX_LIMIT = 64  # subject x attribute pairs beyond this index by subject alone
+
+
+class SubscriberIndex:
+    """Subscribers by what they asked for, so a version meets only those that match.
+
+    Each subscriber sits under exactly one kind of key (pair, subject, attribute or
+    everything), and a version has one subject and one attribute, so `match` never
+    returns a subscriber twice and costs O(candidates), not O(all subscribers).
+    """
+
+    def __init__(self) -> None:
+        self.by_pair: dict[tuple[str, str], set[Any]] = {}
+        self.by_subject: dict[str, set[Any]] = {}
+        self.by_attribute: dict[str, set[Any]] = {}
+        self.everything: set[Any] = set()
+
+    @staticmethod
+    def _slots(flt: StreamFilter) -> list[tuple[str, Any]]:
+        if flt.subjects and flt.attributes:
+            if len(flt.subjects) * len(flt.attributes) <= PAIR_INDEX_LIMIT:
+                return [("pair", (s, a)) for s in flt.subjects for a in flt.attributes]
+            return [("subject", s) for s in flt.subjects]
+        if flt.subjects:
+            return [("subject", s) for s in flt.subjects]
+        if flt.attributes:
+            return [("attribute", a) for a in flt.attributes]
+        return [("everything", None)]
+
+    def _table(self, kind: str) -> dict[Any, set[Any]]:
+        tables: dict[str, dict[Any, set[Any]]] = {
+            "pair": self.by_pair, "subject": self.by_subject, "attribute": self.by_attribute
+        }
+        return tables[kind]
+
+    def add(self, flt: StreamFilter, member: Any) -> None:
+        for kind, key in self._slots(flt):
+            if kind == "everything":
+                self.everything.add(member)
+            else:
+                self._table(kind).setdefault(key, set()).add(member)
+
+    def remove(self, flt: StreamFilter, member: Any) -> None:
+        for kind, key in self._slots(flt):
+            if kind == "everything":
+                self.everything.discard(member)
+                continue
+            table = self._table(kind)
+            members = table.get(key)
+            if members is not None:
+                members.discard(member)
+                if not members:
+                    del table[key]
+
+    def match(self, subject: str, attribute: str, filter_of: Any = None) -> list[Any]:
+        """Members whose filter matches; `filter_of(member)` re-checks subject-indexed
+        members that also filter attributes (too many pairs to index)."""
+        found: list[Any] = list(self.everything)
+        found.extend(self.by_pair.get((subject, attribute), ()))
+        found.extend(self.by_attribute.get(attribute, ()))
+        for member in self.by_subject.get(subject, ()):
+            if filter_of is None or filter_of(member).matches(subject, attribute):
+                found.append(member)
+        return found
+
+    def __len__(self) -> int:
+        members = set(self.everything)
+        for table in (self.by_pair, self.by_subject, self.by_attribute):
+            for group in table.values():
+                members |= group
+        return len(members)
+
+
+def contiguous(last: int, ids: Sequence[int]) -> int:
+    """How many of `ids` (ascending) continue `last` without a hole: ids are gapless, so a
+    hole means a row not visible yet; the fan-out stops there and looks again."""
+    n = 0
+    for expected, got in enumerate(ids, start=last + 1):
+        if got != expected:
+            break
+        n += 1
+    return n
+
+
+def newest_announced(entries: Iterable[tuple[Any, dict[Any, Any]]]) -> int:
+    """The highest version id named by updates-stream entries (0 if none is readable)."""
+    newest = 0
+    for _entry_id, fields in entries:
+        raw = fields.get(DATA_FIELD) or fields.get(DATA_FIELD.decode())
+        try:
+            newest = max(newest, int(json.loads(raw or b"")["id"]))
+        except (TypeError, ValueError, KeyError):
+            continue  # not ours or malformed: the SQL probe still finds the versions
+    return newest
+
+
+def fresh(frames: Iterable[Frame], delivered: int) -> tuple[list[Frame], int]:
+    """Frames past `delivered` (the last id sent), in order, and the new last id: merges
+    history with live without duplicates, whatever overlap the two have."""
+    out: list[Frame] = []
+    for frame in frames:
+        if frame.id > delivered:
+            out.append(frame)
+            delivered = frame.id
+    return out, delivered
+
+
+# -- subscriptions and the fan-out -----------------------------------------------------
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One subscriber's bounded buffer of frames above its anchor."""
+
+    filter: StreamFilter
+    limit: int
+    anchor: int = 0  # the fan-out's position when (re)registered: live frames are above it
+    buffer: deque[Frame] = field(default_factory=deque)
+    overflowed: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def push(self, frame: Frame) -> bool:
+        """Buffers the frame; True when this push overflowed the buffer."""
+        if self.overflowed:
+            return False
+        self.wake.set()
+        if len(self.buffer) >= self.limit:
+            self.overflowed = True
+            self.buffer.clear()  # what it held is in SQL; the subscriber resumes from there
+            return True
+        self.buffer.append(frame)
+        return False
+
+    def take(self) -> list[Frame]:
+        items = list(self.buffer)
+        self.buffer.clear()
+        return items
+
+
+def _load(engine: Engine, after: int, upto: int | None, flt: StreamFilter, limit: int
+          ) -> list[Frame]:
+    rows = views.version_rows_after(
+        engine, after, sorted(flt.subjects), sorted(flt.attributes), limit, upto=upto
+    )
+    return [render_row(row) for row in rows]
+
+
+class Fanout:
+    """Reads each committed version once and hands its frame to matching subscribers."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        redis: Redis,
+        *,
+        buffer: int = 4096,
+        page: int = 500,
+        probe_s: float = 1.0,
+    ) -> None:
+        self.engine, self.redis = engine, redis
+        self.buffer, self.page, self.probe_s = buffer, page, probe_s
+        self.position = 0  # highest version id handed to subscribers
+        self.index = SubscriberIndex()
+        self.redis_ok = False
+        self._catching_up = asyncio.Lock()
+
+    async def start(self) -> None:
+        """New subscribers start at the versions committed before this process."""
+        self.position = await asyncio.to_thread(views.last_version_id, self.engine)
+
+    def subscribe(self, flt: StreamFilter) -> Subscription:
+        sub = Subscription(flt, self.buffer, anchor=self.position)
+        self.index.add(flt, sub)
+        return sub
+
+    def reanchor(self, sub: Subscription) -> None:
+        """Drop what it buffered (still in SQL) and anchor it at the present again."""
+        sub.buffer.clear()
+        sub.overflowed = False
+        sub.anchor = self.position
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.index.remove(sub.filter, sub)
+
+    def publish(self, frames: Sequence[Frame]) -> None:
+        """Synchronous on purpose: position and buffers change together, with no await
+        between, so a subscriber registering at `position` misses nothing and gets
+        nothing twice."""
+        for frame in frames:
+            for sub in self.index.match(frame.subject, frame.attribute, _filter_of):
+                if sub.push(frame):
+                    OVERFLOWS.inc()
+            self.position = frame.id
+
+    async def catch_up(self) -> None:
+        """Reads every committed version above `position` from SQL, in pages."""
+        async with self._catching_up:
+            holes = 0
+            while True:
+                frames = await asyncio.to_thread(
+                    _load, self.engine, self.position, None, StreamFilter(), self.page
+                )
+                ok = contiguous(self.position, [f.id for f in frames])
+                self.publish(frames[:ok])
+                if ok < len(frames):  # a hole: a row not visible yet (should not happen)
+                    holes += 1
+                    if holes > 50:
+                        log.warning("version %d never became visible; skipping it",
+                                    self.position + 1)
+                        self.position += 1
+                        holes = 0
+                    await asyncio.sleep(0.01)
+                    continue
+                if len(frames) < self.page:
+                    return
+
+    async def probe(self) -> None:
+        """Catches up from SQL if versions were committed without reaching us."""
+        newest = await asyncio.to_thread(views.last_version_id, self.engine)
+        if newest > self.position:
+            SQL_CATCHUPS.inc(newest - self.position)  # found by the probe
+            await self.catch_up()
+
+    async def run(self) -> None:
+        entry: Any = "$"
+        while True:
+            try:
+                reply: Any = await self.redis.xread(
+                    {UPDATES_STREAM: entry}, block=int(self.probe_s * 1000), count=1000
+                )
+                self.redis_ok = True
+                if reply:
+                    entries = reply[0][1]
+                    entry = entries[-1][0]
+                    newest = newest_announced(entries)
+                    if newest > self.position or newest == 0:
+                        await self.catch_up()
+                else:
+                    await self.probe()
+            except (RedisError, OSError) as exc:
+                if self.redis_ok:
+                    log.warning("updates stream unreachable (%s); reading SQL meanwhile", exc)
+                self.redis_ok = False
+                entry = "$"  # a Redis that came back empty restarts its ids
+                try:
+                    await self.probe()
+                except Exception:  # the database may be down too; keep trying
+                    log.exception("SQL catch-up failed")
+                await asyncio.sleep(self.probe_s)
+            except Exception:  # never let the one fan-out task die
+                log.exception("fan-out step failed; retrying")
+                await asyncio.sleep(self.probe_s)
+
+
+def _filter_of(sub: Subscription) -> StreamFilter:
+    return sub.filter
+
+
+async def feed(
+    fanout: Fanout,
+    start: int,
+    flt: StreamFilter,
+    *,
+    announce: bool = False,
+) -> AsyncIterator[Any]:
+    """One subscriber's SSE body: stored versions after `start`, then live ones."""
+    sub = fanout.subscribe(flt)
+    delivered = start
+    try:
+        if announce:  # tell a fresh subscriber where it starts, so it can resume from there
+            yield {"id": str(start), "comment": "start"}
+        # history: (scanned, anchor] from SQL; live frames above the anchor wait in the buffer
+        scanned = delivered  # every matching version up to here has been sent
+        while scanned < sub.anchor:
+            page = await asyncio.to_thread(
+                _load, fanout.engine, scanned, sub.anchor, flt, fanout.page
+            )
+            if page:
+                delivered = page[-1].id
+                yield b"".join(f.data for f in page)
+            scanned = page[-1].id if len(page) == fanout.page else sub.anchor
+            if sub.overflowed:  # fell behind while reading history: keep reading SQL
+                fanout.reanchor(sub)
+        while True:
+            if sub.overflowed:
+                yield resync_frame(delivered)
+                return
+            if not sub.buffer:
+                sub.wake.clear()
+                await sub.wake.wait()
+                continue
+            frames, delivered = fresh(sub.take(), delivered)
+            if frames:
+                yield b"".join(f.data for f in frames)
+    finally:
+        fanout.unsubscribe(sub)

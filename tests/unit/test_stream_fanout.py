@@ -1,0 +1,192 @@
+"""The SSE fan-out's pure parts: matching, gap detection, history+live merge, bounds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from services.query.stream import (
+    PAIR_INDEX_LIMIT,
+    Fanout,
+    Frame,
+    StreamFilter,
+    SubscriberIndex,
+    Subscription,
+    contiguous,
+    fresh,
+    newest_announced,
+    render,
+    resync_frame,
+)
+
+
+def _frame(i: int, subject: str = "s", attribute: str = "a") -> Frame:
+    return Frame(i, subject, attribute, f"id: {i}\r\n\r\n".encode())
+
+
+def _filter(subjects: tuple[str, ...] = (), attributes: tuple[str, ...] = ()) -> StreamFilter:
+    return StreamFilter(frozenset(subjects), frozenset(attributes))
+
+
+def test_an_empty_filter_side_matches_anything() -> None:
+    assert _filter().matches("x", "y")
+    assert _filter(("x",)).matches("x", "y")
+    assert not _filter(("x",)).matches("z", "y")
+    assert _filter((), ("y",)).matches("z", "y")
+    assert _filter(("x", "z"), ("y",)).matches("z", "y")
+    assert not _filter(("x",), ("y",)).matches("x", "w")
+
+
+FILTERS = [
+    _filter(),
+    _filter(("s1",)),
+    _filter(("s1", "s2")),
+    _filter((), ("a1",)),
+    _filter(("s1",), ("a1",)),
+    _filter(("s1", "s2"), ("a1", "a2")),
+    _filter(tuple(f"s{i}" for i in range(PAIR_INDEX_LIMIT + 1)), ("a1",)),  # subject-indexed
+]
+
+
+@pytest.mark.parametrize("subject", ["s1", "s2", "s3", "s64"])
+@pytest.mark.parametrize("attribute", ["a1", "a2", "a3"])
+def test_the_index_returns_exactly_the_matching_subscribers_once(
+    subject: str, attribute: str
+) -> None:
+    index = SubscriberIndex()
+    members = [Subscription(f, 10) for f in FILTERS]
+    for m in members:
+        index.add(m.filter, m)
+    got = index.match(subject, attribute, lambda m: m.filter)
+    assert len(got) == len({id(m) for m in got})  # no subscriber twice
+    assert {id(m) for m in got} == {id(m) for m in members if m.filter.matches(subject, attribute)}
+
+
+def test_removed_subscribers_are_no_longer_matched_and_leave_no_empty_slots() -> None:
+    index = SubscriberIndex()
+    members = [Subscription(f, 10) for f in FILTERS]
+    for m in members:
+        index.add(m.filter, m)
+    assert len(index) == len(members)
+    for m in members:
+        index.remove(m.filter, m)
+    assert index.match("s1", "a1", lambda m: m.filter) == []
+    assert len(index) == 0
+    assert not index.by_pair and not index.by_subject and not index.by_attribute
+
+
+def test_contiguous_counts_ids_up_to_the_first_hole() -> None:
+    assert contiguous(10, [11, 12, 13]) == 3
+    assert contiguous(10, [11, 13, 14]) == 1
+    assert contiguous(10, [12]) == 0
+    assert contiguous(0, []) == 0
+
+
+def test_newest_announced_reads_the_highest_version_id_and_skips_junk() -> None:
+    entries: list[tuple[Any, dict[Any, Any]]] = [
+        (b"1-0", {b"__data__": json.dumps({"id": 7}).encode()}),
+        (b"1-1", {b"__data__": b"not json"}),
+        (b"1-2", {b"other": b"x"}),
+        (b"1-3", {b"__data__": json.dumps({"id": 5}).encode()}),
+    ]
+    assert newest_announced(entries) == 7
+    assert newest_announced([]) == 0
+
+
+def test_merge_of_history_and_live_drops_what_was_already_sent() -> None:
+    history = [_frame(3), _frame(5), _frame(8)]
+    sent, last = fresh(history, 4)
+    assert [f.id for f in sent] == [5, 8] and last == 8
+    live = [_frame(7), _frame(8), _frame(9), _frame(12)]  # overlaps history
+    more, last = fresh(live, last)
+    assert [f.id for f in more] == [9, 12] and last == 12
+    nothing, same = fresh([], 12)
+    assert nothing == [] and same == 12
+
+
+def test_a_full_buffer_marks_the_subscriber_to_resync_and_drops_its_buffer() -> None:
+    sub = Subscription(_filter(), limit=2)
+    assert not sub.push(_frame(1)) and not sub.push(_frame(2))
+    assert not sub.overflowed and [f.id for f in sub.buffer] == [1, 2]
+    assert sub.push(_frame(3))
+    assert sub.overflowed and not sub.buffer and sub.wake.is_set()
+    assert not sub.push(_frame(4))  # ignored once overflowed
+    assert not sub.buffer
+
+
+def test_publish_hands_each_frame_to_matching_subscribers_and_advances_the_position() -> None:
+    fanout = Fanout(engine=None, redis=None)  # type: ignore[arg-type]
+    fanout.position = 10
+    one = fanout.subscribe(_filter(("s1",)))
+    other = fanout.subscribe(_filter(("s2",)))
+    assert one.anchor == other.anchor == 10
+    fanout.publish([_frame(11, "s1"), _frame(12, "s2"), _frame(13, "s1")])
+    assert [f.id for f in one.buffer] == [11, 13]
+    assert [f.id for f in other.buffer] == [12]
+    assert fanout.position == 13
+    late = fanout.subscribe(_filter(("s1",)))
+    assert late.anchor == 13 and not late.buffer  # everything up to its anchor is history
+    fanout.unsubscribe(one)
+    fanout.publish([_frame(14, "s1")])
+    assert [f.id for f in one.buffer] == [11, 13]
+    assert [f.id for f in late.buffer] == [14]
+
+
+def test_reanchoring_clears_the_overflow_and_moves_the_anchor_to_the_present() -> None:
+    fanout = Fanout(engine=None, redis=None, buffer=1)  # type: ignore[arg-type]
+    sub = fanout.subscribe(_filter())
+    fanout.publish([_frame(1), _frame(2)])
+    assert sub.overflowed
+    fanout.reanchor(sub)
+    assert not sub.overflowed and sub.anchor == 2 and not sub.buffer
+
+
+def test_frames_are_sse_events_named_consensus_with_the_position_as_id() -> None:
+    frame = render({"position": 42, "subject": "s", "attribute": "a", "best": 1.5})
+    text = frame.data.decode()
+    assert frame.id == 42
+    assert "event: consensus\r\n" in text and "id: 42\r\n" in text and text.endswith("\r\n\r\n")
+    data = next(line[6:] for line in text.split("\r\n") if line.startswith("data: "))
+    assert json.loads(data)["best"] == 1.5
+    resync = resync_frame(41).decode()
+    assert "event: resync\r\n" in resync and "id: 41\r\n" in resync
+
+
+def _row(result: dict[str, Any], **overrides: Any) -> Any:
+    from types import SimpleNamespace
+
+    fields = dict(
+        id=77, subject="s/1", attribute="killed", version=3,
+        result=json.dumps(result), diff=json.dumps({"best": [1, 2]}),
+        pub_from="2025-01-01T00:00:00Z", pub_to="9999-12-31T23:59:59.999999Z",
+        rec_from="2025-01-02T00:00:00Z", rec_to="9999-12-31T23:59:59.999999Z",
+        cause_event_id="ev-1", cause_report_id=None,
+    )
+    fields.update(overrides)
+    return SimpleNamespace(**fields)
+
+
+@pytest.mark.parametrize("result", [
+    {},
+    {"low": 1, "best": 2.5, "high": 4, "conservative": 1, "value_text": "about 2,500",
+     "unit": "persons", "kind": "count", "status": "contested", "support": ["c1", "c2"],
+     "dissent": ["c3"], "excluded": [], "exclusions": {"c4": "retracted"},
+     "explanation": "Two of three \u00e9 sources", "segments": [{"from": "2025-01-01"}],
+     "clusters": [["c1", "c2"]], "weights": {"c1": 0.5}, "constraints": [],
+     "method": "weighted-median", "method_version": 2, "extra": {"ignored": True}},
+])
+def test_a_frame_from_a_stored_row_carries_exactly_the_version_view(
+    result: dict[str, Any],
+) -> None:
+    from services.query.stream import render_row
+    from services.query.views import MAX_TIME, version_view
+
+    row = _row(result, pub_to=MAX_TIME, rec_to=MAX_TIME)
+    frame = render_row(row)
+    text = frame.data.decode()
+    data = next(line[6:] for line in text.split("\r\n") if line.startswith("data: "))
+    assert json.loads(data) == json.loads(json.dumps(version_view(row)))
+    assert text.startswith("id: 77\r\nevent: consensus\r\n") and text.endswith("\r\n\r\n")
+    assert (frame.id, frame.subject, frame.attribute) == (77, "s/1", "killed")
