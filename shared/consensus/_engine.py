@@ -269,7 +269,7 @@ def _clusters(
     out = [
         Cluster(
             origin=labels[g.root],
-            claim_ids=tuple(m.cid for m in g.members),
+            claim_ids=tuple([m.claim.claim_id for m in g.members]),
             weight=g.weight,
             low=g.rep.low if numeric else None,
             best=g.rep.best if numeric else None,
