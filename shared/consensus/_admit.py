@@ -159,7 +159,8 @@ def admit(
         score = source_scores.get(claim.source_id) if source_scores else None
         if memo is not None:
             hit = memo.get(claim.claim_id)
-            if hit is not None and hit[0] is claim and hit[2] == score and (hit[1] is spec or hit[1] == spec):
+            same = hit is not None and hit[0] is claim and hit[2] == score
+            if hit is not None and same and (hit[1] is spec or hit[1] == spec):
                 done = hit[3]
                 if isinstance(done, str):
                     out.exclusions.append((claim.claim_id, done))

@@ -85,10 +85,7 @@ def _numeric(
     floor, floor_note = _composite_floor(spec, related)
     floors = [floor] if floor is not None else []
     top_over_all = not (spec.kind == "cumulative" and pieces)
-    if not top_over_all:
-        top = _running_total(adm.items, pieces, floors)
-    else:
-        top = fuse(adm.items, floors)
+    top = fuse(adm.items, floors) if top_over_all else _running_total(adm.items, pieces, floors)
     constraints = list(adm.constraints)
     if floor_note:
         applied = floor in top.applied_floors
