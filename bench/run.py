@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rss-claims", type=int, default=0,
                         help="more claims through :batch before reading peak RSS (full: 1000000)")
     parser.add_argument("--replay-events", type=int, default=22_000, help="full: 1000000")
-    parser.add_argument("--peer-claims", type=int, default=10_000, help="full: 100000")
+    parser.add_argument("--peer-claims", type=int, default=5_000, help="full: 100000")
     parser.add_argument("--peer-keys", type=int, default=1_000)
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="claimledger-bench-"))
