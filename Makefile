@@ -36,8 +36,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check shared services tests bench
 	$(VENV)/bin/mypy shared services
 
-bench: $(STAMP)
-	$(PY) -m bench.run
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
+	touch $@
+
+# BENCH_ARGS="--rss-claims 1000000 --replay-events 1000000 --peer-claims 100000" for full sizes
+bench: $(VENV)/.bench-installed
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache

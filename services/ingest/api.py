@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from services.http import Problem, RateLimiter, bearer_scopes, json_pointer
 from services.ingest import outbox
+from services.ingest.commits import GroupCommit
 from services.ingest.relay import Relay
 from services.keys import KeyChecker, digest
 from services.logs import current_trace_id, new_trace_id, trace_id_from
@@ -62,6 +63,8 @@ class IngestContext:
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
     # how far in the future a report's published_at may be (clock skew, time zones)
     future_tolerance_s: float = 86_400.0
+    # concurrent single posts share transactions (services/ingest/commits.py) when set
+    commits: GroupCommit | None = None
 
 
 def context(request: Request) -> IngestContext:
@@ -107,7 +110,10 @@ async def post_report(report: ReportIn, ctx: Ctx, request: Request) -> JSONRespo
     """Accept a report: its events are durable in the outbox before this answers 202."""
     item = prepare_report(report, ctx, _trace_id(request))
     try:
-        accepted = await asyncio.to_thread(outbox.accept_report, ctx.engine, item)
+        if ctx.commits is not None:
+            accepted = await ctx.commits.accept(item)
+        else:
+            accepted = await asyncio.to_thread(outbox.accept_report, ctx.engine, item)
     except outbox.ReportConflict as exc:
         raise Problem(
             409,

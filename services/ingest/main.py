@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from services.db import create_schema, database_ok, make_engine
 from services.http import BodyLimit, RateLimiter, install_error_handlers, install_metrics
 from services.ingest import api
+from services.ingest.commits import GroupCommit
 from services.ingest.extract_api import router as extract_router
 from services.ingest.relay import Relay
 from services.keys import KeyChecker, register_key
@@ -43,6 +44,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             )
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         relay = Relay(engine, redis, republish_after_s=settings.republish_after_s)
+        commits = GroupCommit(engine)
         app.state.ingest = api.IngestContext(
             engine=engine,
             relay=relay,
@@ -52,17 +54,20 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             tolerance=settings.hedge_tolerance,
             limiter=RateLimiter(settings.rate_limit_per_min),
             future_tolerance_s=settings.future_tolerance_s,
+            commits=commits,
         )
         app.state.readiness = {
             "database": lambda: database_ok(engine),
             "redis": lambda: relay.redis_ok,
         }
         task = asyncio.create_task(relay.run(), name="outbox-relay")
+        commits.start()
         sampler = start_sampler(ingest_sampler(engine), INGEST_METRICS)
         try:
             yield
         finally:
             await sampler.stop()
+            await commits.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -77,33 +77,36 @@ def _accept_alone(engine: Engine, item: Pending) -> Accepted | ReportConflict:
 
 
 def _accept(conn: Any, items: list[Pending]) -> list[Accepted | ReportConflict]:
-    """Reads first, then the writes in two statements: the seq lock (serialize_seqs) is held
-    only from the outbox insert to the commit, not while a batch is checked item by item."""
-    outcomes: list[Accepted | ReportConflict | None] = []
-    new: dict[str, Pending] = {}  # report_id -> the first new item with it
+    """Reads first (the stored reports of the whole list in one query per 500 ids), then
+    the writes in two statements: the seq lock (serialize_seqs) is held only from the
+    outbox insert to the commit. A report_id repeated within the list is answered like a
+    retry of its first copy, or a conflict when its content differs."""
+    ids = list(dict.fromkeys(item.report_id for item in items))
+    stored: dict[str, Any] = {}
+    for i in range(0, len(ids), 500):
+        for row in conn.execute(
+            select(reports.c.report_id, reports.c.content_hash, reports.c.response)
+            .where(reports.c.report_id.in_(ids[i : i + 500]))
+        ):
+            stored[row.report_id] = row
+    first: dict[str, Pending] = {}
     for item in items:
-        first = new.get(item.report_id)
-        if first is not None:  # the same report twice in one batch: a retry, or a conflict
-            same = first.body_hash == item.body_hash
-            outcomes.append(None if same else ReportConflict(item.report_id))
-            continue
-        try:
-            prior = _prior(conn, item.report_id, item.body_hash)
-        except ReportConflict as conflict:
-            outcomes.append(conflict)
-            continue
-        if prior is None:
-            new[item.report_id] = item
-        outcomes.append(prior)
-    answered = _insert(conn, list(new.values())) if new else {}
-    done: set[str] = set()
-    result: list[Accepted | ReportConflict] = []
-    for item, outcome in zip(items, outcomes, strict=True):
-        if outcome is None:  # new here: created the first time it appears, then a retry
-            outcome = Accepted(item.report_id not in done, answered[item.report_id])
-            done.add(item.report_id)
-        result.append(outcome)
-    return result
+        if item.report_id not in stored:
+            first.setdefault(item.report_id, item)
+    answered = _insert(conn, list(first.values())) if first else {}
+    out: list[Accepted | ReportConflict] = []
+    for item in items:
+        row = stored.get(item.report_id)
+        if row is not None:
+            out.append(ReportConflict(item.report_id) if row.content_hash != item.body_hash
+                       else Accepted(False, json.loads(row.response)))
+        elif first[item.report_id] is item:
+            out.append(Accepted(True, answered[item.report_id]))
+        elif first[item.report_id].body_hash != item.body_hash:
+            out.append(ReportConflict(item.report_id))
+        else:
+            out.append(Accepted(False, answered[item.report_id]))
+    return out
 
 
 def _insert(conn: Any, items: list[Pending]) -> dict[str, dict[str, Any]]:

@@ -89,6 +89,8 @@ class KeyState:
     step_ids: dict[int, int] = field(default_factory=dict)  # version -> row id
     depends_on: list[str] = field(default_factory=list)
     in_db: bool = False
+    # per-claim admissions kept between recomputations (compute_consensus memo)
+    admitted: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> Key:
@@ -361,7 +363,7 @@ class _Batch:
         def evaluate(t: str) -> Computed:
             estimates = {n: e for n, steps in related.items() if (e := _estimate_at(steps, t))}
             result = compute_consensus(state.effective_at(t), spec, at=parse_iso(t),
-                                       related=estimates)
+                                       related=estimates, memo=state.admitted)
             return _computed(result_to_dict(result))
 
         revision = revise(state.steps, state.times(), since, evaluate)

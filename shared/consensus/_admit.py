@@ -132,17 +132,41 @@ def alias_map(spec: AttributeSpec) -> dict[str, str]:
     return out
 
 
+# What admitting one claim gave: the claim object it was computed for, the spec and
+# the learned score it saw, and the item (or the exclusion reason).
+Admitted = tuple[ClaimFacts, AttributeSpec, float | None, "Item | str"]
+
+
 def admit(
     claims: Sequence[ClaimFacts],
     spec: AttributeSpec,
     related: Mapping[str, Estimate],
     source_scores: Mapping[str, float],
+    memo: dict[str, Admitted] | None = None,
 ) -> Admission:
+    """`memo` (claim id -> Admitted) lets a caller that re-fuses the same claims many
+    times (the reconciler, once per version) admit each claim object once: admission
+    is a pure function of the claim, the spec and the claim's learned score, except
+    for relative claims, which also read `related` and are never memoised. An entry
+    is used only for the very same claim object (`is`), so a modified claim (a new
+    frozen object) is admitted afresh. Items are shared between calls; the only
+    per-call state on them, `group`, is reassigned by every clustering."""
     out = Admission([], [], [])
     attributes = {spec.name, *spec.aliases}
     aliases = alias_map(spec)
     categorical = spec.kind in CATEGORICAL_KINDS
     for claim in claims:
+        score = source_scores.get(claim.source_id) if source_scores else None
+        if memo is not None:
+            hit = memo.get(claim.claim_id)
+            same = hit is not None and hit[0] is claim and hit[2] == score
+            if hit is not None and same and (hit[1] is spec or hit[1] == spec):
+                done = hit[3]
+                if isinstance(done, str):
+                    out.exclusions.append((claim.claim_id, done))
+                else:
+                    out.items.append(done)
+                continue
         reason = _gate(claim, attributes)
         if reason is None:
             if categorical:
@@ -151,6 +175,8 @@ def admit(
                 reason = _numeric(claim, related, source_scores, out)
         if reason is not None:
             out.exclusions.append((claim.claim_id, reason))
+        if memo is not None and claim.value.hedge != "relative":
+            memo[claim.claim_id] = (claim, spec, score, reason if reason else out.items[-1])
     return out
 
 

@@ -7,7 +7,16 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
-from shared.consensus._admit import CATEGORICAL_KINDS, Admission, Item, admit, epoch, fmt, snap
+from shared.consensus._admit import (
+    CATEGORICAL_KINDS,
+    Admission,
+    Admitted,
+    Item,
+    admit,
+    epoch,
+    fmt,
+    snap,
+)
 from shared.consensus._cluster import Group, assign_clusters, make_groups
 from shared.consensus._explain import explain_numeric, explain_vote
 from shared.consensus._numeric import Fusion, fuse
@@ -30,10 +39,12 @@ def compute_consensus(
     related: Mapping[str, Estimate] = _NO_ESTIMATES,
     source_scores: Mapping[str, float] = _NO_SCORES,
     stale_after: timedelta = timedelta(days=365),
+    memo: dict[str, Admitted] | None = None,
 ) -> ConsensusResult:
     """Consensus of every claim of one (subject, attribute). Pure and deterministic:
-    the same claims in any order give an equal result."""
-    admission = admit(_in_id_order(claims), spec, related, source_scores)
+    the same claims in any order give an equal result. `memo`: a cache of per-claim
+    admissions the caller keeps between calls over the same claims (see admit)."""
+    admission = admit(_in_id_order(claims), spec, related, source_scores, memo)
     labels = assign_clusters(admission.items)
     pieces = timeline(admission.items, spec.kind)
     horizon = None if at is None else epoch(at) - stale_after.total_seconds()
@@ -73,10 +84,8 @@ def _numeric(
 ) -> ConsensusResult:
     floor, floor_note = _composite_floor(spec, related)
     floors = [floor] if floor is not None else []
-    if spec.kind == "cumulative" and pieces:
-        top = _running_total(adm.items, pieces, floors)
-    else:
-        top = fuse(adm.items, floors)
+    top_over_all = not (spec.kind == "cumulative" and pieces)
+    top = fuse(adm.items, floors) if top_over_all else _running_total(adm.items, pieces, floors)
     constraints = list(adm.constraints)
     if floor_note:
         applied = floor in top.applied_floors
@@ -97,7 +106,10 @@ def _numeric(
         dissent=tuple(top.dissent),
         excluded=tuple(cid for cid, _ in adm.exclusions),
         explanation=explain_numeric(top, labels, len(adm.exclusions), stale_since),
-        clusters=_clusters(make_groups(adm.items), labels, numeric=True),
+        # the top fusion of a non-cumulative key already grouped exactly these items
+        clusters=_clusters(
+            top.groups if top_over_all else make_groups(adm.items), labels, numeric=True
+        ),
         weights=tuple((it.cid, it.weight) for it in adm.items),
         exclusions=tuple(adm.exclusions),
         constraints=tuple(sorted(constraints)),
@@ -254,7 +266,7 @@ def _clusters(
     out = [
         Cluster(
             origin=labels[g.root],
-            claim_ids=tuple(m.cid for m in g.members),
+            claim_ids=tuple([m.claim.claim_id for m in g.members]),
             weight=g.weight,
             low=g.rep.low if numeric else None,
             best=g.rep.best if numeric else None,

@@ -779,3 +779,32 @@ def test_kursk_demo_personnel_claims() -> None:
         date(2025, 1, 1),
         12000,
     )
+
+
+# --- admission memo (the reconciler re-fuses the same claims once per version) -----------
+
+
+def test_a_memo_of_admissions_never_changes_a_result() -> None:
+    claims = [
+        claim("a", approx(12000), "Kyiv Independent"),
+        claim("b", between(10000, 12000), "Reuters"),
+        claim("c", up_to(3000), "Blog", retracted=True),
+        claim("d", relative(1 / 3, "killed"), "NIS"),
+    ]
+    related = {"killed": Estimate(None, 9000, None)}
+    memo: dict[str, Any] = {}
+    first = run(claims, related=related, memo=memo)
+    again = run(claims, related=related, memo=memo)
+    assert first == again == run(claims, related=related)
+    assert "d" not in memo  # relative claims read `related`: never memoised
+
+
+def test_a_modified_claim_is_admitted_afresh_not_served_from_the_memo() -> None:
+    memo: dict[str, Any] = {}
+    original = claim("a", exact(12000), "Kyiv Independent")
+    run([original, claim("b", exact(11000), "Reuters")], memo=memo)
+    retracted = ClaimFacts(**{**{f: getattr(original, f) for f in original.__slots__},
+                              "retracted": True})
+    result = run([retracted, claim("b", exact(11000), "Reuters")], memo=memo)
+    assert dict(result.exclusions) == {"a": "retracted"}
+    assert result == run([retracted, claim("b", exact(11000), "Reuters")])
