@@ -2,7 +2,8 @@
 
 Where the server comes from, first that works:
 1. CLAIMLEDGER_TEST_POSTGRES_URL: any server; the URL's role must be allowed to CREATE DATABASE.
-2. A local server on 127.0.0.1:5432 as user `postgres` with trust auth (a developer machine).
+2. A local server on 127.0.0.1:5432 as user `postgres` with trust auth (a developer machine),
+   unless CLAIMLEDGER_TEST_POSTGRES=throwaway asks for 3. even then.
 3. A throwaway cluster from the system binaries (initdb + pg_ctl from /usr/lib/postgresql/*/bin
    or PATH) in a temp dir on a free port, run as the `postgres` user when we are root (PostgreSQL
    refuses to run as root). `.ci/run` installs the binaries with apt on a fresh machine.
@@ -34,6 +35,8 @@ from sqlalchemy.engine import make_url
 from services.localredis import free_port
 
 ENV_URL = "CLAIMLEDGER_TEST_POSTGRES_URL"
+# `throwaway`: skip the local server and start a cluster of our own (isolated, no fsync)
+ENV_CHOICE = "CLAIMLEDGER_TEST_POSTGRES"
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -162,7 +165,7 @@ def provide_postgres() -> PostgresServer:
         if not _reachable(url):
             raise PostgresUnavailable(f"{ENV_URL}={url} does not answer")
         return PostgresServer(url, ENV_URL)
-    if _reachable(LOCAL_URL):
+    if os.environ.get(ENV_CHOICE) != "throwaway" and _reachable(LOCAL_URL):
         return PostgresServer(LOCAL_URL, "local server on 127.0.0.1:5432")
     bindir = server_binaries()
     if bindir is None:
