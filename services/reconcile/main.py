@@ -35,6 +35,7 @@ from services.probes import readiness_router
 from services.reconcile.consumer import EntryProcessor, Reclaimer
 from services.reconcile.partitions import PartitionLeases
 from services.reconcile.store import Reconciler
+from services.redisconn import broker_type, connect
 from shared.attributes import AttributeRegistry
 from shared.events import CONSUMER_GROUP, stream_for
 from shared.settings import CommonSettings
@@ -89,7 +90,9 @@ class ConsumerGroup:
         self._last_cleanup = 0.0
 
     def _build(self, streams: list[str] | None = None) -> RedisBroker:
-        broker = RedisBroker(self.settings.redis_url, logger=log, log_level=logging.DEBUG)
+        broker = broker_type(self.settings)(
+            self.settings.redis_url, logger=log, log_level=logging.DEBUG
+        )
         for stream in self.streams if streams is None else streams:
             sub = StreamSub(
                 stream,
@@ -268,7 +271,7 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(create_schema, engine)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=2)
+        redis = connect(settings, socket_timeout=10)
         reconciler = Reconciler(AttributeRegistry.load(settings.attributes_file))
         processor = EntryProcessor(
             engine, redis, reconciler, serialize_writes=engine.dialect.name == "sqlite"
