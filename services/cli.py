@@ -232,7 +232,10 @@ def _redis() -> Any:
 
     from shared.settings import CommonSettings
 
-    return redis.Redis.from_url(CommonSettings().redis_url)
+    settings = CommonSettings()
+    if settings.redis_cluster:
+        return redis.RedisCluster.from_url(settings.redis_url)
+    return redis.Redis.from_url(settings.redis_url)
 
 
 @dlq_app.command("list")

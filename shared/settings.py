@@ -15,6 +15,7 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLAIMLEDGER_", extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False  # CLAIMLEDGER_REDIS_URL names a node of a Redis Cluster
     database_url: str = "sqlite:///./var/claimledger.db"
     partitions: int = 4
     bootstrap_write_key: str | None = None

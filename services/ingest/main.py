@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from services.db import create_schema, database_ok, make_engine
 from services.http import BodyLimit, RateLimiter, install_error_handlers, install_metrics
@@ -19,6 +18,7 @@ from services.keys import KeyChecker, register_key
 from services.logs import RequestContext
 from services.observability import INGEST_METRICS, ingest_sampler, start_sampler
 from services.probes import readiness_router
+from services.redisconn import connect
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
 
@@ -42,7 +42,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             await asyncio.to_thread(
                 register_key, engine, settings.bootstrap_write_key, ["write"], "bootstrap"
             )
-        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        redis = connect(settings, socket_timeout=5)
         relay = Relay(engine, redis, republish_after_s=settings.republish_after_s)
         commits = GroupCommit(engine)
         app.state.ingest = api.IngestContext(

@@ -21,6 +21,9 @@ from services.observability import QUERY_METRICS, query_sampler, start_sampler
 from services.probes import readiness_router
 from services.query import api
 from services.query.stream import Fanout
+
+
+from services.redisconn import connect
 from shared.settings import CommonSettings
 
 log = logging.getLogger("claimledger.query")
@@ -42,7 +45,7 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(create_schema, engine)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        redis = connect(settings, socket_timeout=5)
         ctx = api.QueryContext(
             engine=engine,
             min_token_wait_s=settings.min_token_wait_s,

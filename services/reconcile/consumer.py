@@ -210,28 +210,19 @@ class Reclaimer:
         *,
         min_idle_ms: int = 30_000,
         max_deliveries: int = 5,
-        interval_s: float = 1.0,
     ) -> None:
         self.processor, self.redis, self.streams = processor, redis, streams
         self.consumer, self.min_idle_ms = consumer, min_idle_ms
-        self.max_deliveries, self.interval_s = max_deliveries, interval_s
+        self.max_deliveries = max_deliveries
 
-    async def run(self) -> None:
-        while True:
-            try:
-                for stream in self.streams:
-                    await self.reclaim(stream)
-            except RedisError as exc:
-                log.debug("reclaim skipped: %s", exc)
-            except Exception:
-                log.exception("reclaim failed")
-            await asyncio.sleep(self.interval_s)
-
-    async def reclaim(self, stream: str) -> int:
+    async def reclaim(self, stream: str, *, min_idle_ms: int | None = None) -> int:
+        """Claims and re-applies entries idle in any consumer's pending list, in stream
+        order; `min_idle_ms=0` takes all of them (a partition just taken over)."""
+        idle = self.min_idle_ms if min_idle_ms is None else min_idle_ms
         start, total = "0-0", 0
         while True:
             reply: Any = await self.redis.xautoclaim(
-                stream, CONSUMER_GROUP, self.consumer, self.min_idle_ms, start, count=100
+                stream, CONSUMER_GROUP, self.consumer, idle, start, count=100
             )
             start, entries = reply[0], reply[1]  # Redis 7 adds a third element
             entries = [e for e in entries if e and e[1] is not None]

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -33,7 +34,9 @@ from services.logs import RequestContext
 from services.observability import RECONCILE_METRICS, reconcile_sampler, start_sampler
 from services.probes import readiness_router
 from services.reconcile.consumer import EntryProcessor, Reclaimer
+from services.reconcile.partitions import PartitionLeases
 from services.reconcile.store import Reconciler
+from services.redisconn import broker_type, connect
 from shared.attributes import AttributeRegistry
 from shared.events import CONSUMER_GROUP, stream_for
 from shared.settings import CommonSettings
@@ -49,6 +52,10 @@ class ReconcileSettings(CommonSettings):
     claim_idle_ms: int = 60_000
     max_deliveries: int = 10
     consumer_name: str | None = None
+    # one reconciler per partition at a time (per-subject order); a dead one's partitions
+    # move to the others once its lease expires
+    lease_ms: int = 10_000
+    forget_consumer_after_ms: int = 3_600_000
 
 
 async def ensure_groups(redis: Redis, streams: list[str]) -> None:
@@ -61,7 +68,8 @@ async def ensure_groups(redis: Redis, streams: list[str]) -> None:
 
 
 class ConsumerGroup:
-    """Owns the FastStream broker and restarts it when Redis loses the group."""
+    """Owns the FastStream broker for the partitions this process holds (see
+    partitions.py), and rebuilds it when that set changes or Redis loses the group."""
 
     def __init__(
         self,
@@ -70,15 +78,23 @@ class ConsumerGroup:
         redis: Redis,
         streams: list[str],
         consumer: str,
+        *,
+        leases: PartitionLeases | None = None,
+        reclaimer: Reclaimer | None = None,
     ) -> None:
         self.settings, self.processor, self.redis = settings, processor, redis
-        self.streams, self.consumer = streams, consumer
+        self.streams, self.consumer = streams, consumer  # every partition's stream
+        self.leases, self.reclaimer = leases, reclaimer
+        self.consuming: list[str] = []  # the streams the running broker reads
         self.broker: RedisBroker | None = None
         self.redis_ok = False
+        self._last_cleanup = 0.0
 
-    def _build(self) -> RedisBroker:
-        broker = RedisBroker(self.settings.redis_url, logger=log, log_level=logging.DEBUG)
-        for stream in self.streams:
+    def _build(self, streams: list[str] | None = None) -> RedisBroker:
+        broker = broker_type(self.settings)(
+            self.settings.redis_url, logger=log, log_level=logging.DEBUG
+        )
+        for stream in self.streams if streams is None else streams:
             sub = StreamSub(
                 stream,
                 group=CONSUMER_GROUP,
@@ -104,24 +120,86 @@ class ConsumerGroup:
         return handle
 
     async def run(self) -> None:
-        while True:
-            try:
-                await ensure_groups(self.redis, self.streams)
-                self.broker = self._build()
-                await self.broker.start()
-                self.redis_ok = True
-                while await self._healthy():
+        try:
+            while True:
+                try:
+                    wanted, surplus = await self._wanted()
+                    if wanted != self.consuming or not await self._healthy():
+                        await self._stop_broker()
+                        if self.leases is not None and surplus:
+                            await self.leases.release(surplus)  # no longer read: hand back
+                        await ensure_groups(self.redis, self.streams)
+                        await self._takeover(wanted)
+                        if wanted:
+                            self.broker = self._build(wanted)
+                            await self.broker.start()
+                        self.consuming = wanted
+                        log.info("consuming %s", wanted)
+                    self.redis_ok = True
+                    await self._maintain()
+                    await asyncio.sleep(self._tick_s())
+                except (RedisError, OSError) as exc:
+                    self.redis_ok = False
+                    log.warning("redis unavailable: %s", exc)
+                    await self._stop_broker()
                     await asyncio.sleep(1.0)
-                log.warning("consumer group lost or subscriber stopped; restarting broker")
-            except (RedisError, OSError) as exc:
-                self.redis_ok = False
-                log.warning("redis unavailable: %s", exc)
-                await asyncio.sleep(1.0)
-            finally:
-                if self.broker is not None:
-                    with contextlib.suppress(Exception):
-                        await self.broker.stop()
-                    self.broker = None
+        finally:
+            streams = self.consuming
+            await self._stop_broker()
+            # a stop can cut a batch between commit and XACK: settle our pending entries
+            # (already applied: they are just acknowledged) so a graceful stop leaves none
+            with contextlib.suppress(Exception):
+                await self._takeover(streams)
+            if self.leases is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.leases.leave())
+
+    def _tick_s(self) -> float:
+        if self.leases is None:
+            return 1.0
+        return min(1.0, self.leases.lease_ms / 3000)  # notice a lost lease promptly
+
+    async def _wanted(self) -> tuple[list[str], list[int]]:
+        if self.leases is None:
+            return list(self.streams), []
+        if not self.leases.ok:
+            return self.consuming, []  # cannot tell; keep what we have until leases renew
+        surplus = list(self.leases.surplus)
+        keep = sorted(set(self.leases.owned) - set(surplus))
+        return [self.streams[p] for p in keep], surplus
+
+    async def _takeover(self, streams: list[str]) -> None:
+        """Before reading new entries of a partition (taken over, or ours again after a
+        broker restart), apply what was left pending, in stream order, so per-subject
+        order survives the handover."""
+        if self.reclaimer is None:
+            return
+        for stream in streams:
+            n = await self.reclaimer.reclaim(stream, min_idle_ms=0)
+            if n:
+                log.info("took over %s: re-applied %d pending entries", stream, n)
+
+    async def _maintain(self) -> None:
+        """Retries our own failed entries; now and then forgets long-dead consumers."""
+        if self.reclaimer is not None:
+            for stream in self.consuming:
+                await self.reclaimer.reclaim(stream)
+        now = time.monotonic()
+        every_s = min(60.0, self.settings.forget_consumer_after_ms / 1000)
+        if self.leases is not None and now - self._last_cleanup > every_s:
+            self._last_cleanup = now
+            live = await self.leases.live_members()
+            for stream in self.consuming:
+                await forget_dead_consumers(
+                    self.redis, stream, live, idle_ms=self.settings.forget_consumer_after_ms
+                )
+
+    async def _stop_broker(self) -> None:
+        broker, self.broker = self.broker, None
+        if broker is not None:
+            with contextlib.suppress(Exception):
+                await broker.stop()
+        self.consuming = []
 
     async def _healthy(self) -> bool:
         try:
@@ -129,16 +207,30 @@ class ConsumerGroup:
                 groups = await self.redis.xinfo_groups(stream)
                 if not any(_s(g["name"]) == CONSUMER_GROUP for g in groups):
                     return False
-            self.redis_ok = True
         except ResponseError:  # stream gone
             return False
-        except (RedisError, OSError):
-            self.redis_ok = False
-            return True  # keep the broker: it retries fetches with backoff by itself
         broker = self.broker
-        return broker is not None and all(
-            getattr(sub, "running", True) for sub in broker.subscribers
-        )
+        if broker is None:
+            return not self.consuming
+        return all(getattr(sub, "running", True) for sub in broker.subscribers)
+
+
+async def forget_dead_consumers(
+    redis: Redis, stream: str, live: list[str], *, idle_ms: int
+) -> list[str]:
+    """XGROUP DELCONSUMER for consumers that are not live reconcilers, have been idle for
+    `idle_ms` and hold no pending entries — deleting one drops only its pending list, which
+    is empty, so nothing can be lost; otherwise every restart would leave a name behind."""
+    forgotten = []
+    for c in await redis.xinfo_consumers(stream, CONSUMER_GROUP):
+        name = _s(c["name"])
+        if name in live or int(c["pending"]) or int(c["idle"]) < idle_ms:
+            continue
+        await redis.xgroup_delconsumer(stream, CONSUMER_GROUP, name)
+        forgotten.append(name)
+    if forgotten:
+        log.info("forgot dead consumers of %s: %s", stream, forgotten)
+    return forgotten
 
 
 _PLACEHOLDER = {b"__data__": b"0"}
@@ -180,13 +272,12 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(create_schema, engine)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=2)
+        redis = connect(settings, socket_timeout=10)
         reconciler = Reconciler(AttributeRegistry.load(settings.attributes_file))
         processor = EntryProcessor(
             engine, redis, reconciler, serialize_writes=engine.dialect.name == "sqlite"
         )
         streams = [stream_for(p) for p in range(settings.partitions)]
-        group = ConsumerGroup(settings, processor, redis, streams, consumer)
         reclaimer = Reclaimer(
             processor,
             redis,
@@ -195,13 +286,17 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             min_idle_ms=settings.claim_idle_ms,
             max_deliveries=settings.max_deliveries,
         )
+        leases = PartitionLeases(redis, consumer, settings.partitions, lease_ms=settings.lease_ms)
+        group = ConsumerGroup(
+            settings, processor, redis, streams, consumer, leases=leases, reclaimer=reclaimer
+        )
         app.state.readiness = {
             "redis": lambda: group.redis_ok,
             "database": lambda: database_ok(engine),
         }
         tasks = [
+            asyncio.create_task(leases.run(), name="partition-leases"),
             asyncio.create_task(group.run(), name="consumer-group"),
-            asyncio.create_task(reclaimer.run(), name="reclaimer"),
         ]
         sampler = start_sampler(reconcile_sampler(redis, streams), RECONCILE_METRICS)
         try:

@@ -1,0 +1,335 @@
+"""Scale-out: 4 partitions, 3 reconciler processes sharing the consumer group on PostgreSQL,
+one killed (-9) mid-load, a replacement added later and another removed gracefully — and
+still every claim applied once, per-subject order kept, and projections equal to a
+single-process replay of the log into a fresh database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+
+from services.db import make_engine
+from services.localredis import LocalRedis
+from services.reconcile.partitions import MEMBERS_KEY, lease_key
+from services.reconcile.replay import projection_hash, replay
+from services.reconcile.store import Reconciler
+from shared.attributes import AttributeRegistry
+from shared.events import CONSUMER_GROUP, partition_of, stream_for
+from tests.conftest import Cluster, wait_for
+from tests.fault import helpers
+
+pytestmark = pytest.mark.fault
+
+PARTITIONS = 4
+SCALE_ENV = {
+    "CLAIMLEDGER_PARTITIONS": str(PARTITIONS),
+    "CLAIMLEDGER_REPUBLISH_AFTER_S": "5",
+    "CLAIMLEDGER_CLAIM_IDLE_MS": "2000",
+    "CLAIMLEDGER_LEASE_MS": "3000",  # a dead reconciler's partitions move after 3 s
+    "CLAIMLEDGER_FORGET_CONSUMER_AFTER_MS": "2000",
+    "CLAIMLEDGER_BATCH_SIZE": "200",
+}
+
+# ---- a local PostgreSQL fixture (the lead swaps it for the shared one from feat/pg) ---------
+
+POSTGRES_URL = os.environ.get(
+    "CLAIMLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+class Databases:
+    """Creates uniquely named databases on one PostgreSQL server and drops them after."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.admin = make_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
+        self.names: list[str] = []
+
+    def create(self, label: str) -> str:
+        name = f"claimledger_{label}_{uuid.uuid4().hex[:10]}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.names.append(name)
+        return make_url(self.server_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+class SqliteFiles:
+    """The same interface over SQLite files: the scale-out rules hold on the embedded default."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def create(self, label: str) -> str:
+        return f"sqlite:///{self.directory / f'{label}.db'}"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases | SqliteFiles]:
+    if request.param == "sqlite":
+        yield SqliteFiles(tmp_path)
+        return
+    try:
+        dbs = Databases(POSTGRES_URL)
+        with dbs.admin.connect():
+            pass
+    except OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc}")
+    try:
+        yield dbs
+    finally:
+        dbs.drop_all()
+
+
+# ---- reading what the system did -------------------------------------------------------------
+
+
+def _rows(engine: Engine, sql: str) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(text(sql)))
+
+
+def _pending(redis: Redis) -> dict[str, int]:
+    """Pending entries per consumer, over every partition."""
+    out: dict[str, int] = defaultdict(int)
+    for p in range(PARTITIONS):
+        try:
+            for c in redis.xinfo_consumers(stream_for(p), CONSUMER_GROUP):
+                out[_s(c["name"])] += int(c["pending"])
+        except ResponseError:
+            continue
+    return out
+
+
+def _consumers(redis: Redis) -> set[str]:
+    names = set()
+    for p in range(PARTITIONS):
+        names |= {_s(c["name"]) for c in redis.xinfo_consumers(stream_for(p), CONSUMER_GROUP)}
+    return names
+
+
+def _pending_event_ids(redis: Redis, consumer: str) -> set[str]:
+    """The events a consumer holds delivered but unacknowledged."""
+    ids = set()
+    for p in range(PARTITIONS):
+        stream = stream_for(p)
+        for row in redis.xpending_range(
+            stream, CONSUMER_GROUP, "-", "+", 100_000, consumername=consumer
+        ):
+            entry = redis.xrange(stream, row["message_id"], row["message_id"])
+            if entry:
+                ids.add(_event_id(entry[0][1]))
+    return ids
+
+
+def _stream_positions(redis: Redis) -> dict[str, tuple[int, int]]:
+    """event_id -> (partition, index of its first entry in that partition's stream)."""
+    first: dict[str, tuple[int, int]] = {}
+    for p in range(PARTITIONS):
+        for i, (_, fields) in enumerate(redis.xrange(stream_for(p))):
+            first.setdefault(_event_id(fields), (p, i))
+    return first
+
+
+def _event_id(fields: dict[bytes, bytes]) -> str:
+    import json
+
+    return str(json.loads(fields[b"__data__"])["event_id"])
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _converged(engine: Engine, redis_url: str, expected_events: int) -> bool:
+    try:
+        events = _rows(engine, "SELECT count(*) FROM events")[0][0]
+        unconfirmed = _rows(engine, "SELECT count(*) FROM outbox WHERE state = 0")[0][0]
+        with closing(Redis.from_url(redis_url, socket_timeout=5)) as redis:
+            pending = sum(_pending(redis).values())
+        return events >= expected_events and unconfirmed == 0 and pending == 0
+    except (RedisError, OSError, OperationalError):
+        return False
+
+
+def _start_reconciler(cluster: Cluster, consumer: str) -> None:
+    cluster.start("reconcile", CLAIMLEDGER_CONSUMER_NAME=consumer, PYTHONFAULTHANDLER="1")
+    cluster.services[consumer] = cluster.services.pop("reconcile")
+
+
+# ---- the test ----------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(900)  # a few seconds of load; the margin is for a shared, loaded machine
+def test_four_partitions_three_reconcilers_one_killed_apply_every_claim_once_in_order(
+    tmp_path: Path, redis_server: LocalRedis, databases: Databases | SqliteFiles
+) -> None:
+    db_url = databases.create("live")
+    engine = make_engine(db_url)
+    redis = Redis.from_url(redis_server.url, socket_timeout=10)
+    cluster = Cluster(tmp_path, redis_server.url, db_url, **SCALE_ENV)
+    try:
+        cluster.start("ingest")
+        for name in ("rec-a", "rec-b", "rec-c"):
+            _start_reconciler(cluster, name)
+        # the three reconcilers have joined and hold the four partitions' leases between them
+        wait_for(lambda: {_s(m) for m in redis.zrange(MEMBERS_KEY, 0, -1)}
+                 == {"rec-a", "rec-b", "rec-c"}
+                 and all(redis.exists(lease_key(p)) for p in range(PARTITIONS)), timeout_s=30)
+
+        reports = helpers.make_reports("scale", 400, 10, keys=150, seed=12)  # 4,000 claims
+        loader = helpers.Loader(lambda: cluster.url("ingest"), reports, batch_size=25,
+                                pause_s=0.3)
+        loader.start()
+        t0 = time.monotonic()
+
+        # kill -9 one reconciler while it holds delivered, unacknowledged entries
+        wait_for(lambda: _rows(engine, "SELECT count(*) FROM events")[0][0] > 600,
+                 timeout_s=60, interval_s=0.05)
+        wait_for(lambda: _pending(redis).get("rec-a", 0) > 0, timeout_s=60, interval_s=0.005)
+        cluster.stop("rec-a", kill=True)
+        print(f"killed rec-a at {time.monotonic() - t0:.1f}s")
+        orphaned = _pending_event_ids(redis, "rec-a")
+        applied_at_kill = _rows(engine, "SELECT count(*) FROM events")[0][0]
+
+        # adding a reconciler is just starting one; removing one gracefully is SIGTERM
+        _start_reconciler(cluster, "rec-d")
+        wait_for(lambda: _rows(engine, "SELECT count(*) FROM events")[0][0]
+                 > applied_at_kill + 600, timeout_s=60)
+        print(f"rec-d applying at {time.monotonic() - t0:.1f}s")
+        cluster.stop("rec-b")
+        print(f"stopped rec-b at {time.monotonic() - t0:.1f}s")
+
+        acked = loader.finish(timeout_s=180)
+        assert acked.claims == 4000
+        assert applied_at_kill < acked.events  # the kill hit a moving load
+        try:
+            wait_for(lambda: _converged(engine, redis_server.url, acked.events),
+                     timeout_s=300, interval_s=0.5)
+        except AssertionError:
+            report = _diagnosis(engine, redis, acked)
+            for name, service in list(cluster.services.items()):
+                if name.startswith("rec-"):
+                    service.process.send_signal(signal.SIGABRT)  # faulthandler: thread stacks
+                    service.process.wait(10)
+                    report += f"\n== {name}\n" + service.log.read_text()[-6000:]
+            raise AssertionError(report) from None
+
+        # the killed consumer's pending entries were reclaimed and applied
+        applied_ids = {r[0] for r in _rows(engine, "SELECT event_id FROM events")}
+        assert orphaned and orphaned <= applied_ids, (len(orphaned), len(orphaned - applied_ids))
+        # and the dead consumer, holding nothing any more, is forgotten by the group
+        print(f"converged at {time.monotonic() - t0:.1f}s")
+        wait_for(lambda: "rec-a" not in _consumers(redis), timeout_s=30, interval_s=0.5)
+
+        _assert_applied_once(engine, acked)
+        _assert_per_subject_order(engine, redis)
+        _assert_versions_numbered_in_order(engine)
+
+        # projections equal a single-process replay of the log into a fresh database
+        fresh = make_engine(databases.create("replay"))
+        try:
+            assert replay(engine, fresh, Reconciler(AttributeRegistry.load())) == acked.events
+            assert projection_hash(engine) == projection_hash(fresh)
+        finally:
+            fresh.dispose()
+        for name in list(cluster.services):
+            assert "Traceback" not in cluster.services[name].log.read_text(), name
+    finally:
+        cluster.stop_all()
+        redis.close()
+        engine.dispose()
+
+
+def _assert_applied_once(engine: Engine, acked: helpers.Acked) -> None:
+    (events, distinct), = _rows(engine, "SELECT count(*), count(DISTINCT event_id) FROM events")
+    assert events == distinct == acked.events
+    claim_events = _rows(engine, "SELECT count(*) FROM events WHERE type = 'ClaimAsserted'")[0][0]
+    claims = {r[0] for r in _rows(engine, "SELECT claim_id FROM claims")}
+    assert claim_events == len(claims) == acked.claims
+    assert claims == {cid for ids in acked.reports.values() for cid in ids}
+    states = dict(_rows(engine, "SELECT state, count(*) FROM outbox GROUP BY state"))
+    assert states == {1: acked.events}, states  # all confirmed applied, none dead-lettered
+
+
+def _assert_per_subject_order(engine: Engine, redis: Redis) -> None:
+    """For every subject, the claims were applied (event log position = commit order) in
+    the order of their entries in the subject's partition stream."""
+    in_stream = _stream_positions(redis)
+    applied: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for position, event_id, subject in _rows(
+        engine,
+        "SELECT position, event_id, subject FROM events WHERE type = 'ClaimAsserted' "
+        "ORDER BY position",
+    ):
+        partition, index = in_stream[event_id]
+        assert partition == partition_of(subject, PARTITIONS), (subject, partition)
+        applied[subject].append((index, position))
+    assert len(applied) == 50
+    for subject, order in applied.items():
+        indexes = [index for index, _ in order]
+        assert indexes == sorted(indexes), f"{subject} applied out of stream order"
+
+
+def _assert_versions_numbered_in_order(engine: Engine) -> None:
+    """Per key: versions 1..n without gaps, recorded time never going back, and each
+    version caused by an event applied after the cause of the version before it."""
+    rows = _rows(
+        engine,
+        "SELECT v.subject, v.attribute, v.version, v.rec_from, e.position "
+        "FROM versions v JOIN events e ON e.event_id = v.cause_event_id "
+        "ORDER BY v.subject, v.attribute, v.version, v.id",
+    )
+    by_key: dict[tuple[str, str], list[tuple[int, str, int]]] = defaultdict(list)
+    for subject, attribute, version, rec_from, position in rows:
+        by_key[(subject, attribute)].append((version, rec_from, position))
+    assert len(by_key) == 150
+    for key, versions in by_key.items():
+        numbers = sorted({v for v, _, _ in versions})
+        assert numbers == list(range(1, len(numbers) + 1)), key
+        recs = [r for _, r, _ in versions]
+        assert recs == sorted(recs), key
+        causes = [p for _, _, p in versions]
+        assert causes == sorted(causes), key
+
+
+def _diagnosis(engine: Engine, redis: Redis, acked: helpers.Acked) -> str:
+    """What a failed convergence looked like, for the assertion message."""
+    lines = [f"acked events {acked.events}"]
+    lines.append(f"applied {_rows(engine, 'SELECT count(*) FROM events')[0][0]}")
+    outbox = dict(_rows(engine, "SELECT state, count(*) FROM outbox GROUP BY state"))
+    lines.append(f"outbox {outbox}")
+    for p in range(PARTITIONS):
+        stream = stream_for(p)
+        consumers = {_s(c["name"]): (int(c["pending"]), int(c["idle"]))
+                     for c in redis.xinfo_consumers(stream, CONSUMER_GROUP)}
+        group = [g for g in redis.xinfo_groups(stream)]
+        lines.append(f"{stream} len={redis.xlen(stream)} lease={redis.get(lease_key(p))!r} "
+                     f"consumers={consumers} group={group}")
+    lines.append(f"members {redis.zrange(MEMBERS_KEY, 0, -1, withscores=True)}")
+    if engine.dialect.name != "postgresql":
+        return "\n".join(lines)
+    for row in _rows(engine, "SELECT pid, state, wait_event_type, wait_event, "
+                     "now() - xact_start, left(query, 80) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"):
+        lines.append(f"pg {tuple(row)}")
+    return "\n".join(lines)
