@@ -11,7 +11,6 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from redis.asyncio import Redis
 
 from services.db import create_schema, database_ok, make_engine
 from services.http import install_error_handlers, install_metrics
@@ -21,8 +20,6 @@ from services.observability import QUERY_METRICS, query_sampler, start_sampler
 from services.probes import readiness_router
 from services.query import api
 from services.query.stream import Fanout
-
-
 from services.redisconn import connect
 from shared.settings import CommonSettings
 

@@ -5,12 +5,9 @@ single-process replay of the log into a fresh database."""
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from services.db import make_engine
@@ -31,6 +28,7 @@ from shared.attributes import AttributeRegistry
 from shared.events import CONSUMER_GROUP, partition_of, stream_for
 from tests.conftest import Cluster, wait_for
 from tests.fault import helpers
+from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.fault
 
@@ -44,60 +42,24 @@ SCALE_ENV = {
     "CLAIMLEDGER_BATCH_SIZE": "200",
 }
 
-# ---- a local PostgreSQL fixture (the lead swaps it for the shared one from feat/pg) ---------
-
-POSTGRES_URL = os.environ.get(
-    "CLAIMLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+# ---- databases: each run gets fresh ones on the suite's PostgreSQL server -----------------
 
 
 class Databases:
-    """Creates uniquely named databases on one PostgreSQL server and drops them after."""
+    """Uniquely named databases on the session's PostgreSQL server (tests/postgres.py)."""
 
-    def __init__(self, server_url: str) -> None:
-        self.server_url = server_url
-        self.admin = make_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
-        self.names: list[str] = []
+    def __init__(self, server: PostgresServer) -> None:
+        self.server = server
 
     def create(self, label: str) -> str:
-        name = f"claimledger_{label}_{uuid.uuid4().hex[:10]}"
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        self.names.append(name)
-        return make_url(self.server_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop_all(self) -> None:
-        with self.admin.connect() as conn:
-            for name in self.names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.admin.dispose()
+        return self.server.create_database()
 
 
-class SqliteFiles:
-    """The same interface over SQLite files: the scale-out rules hold on the embedded default."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def create(self, label: str) -> str:
-        return f"sqlite:///{self.directory / f'{label}.db'}"
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases | SqliteFiles]:
-    if request.param == "sqlite":
-        yield SqliteFiles(tmp_path)
-        return
-    try:
-        dbs = Databases(POSTGRES_URL)
-        with dbs.admin.connect():
-            pass
-    except OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc}")
-    try:
-        yield dbs
-    finally:
-        dbs.drop_all()
+@pytest.fixture
+def databases(postgres_server: PostgresServer) -> Databases:
+    # PostgreSQL only: SQLite takes the same code path with one writer (tests/fault's kill
+    # tests cover it), and this test is the suite's longest
+    return Databases(postgres_server)
 
 
 # ---- reading what the system did -------------------------------------------------------------
@@ -181,7 +143,7 @@ def _start_reconciler(cluster: Cluster, consumer: str) -> None:
 
 @pytest.mark.timeout(900)  # a few seconds of load; the margin is for a shared, loaded machine
 def test_four_partitions_three_reconcilers_one_killed_apply_every_claim_once_in_order(
-    tmp_path: Path, redis_server: LocalRedis, databases: Databases | SqliteFiles
+    tmp_path: Path, redis_server: LocalRedis, databases: Databases
 ) -> None:
     db_url = databases.create("live")
     engine = make_engine(db_url)
