@@ -50,7 +50,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from claimledger.client import Client, ClaimledgerError
+from claimledger.client import ClaimledgerError, Client
 from tests.conftest import Cluster, system
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,7 +236,7 @@ def peer_baselines(by_key: dict[Key, dict[str, float]]) -> dict[str, dict[Key, f
     """The truthdiscovery package's algorithms, run in its own virtualenv."""
     if not PEER_PYTHON.exists():
         return "missing: run `make bench-peer` (creates .venv-bench with truthdiscovery==1.0.4)"
-    names = sorted({"\x1f".join(k) for k in by_key})
+    names = {"\x1f".join(k) for k in by_key}
     rows = [[s, "\x1f".join(k), v] for k, by in sorted(by_key.items()) for s, v in by.items()]
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.json", Path(tmp) / "out.json"
@@ -288,10 +288,12 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
         token = import_claims(client, dataset)
         plain = read_consensus(client, token)
         timings["import + read"] = time.perf_counter() - t0
+        print(f"  imported and read back in {timings['import + read']:.0f} s", flush=True)
         t0 = time.perf_counter()
         token = reweigh(cluster)
         learned = read_consensus(client, token)
         timings["reweigh + read"] = time.perf_counter() - t0
+        print(f"  reweighed and read back in {timings['reweigh + read']:.0f} s", flush=True)
     rows["claimledger, learned reliability"] = score(learned, dataset.truth)
     rows["claimledger, no learning (weighted median)"] = score(plain, dataset.truth)
     for name, estimates in baselines(by_key).items():
@@ -312,7 +314,8 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
 def table(name: str, kind: str, result: dict[str, Any]) -> list[str]:
     lines = [f"### {name} ({result['claims']} claims, {result['keys']} keys)", ""]
     if kind == "population":
-        lines += ["| method | keys scored | MAE | RMSE | error rate (>1%) |", "|---|---|---|---|---|"]
+        lines += ["| method | keys scored | MAE | RMSE | error rate (>1%) |",
+                  "|---|---|---|---|---|"]
     else:
         lines += ["| method | keys scored | agreement (exact) | MAE | error rate (>1%) |",
                   "|---|---|---|---|---|"]

@@ -18,7 +18,8 @@ import truthdiscovery as td
 
 def main() -> None:
     src, dst = sys.argv[1], sys.argv[2]
-    spec = json.loads(open(src).read())
+    with open(src) as f:
+        spec = json.load(f)
     data = td.Dataset([tuple(c) for c in spec["claims"]], allow_multiple=True)
     out = {}
     for name in spec["algorithms"]:

@@ -10,8 +10,10 @@ unchanged claims appends nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,7 @@ mods_t = ModifierRow.__table__  # type: ignore[attr-defined]
 # The partition key of re-weighting events: they touch keys of every subject.
 PARTITION_KEY = "claimledger:reliability"
 CHANGE = 1e-6  # a score that moved less than this is not re-sent
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +142,11 @@ def reliability_event(
 def reweigh(
     engine: Engine,
     partitions: int,
-    params: Params = Params(),
+    params: Params | None = None,
     observations: Iterable[Observation] | None = None,
 ) -> Reweighing:
     """Learn from the stored claims; append an event when some score moved."""
+    params = params or Params()
     obs = stored_observations(engine) if observations is None else list(observations)
     learned = learn_reliability(obs, params=params)
     changed = changed_scores(learned.scores, current_scores(engine))
@@ -152,3 +156,22 @@ def reweigh(
     stream = stream_for(partition_of(PARTITION_KEY, partitions))
     token = append_events(engine, [event], [stream])
     return Reweighing(learned, changed, event, token)
+
+
+async def reweigh_periodically(
+    engine: Engine, partitions: int, every_s: float, appended: Callable[[], None]
+) -> None:
+    """The live path's re-weighting (CLAIMLEDGER_REWEIGH_EVERY_S): learn, append when a
+    score moved, tell the relay (`appended`), sleep. A failed run is logged and retried
+    at the next tick; the learner itself is pure, so a run never half-applies."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            done = await asyncio.to_thread(reweigh, engine, partitions)
+        except Exception:  # keep the service alive; the next tick retries
+            log.exception("re-weighting failed")
+            continue
+        if done.event is not None:
+            log.info("re-weighting appended %s (%d scores)", done.event.event_id,
+                     len(done.changed))
+            appended()

@@ -362,9 +362,9 @@ class _Batch:
             ):
                 out.setdefault(r.source_id, set()).add((r.subject, r.attribute))
         wanted = set(sources)
-        for r in self.rows["claims"]:  # claims of this batch, not stored yet
-            if r["source_id"] in wanted:
-                out.setdefault(r["source_id"], set()).add((r["subject"], r["attribute"]))
+        for row in self.rows["claims"]:  # claims of this batch, not stored yet
+            if row["source_id"] in wanted:
+                out.setdefault(row["source_id"], set()).add((row["subject"], row["attribute"]))
         return out
 
     def _prefetch_subjects_of(self, keys: list[Key]) -> None:

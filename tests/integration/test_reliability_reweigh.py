@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from claimledger.client import Client
+from claimledger.client import ClaimledgerError, Client
 from services.db import make_engine
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
-from tests.conftest import Cluster, system
+from tests.conftest import Cluster, system, wait_for
 from tests.factories import claim, report
 
 
@@ -85,3 +85,20 @@ def test_replay_after_reweighing_rebuilds_identical_projections(
     registry = AttributeRegistry.load(CommonSettings().attributes_file)
     replay(source, target, Reconciler(registry))
     assert projection_hash(target) == projection_hash(source)
+
+
+def test_the_periodic_reweighing_moves_the_estimate_by_itself(tmp_path: Path) -> None:
+    with system(tmp_path, "ingest", "reconcile", "query",
+                CLAIMLEDGER_REWEIGH_EVERY_S="1") as c, \
+            Client(c.url("ingest"), c.url("query")) as client:
+        client.post_reports(_history())
+
+        def learned() -> bool:
+            try:
+                return client.consensus("contested-town", "population")["best"] == 700
+            except ClaimledgerError:  # not applied yet
+                return False
+
+        wait_for(learned, timeout_s=60, interval_s=0.5)
+        latest = max(client.history("contested-town", "population"), key=lambda v: v["version"])
+        assert latest["cause"]["report_id"] is None  # caused by the re-weighting, not a report
