@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from claimledger.client import ClaimledgerError, Client
+from shared.consensus.reliability import Observation, learn_reliability
 from tests.conftest import Cluster, system
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,13 +115,20 @@ def _number(text: str) -> float | None:
         return None
 
 
-def load_weather() -> Dataset:
+def _sampled(obj: str, percent: int) -> bool:
+    return int(hashlib.sha256(obj.encode()).hexdigest()[:8], 16) % 100 < percent
+
+
+def load_weather(percent: int = 100) -> Dataset:
+    """`percent`: a deterministic sample of the objects (city-hours), all their claims."""
     folder = DATA / "weather"
     claims = []
     skipped: Counter[str] = Counter()
     for path in sorted((folder / "claims").glob("*.csv")):
         with path.open(newline="") as f:
             for row in csv.DictReader(f):
+                if percent < 100 and not _sampled(row["ObjectID"], percent):
+                    continue
                 value = _number(row["PropertyValue"])
                 if value is None:
                     skipped[f"not a number: {row['PropertyValue']!r}"] += 1
@@ -131,10 +139,13 @@ def load_weather() -> Dataset:
     truth: dict[Key, list[float]] = defaultdict(list)
     with (folder / "ground_truth" / "weather_truth.csv").open(newline="") as f:
         for row in csv.DictReader(f):
+            if percent < 100 and not _sampled(row["ObjectID"], percent):
+                continue
             value = _number(row["PropertyValue"])
             if value is not None and value not in truth[(row["ObjectID"], row["PropertyID"])]:
                 truth[(row["ObjectID"], row["PropertyID"])].append(value)
-    return Dataset("weather", claims, dict(truth), "weather", skipped)
+    name = "weather" if percent >= 100 else f"weather ({percent}% of objects)"
+    return Dataset(name, claims, dict(truth), "weather", skipped)
 
 
 # -- through the product -----------------------------------------------------------------
@@ -276,6 +287,40 @@ def score(estimates: dict[Key, float], truth: dict[Key, list[float]]) -> dict[st
     }
 
 
+def offline_learned(dataset: Dataset) -> dict[Key, float]:
+    """The pure learner alone (no services): its consensus is the product's fusion with
+    the learned scores (tests/unit/test_reliability.py checks the equivalence). Used
+    only for data too large to import within a bench run, and labelled so."""
+    obs = [
+        Observation(f"{c.subject}\x1f{c.attribute}", c.source, c.value,
+                    published=datetime.fromisoformat(c.published).timestamp(),
+                    claim_id=f"{i:09d}", prior=0.18)  # prior_weight of an ungraded "other" claim
+        for i, c in enumerate(dataset.claims)
+    ]
+    learned = learn_reliability(obs)
+    return {
+        (k.split("\x1f", 1)[0], k.split("\x1f", 1)[1]): v
+        for k, v in learned.consensus.items()
+    }
+
+
+def run_offline(dataset: Dataset) -> dict[str, Any]:
+    print(f"{dataset.name}: {len(dataset.claims)} claims (pure learner, no services)", flush=True)
+    by_key = latest_claims(dataset)
+    t0 = time.perf_counter()
+    rows = {"pure learner (offline), learned reliability": score(offline_learned(dataset),
+                                                                  dataset.truth)}
+    timings = {"pure learner": time.perf_counter() - t0}
+    for name, estimates in baselines(by_key).items():
+        rows[name] = score(estimates, dataset.truth)
+    peer = peer_baselines(by_key)
+    if not isinstance(peer, str):
+        for algorithm, estimates in peer.items():
+            rows[f"truthdiscovery {algorithm}"] = score(estimates, dataset.truth)
+    return {"rows": rows, "timings": timings, "claims": len(dataset.claims),
+            "keys": len(by_key), "skipped": dict(dataset.skipped)}
+
+
 def run_set(dataset: Dataset) -> dict[str, Any]:
     print(f"{dataset.name}: {len(dataset.claims)} claims", flush=True)
     by_key = latest_claims(dataset)
@@ -337,12 +382,15 @@ SETS = {
     "population-subset": lambda: load_population("population-new-new.txt"),
     "population-all": lambda: load_population("population-new.txt"),
     "weather": load_weather,
+    "weather-10pct": lambda: load_weather(10),
 }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS))
+    p.add_argument("--offline", nargs="*", choices=sorted(SETS), default=[],
+                   help="sets scored with the pure learner only (labelled as such)")
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args()
     lines = [
@@ -350,12 +398,17 @@ def main() -> None:
         f"{platform.machine()}, Python {platform.python_version()}, SQLite; 2-core machine "
         "shared with other work, timings noisy)",
         "",
-        f"`.venv/bin/python -m bench.accuracy --sets {' '.join(args.sets)}`",
+        f"`.venv/bin/python -m bench.accuracy --sets {' '.join(args.sets)}"
+        + (f" --offline {' '.join(args.offline)}`" if args.offline else "`"),
         "",
     ]
     for name in args.sets:
         dataset = SETS[name]()
         lines += table(name, dataset.kind, run_set(dataset))
+        print("\n".join(lines), flush=True)
+    for name in args.offline:
+        dataset = SETS[name]()
+        lines += table(f"{name}, pure learner only", dataset.kind, run_offline(dataset))
         print("\n".join(lines), flush=True)
     text = "\n".join(lines)
     if not args.no_record:
