@@ -388,7 +388,8 @@ SETS = {
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS))
+    p.add_argument("--sets", nargs="*", choices=sorted(SETS),
+                   default=["population-subset", "population-all", "weather-10pct"])
     p.add_argument("--offline", nargs="*", choices=sorted(SETS), default=[],
                    help="sets scored with the pure learner only (labelled as such)")
     p.add_argument("--no-record", action="store_true")
