@@ -7,7 +7,7 @@ give the same scores):
 1. consensus per key: the weighted median the product itself uses (lower
    weighted median of one point per independence cluster, the cluster weighing
    as its heaviest member; `_numeric.weighted_median`, same tie-break), with
-   weight = prior x score per source;
+   weight = prior x score per source, rounded as `_weights.claim_weight` does;
 2. per claim agreement with that consensus: 1 inside the relative `tolerance`,
    0 beyond `tolerance * span` in log space, linear in between. The loss is
    capped by construction, so a claim off by x1000 costs exactly as much as one
@@ -16,9 +16,11 @@ give the same scores):
 3. per source, agreement shrunk toward the pooled agreement with `pseudo_count`
    pseudo-claims (empirical Bayes): a source with one claim stays near the
    average, a source with hundreds speaks for itself;
-4. score = TruthFinder's trustworthiness -ln(1 - agreement) relative to the
-   pooled one, so an unknown source scores 1.0 (its weight is its prior) and
-   independent reliable voices add up in log-odds like evidence does;
+4. score = (TruthFinder's trustworthiness -ln(1 - agreement) relative to the
+   pooled one) ** `exponent`, so an unknown source scores 1.0 (its weight is its
+   prior). The default exponent 0.3 is gentle: a proven source wins a one-against-
+   one dispute, not yet one against two (tuned on the Population benchmark, where
+   sharper scores let a prolific bot drown careful editors; bench/RESULTS.md);
 5. repeat until no score moves by more than `epsilon` or `max_rounds`.
 
 Only keys with two or more independent clusters teach anything: a lone claim
