@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test unit integration e2e fault lint bench clean
+.PHONY: install run test unit integration e2e fault lint bench clean bench-peer bench-accuracy
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,16 @@ bench: $(VENV)/.bench-installed
 
 clean:
 	rm -rf var .pytest_cache
+
+# Accuracy benchmark (issue #8). The truthdiscovery peer pins old numpy/pytest, so it gets
+# its own virtualenv; pycairo (its dependency) builds from source and needs
+# `apt-get install -y libcairo2-dev pkg-config` first.
+.venv-bench/.installed:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install -q truthdiscovery==1.0.4
+	touch .venv-bench/.installed
+
+bench-peer: .venv-bench/.installed
+
+bench-accuracy: $(STAMP) .venv-bench/.installed
+	$(PY) -m bench.accuracy

@@ -1,5 +1,8 @@
 """`claimledger`: run | serve | import | export | replay | dlq | keys (DESIGN.md §6)."""
 
+
+"""`claimledger`: run | serve | replay | dlq | keys | reweigh (DESIGN.md §6)."""
+
 from __future__ import annotations
 
 import json
@@ -525,6 +528,29 @@ def export(
             if target is not sys.stdout:
                 target.close()
     err.print(f"exported {count:,} keys" + (f" to {out}" if out != "-" else ""))
+
+
+def reweigh(
+    pseudo_count: Annotated[float, typer.Option(help="shrinkage toward the average")] = 20.0,
+    exponent: Annotated[float, typer.Option(help="sharpness of the learned scores")] = 0.3,
+    tolerance: Annotated[float, typer.Option(help="relative error counted as agreement")] = 0.01,
+) -> None:
+    """Learn source reliability from the stored claims; append the scores as an event."""
+    from services.reweigh import reweigh as do_reweigh
+    from shared.consensus.reliability import Params
+    from shared.settings import CommonSettings
+
+    params = Params(tolerance=tolerance, pseudo_count=pseudo_count, exponent=exponent)
+    started = time.perf_counter()
+    done = do_reweigh(_engine(), CommonSettings().partitions, params)
+    learned = done.learned
+    console.print(
+        f"learned {len(learned.scores)} source scores in {learned.rounds} rounds"
+        f" ({'converged' if learned.converged else 'not converged'},"
+        f" {time.perf_counter() - started:.2f}s); {len(done.changed)} changed"
+    )
+    if done.event is not None:
+        console.print(f"appended {done.event.event_id} (token {done.token})")
 
 
 def main() -> None:

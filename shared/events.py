@@ -21,7 +21,16 @@ CLAIM_ASSERTED = "ClaimAsserted"
 CLAIM_RETRACTED = "ClaimRetracted"
 CLAIM_ASSESSED = "ClaimAssessed"
 SOURCE_RATED = "SourceRated"
-EVENT_TYPES = (REPORT_RECEIVED, CLAIM_ASSERTED, CLAIM_RETRACTED, CLAIM_ASSESSED, SOURCE_RATED)
+# payload: {scores: {source_id: score}, method, method_version, run_id, params, effective_at}
+SOURCE_RELIABILITY_LEARNED = "SourceReliabilityLearned"
+EVENT_TYPES = (
+    REPORT_RECEIVED,
+    CLAIM_ASSERTED,
+    CLAIM_RETRACTED,
+    CLAIM_ASSESSED,
+    SOURCE_RATED,
+    SOURCE_RELIABILITY_LEARNED,
+)
 
 STREAM_PREFIX = "claimledger:"
 DEAD_LETTER_STREAM = "claimledger:dead"

@@ -105,6 +105,7 @@ class ClaimFacts:
     rank: str = "normal"  # analyst rank: preferred | normal | deprecated
     retracted: bool = False
     machine_proposed: bool = False
+    source_score: float | None = None  # learned reliability of the source (re-weighting)
 
 
 @dataclass(frozen=True, slots=True)

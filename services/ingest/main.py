@@ -19,6 +19,7 @@ from services.logs import RequestContext
 from services.observability import INGEST_METRICS, ingest_sampler, start_sampler
 from services.probes import readiness_router
 from services.redisconn import connect
+from services.reweigh import reweigh_periodically
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
 
@@ -29,6 +30,9 @@ class IngestSettings(CommonSettings):
     hedge_tolerance: float = 0.10
     rate_limit_per_min: float = 0  # per API key (per client address when auth is off); 0 = off
     future_tolerance_s: float = 86_400.0  # published_at may be at most this far in the future
+    # Learned source reliability re-run every N seconds (0 = off: a run reads every claim
+    # and may recompute every key, so it is opted into; `claimledger reweigh` runs it once).
+    reweigh_every_s: float = 0
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -63,14 +67,20 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         task = asyncio.create_task(relay.run(), name="outbox-relay")
         commits.start()
         sampler = start_sampler(ingest_sampler(engine), INGEST_METRICS)
+        tasks = [task]
+        if settings.reweigh_every_s > 0:
+            tasks.append(asyncio.create_task(reweigh_periodically(
+                engine, settings.partitions, settings.reweigh_every_s, relay.kick
+            ), name="reweigh"))
         try:
             yield
         finally:
             await sampler.stop()
             await commits.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for running in tasks:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
             await redis.aclose()
             engine.dispose()
 

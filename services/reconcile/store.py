@@ -30,7 +30,14 @@ from services.tables import ClaimRow, EventRow, KeyRow, ModifierRow, OutboxRow, 
 from shared.attributes import AttributeRegistry
 from shared.codec import claim_from_dict, result_to_dict
 from shared.consensus import compute_consensus
-from shared.events import CLAIM_ASSERTED, CLAIM_ASSESSED, CLAIM_RETRACTED, SOURCE_RATED, Event
+from shared.events import (
+    CLAIM_ASSERTED,
+    CLAIM_ASSESSED,
+    CLAIM_RETRACTED,
+    SOURCE_RATED,
+    SOURCE_RELIABILITY_LEARNED,
+    Event,
+)
 from shared.model import ClaimFacts, Estimate
 from shared.timeaxes import MAX_TIME, Step, parse_iso, revise
 
@@ -253,6 +260,8 @@ class _Batch:
             self._claim_modified(event)
         elif event.type == SOURCE_RATED:
             self._source_rated(event)
+        elif event.type == SOURCE_RELIABILITY_LEARNED:
+            self._reliability_learned(event)
 
     def _claim_asserted(self, event: Event) -> None:
         data = event.payload["claim"]
@@ -321,6 +330,57 @@ class _Batch:
             if state is not None:
                 state.modifiers = sorted([*state.modifiers, modifier])
                 self._recompute(state, event.payload["effective_at"], event)
+
+    def _reliability_learned(self, event: Event) -> None:
+        """A re-weighting run: one modifier row per scored source (row id = event id #
+        source, so a source's rows are found by target like a rating's), then every key
+        those sources have claims on is recomputed once, with this event as the cause."""
+        payload = event.payload
+        effective, run_id = payload["effective_at"], payload.get("run_id")
+        scores: dict[str, float] = payload["scores"]
+        touched: dict[Key, list[Modifier]] = {}
+        sources = sorted(scores)
+        keys_of = self._keys_of_sources(sources)
+        for source_id in sources:
+            data = {"score": scores[source_id], "run_id": run_id, "effective_at": effective}
+            row_id = f"{event.event_id}#{source_id}"
+            self.rows["mods"].append({
+                "event_id": row_id, "kind": "learned", "target": source_id,
+                "effective_at": effective, "recorded_at": event.recorded_at,
+                "data": _json.encode(data).decode(),
+            })
+            modifier = (effective, event.recorded_at, row_id, "learned", source_id, data)
+            for key in keys_of.get(source_id, ()):
+                touched.setdefault(key, []).append(modifier)
+        self._prefetch_subjects_of(sorted(touched))
+        for key in sorted(touched):
+            state = self._state(*key)
+            if state is not None:
+                state.modifiers = sorted([*state.modifiers, *touched[key]])
+                self._recompute(state, effective, event)
+
+    def _keys_of_sources(self, sources: list[str]) -> dict[str, set[Key]]:
+        out: dict[str, set[Key]] = {}
+        for i in range(0, len(sources), 500):
+            for r in self.conn.execute(
+                select(claims_t.c.source_id, claims_t.c.subject, claims_t.c.attribute)
+                .where(claims_t.c.source_id.in_(sources[i : i + 500]))
+                .distinct()
+            ):
+                out.setdefault(r.source_id, set()).add((r.subject, r.attribute))
+        wanted = set(sources)
+        for row in self.rows["claims"]:  # claims of this batch, not stored yet
+            if row["source_id"] in wanted:
+                out.setdefault(row["source_id"], set()).add((row["subject"], row["attribute"]))
+        return out
+
+    def _prefetch_subjects_of(self, keys: list[Key]) -> None:
+        unknown = sorted({k[0] for k in keys if k not in self.heads and k not in self.states})
+        if unknown:
+            self._know_subjects(unknown)
+        wanted = [k for k in keys if k in self.heads and k not in self.states]
+        if wanted:
+            self._load(wanted)
 
     def _prefetch_subject(self, subject: str) -> None:
         self._know_subjects([subject])
@@ -489,6 +549,8 @@ def _modified(claim: ClaimFacts, mods: Iterable[Modifier]) -> ClaimFacts:
     for _, _, _, kind, target, data in mods:  # in effective-time order: later ones win
         if kind == "rating" and target == claim.source_id:
             claim = replace(claim, source_reliability=data["reliability"])
+        elif kind == "learned" and target == claim.source_id:
+            claim = replace(claim, source_score=data["score"])
         elif target != claim.claim_id:
             continue
         elif kind == "retraction":
@@ -554,7 +616,7 @@ def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
                    mods_t.c.kind, mods_t.c.target, mods_t.c.data)
             .where(mods_t.c.target.in_(targets[i : i + 500]))
         ):
-            if m.kind == "rating":
+            if m.kind in ("rating", "learned"):  # targets a source, not a claim
                 owners = [s for s in by_target[m.target]
                           if any(c.source_id == m.target for c in s.claims.values())]
             else:

@@ -65,7 +65,24 @@ SCORE_MAX = 20.0
 
 
 def claim_weight(claim: ClaimFacts, source_scores: Mapping[str, float]) -> float:
-    """Effective weight of one claim (rounded so that results serialise stably)."""
+    """Effective weight of one claim (rounded so that results serialise stably).
+
+    The learned score is the claim's own (`source_score`, set by a stored
+    re-weighting) when it has one, else the caller's `source_scores`."""
+    score = claim.source_score
+    if score is None:
+        score = source_scores.get(claim.source_id, 1.0)
+    return round(prior_weight(claim) * clamp_score(score), 6)
+
+
+def clamp_score(score: float) -> float:
+    if not math.isfinite(score):
+        return 1.0
+    return min(max(score, SCORE_MIN), SCORE_MAX)
+
+
+def prior_weight(claim: ClaimFacts) -> float:
+    """Weight before any learned score: grades, kind, rank, phrasing (unrounded)."""
     reliability = (claim.source_reliability or "").strip().upper()
     weight = RELIABILITY.get(reliability, RELIABILITY_UNKNOWN)
     weight *= SOURCE_KIND.get(claim.source_kind, SOURCE_KIND_UNKNOWN)
@@ -77,8 +94,4 @@ def claim_weight(claim: ClaimFacts, source_scores: Mapping[str, float]) -> float
     weight *= MODALITY.get(claim.modality, MODALITY_UNKNOWN)
     if claim.machine_proposed:
         weight *= MACHINE_PROPOSED
-    score = source_scores.get(claim.source_id, 1.0)
-    if not math.isfinite(score):
-        score = 1.0
-    weight *= min(max(score, SCORE_MIN), SCORE_MAX)
-    return round(weight, 6)
+    return weight

@@ -1,0 +1,421 @@
+"""Accuracy benchmark (issue #8): claimledger's consensus against ground truth, next to
+baselines computed in the same run.
+
+    .venv/bin/python -m bench.accuracy                      # all three data sets
+    .venv/bin/python -m bench.accuracy --sets population-subset --no-record
+
+For each data set (from ../shared/benchmarks, see their PROVENANCE.md) it starts Redis
+and the three services as real processes on a fresh SQLite file (tests.conftest.system),
+imports the claims through the product (`import_claims`: the public batch endpoint via
+claimledger.client), reads every key's consensus back through the query API
+(`GET /v1/snapshot`, with `min_token` so every write is visible), runs the re-weighting
+the way an operator does (`claimledger reweigh`, which appends a SourceReliabilityLearned
+event that the reconciler applies), reads the consensus again, and scores both readings.
+
+Baselines over the same claims: mean, median, majority vote (ties: the median of the
+tied values), and the `truthdiscovery` PyPI package's Sums, AverageLog, Investment,
+PooledInvestment and TruthFinder. That package pins old numpy/pytest, so it lives in its
+own virtualenv (`make bench-peer` creates `.venv-bench`); without it the peer rows are
+reported as missing, not silently skipped.
+
+Scores: Population (numeric, truth = census figure) -> MAE, RMSE and error rate
+(|error| > 1% of the truth) over the keys with ground truth. Weather (truth = the
+AccuWeather reading, absent from the claims; some keys have several truth values) ->
+agreement = share of keys whose consensus equals one of the key's truth values exactly,
+plus MAE to the nearest truth value. Each source's latest reading of a key is its
+claim there (timestamps to the second): the product does this by itself (one origin
+votes once, with its latest statement); the baselines get the same latest readings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from claimledger.client import ClaimledgerError, Client
+from shared.consensus.reliability import Observation, learn_reliability
+from tests.conftest import Cluster, system
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+DATA = Path(os.environ.get("CLAIMLEDGER_BENCHMARKS", ROOT.parent / "shared" / "benchmarks"))
+PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+PEER_SCRIPT = ROOT / "bench" / "peer_truthdiscovery.py"
+PEER_ALGORITHMS = ("Sums", "AverageLog", "Investment", "PooledInvestment", "TruthFinder")
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    subject: str
+    attribute: str
+    source: str
+    value: float
+    published: str  # ISO-8601 UTC
+
+
+@dataclass(slots=True)
+class Dataset:
+    name: str
+    claims: list[Claim]
+    truth: dict[Key, list[float]]
+    kind: str  # "population" | "weather"
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+# -- data sets -------------------------------------------------------------------------
+
+
+def load_population(file: str) -> Dataset:
+    """GTM preprocessing: `object<TAB>contributor<TAB>value<TAB>year`; truth rows
+    `city, state, year, population`, object = `city, state_year`."""
+    folder = DATA / "population"
+    truth: dict[Key, list[float]] = {}
+    for line in (folder / "population-gd.txt").read_text("utf-8", errors="replace").splitlines():
+        place, year, pop = (p.strip() for p in line.rsplit(",", 2))
+        truth[(f"{place}_{year}", "population")] = [float(pop)]
+    claims = []
+    skipped: Counter[str] = Counter()
+    text = (folder / file).read_text("utf-8", errors="replace")
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 4:
+            skipped["malformed line"] += 1
+            continue
+        obj, source, value, _year = parts
+        # Wikipedia edit times are not in the file: one nominal publication date.
+        claims.append(Claim(obj, "population", source, float(value), "2009-01-01T00:00:00Z"))
+    name = "population-subset" if file == "population-new-new.txt" else "population-all"
+    return Dataset(name, claims, truth, "population", skipped)
+
+
+def _number(text: str) -> float | None:
+    """'30.06' -> 30.06, '1 1/2' -> 1.5 (visibility in miles)."""
+    try:
+        return float(sum(Fraction(part) for part in text.split()))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _sampled(obj: str, percent: int) -> bool:
+    return int(hashlib.sha256(obj.encode()).hexdigest()[:8], 16) % 100 < percent
+
+
+def load_weather(percent: int = 100) -> Dataset:
+    """`percent`: a deterministic sample of the objects (city-hours), all their claims."""
+    folder = DATA / "weather"
+    claims = []
+    skipped: Counter[str] = Counter()
+    for path in sorted((folder / "claims").glob("*.csv")):
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if percent < 100 and not _sampled(row["ObjectID"], percent):
+                    continue
+                value = _number(row["PropertyValue"])
+                if value is None:
+                    skipped[f"not a number: {row['PropertyValue']!r}"] += 1
+                    continue
+                when = datetime.strptime(row["TimeStamp"], "%a %b %d %H:%M:%S %Y")
+                claims.append(Claim(row["ObjectID"], row["PropertyID"], row["SourceID"], value,
+                                    when.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    truth: dict[Key, list[float]] = defaultdict(list)
+    with (folder / "ground_truth" / "weather_truth.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            if percent < 100 and not _sampled(row["ObjectID"], percent):
+                continue
+            value = _number(row["PropertyValue"])
+            if value is not None and value not in truth[(row["ObjectID"], row["PropertyID"])]:
+                truth[(row["ObjectID"], row["PropertyID"])].append(value)
+    name = "weather" if percent >= 100 else f"weather ({percent}% of objects)"
+    return Dataset(name, claims, dict(truth), "weather", skipped)
+
+
+# -- through the product -----------------------------------------------------------------
+
+
+def _reports(claims: Iterable[Claim]) -> Iterator[dict[str, Any]]:
+    """One report per (source, publication time): what that source said at that moment."""
+    grouped: dict[tuple[str, str], list[Claim]] = defaultdict(list)
+    for c in claims:
+        grouped[(c.source, c.published)].append(c)
+    for (source, published), items in sorted(grouped.items()):
+        digest = hashlib.sha256(f"{source}\x1f{published}".encode()).hexdigest()[:24]
+        for part in range(0, len(items), 5000):
+            chunk = items[part : part + 5000]
+            yield {
+                "report_id": f"bench-{digest}-{part}",
+                "source": {"id": source, "name": source, "kind": "other"},
+                "published_at": published,
+                "claims": [
+                    {"subject": c.subject, "attribute": c.attribute,
+                     "value": int(c.value) if c.value.is_integer() else c.value}
+                    for c in chunk
+                ],
+            }
+
+
+def import_claims(client: Client, dataset: Dataset) -> int:
+    """Import a data set through the product; returns the last write token.
+
+    Isolated so that it can switch to `claimledger import FILE` once that exists."""
+    token = 0
+    for result in client.post_reports(_reports(dataset.claims), chunk_size=200):
+        if result.get("status") in (200, 202):
+            token = max(token, int(result["token"]))
+        else:
+            dataset.skipped[f"rejected report ({result.get('status')})"] += 1
+    return token
+
+
+def reweigh(cluster: Cluster) -> int:
+    """`claimledger reweigh` against the running system's database; returns its token."""
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", "reweigh"],
+        env=cluster.env, capture_output=True, text=True, check=True,
+    ).stdout
+    print(out.strip(), flush=True)
+    found = re.search(r"token (\d+)", out)
+    return int(found.group(1)) if found else 0
+
+
+def read_consensus(client: Client, token: int, timeout_s: float = 1800) -> dict[Key, float]:
+    """Every key's current best, once the write `token` is applied."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            next(iter(client.snapshot(min_token=token, page_size=1)), None)
+            break
+        except ClaimledgerError:
+            if time.monotonic() > deadline:
+                raise
+    return {
+        (item["subject"], item["attribute"]): item["best"]
+        for item in client.snapshot(page_size=1000)
+        if item.get("best") is not None
+    }
+
+
+# -- baselines ---------------------------------------------------------------------------
+
+
+def latest_claims(dataset: Dataset) -> dict[Key, dict[str, float]]:
+    """key -> source -> that source's latest value there."""
+    out: dict[Key, dict[str, tuple[str, float]]] = defaultdict(dict)
+    for c in dataset.claims:
+        key = (c.subject, c.attribute)
+        seen = out[key].get(c.source)
+        if seen is None or c.published >= seen[0]:
+            out[key][c.source] = (c.published, c.value)
+    return {k: {s: v for s, (_, v) in by.items()} for k, by in out.items()}
+
+
+def vote(values: list[float]) -> float:
+    counts = Counter(values)
+    top = max(counts.values())
+    return statistics.median_low(sorted(v for v, n in counts.items() if n == top))
+
+
+def baselines(by_key: dict[Key, dict[str, float]]) -> dict[str, dict[Key, float]]:
+    out: dict[str, dict[Key, float]] = {"mean": {}, "median": {}, "majority vote": {}}
+    for key, by_source in by_key.items():
+        values = sorted(by_source.values())
+        out["mean"][key] = math.fsum(values) / len(values)
+        out["median"][key] = statistics.median(values)
+        out["majority vote"][key] = vote(values)
+    return out
+
+
+def peer_baselines(by_key: dict[Key, dict[str, float]]) -> dict[str, dict[Key, float]] | str:
+    """The truthdiscovery package's algorithms, run in its own virtualenv."""
+    if not PEER_PYTHON.exists():
+        return "missing: run `make bench-peer` (creates .venv-bench with truthdiscovery==1.0.4)"
+    names = {"\x1f".join(k) for k in by_key}
+    rows = [[s, "\x1f".join(k), v] for k, by in sorted(by_key.items()) for s, v in by.items()]
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.json", Path(tmp) / "out.json"
+        src.write_text(json.dumps({"claims": rows, "algorithms": PEER_ALGORITHMS}))
+        done = subprocess.run([str(PEER_PYTHON), str(PEER_SCRIPT), str(src), str(dst)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            return f"failed: {done.stderr.strip().splitlines()[-1:]}"
+        found = json.loads(dst.read_text())
+    out: dict[str, dict[Key, float]] = {}
+    for algorithm, values in found.items():
+        out[algorithm] = {
+            tuple(name.split("\x1f", 1)): v  # type: ignore[misc]
+            for name, v in values.items() if name in names
+        }
+    return out
+
+
+# -- scoring -----------------------------------------------------------------------------
+
+
+def score(estimates: dict[Key, float], truth: dict[Key, list[float]]) -> dict[str, float]:
+    keys = [k for k in truth if k in estimates]
+    errors = [min((estimates[k] - t for t in truth[k]), key=abs) for k in keys]
+    wrong = [
+        k for k, e in zip(keys, errors, strict=True)
+        if abs(e) > 0.01 * abs(min(truth[k], key=lambda t: abs(estimates[k] - t)))
+    ]
+    exact = [k for k in keys if estimates[k] in truth[k]]
+    n = max(len(keys), 1)
+    return {
+        "keys": len(keys),
+        "mae": math.fsum(abs(e) for e in errors) / n,
+        "rmse": math.sqrt(math.fsum(e * e for e in errors) / n),
+        "error_rate": len(wrong) / n,
+        "agreement": len(exact) / n,
+    }
+
+
+def offline_learned(dataset: Dataset) -> dict[Key, float]:
+    """The pure learner alone (no services): its consensus is the product's fusion with
+    the learned scores (tests/unit/test_reliability.py checks the equivalence). Used
+    only for data too large to import within a bench run, and labelled so."""
+    obs = [
+        Observation(f"{c.subject}\x1f{c.attribute}", c.source, c.value,
+                    published=datetime.fromisoformat(c.published).timestamp(),
+                    claim_id=f"{i:09d}", prior=0.18)  # prior_weight of an ungraded "other" claim
+        for i, c in enumerate(dataset.claims)
+    ]
+    learned = learn_reliability(obs)
+    return {
+        (k.split("\x1f", 1)[0], k.split("\x1f", 1)[1]): v
+        for k, v in learned.consensus.items()
+    }
+
+
+def run_offline(dataset: Dataset) -> dict[str, Any]:
+    print(f"{dataset.name}: {len(dataset.claims)} claims (pure learner, no services)", flush=True)
+    by_key = latest_claims(dataset)
+    t0 = time.perf_counter()
+    rows = {"pure learner (offline), learned reliability": score(offline_learned(dataset),
+                                                                  dataset.truth)}
+    timings = {"pure learner": time.perf_counter() - t0}
+    for name, estimates in baselines(by_key).items():
+        rows[name] = score(estimates, dataset.truth)
+    peer = peer_baselines(by_key)
+    if not isinstance(peer, str):
+        for algorithm, estimates in peer.items():
+            rows[f"truthdiscovery {algorithm}"] = score(estimates, dataset.truth)
+    return {"rows": rows, "timings": timings, "claims": len(dataset.claims),
+            "keys": len(by_key), "skipped": dict(dataset.skipped)}
+
+
+def run_set(dataset: Dataset) -> dict[str, Any]:
+    print(f"{dataset.name}: {len(dataset.claims)} claims", flush=True)
+    by_key = latest_claims(dataset)
+    rows: dict[str, dict[str, float]] = {}
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp_name, \
+            system(Path(tmp_name), "ingest", "reconcile", "query") as cluster, \
+            Client(cluster.url("ingest"), cluster.url("query"), timeout=120) as client:
+        t0 = time.perf_counter()
+        token = import_claims(client, dataset)
+        plain = read_consensus(client, token)
+        timings["import + read"] = time.perf_counter() - t0
+        print(f"  imported and read back in {timings['import + read']:.0f} s", flush=True)
+        t0 = time.perf_counter()
+        token = reweigh(cluster)
+        learned = read_consensus(client, token)
+        timings["reweigh + read"] = time.perf_counter() - t0
+        print(f"  reweighed and read back in {timings['reweigh + read']:.0f} s", flush=True)
+    rows["claimledger, learned reliability"] = score(learned, dataset.truth)
+    rows["claimledger, no learning (weighted median)"] = score(plain, dataset.truth)
+    for name, estimates in baselines(by_key).items():
+        rows[name] = score(estimates, dataset.truth)
+    t0 = time.perf_counter()
+    peer = peer_baselines(by_key)
+    timings["truthdiscovery peer"] = time.perf_counter() - t0
+    if isinstance(peer, str):
+        for algorithm in PEER_ALGORITHMS:
+            rows[f"truthdiscovery {algorithm}"] = {"missing": peer}  # type: ignore[dict-item]
+    else:
+        for algorithm, estimates in peer.items():
+            rows[f"truthdiscovery {algorithm}"] = score(estimates, dataset.truth)
+    return {"rows": rows, "timings": timings, "claims": len(dataset.claims),
+            "keys": len(by_key), "skipped": dict(dataset.skipped)}
+
+
+def table(name: str, kind: str, result: dict[str, Any]) -> list[str]:
+    lines = [f"### {name} ({result['claims']} claims, {result['keys']} keys)", ""]
+    if kind == "population":
+        lines += ["| method | keys scored | MAE | RMSE | error rate (>1%) |",
+                  "|---|---|---|---|---|"]
+    else:
+        lines += ["| method | keys scored | agreement (exact) | MAE | error rate (>1%) |",
+                  "|---|---|---|---|---|"]
+    for method, m in result["rows"].items():
+        if "missing" in m:
+            lines.append(f"| {method} | {m['missing']} | | | |")
+        elif kind == "population":
+            lines.append(f"| {method} | {m['keys']} | {m['mae']:.1f} | {m['rmse']:.1f} | "
+                         f"{m['error_rate']:.4f} |")
+        else:
+            lines.append(f"| {method} | {m['keys']} | {m['agreement']:.4f} | {m['mae']:.3f} | "
+                         f"{m['error_rate']:.4f} |")
+    timings = ", ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items())
+    lines += ["", f"Timings: {timings}. Skipped input: {result['skipped'] or 'none'}.", ""]
+    return lines
+
+
+SETS = {
+    "population-subset": lambda: load_population("population-new-new.txt"),
+    "population-all": lambda: load_population("population-new.txt"),
+    "weather": load_weather,
+    "weather-10pct": lambda: load_weather(10),
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--sets", nargs="*", choices=sorted(SETS),
+                   default=["population-subset", "population-all", "weather-10pct"])
+    p.add_argument("--offline", nargs="*", choices=sorted(SETS), default=[],
+                   help="sets scored with the pure learner only (labelled as such)")
+    p.add_argument("--no-record", action="store_true")
+    args = p.parse_args()
+    lines = [
+        f"## Accuracy against ground truth ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.machine()}, Python {platform.python_version()}, SQLite; 2-core machine "
+        "shared with other work, timings noisy)",
+        "",
+        f"`.venv/bin/python -m bench.accuracy --sets {' '.join(args.sets)}"
+        + (f" --offline {' '.join(args.offline)}`" if args.offline else "`"),
+        "",
+    ]
+    for name in args.sets:
+        dataset = SETS[name]()
+        lines += table(name, dataset.kind, run_set(dataset))
+        print("\n".join(lines), flush=True)
+    for name in args.offline:
+        dataset = SETS[name]()
+        lines += table(f"{name}, pure learner only", dataset.kind, run_offline(dataset))
+        print("\n".join(lines), flush=True)
+    text = "\n".join(lines)
+    if not args.no_record:
+        with RESULTS.open("a") as f:
+            f.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
