@@ -1,7 +1,5 @@
-"""`claimledger`: run | serve | import | export | replay | dlq | keys (DESIGN.md §6)."""
-
-
-"""`claimledger`: run | serve | replay | dlq | keys | reweigh (DESIGN.md §6)."""
+"""`claimledger`: run | serve | import | export | replay | dlq | keys | migrate | reweigh
+(DESIGN.md §6)."""
 
 from __future__ import annotations
 
@@ -530,6 +528,7 @@ def export(
     err.print(f"exported {count:,} keys" + (f" to {out}" if out != "-" else ""))
 
 
+@app.command()
 def reweigh(
     pseudo_count: Annotated[float, typer.Option(help="shrinkage toward the average")] = 20.0,
     exponent: Annotated[float, typer.Option(help="sharpness of the learned scores")] = 0.3,
