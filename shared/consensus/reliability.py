@@ -4,10 +4,11 @@ Iterative, in the CRH/TruthFinder family, and pure (plain data in, plain data ou
 no clock, no randomness, sorted iteration, so the same observations in any order
 give the same scores):
 
-1. consensus per key: the weighted median the product itself uses (lower
-   weighted median of one point per independence cluster, the cluster weighing
-   as its heaviest member; `_numeric.weighted_median`, same tie-break), with
-   weight = prior x score per source, rounded as `_weights.claim_weight` does;
+1. consensus per key: the point the product itself uses (`_numeric.point_best`:
+   the weighted mode of the central band when independent clusters repeat one exact
+   value with a clear share of the weight, else the lower weighted median; one
+   point per independence cluster, the cluster weighing as its heaviest member,
+   same tie-break), with weight = prior x score per source, rounded as `_weights.claim_weight` does;
 2. per claim agreement with that consensus: 1 inside the relative `tolerance`,
    0 beyond `tolerance * span` in log space, linear in between. The loss is
    capped by construction, so a claim off by x1000 costs exactly as much as one
@@ -37,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from shared.consensus._admit import slog
-from shared.consensus._numeric import weighted_median
+from shared.consensus._numeric import point_best
 from shared.consensus._weights import SCORE_MAX, SCORE_MIN, clamp_score
 
 METHOD = "truth-discovery-agreement"
@@ -171,7 +172,7 @@ def _best(clusters: list[_Cluster], scores: Mapping[str, float]) -> float:
     for c in clusters:
         rep = min(c.members, key=lambda m: (-_weight(m, scores), -m.published, m.claim_id))
         entries.append((rep.value, _weight(rep, scores), c.origin))
-    return weighted_median(entries)
+    return point_best(entries)
 
 
 def _agree(value: float, best: float, params: Params) -> float:
