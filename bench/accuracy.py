@@ -6,9 +6,9 @@ baselines computed in the same run.
 
 For each data set (from ../shared/benchmarks, see their PROVENANCE.md) it starts Redis
 and the three services as real processes on a fresh SQLite file (tests.conftest.system),
-imports the claims through the product (`import_claims`: the public batch endpoint via
-claimledger.client), reads every key's consensus back through the query API
-(`GET /v1/snapshot`, with `min_token` so every write is visible), runs the re-weighting
+imports the claims through the product (`import_claims`: the `claimledger import`
+command, which posts to the public batch endpoint), reads every key's consensus back
+through the query API (`GET /v1/snapshot`, with `min_token` so every write is visible), runs the re-weighting
 the way an operator does (`claimledger reweigh`, which appends a SourceReliabilityLearned
 event that the reconciler applies), reads the consensus again, and scores both readings.
 
@@ -43,7 +43,6 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -151,38 +150,30 @@ def load_weather(percent: int = 100) -> Dataset:
 # -- through the product -----------------------------------------------------------------
 
 
-def _reports(claims: Iterable[Claim]) -> Iterator[dict[str, Any]]:
-    """One report per (source, publication time): what that source said at that moment."""
-    grouped: dict[tuple[str, str], list[Claim]] = defaultdict(list)
-    for c in claims:
-        grouped[(c.source, c.published)].append(c)
-    for (source, published), items in sorted(grouped.items()):
-        digest = hashlib.sha256(f"{source}\x1f{published}".encode()).hexdigest()[:24]
-        for part in range(0, len(items), 5000):
-            chunk = items[part : part + 5000]
-            yield {
-                "report_id": f"bench-{digest}-{part}",
-                "source": {"id": source, "name": source, "kind": "other"},
-                "published_at": published,
-                "claims": [
-                    {"subject": c.subject, "attribute": c.attribute,
-                     "value": int(c.value) if c.value.is_integer() else c.value}
-                    for c in chunk
-                ],
-            }
+def import_claims(cluster: Cluster, dataset: Dataset, folder: Path) -> int:
+    """Import a data set through the product's `claimledger import` command (docs/import.md);
+    returns the highest write token it reports (`--json`), for `min_token`.
 
-
-def import_claims(client: Client, dataset: Dataset) -> int:
-    """Import a data set through the product; returns the last write token.
-
-    Isolated so that it can switch to `claimledger import FILE` once that exists."""
-    token = 0
-    for result in client.post_reports(_reports(dataset.claims), chunk_size=200):
-        if result.get("status") in (200, 202):
-            token = max(token, int(result["token"]))
-        else:
-            dataset.skipped[f"rejected report ({result.get('status')})"] += 1
-    return token
+    The claims are written to one CSV whose columns map by name (one report per row,
+    the importer's rule); rows the importer or the server refuses are counted."""
+    path = folder / f"{re.sub(r'[^a-z0-9]+', '-', dataset.name.lower())}.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["subject", "attribute", "source.id", "value", "published_at"])
+        for c in dataset.claims:
+            out.writerow([c.subject, c.attribute, c.source,
+                          int(c.value) if c.value.is_integer() else repr(c.value), c.published])
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "import", str(path),
+         "--url", cluster.url("ingest"), "--batch-size", "1000", "--no-progress", "--json",
+         "--state", str(folder / "import-state.json"),
+         "--rejects", str(folder / "rejects.jsonl")],
+        env=cluster.env, capture_output=True, text=True, check=True,
+    )
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    for reason, n in summary.get("reasons", {}).items():
+        dataset.skipped[f"rejected by import: {reason}"] += int(n)
+    return int(summary["token"])
 
 
 def reweigh(cluster: Cluster) -> int:
@@ -330,7 +321,7 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
             system(Path(tmp_name), "ingest", "reconcile", "query") as cluster, \
             Client(cluster.url("ingest"), cluster.url("query"), timeout=120) as client:
         t0 = time.perf_counter()
-        token = import_claims(client, dataset)
+        token = import_claims(cluster, dataset, Path(tmp_name))
         plain = read_consensus(client, token)
         timings["import + read"] = time.perf_counter() - t0
         print(f"  imported and read back in {timings['import + read']:.0f} s", flush=True)

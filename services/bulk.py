@@ -54,6 +54,7 @@ class Counts:
     present: int = 0  # already accepted before (200): an earlier run, or a duplicate row
     rejected_local: int = 0  # rows the mapping could not turn into a report
     rejected_server: int = 0  # reports the server refused (422/409)
+    token: int = 0  # highest write token of the accepted rows: a reader's `min_token`
     reasons: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -415,6 +416,8 @@ def _post(
     results = client.post_reports([report for _, report in batch], chunk_size=len(batch))
     for (record, report), result in zip(batch, results, strict=True):
         status = int(result.get("status", 0))
+        if status in (200, 202) and str(result.get("token", "")).isdigit():
+            counts.token = max(counts.token, int(result["token"]))
         if status == 202:
             counts.accepted += 1
         elif status == 200:
