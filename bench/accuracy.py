@@ -8,9 +8,10 @@ For each data set (from ../shared/benchmarks, see their PROVENANCE.md) it starts
 and the three services as real processes on a fresh SQLite file (tests.conftest.system),
 imports the claims through the product (`import_claims`: the `claimledger import`
 command, which posts to the public batch endpoint), reads every key's consensus back
-through the query API (`GET /v1/snapshot`, with `min_token` so every write is visible), runs the re-weighting
-the way an operator does (`claimledger reweigh`, which appends a SourceReliabilityLearned
-event that the reconciler applies), reads the consensus again, and scores both readings.
+through the query API (`GET /v1/snapshot`, with `min_token` so every write is visible),
+runs the re-weighting the way an operator does (`claimledger reweigh`, which appends a
+SourceReliabilityLearned event that the reconciler applies), reads the consensus again,
+and scores both readings.
 
 Baselines over the same claims: mean, median, majority vote (ties: the median of the
 tied values), and the `truthdiscovery` PyPI package's Sums, AverageLog, Investment,

@@ -2,8 +2,8 @@
 
 1. best: weighted median of the clusters' point estimates (claimed points; derived
    midpoints only when nobody claims a point), unless one exact value is repeated
-   by independent clusters and carries a clear share of the weight in the central
-   band: then that weighted mode (`point_best`). Bound-only and range-only
+   by independent clusters and carries a clear share of the weight: then that
+   weighted mode (`point_best`). Bound-only and range-only
    clusters never vote for best. A weighted median selects an element, and its
    order is the same in log space as on the line, so the log scale never
    produces a number nobody claimed (no 11999.999...).
@@ -106,47 +106,31 @@ def weighted_median(entries: list[tuple[float, float, str]]) -> float:
 
 
 # The weighted mode replaces the weighted median when independent clusters repeat one
-# exact value that holds at least this share of the total weight and lies between the
-# weighted quartiles. Exact repetition by independent origins is evidence that a median
-# ignores (a census figure copied from one table, a station's reading); 45 % was chosen
-# on the Population/Weather benchmarks (bench/RESULTS.md, in-sample: lower shares snap
-# to modes that are only the largest of several minorities and raise the subset MAE).
+# exact value that holds at least this share of the total weight. Exact repetition by
+# independent origins is evidence a median ignores (a census figure copied from one
+# table, a station's reading). 45 % was chosen on the Population/Weather benchmarks
+# (bench/RESULTS.md, in-sample): lower shares snap to the largest of several minorities
+# and raise the Population-subset MAE. A value with that share always lies between the
+# weighted quartiles, so the mode is never an outlier of the key.
 MODE_SHARE = 0.45
-MODE_QUANTILE = 0.25
 MODE_MIN_CLUSTERS = 2
 
 
-def weighted_quantile(entries: list[tuple[float, float, str]], q: float) -> float:
-    """Lower weighted q-quantile (an element), same order and tie-break as the median."""
-    entries.sort(key=lambda e: (e[0], e[2]))
-    total = math.fsum(w for _, w, _ in entries)
-    cumulative = 0.0
-    for value, weight, _ in entries:
-        cumulative += weight
-        if cumulative >= total * q * (1 - 1e-12):
-            return value
-    return entries[-1][0]
-
-
 def point_best(entries: list[tuple[float, float, str]]) -> float:
-    """Weighted median, or the weighted mode of the central band when one exact value
-    is repeated by at least MODE_MIN_CLUSTERS clusters, holds MODE_SHARE of the total
-    weight and outweighs the median's own value. Always a claimed element;
-    deterministic (ties: the heavier, then the closer to the median, then the lower)."""
+    """Weighted median, or the weighted mode when one exact value is repeated by at
+    least MODE_MIN_CLUSTERS clusters, holds MODE_SHARE of the total weight and outweighs
+    the median's own value. Always a claimed element; deterministic (ties: the heavier,
+    then the closer to the median, then the lower)."""
     median = weighted_median(entries)
-    low = weighted_quantile(entries, MODE_QUANTILE)
-    high = weighted_quantile(entries, 1 - MODE_QUANTILE)
     weight: dict[float, list[float]] = {}
     for value, w, _ in entries:
-        if low <= value <= high:
-            weight.setdefault(value, []).append(w)
+        weight.setdefault(value, []).append(w)
     sums = {v: math.fsum(ws) for v, ws in weight.items() if len(ws) >= MODE_MIN_CLUSTERS}
     if not sums:
         return median
     mode = min(sums, key=lambda v: (-sums[v], abs(v - median), v))
     total = math.fsum(w for _, w, _ in entries)
-    own = math.fsum(weight.get(median, []))
-    if sums[mode] >= MODE_SHARE * total * (1 - 1e-12) and sums[mode] > own:
+    if sums[mode] >= MODE_SHARE * total * (1 - 1e-12) and sums[mode] > math.fsum(weight[median]):
         return mode
     return median
 

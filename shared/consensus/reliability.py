@@ -5,7 +5,7 @@ no clock, no randomness, sorted iteration, so the same observations in any order
 give the same scores):
 
 1. consensus per key: the point the product itself uses (`_numeric.point_best`:
-   the weighted mode of the central band when independent clusters repeat one exact
+   the weighted mode when independent clusters repeat one exact
    value with a clear share of the weight, else the lower weighted median; one
    point per independence cluster, the cluster weighing as its heaviest member,
    same tie-break), with weight = prior x score per source, rounded as `_weights.claim_weight` does;
