@@ -290,20 +290,6 @@ def version_rows_after(
         return list(conn.execute(query.order_by(versions.c.id).limit(limit)).all())
 
 
-def versions_after(
-    engine: Engine,
-    after_id: int,
-    subjects_: list[str],
-    attributes: list[str],
-    limit: int,
-    *,
-    upto: int | None = None,
-) -> list[dict[str, Any]]:
-    """`version_rows_after` as version views."""
-    rows = version_rows_after(engine, after_id, subjects_, attributes, limit, upto=upto)
-    return [version_view(r) for r in rows]
-
-
 def last_version_id(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.max(versions.c.id))).scalar() or 0)
