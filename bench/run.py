@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import random
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +27,11 @@ from typing import Any
 import httpx
 import redis
 
+from bench.loadgen import LoadResult, Pool, encode_posts, post_all
 from services.db import create_schema, make_engine
 from services.ingest.api import IngestContext, prepare_report
 from services.keys import KeyChecker
-from services.localredis import LocalRedis
+from services.localredis import LocalRedis, free_port
 from services.query import views
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler, versions_t
@@ -90,28 +95,6 @@ def report_body(i: int, keys: int, per: int, rnd: random.Random) -> dict[str, An
     }
 
 
-def reconcile_rate(tmp: Path, claims: int, keys: int) -> tuple[float, float, bool]:
-    engine = make_engine(f"sqlite:///{tmp / 'reconcile.db'}")
-    create_schema(engine)
-    ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), 4, 0.1)
-    rnd = random.Random(7)
-    events = []
-    for i in range(claims // 10):
-        events += prepare_report(ReportIn.model_validate(report_body(i, keys, 10, rnd)), ctx,
-                                 None).events
-    reconciler = Reconciler(REGISTRY)
-    start = time.perf_counter()
-    for i in range(0, len(events), 500):
-        reconciler.apply(engine, events[i : i + 500])
-    elapsed = time.perf_counter() - start
-    target = make_engine(f"sqlite:///{tmp / 'replayed.db'}")
-    start = time.perf_counter()
-    replay(engine, target, Reconciler(REGISTRY))
-    replayed = len(events) / (time.perf_counter() - start)
-    same = projection_hash(engine) == projection_hash(target)
-    return len(events) / elapsed, replayed, same
-
-
 def prepared_events(n_claims: int, keys: int, seed: int = 7, first: int = 0) -> list[Any]:
     """The events ingest would log for `n_claims` claims in reports of 10."""
     engine = make_engine("sqlite://")
@@ -123,27 +106,6 @@ def prepared_events(n_claims: int, keys: int, seed: int = 7, first: int = 0) -> 
         events += prepare_report(ReportIn.model_validate(report_body(i, keys, 10, rnd)), ctx,
                                  None).events
     return events
-
-
-def replay_rate(tmp: Path, n_events: int, keys: int) -> tuple[float, int]:
-    """Replay from a stored log of about `n_events` (written straight into the event table,
-    as a reconciler would have logged them) into an empty database."""
-    from services.reconcile.store import events_t
-
-    source = make_engine(f"sqlite:///{tmp / 'log.db'}")
-    create_schema(source)
-    claims = n_events * 10 // 11  # one ReportReceived event per 10 claims
-    for first in range(0, claims // 10, 2_000):  # 20,000 claims at a time
-        events = prepared_events(min(20_000, claims - first * 10), keys, seed=13, first=first)
-        with source.begin() as conn:
-            conn.execute(events_t.insert(), [
-                {"event_id": e.event_id, "type": e.type, "report_id": e.report_id,
-                 "subject": e.subject, "attribute": e.attribute, "recorded_at": e.recorded_at,
-                 "body": e.to_json()} for e in events])
-    target = make_engine(f"sqlite:///{tmp / 'log-replayed.db'}")
-    start = time.perf_counter()
-    count = replay(source, target, Reconciler(REGISTRY))
-    return count / (time.perf_counter() - start), count
 
 
 def lookup_latency(tmp: Path, claims: int, keys: int) -> tuple[list[float], list[float], float]:
@@ -203,7 +165,11 @@ def lookup_latency(tmp: Path, claims: int, keys: int) -> tuple[list[float], list
     return a, r, time.perf_counter() - start
 
 
-def ingest_rates(tmp: Path, redis_url: str, batches: int, singles: int) -> tuple[float, float]:
+def ingest_rates(tmp: Path, redis_url: str, batches: int, singles: int
+                 ) -> tuple[float, LoadResult, LoadResult]:
+    """claims/s through :batch (1,000 claims a request, 2 connections); single reports
+    with 64 connections, against the ingest service and against bench.trivial (the same
+    stack answering without doing anything), with the same client in the same run."""
     cluster = Cluster(tmp, redis_url, f"sqlite:///{tmp / 'ingest.db'}")
     cluster.start("ingest")
     url = cluster.url("ingest")
@@ -211,32 +177,116 @@ def ingest_rates(tmp: Path, redis_url: str, batches: int, singles: int) -> tuple
     try:
         bodies = [[report_body(b * 100 + i, 10_000, 10, rnd) for i in range(100)]
                   for b in range(batches)]
-        with httpx.Client(timeout=60) as client:
-            start = time.perf_counter()
-            for body in bodies:
-                assert client.post(f"{url}/v1/reports:batch", json=body).status_code == 200
-            batch_rate = batches * 1000 / (time.perf_counter() - start)
-
-        async def post_singles() -> float:
-            items = [report_body(600_000 + i, 10_000, 1, rnd) for i in range(singles)]
-            queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            for item in items:
-                queue.put_nowait(item)
-            async with httpx.AsyncClient(timeout=60) as client:
-
-                async def worker() -> None:
-                    while not queue.empty():
-                        item = queue.get_nowait()
-                        answer = await client.post(f"{url}/v1/reports", json=item)
-                        assert answer.status_code == 202, answer.text
-
-                start = time.perf_counter()
-                await asyncio.gather(*(worker() for _ in range(64)))
-                return singles / (time.perf_counter() - start)
-
-        return batch_rate, asyncio.run(post_singles())
+        batch = asyncio.run(post_all(url, encode_posts(url, "/v1/reports:batch", bodies), 2))
+        assert batch.statuses == {200: batches}, batch.statuses
+        items = [report_body(600_000 + i, 10_000, 1, rnd) for i in range(singles)]
+        single = asyncio.run(post_all(url, encode_posts(url, "/v1/reports", items), 64))
+        assert set(single.statuses) == {202}, single.statuses
     finally:
         cluster.stop_all()
+    port = free_port()
+    trivial = subprocess.Popen([sys.executable, "-m", "bench.trivial", str(port)])
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(f"{base}/healthz")
+        floor = asyncio.run(post_all(base, encode_posts(base, "/v1/reports", items), 64))
+    finally:
+        trivial.terminate()
+        trivial.wait()
+    return batch.rate * 1000, single, floor
+
+
+def _wait_http(url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@dataclass
+class Sustained:
+    claims: int
+    events: int
+    post_rate: float  # claims/s accepted by ingest while the reconciler ran
+    apply_rate: float  # events/s from the first applied to the last
+    rss_mb: dict[str, float]
+    db_path: Path
+
+
+def sustained(tmp: Path, redis_url: str, claims: int, keys: int) -> Sustained:
+    """The three services; `claims` claims over `keys` keys posted through :batch while the
+    reconciler applies them (stream -> consensus -> SQL versions); the apply rate is
+    measured from the first event applied to the last, and peak RSS read at the end."""
+    db_path = tmp / "sustained.db"
+    (tmp / "sustained").mkdir(exist_ok=True)
+    cluster = Cluster(tmp / "sustained", redis_url, f"sqlite:///{db_path}")
+    for name in ("ingest", "reconcile", "query"):
+        cluster.start(name)
+    url = cluster.url("ingest")
+    rnd = random.Random(7)
+    engine = make_engine(f"sqlite:///{db_path}")
+
+    def applied() -> int:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one())
+
+    first_applied: list[float] = []
+
+    async def watch_first(stop: asyncio.Event) -> None:
+        while not stop.is_set() and not first_applied:
+            if await asyncio.to_thread(applied):
+                first_applied.append(time.perf_counter())
+            await asyncio.sleep(0.05)
+
+    async def post() -> LoadResult:
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch_first(stop))
+        result = LoadResult(0.0)
+        for chunk in range(0, claims, 20_000):  # encode as we go: constant client memory
+            bodies = [[report_body(chunk // 10 + b * 100 + i, keys, 10, rnd) for i in range(100)]
+                      for b in range(min(20_000, claims - chunk) // 1000)]
+            part = await post_all(url, encode_posts(url, "/v1/reports:batch", bodies), 2)
+            assert set(part.statuses) == {200}, part.statuses
+            result.seconds += part.seconds
+            result.latencies_ms += part.latencies_ms
+        stop.set()
+        await watcher
+        return result
+
+    try:
+        posted = asyncio.run(post())
+        with engine.connect() as conn:
+            total = int(conn.exec_driver_sql("SELECT count(*) FROM outbox").scalar_one())
+        deadline = time.monotonic() + max(600.0, claims / 100)
+        done = applied()
+        while done < total and time.monotonic() < deadline:
+            time.sleep(0.2)
+            done = applied()
+        finished = time.perf_counter()
+        rss = {name: peak_rss_mb(svc.process.pid) for name, svc in cluster.services.items()}
+    finally:
+        cluster.stop_all()
+        engine.dispose()
+    start = first_applied[0] if first_applied else finished
+    return Sustained(claims, done, claims / posted.seconds, done / max(finished - start, 1e-9),
+                     rss, db_path)
+
+
+def replay_rate(tmp: Path, source_path: Path) -> tuple[float, int, bool]:
+    """Rebuilds every projection from the stored log into an empty database; the result
+    must hash equal to the projection the live services built."""
+    source = make_engine(f"sqlite:///{source_path}")
+    target = make_engine(f"sqlite:///{tmp / 'replayed.db'}")
+    start = time.perf_counter()
+    count = replay(source, target, Reconciler(REGISTRY))
+    rate = count / (time.perf_counter() - start)
+    same = projection_hash(source) == projection_hash(target)
+    return rate, count, same
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -247,12 +297,10 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def end_to_end(tmp: Path, redis_url: str, rate: int, seconds: float, rss_claims: int
-               ) -> tuple[list[float], int, dict[str, float], int]:
+def end_to_end(tmp: Path, redis_url: str, rate: int, seconds: float
+               ) -> tuple[list[float], int, list[str]]:
     """POST -> visible in a query, open loop at `rate` claims/s (reports of 10 claims,
-    sent on a fixed schedule whatever the answers), then optionally `rss_claims` more
-    through :batch; returns latencies (ms), failures, peak RSS per service (MB), and the
-    claims the reconciler had applied when RSS was read.
+    sent on a fixed schedule whatever the answers); returns latencies (ms) and failures.
 
     Visible = `GET /v1/consensus/{subject}/{attribute}?min_token=<the POST's token>`
     answers 200: the query service waits until the write's token is applied."""
@@ -263,69 +311,49 @@ def end_to_end(tmp: Path, redis_url: str, rate: int, seconds: float, rss_claims:
     ingest, query = cluster.url("ingest"), cluster.url("query")
     rnd = random.Random(5)
     reports = int(rate * seconds) // 10
+    bodies = [report_body(400_000 + i, 10_000, 10, rnd) for i in range(reports)]
+    posts = encode_posts(ingest, "/v1/reports", bodies)
     latencies: list[float] = []
-    failures = 0
     reasons: list[str] = []
 
-    async def one(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
-        nonlocal failures
-        start = time.perf_counter()
-        try:
-            posted = await client.post(f"{ingest}/v1/reports", json=body)
-            token = posted.json()["token"]
-            claim = body["claims"][0]
-            got = await client.get(
-                f"{query}/v1/consensus/{claim['subject']}/{claim['attribute']}",
-                params={"min_token": token})
-            if posted.status_code != 202 or got.status_code != 200:
-                failures += 1
-                reasons.append(f"POST {posted.status_code}, GET {got.status_code} {got.text[:200]}")
-                return
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            failures += 1
-            reasons.append(repr(exc))
-            return
-        latencies.append((time.perf_counter() - start) * 1000)
-
     async def drive() -> None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-            tasks = []
+        ingest_pool, query_pool = Pool(ingest), Pool(query)
+
+        async def one(i: int) -> None:
             start = time.perf_counter()
-            for i in range(reports):
-                delay = start + i * 10 / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                body = report_body(400_000 + i, 10_000, 10, rnd)
-                tasks.append(asyncio.create_task(one(client, body)))
-            await asyncio.gather(*tasks)
+            try:
+                status, body = await ingest_pool.call(posts[i])
+                if status != 202:
+                    reasons.append(f"POST {status} {body[:200]!r}")
+                    return
+                token = json.loads(body)["token"]
+                claim = bodies[i]["claims"][0]
+                status, body = await query_pool.call(query_pool.get(
+                    f"/v1/consensus/{claim['subject']}/{claim['attribute']}?min_token={token}"))
+                if status != 200:
+                    reasons.append(f"GET {status} {body[:200]!r}")
+                    return
+            except (OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
+                reasons.append(repr(exc))
+                return
+            latencies.append((time.perf_counter() - start) * 1000)
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(reports):
+            delay = start + i * 10 / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        ingest_pool.close()
+        query_pool.close()
 
     try:
         asyncio.run(drive())
-        if reasons:
-            print(f"end to end: {failures} failed, first: {reasons[0]}")
-        fed = reports * 10
-        if rss_claims:
-            with httpx.Client(timeout=120) as client:
-                for b in range(0, rss_claims, 1000):
-                    body = [report_body(450_000 + b // 10 + i, 10_000, 10, rnd)
-                            for i in range(100)]
-                    assert client.post(f"{ingest}/v1/reports:batch", json=body).status_code == 200
-                fed += rss_claims
-                # wait until the reconciler has applied everything (bounded)
-                engine = make_engine(cluster.db_url)
-                deadline = time.monotonic() + max(600.0, rss_claims / 200)
-                while time.monotonic() < deadline:
-                    with engine.connect() as conn:
-                        pending = conn.exec_driver_sql(
-                            "SELECT count(*) FROM outbox WHERE state = 0").scalar()
-                    if not pending:
-                        break
-                    time.sleep(2)
-        rss = {name: peak_rss_mb(svc.process.pid) for name, svc in cluster.services.items()}
     finally:
         cluster.stop_all()
-    return latencies, failures, rss, fed
+    return latencies, len(reasons), reasons[:3]
 
 
 def peer_rates(tmp: Path, claims: int, keys: int) -> tuple[float, float, float]:
@@ -354,19 +382,20 @@ def pct(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--claims", type=int, default=20_000, help="reconcile workload")
-    parser.add_argument("--keys", type=int, default=2_000)
+    parser.add_argument("--claims", type=int, default=200_000,
+                        help="sustained reconcile workload through the services (issue: 200k; "
+                             "1,000,000 for RSS at 1M)")
+    parser.add_argument("--keys", type=int, default=10_000)
     parser.add_argument("--lookup-claims", type=int, default=200_000)
     parser.add_argument("--lookup-keys", type=int, default=10_000)
     parser.add_argument("--batches", type=int, default=20, help="x 1,000 claims via :batch")
-    parser.add_argument("--singles", type=int, default=2_000)
+    parser.add_argument("--singles", type=int, default=5_000)
     parser.add_argument("--e2e-rate", type=int, default=1_000, help="claims/s, open loop")
-    parser.add_argument("--e2e-seconds", type=float, default=10.0)
-    parser.add_argument("--rss-claims", type=int, default=0,
-                        help="more claims through :batch before reading peak RSS (full: 1000000)")
-    parser.add_argument("--replay-events", type=int, default=22_000, help="full: 1000000")
-    parser.add_argument("--peer-claims", type=int, default=5_000, help="full: 100000")
+    parser.add_argument("--e2e-seconds", type=float, default=20.0)
+    parser.add_argument("--peer-claims", type=int, default=20_000, help="issue: 100000")
     parser.add_argument("--peer-keys", type=int, default=1_000)
+    parser.add_argument("--skip-replay", action="store_true")
+    parser.add_argument("--no-record", action="store_true", help="print only, no RESULTS.md")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="claimledger-bench-"))
     server = LocalRedis(tmp / "redis", persist=False).start()
@@ -380,22 +409,37 @@ def main(argv: list[str] | None = None) -> None:
                  ("raw XREADGROUP COUNT 1000 + XACK", f"{readack:,.0f}/s", "baseline"),
                  ("raw SQLite executemany (WAL, 1 txn)", f"{sqlite_rate:,.0f} rows/s",
                   "baseline")]
-        batch, single = ingest_rates(tmp, server.url, args.batches, args.singles)
-        rows += [("ingest POST /v1/reports:batch", f"{batch:,.0f} claims/s",
-                  f"{batch / xadd:.1%} of raw XADD (target >= 25%)"),
-                 ("ingest POST /v1/reports, 64 clients", f"{single:,.0f} reports/s",
-                  "target >= 2,500/s")]
-        applied, replayed, same = reconcile_rate(tmp, args.claims, args.keys)
-        rows += [(f"reconcile apply ({args.claims:,} claims, {args.keys:,} keys)",
-                  f"{applied:,.0f} events/s",
-                  f"{applied / readack:.1%} of raw read+ack (target >= 40%)"),
-                 ("replay of that log", f"{replayed:,.0f} events/s, projection hash "
-                  + ("identical" if same else "DIFFERENT"), "hash must be identical")]
-        rate, count = replay_rate(tmp, args.replay_events, args.keys)
-        rows += [(f"replay (rebuild all projections, {count:,} events)",
-                  f"{rate:,.0f} events/s", "target >= 50,000/s")]
-        lat, failed, rss, fed = end_to_end(tmp, server.url, args.e2e_rate, args.e2e_seconds,
-                                           args.rss_claims)
+        redis.Redis.from_url(server.url).flushall()
+        batch, single, floor = ingest_rates(tmp, server.url, args.batches, args.singles)
+        s_lat = single.latencies_ms
+        rows += [("ingest POST /v1/reports:batch (1,000 claims each, 2 connections)",
+                  f"{batch:,.0f} claims/s", f"{batch / xadd:.1%} of raw XADD (target >= 25%)"),
+                 ("ingest POST /v1/reports, 64 connections",
+                  f"{single.rate:,.0f} reports/s (p50 {pct(s_lat, 50):.0f} ms, "
+                  f"p99 {pct(s_lat, 99):.0f} ms)",
+                  f"{single.rate / floor.rate:.0%} of the trivial endpoint (target >= 2,500/s)"),
+                 ("baseline: trivial FastAPI endpoint, same client",
+                  f"{floor.rate:,.0f} requests/s", "baseline")]
+        redis.Redis.from_url(server.url).flushall()
+        run = sustained(tmp, server.url, args.claims, args.keys)
+        rows += [(f"reconcile, sustained: {run.claims:,} claims on {args.keys:,} keys posted "
+                  f"through :batch ({run.events:,} events)", f"{run.apply_rate:,.0f} events/s",
+                  f"{run.apply_rate / readack:.1%} of raw read+ack (target >= 40%)"),
+                 ("ingest :batch while the reconciler runs", f"{run.post_rate:,.0f} claims/s",
+                  "-")]
+        rows += [(f"peak RSS {name} (after {run.claims:,} claims)", f"{mb:,.0f} MB",
+                  "target <= 300 MB at 1M" if name == "reconcile" else "-")
+                 for name, mb in run.rss_mb.items()]
+        if not args.skip_replay:
+            rate, count, same = replay_rate(tmp, run.db_path)
+            rows += [(f"replay: rebuild all projections from the stored log ({count:,} events)",
+                      f"{rate:,.0f} events/s, projection hash "
+                      + ("identical to the live one" if same else "DIFFERENT"),
+                      "target >= 50,000/s")]
+        redis.Redis.from_url(server.url).flushall()
+        lat, failed, reasons = end_to_end(tmp, server.url, args.e2e_rate, args.e2e_seconds)
+        if reasons:
+            print(f"end to end: {failed} failed, first: {reasons[0]}")
         if lat:
             rows += [(f"end to end POST -> visible, {args.e2e_rate:,} claims/s open loop "
                       f"({len(lat):,} reports, {failed} failed)",
@@ -403,9 +447,6 @@ def main(argv: list[str] | None = None) -> None:
                       f"max {max(lat):.0f} ms", "target p99 <= 20 ms")]
         else:
             rows += [("end to end POST -> visible", f"all {failed} failed", "-")]
-        rows += [(f"peak RSS {name} (after {fed:,} claims)", f"{mb:,.0f} MB",
-                  "target <= 300 MB at 1M" if name == "reconcile" else "-")
-                 for name, mb in rss.items()]
         ours, es_full, es_normal = peer_rates(tmp, args.peer_claims, args.peer_keys)
         rows += [(f"peer: append + project {args.peer_claims:,} claims, claimledger "
                   "(SQLite WAL, synchronous=NORMAL)", f"{ours:,.0f} claims/s",
@@ -430,6 +471,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wall time {wall:.0f} s")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    if args.no_record:
+        return
     with open(Path(__file__).with_name("RESULTS.md"), "a", encoding="utf-8") as out:
         out.write(f"\n## make bench, {stamp} ({platform.node()}, {platform.python_version()}, "
                   f"{os.cpu_count()} cores, load average {load:.1f} at the end)\n\n"

@@ -75,6 +75,17 @@ class KeyChecker:
         self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
         self._any: tuple[float, bool] = (0.0, False)
 
+    def answers_from_memory(self, secret: str | None) -> bool:
+        """True when any_active() and scopes(secret) would not touch the database, so an
+        async caller can check on the event loop instead of hopping to a thread."""
+        now = time.monotonic()
+        if now - self._any[0] >= self.ttl_s:
+            return False
+        if not self._any[1] or secret is None:
+            return True
+        cached = self._cache.get(digest(secret))
+        return cached is not None and now - cached[0] < self.ttl_s
+
     def any_active(self) -> bool:
         at, value = self._any
         if time.monotonic() - at < self.ttl_s:

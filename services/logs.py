@@ -21,10 +21,10 @@ configured, e.g. under pytest); structlog is the one formatting pipeline.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any
@@ -61,7 +61,9 @@ def trace_id_from(headers: Mapping[str, str]) -> str | None:
 
 
 def new_trace_id() -> str:
-    return uuid.uuid4().hex  # 32 hex digits, the shape of a W3C trace-id
+    return os.urandom(
+        16
+    ).hex()  # 32 hex digits, the shape of a W3C trace-id (uuid4 minus the object)
 
 
 def current_trace_id() -> str | None:

@@ -6,7 +6,7 @@ Events and stored versions carry these dicts; numbers keep their exact type
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
@@ -33,16 +33,26 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def value_to_dict(value: Value) -> dict[str, Any]:
-    return {k: v for k, v in asdict(value).items() if v not in (None, False) or k in _VALUE_KEEP}
-
-
+# Field by field rather than dataclasses.asdict, which deep-copies every value: these run
+# for every claim ingest accepts and every claim the reconciler loads.
+_VALUE_FIELDS = tuple(f.name for f in fields(Value))
+_VALUE_NAMES = frozenset(_VALUE_FIELDS)
 _VALUE_KEEP = {"low", "best", "high"}
+_CLAIM_FIELDS = tuple(f.name for f in fields(ClaimFacts))
+_CLAIM_NAMES = frozenset(_CLAIM_FIELDS)
+
+
+def value_to_dict(value: Value) -> dict[str, Any]:
+    out = {}
+    for name in _VALUE_FIELDS:
+        v = getattr(value, name)
+        if v not in (None, False) or name in _VALUE_KEEP:
+            out[name] = v
+    return out
 
 
 def value_from_dict(data: dict[str, Any]) -> Value:
-    names = {f.name for f in fields(Value)}
-    return Value(**{k: v for k, v in data.items() if k in names})
+    return Value(**{k: v for k, v in data.items() if k in _VALUE_NAMES})
 
 
 def valid_time_from_dict(data: dict[str, Any] | None) -> ValidTime | None:
@@ -57,14 +67,21 @@ def valid_time_from_dict(data: dict[str, Any] | None) -> ValidTime | None:
 
 
 def claim_to_dict(claim: ClaimFacts) -> dict[str, Any]:
-    out = _jsonable(asdict(claim))
+    out: dict[str, Any] = {name: _jsonable(getattr(claim, name)) for name in _CLAIM_FIELDS}
     out["value"] = value_to_dict(claim.value)
+    vt = claim.valid_time
+    if vt is not None:
+        out["valid_time"] = {
+            "start": _jsonable(vt.start),
+            "end": _jsonable(vt.end),
+            "precision": vt.precision,
+            "raw": vt.raw,
+        }
     return out
 
 
 def claim_from_dict(data: dict[str, Any]) -> ClaimFacts:
-    names = {f.name for f in fields(ClaimFacts)}
-    kwargs = {k: v for k, v in data.items() if k in names}
+    kwargs = {k: v for k, v in data.items() if k in _CLAIM_NAMES}
     kwargs["value"] = value_from_dict(data["value"])
     kwargs["valid_time"] = valid_time_from_dict(data.get("valid_time"))
     kwargs["published_at"] = parse_iso(data["published_at"])

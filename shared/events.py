@@ -9,10 +9,11 @@ read (`upcast`), never edited in place.
 from __future__ import annotations
 
 import hashlib
-import json
 import zlib
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 SCHEMA_VERSION = 1
 
@@ -31,6 +32,11 @@ EVENT_TYPES = (
     SOURCE_RATED,
     SOURCE_RELIABILITY_LEARNED,
 )
+
+# msgspec: compact UTF-8 JSON like json.dumps(separators=(",", ":"), ensure_ascii=False),
+# several times faster; events are encoded by ingest and decoded by the reconciler per claim
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
 
 STREAM_PREFIX = "claimledger:"
 DEAD_LETTER_STREAM = "claimledger:dead"
@@ -56,7 +62,7 @@ class Event:
     trace_id: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
+        return _encode(
             {
                 "event_id": self.event_id,
                 "type": self.type,
@@ -68,16 +74,14 @@ class Event:
                 "attribute": self.attribute,
                 "trace_id": self.trace_id,
                 "payload": self.payload,
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+            }
+        ).decode()
 
 
 def event_from_json(data: str | bytes) -> Event:
     try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        raw = _decode(data)
+    except (ValueError, UnicodeDecodeError) as exc:  # msgspec.DecodeError is a ValueError
         raise EventProblem(f"not JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise EventProblem("event is not a JSON object")

@@ -67,7 +67,7 @@ class IngestContext:
     commits: GroupCommit | None = None
 
 
-def context(request: Request) -> IngestContext:
+async def context(request: Request) -> IngestContext:
     ctx: IngestContext = request.app.state.ingest
     return ctx
 
@@ -75,11 +75,21 @@ def context(request: Request) -> IngestContext:
 Ctx = Annotated[IngestContext, Depends(context)]
 
 
-def require_write(request: Request, ctx: Ctx) -> None:
+async def require_write(request: Request, ctx: Ctx) -> None:
     """Writes need a write-scoped key whenever any key exists (DESIGN.md §6).
 
     A configured rate limit then applies per key (per client address when auth is off).
+    Async so the usual case (keys cached) costs no thread hop per request; a cache miss
+    reads the keys table in a thread.
     """
+    _, _, secret = request.headers.get("authorization", "").partition(" ")
+    if ctx.keys.answers_from_memory(secret.strip() or None):
+        _check_write(request, ctx)
+    else:
+        await asyncio.to_thread(_check_write, request, ctx)
+
+
+def _check_write(request: Request, ctx: IngestContext) -> None:
     if not ctx.keys.any_active():
         client = request.client.host if request.client else "unknown"
         ctx.limiter.check(f"ip:{client}")

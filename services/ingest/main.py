@@ -9,7 +9,13 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.db import create_schema, database_ok, make_engine
-from services.http import BodyLimit, RateLimiter, install_error_handlers, install_metrics
+from services.http import (
+    NATIVE_TELEMETRY_OFF,
+    BodyLimit,
+    RateLimiter,
+    install_error_handlers,
+    install_metrics,
+)
 from services.ingest import api
 from services.ingest.commits import GroupCommit
 from services.ingest.extract_api import router as extract_router
@@ -69,9 +75,14 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         sampler = start_sampler(ingest_sampler(engine), INGEST_METRICS)
         tasks = [task]
         if settings.reweigh_every_s > 0:
-            tasks.append(asyncio.create_task(reweigh_periodically(
-                engine, settings.partitions, settings.reweigh_every_s, relay.kick
-            ), name="reweigh"))
+            tasks.append(
+                asyncio.create_task(
+                    reweigh_periodically(
+                        engine, settings.partitions, settings.reweigh_every_s, relay.kick
+                    ),
+                    name="reweigh",
+                )
+            )
         try:
             yield
         finally:
@@ -84,7 +95,12 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             await redis.aclose()
             engine.dispose()
 
-    app = FastAPI(title="claimledger ingest", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="claimledger ingest",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=NATIVE_TELEMETRY_OFF,
+    )
     install_error_handlers(app)
     install_metrics(app, "ingest")
     app.include_router(api.router)

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.db import create_schema, database_ok, make_engine
-from services.http import install_error_handlers, install_metrics
+from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
 from services.keys import KeyChecker
 from services.logs import RequestContext
 from services.observability import QUERY_METRICS, query_sampler, start_sampler
@@ -71,7 +71,12 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
             await redis.aclose()
             engine.dispose()
 
-    app = FastAPI(title="claimledger query", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="claimledger query",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=NATIVE_TELEMETRY_OFF,
+    )
     install_error_handlers(app)
     install_metrics(app, "query")
     app.include_router(api.router)

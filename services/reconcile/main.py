@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from services.db import create_schema, database_ok, make_engine
-from services.http import install_error_handlers, install_metrics
+from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
 from services.logs import RequestContext
 from services.observability import RECONCILE_METRICS, reconcile_sampler, start_sampler
 from services.probes import readiness_router
@@ -311,7 +311,12 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             await redis.aclose()
             engine.dispose()
 
-    app = FastAPI(title="claimledger reconcile", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="claimledger reconcile",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=NATIVE_TELEMETRY_OFF,
+    )
     install_error_handlers(app)
     install_metrics(app, "reconcile")
     app.include_router(readiness_router())

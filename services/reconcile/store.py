@@ -493,20 +493,26 @@ class _Batch:
     def _flush(self) -> None:
         conn, rows = self.conn, self.rows
         if rows["events"]:
-            conn.execute(insert(events_t), rows["events"])
+            _insert_many(conn, events_t, rows["events"])
         if rows["claims"]:
-            conn.execute(insert(claims_t), rows["claims"])
+            _insert_many(conn, claims_t, rows["claims"])
         if rows["mods"]:
-            conn.execute(insert(mods_t), rows["mods"])
+            _insert_many(conn, mods_t, rows["mods"])
         if rows["versions"]:
-            conn.execute(insert(versions_t), rows["versions"])
+            _insert_many(conn, versions_t, rows["versions"])
         if rows["closes"]:  # after the inserts: a version may open and close in one batch
-            conn.execute(
-                update(versions_t)
-                .where(versions_t.c.id == bindparam("row_id"))
-                .values(rec_to=bindparam("rec_to")),
-                rows["closes"],
-            )
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(
+                    "UPDATE versions SET rec_to = ? WHERE id = ?",
+                    [(r["rec_to"], r["row_id"]) for r in rows["closes"]],
+                )
+            else:
+                conn.execute(
+                    update(versions_t)
+                    .where(versions_t.c.id == bindparam("row_id"))
+                    .values(rec_to=bindparam("rec_to")),
+                    rows["closes"],
+                )
         new = [s for s in self.states.values() if s.key not in self.heads]
         if new:
             conn.execute(insert(keys_t), [_key_row(s) for s in new])
@@ -523,6 +529,19 @@ class _Batch:
                 [{**_key_row(s), "k_subject": s.subject, "k_attribute": s.attribute}
                  for s in touched],
             )
+
+
+def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert. On SQLite straight to the driver's executemany with tuples: SQLAlchemy's
+    per-row parameter processing cost as much as the inserts themselves (bench/RESULTS.md).
+    PostgreSQL keeps Core, whose insertmanyvalues already batches rows per statement."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
+           f"VALUES ({', '.join('?' * len(names))})")
+    conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
 
 
 def _key_row(state: KeyState) -> dict[str, Any]:
