@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test unit integration e2e fault lint bench clean bench-peer bench-accuracy
+.PHONY: install run test unit integration e2e fault lint bench clean bench-peer bench-accuracy bench-profile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,14 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
 	touch $@
 
-# BENCH_ARGS="--rss-claims 1000000 --replay-events 1000000 --peer-claims 100000" for full sizes
+# Defaults fit in ~10 minutes (200k claims sustained, replay of that log, 20k-claim peer);
+# BENCH_ARGS="--claims 1000000 --peer-claims 100000" for RSS at 1M claims and the full peer.
 bench: $(VENV)/.bench-installed
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# py-spy samples of the reconciler's apply path, bucketed (consensus, SQL, encoding, ...)
+bench-profile: $(VENV)/.bench-installed
+	$(PY) -m bench.profile
 
 clean:
 	rm -rf var .pytest_cache

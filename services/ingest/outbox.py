@@ -220,11 +220,12 @@ def due_for_publishing(
 
 def mark_published(engine: Engine, seqs: list[int], at: str) -> None:
     with engine.begin() as conn:
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.seq.in_(seqs))
-            .values(published_at=at, attempts=outbox.c.attempts + 1)
-        )
+        for i in range(0, len(seqs), 500):
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.seq.in_(seqs[i : i + 500]))
+                .values(published_at=at, attempts=outbox.c.attempts + 1)
+            )
 
 
 def depth(engine: Engine) -> tuple[int, str | None]:

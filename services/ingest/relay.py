@@ -39,6 +39,7 @@ class Relay:
         republish_after_s: float = 30.0,
         batch: int = 1000,
         idle_poll_s: float = 0.2,
+        mark_every_s: float = 0.25,
     ) -> None:
         self.engine, self.redis = engine, redis
         self.republish_after_s, self.batch, self.idle_poll_s = republish_after_s, batch, idle_poll_s
@@ -48,12 +49,16 @@ class Relay:
         self._high_seq = 0
         self._next_full_scan = 0.0
         self._next_overdue_check = 0.0
+        # seqs sent but not yet marked published in SQL (see _mark)
+        self.mark_every_s = mark_every_s
+        self._unmarked: list[int] = []
+        self._marked_at = 0.0
 
     def _fresh_floor(self) -> int:
         """New events are searched above the highest seq sent: outbox writers commit in seq
         order (outbox.serialize_seqs), so no unsent row can appear below it. Now and then
         from 0 anyway, a safety net for a row a writer left behind some other way."""
-        if time.monotonic() >= self._next_full_scan:
+        if time.monotonic() >= self._next_full_scan and not self._unmarked:
             self._next_full_scan = time.monotonic() + 10.0
             return 0
         return self._high_seq
@@ -75,6 +80,8 @@ class Relay:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if sent < self.batch:
+                if self._unmarked and time.monotonic() - self._marked_at >= self.mark_every_s:
+                    await self._mark()
                 self._kick.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), self.idle_poll_s)
@@ -107,10 +114,28 @@ class Relay:
         for item in due:
             pipe.xadd(item.stream, {DATA_FIELD: item.body})
         await pipe.execute()
-        await asyncio.to_thread(outbox.mark_published, self.engine, [d.seq for d in due], now_iso())
+        self._unmarked += [d.seq for d in due]
+        if time.monotonic() - self._marked_at >= self.mark_every_s:
+            await self._mark()
         self.published += len(due)
         self._high_seq = max(self._high_seq, *(d.seq for d in due))
         return len(due)
+
+    async def _mark(self) -> None:
+        """Records `published_at` for what was sent, at most every `mark_every_s`.
+
+        Only the republish schedule reads it. Written after every XADD, this write met the
+        reconciler's transaction for the very events just sent on SQLite's single write
+        lock, whose busy handler then slept milliseconds on every report (bench/RESULTS.md).
+        Marks lost in a crash only make those events count as never sent: sent again,
+        applied once (event ids)."""
+        seqs, self._unmarked = self._unmarked, []
+        self._marked_at = time.monotonic()
+        try:
+            await asyncio.to_thread(outbox.mark_published, self.engine, seqs, now_iso())
+        except Exception:
+            self._unmarked = seqs + self._unmarked
+            raise
 
     async def _idle_streams(self, streams: set[str]) -> set[str]:
         """Streams whose group has delivered and acked everything (or that are gone)."""

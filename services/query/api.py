@@ -19,6 +19,7 @@ from services.http import Problem, bearer_scopes
 from services.keys import KeyChecker
 from services.query import views
 from services.query.stream import SEP, Fanout, StreamFilter, feed
+from services.query.watermark import Watermark
 from shared.timeaxes import query_instant, segment_at
 from shared.validtime import TimeProblem, parse_instant
 
@@ -28,6 +29,7 @@ class QueryContext:
     engine: Engine
     min_token_wait_s: float = 5.0
     fanout: Fanout | None = None  # set by the lifespan; feeds every SSE subscriber
+    watermark: Watermark | None = None  # set by the lifespan; shared by min_token waits
     stream_send_timeout_s: float = 30.0  # a stream whose client reads nothing this long ends
     subscribers: int = 0
     max_streams_per_client: int = 100  # 0: no limit
@@ -104,19 +106,34 @@ async def _token(ctx: QueryContext, min_token: str | None) -> str:
                 errors=[{"pointer": "/min_token", "detail": "not a token"}],
             )
         wanted = int(min_token)
+    if ctx.watermark is None:  # a context built without the lifespan (tests): poll alone
+        return await _poll_token(ctx, wanted)
+    if wanted is None:
+        return str(await ctx.watermark.current())
+    try:
+        return str(await ctx.watermark.wait_for(wanted, ctx.min_token_wait_s))
+    except TimeoutError:
+        raise _not_visible(ctx, wanted, ctx.watermark.value) from None
+
+
+def _not_visible(ctx: QueryContext, wanted: int, mark: int) -> Problem:
+    return Problem(
+        504,
+        "Write not visible yet",
+        f"token {wanted} not applied within {ctx.min_token_wait_s}s "
+        f"(visible up to {mark}); retry",
+        token=str(mark),
+    )
+
+
+async def _poll_token(ctx: QueryContext, wanted: int | None) -> str:
     deadline = time.monotonic() + ctx.min_token_wait_s
     while True:
         mark = await asyncio.to_thread(views.watermark, ctx.engine)
         if wanted is None or mark >= wanted:
             return str(mark)
         if time.monotonic() >= deadline:
-            raise Problem(
-                504,
-                "Write not visible yet",
-                f"token {wanted} not applied within {ctx.min_token_wait_s}s "
-                f"(visible up to {mark}); retry",
-                token=str(mark),
-            )
+            raise _not_visible(ctx, wanted, mark)
         await asyncio.sleep(0.01)
 
 

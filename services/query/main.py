@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,8 +19,9 @@ from services.keys import KeyChecker
 from services.logs import RequestContext
 from services.observability import QUERY_METRICS, query_sampler, start_sampler
 from services.probes import readiness_router
-from services.query import api
+from services.query import api, views
 from services.query.stream import Fanout
+from services.query.watermark import Watermark
 from services.redisconn import connect
 from shared.settings import CommonSettings
 
@@ -52,6 +54,8 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         app.state.query = ctx
         if settings.require_read_key:
             ctx.read_keys = KeyChecker(engine)
+        ctx.watermark = Watermark(functools.partial(views.watermark, engine))
+        ctx.watermark.start()
         fanout = Fanout(engine, redis, buffer=settings.stream_buffer)
         await fanout.start()
         ctx.fanout = fanout
@@ -65,6 +69,7 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
             yield
         finally:
             await sampler.stop()
+            await ctx.watermark.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -9,6 +9,7 @@ reclaimer takes over entries left pending by dead consumers (XAUTOCLAIM, Redis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -52,40 +53,144 @@ class EntryProcessor:
         *,
         serialize_writes: bool,
         updates_maxlen: int = 100_000,
+        max_group: int = 2000,
+        linger_s: float = 0.002,
     ) -> None:
         self.engine, self.redis, self.reconciler = engine, redis, reconciler
         self.updates_maxlen = updates_maxlen
         # SQLite has one writer: queueing here beats busy-waiting in the driver
         self._write_lock = asyncio.Lock() if serialize_writes else None
+        self.max_group, self.linger_s = max_group, linger_s
+        self._queue: asyncio.Queue[
+            tuple[str, Sequence[Entry], asyncio.Future[list[bytes]]]
+        ] | None = None
+        self._applier: asyncio.Task[None] | None = None
+
+    # -- applying entries of every partition together ------------------------------------
+
+    def start(self) -> None:
+        """Entries then go through one applier task: the batches the partitions' subscribers
+        hand over while a transaction runs are applied together in the next one."""
+        self._queue = asyncio.Queue()
+        self._applier = asyncio.create_task(self._apply_together(), name="group-apply")
+
+    async def stop(self) -> None:
+        """Finishes what was handed over, then stops the applier (later calls apply alone)."""
+        applier, self._applier = self._applier, None
+        if applier is None:
+            return
+        while self._queue is not None and not self._queue.empty():
+            await asyncio.sleep(0.01)
+        applier.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await applier
 
     async def process(self, stream: str, entries: Sequence[Entry]) -> list[bytes]:
         """Applies a batch; returns the entry ids that failed (left pending for retry)."""
-        good: list[tuple[bytes, Event]] = []
-        done: list[bytes] = []
-        for entry_id, fields in entries:
+        if self._applier is None or self._applier.done() or self._queue is None:
+            return (await self._process_many([(stream, entries)]))[0]
+        done: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+        await self._queue.put((stream, entries, done))
+        return await done
+
+    async def _apply_together(self) -> None:
+        assert self._queue is not None
+        while True:
+            group = [await self._queue.get()]
+            # one XADD pipeline from ingest wakes several partitions' subscribers, whose
+            # reads return over a millisecond or two: let them hand over before the
+            # transaction starts (fewer, larger transactions: faster and sooner visible)
+            await asyncio.sleep(self.linger_s)
+            size = len(group[0][1])
+            while not self._queue.empty() and size < self.max_group:
+                group.append(self._queue.get_nowait())
+                size += len(group[-1][1])
             try:
-                good.append((entry_id, _decode(fields)))
-            except EventProblem as exc:
-                await self.dead_letter(stream, entry_id, fields, f"poison: {exc}")
-                done.append(entry_id)
-        failed: list[bytes] = []
+                results = await self._process_many([(s, e) for s, e, _ in group])
+            except BaseException as exc:
+                for _, _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, _, done), failed in zip(group, results, strict=True):
+                if not done.done():
+                    done.set_result(failed)
+
+    async def _process_many(
+        self, batches: list[tuple[str, Sequence[Entry]]]
+    ) -> list[list[bytes]]:
+        """One transaction for the batches of several streams (each in stream order); if it
+        fails, each stream's batch alone, and within that event by event."""
+        decoded: list[tuple[str, list[tuple[bytes, Event]], list[bytes]]] = []
+        for stream, entries in batches:
+            good: list[tuple[bytes, Event]] = []
+            done: list[bytes] = []
+            for entry_id, fields in entries:
+                try:
+                    good.append((entry_id, _decode(fields)))
+                except EventProblem as exc:
+                    await self.dead_letter(stream, entry_id, fields, f"poison: {exc}")
+                    done.append(entry_id)
+            decoded.append((stream, good, done))
+        events = [e for _, good, _ in decoded for _, e in good]
+        if events:
+            started = time.perf_counter()
+            try:
+                written = await self._apply(events)
+            except Exception as exc:
+                if len(decoded) == 1:
+                    return [await self._one_by_one(*decoded[0], exc)]
+                log.warning("group of %d batches failed (%s); applying each alone",
+                            len(decoded), exc)
+                return [await self._alone(stream, good, done) for stream, good, done in decoded]
+            streams = ",".join(sorted({s for s, _, _ in decoded}))
+            _log_applied(streams, len(events), written, time.perf_counter() - started)
+            await self._announce(written)
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, good, done in decoded:
+            ids = done + [i for i, _ in good]
+            if ids:
+                pipe.xack(stream, CONSUMER_GROUP, *ids)
+        if any(done or good for _, good, done in decoded):
+            await pipe.execute()
+        return [[] for _ in decoded]
+
+    async def _alone(
+        self, stream: str, good: list[tuple[bytes, Event]], done: list[bytes]
+    ) -> list[bytes]:
+        """One stream's batch in its own transaction; if that fails, event by event."""
         if good:
             started = time.perf_counter()
             try:
                 written = await self._apply([e for _, e in good])
-                done += [i for i, _ in good]
-            except Exception as exc:  # isolate the failing event(s)
-                log.warning("batch failed (%s); applying one by one", exc)
-                written = []
-                for entry_id, event in good:
-                    try:
-                        written += await self._apply([event])
-                        done.append(entry_id)
-                    except Exception as one_exc:
-                        log.error("event %s failed: %r", event.event_id, one_exc)
-                        failed.append(entry_id)
-            _log_applied(stream, len(good) - len(failed), written, time.perf_counter() - started)
+            except Exception as exc:
+                return await self._one_by_one(stream, good, done, exc)
+            _log_applied(stream, len(good), written, time.perf_counter() - started)
             await self._announce(written)
+        ids = done + [i for i, _ in good]
+        if ids:
+            await self.redis.xack(stream, CONSUMER_GROUP, *ids)
+        return []
+
+    async def _one_by_one(
+        self, stream: str, good: list[tuple[bytes, Event]], done: list[bytes], exc: Exception
+    ) -> list[bytes]:
+        """Isolates the failing event(s) of one stream's batch; they stay pending."""
+        log.warning("batch failed (%s); applying one by one", exc)
+        started = time.perf_counter()
+        written: list[VersionWritten] = []
+        failed: list[bytes] = []
+        for entry_id, event in good:
+            try:
+                written += await self._apply([event])
+                done.append(entry_id)
+            except Exception as one_exc:
+                log.error("event %s failed: %r", event.event_id, one_exc)
+                failed.append(entry_id)
+        _log_applied(stream, len(good) - len(failed), written, time.perf_counter() - started)
+        await self._announce(written)
         if done:
             await self.redis.xack(stream, CONSUMER_GROUP, *done)
         return failed

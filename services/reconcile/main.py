@@ -277,6 +277,7 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
         processor = EntryProcessor(
             engine, redis, reconciler, serialize_writes=engine.dialect.name == "sqlite"
         )
+        processor.start()
         streams = [stream_for(p) for p in range(settings.partitions)]
         reclaimer = Reclaimer(
             processor,
@@ -308,6 +309,7 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await processor.stop()
             await redis.aclose()
             engine.dispose()
 

@@ -1,0 +1,105 @@
+"""Where the time goes: py-spy samples of the reconciler's apply path, bucketed.
+
+    .venv/bin/python -m bench.profile [--claims 20000 --keys 2000]
+
+Runs the reconciler's core (Reconciler.apply on batches of 500 events, SQLite, the same
+events ingest would log) under `py-spy record`, then attributes every sample to the
+innermost bucket it is in: consensus computation, the timeline revision around it,
+encoding the result (JSON + digest + diff), SQL (SQLAlchemy + the sqlite3 driver,
+including commit), event decoding and the rest. Prints a table for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+# innermost match wins: a frame list is scanned from the leaf up
+BUCKETS: list[tuple[str, tuple[str, ...]]] = [
+    ("SQL (SQLAlchemy + sqlite3, incl. commit)", ("sqlalchemy/", "sqlite3", "_insert_many")),
+    ("result encoding (dict, JSON, digest, diff)",
+     ("result_to_dict", "_computed", "_diff", "_body")),
+    ("consensus: explanation sentence", ("explain_numeric", "explain_vote")),
+    ("consensus: clusters and origins", ("assign_clusters", "make_groups", "_clusters")),
+    ("consensus: admission (hedges, weights)", ("admit",)),
+    ("consensus: fusion (weighted median, band)", ("fuse", "vote")),
+    ("consensus: rest", ("compute_consensus",)),
+    ("timeline revision (which steps change)", ("revise",)),
+    ("claim/event decoding", ("claim_from_dict", "event_from_json", "to_json")),
+    ("key state loading", ("_load_states", "_prefetch", "_know_subjects")),
+]
+
+
+def bucket_of(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, needles in BUCKETS:
+            if any(n in frame for n in needles):
+                return name
+    return "other (batch bookkeeping, interpreter)"
+
+
+def summarize(raw: Path, root: str) -> list[tuple[str, float]]:
+    counts: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(root in f for f in frames):
+            continue
+        counts[bucket_of(frames)] += int(n)
+        total += int(n)
+    return [(name, 100 * c / total) for name, c in counts.most_common()] if total else []
+
+
+def worker(claims: int, keys: int) -> None:
+    from bench.run import REGISTRY, prepared_events
+    from services.db import create_schema, make_engine
+    from services.reconcile.store import Reconciler
+
+    events = prepared_events(claims, keys)
+    tmp = Path(tempfile.mkdtemp(prefix="claimledger-profile-"))
+    engine = make_engine(f"sqlite:///{tmp / 'profile.db'}")
+    create_schema(engine)
+    reconciler = Reconciler(REGISTRY)
+    start = time.perf_counter()
+    for i in range(0, len(events), 500):
+        reconciler.apply(engine, events[i : i + 500])
+    elapsed = time.perf_counter() - start
+    print(f"{len(events):,} events applied in {elapsed:.1f} s under the profiler "
+          f"({len(events) / elapsed:,.0f} events/s, {1e6 * elapsed / len(events):,.0f} us/event)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--claims", type=int, default=20_000)
+    parser.add_argument("--keys", type=int, default=2_000)
+    parser.add_argument("--rate", type=int, default=200, help="py-spy samples/s")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.claims, args.keys)
+        return
+    raw = Path(tempfile.mkdtemp(prefix="claimledger-profile-")) / "reconcile.txt"
+    spy = Path(sys.executable).with_name("py-spy")
+    subprocess.run(
+        [str(spy), "record", "-r", str(args.rate), "-f", "raw", "-o", str(raw), "--",
+         sys.executable, "-m", "bench.profile", "--worker", "--claims", str(args.claims),
+         "--keys", str(args.keys)],
+        check=True,
+    )
+    rows = summarize(raw, "Reconciler.apply")
+    print(f"\nReconciler.apply, {args.claims:,} claims on {args.keys:,} keys "
+          "(share of samples inside apply)\n")
+    print("| where | share |\n|---|---|")
+    for name, share in rows:
+        print(f"| {name} | {share:.1f}% |")
+    print(f"\nraw samples: {raw}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

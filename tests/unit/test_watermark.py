@@ -1,0 +1,69 @@
+"""The query service's shared min_token poller (services/query/watermark.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.query.watermark import Watermark
+
+
+class Outbox:
+    """Stands in for views.watermark: counts reads, answers the current mark."""
+
+    def __init__(self) -> None:
+        self.mark, self.reads = 0, 0
+
+    def read(self) -> int:
+        self.reads += 1
+        return self.mark
+
+
+@pytest.mark.asyncio
+async def test_a_hundred_waiters_share_one_poll_and_all_wake_when_their_write_lands() -> None:
+    outbox = Outbox()
+    watermark = Watermark(outbox.read, interval_s=0.01)
+    watermark.start()
+    try:
+        waits = [asyncio.create_task(watermark.wait_for(5, 5.0)) for _ in range(100)]
+        await asyncio.sleep(0.1)
+        polls_while_waiting = outbox.reads
+        assert not any(w.done() for w in waits)
+        outbox.mark = 7
+        assert await asyncio.gather(*waits) == [7] * 100
+        # one poller: ~10 polls in 0.1 s, not one per waiter per poll
+        assert polls_while_waiting < 30
+    finally:
+        await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_write_already_visible_answers_without_waiting() -> None:
+    outbox = Outbox()
+    outbox.mark = 3
+    watermark = Watermark(outbox.read)
+    watermark.start()
+    try:
+        assert await watermark.current() == 3
+        reads = outbox.reads
+        assert await watermark.wait_for(2, 1.0) == 3
+        assert outbox.reads == reads
+    finally:
+        await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_write_never_applied_times_out_and_polling_stops() -> None:
+    outbox = Outbox()
+    watermark = Watermark(outbox.read, interval_s=0.005)
+    watermark.start()
+    try:
+        with pytest.raises(TimeoutError):
+            await watermark.wait_for(1, 0.05)
+        await asyncio.sleep(0.05)
+        reads = outbox.reads
+        await asyncio.sleep(0.05)
+        assert outbox.reads == reads  # nobody waits: no polling
+    finally:
+        await watermark.stop()
