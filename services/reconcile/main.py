@@ -47,6 +47,8 @@ log = logging.getLogger("claimledger.reconcile")
 class ReconcileSettings(CommonSettings):
     batch_size: int = 500
     poll_ms: int = 100
+    # claims whose key state stays in memory between batches (~2 KB each): bounds RSS
+    cache_claims: int = 100_000
     # generous: the reclaimer also sees entries a busy broker has fetched but not yet
     # applied, and each claim counts as a delivery
     claim_idle_ms: int = 60_000
@@ -273,7 +275,9 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(create_schema, engine)
         redis = connect(settings, socket_timeout=10)
-        reconciler = Reconciler(AttributeRegistry.load(settings.attributes_file))
+        reconciler = Reconciler(
+            AttributeRegistry.load(settings.attributes_file), cache_claims=settings.cache_claims
+        )
         processor = EntryProcessor(
             engine, redis, reconciler, serialize_writes=engine.dialect.name == "sqlite"
         )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from services.tables import ClaimRow, EventRow, KeyRow, ModifierRow, OutboxRow, VersionRow
@@ -117,10 +117,14 @@ class KeyState:
 
 
 class Reconciler:
-    def __init__(self, registry: AttributeRegistry, *, cache_claims: int = 300_000) -> None:
+    def __init__(self, registry: AttributeRegistry, *, cache_claims: int = 100_000) -> None:
+        """`cache_claims`: how many claims' key states stay in memory between batches
+        (about 2 KB each with their admissions and stored steps); the least recently
+        used keys go first and are read back from SQL when touched again."""
         self.registry = registry
         self.cache_claims = cache_claims
         self._cache: OrderedDict[Key, KeyState] = OrderedDict()
+        self._sizes: dict[Key, int] = {}  # claims counted for each cached key
         self._cached_claims = 0
 
     def apply(self, engine: Engine, events: list[Event]) -> tuple[list[VersionWritten], int]:
@@ -131,6 +135,7 @@ class Reconciler:
                 written, applied = batch.run(events)
         except BaseException:
             self._cache.clear()  # in-memory state may hold the rolled-back changes
+            self._sizes.clear()
             self._cached_claims = 0
             raise
         return written, applied
@@ -145,14 +150,20 @@ class Reconciler:
         return state
 
     def remember(self, state: KeyState) -> None:
-        old = self._cache.pop(state.key, None)
-        if old is not None:
-            self._cached_claims -= len(old.claims)
+        # sizes are kept per key: a cached state grows in place, so its old size cannot
+        # be read off the object when it is remembered again
+        self._cached_claims -= self._sizes.pop(state.key, 0)
+        self._cache.pop(state.key, None)
         self._cache[state.key] = state
+        self._sizes[state.key] = len(state.claims)
         self._cached_claims += len(state.claims)
         while self._cached_claims > self.cache_claims and len(self._cache) > 1:
-            _, evicted = self._cache.popitem(last=False)
-            self._cached_claims -= len(evicted.claims)
+            key, _ = self._cache.popitem(last=False)
+            self._cached_claims -= self._sizes.pop(key, 0)
+
+    @property
+    def cached_claims(self) -> int:
+        return self._cached_claims
 
 
 class _Batch:
@@ -582,27 +593,38 @@ def _modified(claim: ClaimFacts, mods: Iterable[Modifier]) -> ClaimFacts:
     return claim
 
 
+def _among(table: Any, keys: list[Key]) -> tuple[Any, Any]:
+    """subject IN (...) AND attribute IN (...): a superset of the pairs, filtered by the
+    caller. Not a row-value IN: SQLite answers `(subject, attribute) IN (VALUES ...)` with a
+    scan of the whole table (EXPLAIN QUERY PLAN), which made every cache miss cost a pass
+    over all claims; the two lists search the (subject, attribute, ...) indexes."""
+    return (table.c.subject.in_(sorted({k[0] for k in keys})),
+            table.c.attribute.in_(sorted({k[1] for k in keys})))
+
+
 def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> list[KeyState]:
     states = {k: KeyState(k[0], k[1], head=heads.get(k, 0), in_db=True) for k in keys}
-    pair = tuple_(claims_t.c.subject, claims_t.c.attribute)
     for r in conn.execute(
         select(claims_t.c.subject, claims_t.c.attribute, claims_t.c.claim_id,
                claims_t.c.published_at, claims_t.c.facts)
-        .where(pair.in_(keys)).order_by(claims_t.c.claim_id)
+        .where(*_among(claims_t, keys)).order_by(claims_t.c.claim_id)
     ):
-        state = states[(r.subject, r.attribute)]
+        state = states.get((r.subject, r.attribute))
+        if state is None:  # same subject and attribute lists, another pair
+            continue
         claim = claim_from_dict(_decode(r.facts))
         state.claims[r.claim_id] = claim
         state.published[r.claim_id] = r.published_at
-    vpair = tuple_(versions_t.c.subject, versions_t.c.attribute)
     for v in conn.execute(
         select(versions_t.c.id, versions_t.c.subject, versions_t.c.attribute,
                versions_t.c.version, versions_t.c.pub_from, versions_t.c.pub_to,
                versions_t.c.rec_from, versions_t.c.result)
-        .where(vpair.in_(keys), versions_t.c.rec_to == MAX_TIME)
+        .where(*_among(versions_t, keys), versions_t.c.rec_to == MAX_TIME)
         .order_by(versions_t.c.pub_from)
     ):
-        state = states[(v.subject, v.attribute)]
+        state = states.get((v.subject, v.attribute))
+        if state is None:
+            continue
         result = _decode(v.result)
         stored = _computed(result)  # re-encoded: digests compare equal across processes
         if v.pub_to != MAX_TIME:  # only the open-ended step keeps its body (see _write)
@@ -612,9 +634,11 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
     for r in conn.execute(
         select(keys_t.c.subject, keys_t.c.attribute, keys_t.c.subject_label,
                keys_t.c.depends_on, keys_t.c.updated_at)
-        .where(tuple_(keys_t.c.subject, keys_t.c.attribute).in_(keys))
+        .where(*_among(keys_t, keys))
     ):
-        state = states[(r.subject, r.attribute)]
+        state = states.get((r.subject, r.attribute))
+        if state is None:
+            continue
         state.label, state.depends_on = r.subject_label, _decode(r.depends_on)
         state.last_rec = r.updated_at
     _load_modifiers(conn, list(states.values()))
