@@ -74,6 +74,49 @@ def worker(claims: int, keys: int) -> None:
           f"({len(events) / elapsed:,.0f} events/s, {1e6 * elapsed / len(events):,.0f} us/event)")
 
 
+def budgets() -> list[tuple[str, float]]:
+    """CPU per unit of the pure stages, without I/O: what one core can do at best."""
+    import random
+
+    from bench.run import REGISTRY, report_body
+    from services.db import create_schema, make_engine
+    from services.ingest.api import IngestContext, prepare_report
+    from services.keys import KeyChecker
+    from services.reconcile.store import _computed
+    from shared.codec import claim_from_dict, result_to_dict
+    from shared.consensus import compute_consensus
+    from shared.reports import ReportIn
+    from shared.timeaxes import parse_iso
+
+    engine = make_engine("sqlite://")
+    create_schema(engine)
+    ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), 4, 0.1)
+    rnd = random.Random(1)
+    bodies = [report_body(i, 10_000, 10, rnd) for i in range(1000)]
+    start = time.process_time()
+    claims = []
+    for body in bodies:
+        item = prepare_report(ReportIn.model_validate(body), ctx, None)
+        claims += [claim_from_dict(e.payload["claim"]) for e in item.events
+                   if e.type == "ClaimAsserted"]
+    per_claim = (time.process_time() - start) / 10_000
+    rows = [("ingest: validate + normalise + build events, per claim", per_claim * 1e6)]
+    spec = REGISTRY.spec_for("personnel_deployed", numeric=True)
+    at = parse_iso("2026-01-01T00:00:00.000000Z")
+    for n in (10, 20):
+        groups = [claims[i : i + n] for i in range(0, 4000, n)]
+        memos: list[dict] = [{} for _ in groups]  # type: ignore[type-arg]
+        for g, memo in zip(groups, memos, strict=True):  # admissions memoised, as live
+            compute_consensus(g, spec, at=at, memo=memo)
+        start = time.process_time()
+        for _ in range(3):
+            for g, memo in zip(groups, memos, strict=True):
+                _computed(result_to_dict(compute_consensus(g, spec, at=at, memo=memo)))
+        per = (time.process_time() - start) / (3 * len(groups))
+        rows.append((f"reconcile: one consensus + its encoding, key of {n} claims", per * 1e6))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--claims", type=int, default=20_000)
@@ -92,6 +135,10 @@ def main(argv: list[str] | None = None) -> None:
          "--keys", str(args.keys)],
         check=True,
     )
+    print("\nCPU per unit of the pure stages (one core, no I/O)\n")
+    print("| stage | CPU | at most, one core |\n|---|---|---|")
+    for name, us in budgets():
+        print(f"| {name} | {us:,.0f} us | {1e6 / us:,.0f}/s |")
     rows = summarize(raw, "Reconciler.apply")
     print(f"\nReconciler.apply, {args.claims:,} claims on {args.keys:,} keys "
           "(share of samples inside apply)\n")
