@@ -49,7 +49,7 @@ class Relay:
         self._high_seq = 0
         self._next_full_scan = 0.0
         self._next_overdue_check = 0.0
-        # seqs sent but not yet marked published in SQL (see _mark)
+        # seqs sent but not yet marked published in SQL (see flush_marks)
         self.mark_every_s = mark_every_s
         self._unmarked: list[int] = []
         self._marked_at = 0.0
@@ -81,7 +81,7 @@ class Relay:
                 continue
             if sent < self.batch:
                 if self._unmarked and time.monotonic() - self._marked_at >= self.mark_every_s:
-                    await self._mark()
+                    await self.flush_marks()
                 self._kick.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), self.idle_poll_s)
@@ -116,12 +116,12 @@ class Relay:
         await pipe.execute()
         self._unmarked += [d.seq for d in due]
         if time.monotonic() - self._marked_at >= self.mark_every_s:
-            await self._mark()
+            await self.flush_marks()
         self.published += len(due)
         self._high_seq = max(self._high_seq, *(d.seq for d in due))
         return len(due)
 
-    async def _mark(self) -> None:
+    async def flush_marks(self) -> None:
         """Records `published_at` for what was sent, at most every `mark_every_s`.
 
         Only the republish schedule reads it. Written after every XADD, this write met the

@@ -274,6 +274,7 @@ async def test_the_relay_sends_a_row_that_committed_while_it_was_reading(
         await later
     while await relay.publish_once():
         pass
+    await relay.flush_marks()  # published_at is recorded in batches, after the XADDs
     with engine.connect() as conn:
         unsent = conn.execute(
             select(outbox.outbox.c.seq).where(outbox.outbox.c.published_at.is_(None))
