@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from claimledger.client import ClaimledgerError, Client
+from shared.attributes import AttributeRegistry
+from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY
 from shared.consensus.reliability import Observation, learn_reliability
 from tests.conftest import Cluster, system
 
@@ -60,6 +62,9 @@ DATA = Path(os.environ.get("CLAIMLEDGER_BENCHMARKS", ROOT.parent / "shared" / "b
 PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 PEER_SCRIPT = ROOT / "bench" / "peer_truthdiscovery.py"
 PEER_ALGORITHMS = ("Sums", "AverageLog", "Investment", "PooledInvestment", "TruthFinder")
+# The Weather attributes are declared measures (signed readings, plurality rule); the
+# services get this file as CLAIMLEDGER_ATTRIBUTES_FILE, the pure learner reads it too.
+WEATHER_ATTRIBUTES = ROOT / "bench" / "weather_attributes.toml"
 Key = tuple[str, str]
 
 
@@ -79,6 +84,10 @@ class Dataset:
     truth: dict[Key, list[float]]
     kind: str  # "population" | "weather"
     skipped: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def attributes_file(self) -> Path | None:
+        return WEATHER_ATTRIBUTES if self.kind == "weather" else None
 
 
 # -- data sets -------------------------------------------------------------------------
@@ -283,10 +292,13 @@ def offline_learned(dataset: Dataset) -> dict[Key, float]:
     """The pure learner alone (no services): its consensus is the product's fusion with
     the learned scores (tests/unit/test_reliability.py checks the equivalence). Used
     only for data too large to import within a bench run, and labelled so."""
+    registry = AttributeRegistry.load(dataset.attributes_file)
+    measures = {spec.name for spec in registry if spec.kind == "measure"}
     obs = [
         Observation(f"{c.subject}\x1f{c.attribute}", c.source, c.value,
                     published=datetime.fromisoformat(c.published).timestamp(),
-                    claim_id=f"{i:09d}", prior=0.18)  # prior_weight of an ungraded "other" claim
+                    claim_id=f"{i:09d}", prior=0.18,  # prior_weight of an ungraded "other" claim
+                    rule=PLURALITY if c.attribute in measures else MEDIAN_OR_MODE)
         for i, c in enumerate(dataset.claims)
     ]
     learned = learn_reliability(obs)
@@ -318,8 +330,10 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
     by_key = latest_claims(dataset)
     rows: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {}
+    extra = {"CLAIMLEDGER_ATTRIBUTES_FILE": str(dataset.attributes_file)} \
+        if dataset.attributes_file else {}
     with tempfile.TemporaryDirectory() as tmp_name, \
-            system(Path(tmp_name), "ingest", "reconcile", "query") as cluster, \
+            system(Path(tmp_name), "ingest", "reconcile", "query", **extra) as cluster, \
             Client(cluster.url("ingest"), cluster.url("query"), timeout=120) as client:
         t0 = time.perf_counter()
         token = import_claims(cluster, dataset, Path(tmp_name))
@@ -332,7 +346,7 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
         timings["reweigh + read"] = time.perf_counter() - t0
         print(f"  reweighed and read back in {timings['reweigh + read']:.0f} s", flush=True)
     rows["claimledger, learned reliability"] = score(learned, dataset.truth)
-    rows["claimledger, no learning (weighted median)"] = score(plain, dataset.truth)
+    rows["claimledger, no learning (decision rule, priors only)"] = score(plain, dataset.truth)
     for name, estimates in baselines(by_key).items():
         rows[name] = score(estimates, dataset.truth)
     t0 = time.perf_counter()

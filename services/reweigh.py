@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from services.ingest.outbox import append_events
 from services.tables import ClaimRow, ModifierRow
 from shared.codec import claim_from_dict
+from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY
 from shared.consensus._weights import prior_weight
 from shared.consensus.reliability import (
     METHOD,
@@ -42,6 +43,7 @@ from shared.events import (
 )
 from shared.model import ClaimFacts
 from shared.timeaxes import now_iso, parse_iso
+from shared.values import MEASURE_RULE_PREFIX
 
 claims_t = ClaimRow.__table__  # type: ignore[attr-defined]
 mods_t = ModifierRow.__table__  # type: ignore[attr-defined]
@@ -61,7 +63,9 @@ class Reweighing:
 
 
 def observation_of(claim: ClaimFacts, published: str) -> Observation | None:
-    """A claim the learner can judge: a numeric point someone actually claimed."""
+    """A claim the learner can judge: a numeric point someone actually claimed. A
+    measure's reading (its value's rule names the measure) is judged by the measure's
+    decision rule, as the fusion does."""
     v = claim.value
     if claim.retracted or claim.modality == "denied" or claim.rank == "deprecated":
         return None
@@ -75,6 +79,7 @@ def observation_of(claim: ClaimFacts, published: str) -> Observation | None:
         published=parse_iso(published).timestamp(),
         claim_id=claim.claim_id,
         prior=prior_weight(claim),
+        rule=PLURALITY if v.rule.startswith(MEASURE_RULE_PREFIX) else MEDIAN_OR_MODE,
     )
 
 

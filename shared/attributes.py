@@ -17,8 +17,10 @@ from typing import Any, cast
 
 from shared.model import AttributeKind, AttributeSpec
 
-KINDS: tuple[str, ...] = ("stock", "delta", "cumulative", "state", "categorical")
-NUMERIC_KINDS = frozenset({"stock", "delta", "cumulative"})
+KINDS: tuple[str, ...] = ("stock", "delta", "cumulative", "measure", "state", "categorical")
+NUMERIC_KINDS = frozenset({"stock", "delta", "cumulative", "measure"})
+# Kinds whose numbers may carry a sign (a temperature of -3); the others are counts.
+SIGNED_KINDS = frozenset({"measure"})
 _FIELDS = frozenset({"kind", "unit", "label", "composite_of", "aliases", "value_aliases"})
 _PACKAGED = "attributes.toml"
 

@@ -25,7 +25,7 @@ Hedge = Literal[
 ]
 HEDGES: tuple[str, ...] = Hedge.__args__  # type: ignore[attr-defined]
 
-AttributeKind = Literal["stock", "delta", "cumulative", "state", "categorical"]
+AttributeKind = Literal["stock", "delta", "cumulative", "measure", "state", "categorical"]
 Modality = Literal["asserted", "reported", "estimated", "possible", "denied"]
 Rank = Literal["preferred", "normal", "deprecated"]
 Status = Literal["single_source", "settled", "contested", "stale", "no_data"]

@@ -18,10 +18,17 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from shared.attributes import KINDS, NUMERIC_KINDS, AttributeRegistry, default_registry
+from shared.attributes import (
+    KINDS,
+    NUMERIC_KINDS,
+    SIGNED_KINDS,
+    AttributeRegistry,
+    default_registry,
+)
 from shared.model import HEDGES, Value
 
 RULE_VERSION = 1
+MEASURE_RULE_PREFIX = "measure."  # rule ids of values read for a measure attribute
 HEDGE_NAMES: tuple[str, ...] = HEDGES
 TEXT_KINDS = frozenset({"state", "categorical"})
 
@@ -127,6 +134,24 @@ def _number_at(s: str, pos: int) -> _Number | None:
     return None
 
 
+_SIGN = re.compile(r"(?P<sign>[-−+])\s*(?=[\d.])")
+_NEGATIVE_COUNT = (
+    "counts cannot be negative (zero is valid); an attribute whose readings carry a sign "
+    "is declared kind = \"measure\" in the attribute registry"
+)
+
+
+def _signed_number_at(s: str, pos: int, signed: bool) -> _Number | None:
+    """A number at `pos`; for a measure it may carry a sign ("-3", "− 2.5", "+4")."""
+    m = _SIGN.match(s, pos) if signed else None
+    if m is None:
+        return _number_at(s, pos)
+    n = _number_at(s, m.end())
+    if n is None or m["sign"] == "+":
+        return n
+    return _Number(-n.value, n.end, n.scale)
+
+
 def _out(x: Fraction | None) -> float | None:
     """Exact value back to Python: an int when integral (12000, not 12000.0), else a float."""
     if x is None:
@@ -134,25 +159,31 @@ def _out(x: Fraction | None) -> float | None:
     return int(x) if x.denominator == 1 else float(x)
 
 
-def _exact(x: Any, field: str) -> Fraction:
-    """A claimed number as an exact Fraction, rejecting bool, NaN, infinity and negatives."""
+def _exact(x: Any, field: str, signed: bool = False) -> Fraction:
+    """A claimed number as an exact Fraction, rejecting bool, NaN and infinity, and
+    negatives unless `signed` (a measure's reading)."""
     if isinstance(x, bool):
         raise ValueProblem(field, "true/false is not a number")
     if isinstance(x, str):
-        n = _number_at(x.strip().lower(), 0)
+        n = _signed_number_at(x.strip().lower(), 0, True)
         if n is None or n.end != len(x.strip()):
             raise ValueProblem(field, f"{x!r} is not a number")
-        return n.value
+        value = n.value
+    else:
+        value = _finite(x, field)
+    if value < 0 and not signed:
+        raise ValueProblem(field, _NEGATIVE_COUNT)
+    return value
+
+
+def _finite(x: Any, field: str) -> Fraction:
     if isinstance(x, float) and not math.isfinite(x):
         raise ValueProblem(field, "NaN and infinity are not values")
     if not isinstance(x, (int, float, Decimal, Fraction)):
         raise ValueProblem(field, f"expected a number, got {type(x).__name__}")
     if isinstance(x, Decimal) and not x.is_finite():
         raise ValueProblem(field, "NaN and infinity are not values")
-    value = Fraction(x)
-    if value < 0:
-        raise ValueProblem(field, "counts cannot be negative (zero is valid)")
-    return value
+    return Fraction(x)
 
 
 # -- hedges -----------------------------------------------------------------------------
@@ -233,7 +264,7 @@ class _Parsed:
 
 def _bounds(hedge: str, n: Fraction, tol: Fraction, field: str) -> _Parsed:
     """One number under a hedge -> bounds, per the DESIGN.md table (rule filled by caller)."""
-    band = n * tol
+    band = abs(n) * tol  # a measure's band is as wide below zero as above
     table: dict[str, tuple[Fraction | None, Fraction | None, Fraction | None]] = {
         "exact": (n, n, n),
         "approximately": (n - band, n, n + band),
@@ -295,11 +326,12 @@ def _parse_phrase(
     relative_to: str | None,
     registry: AttributeRegistry | None,
     field: str,
+    signed: bool = False,
 ) -> _Parsed:
     s = re.sub(r"\s+", " ", text.lower().replace("per cent", "percent"))
     s = re.sub(r"\s*\([^)]*\)\s*$", "", s).strip(" .;,!?\"'")  # "(Ukrainian estimate)"
-    if re.match(r"[-−]\s*\d", s):
-        raise ValueProblem(field, "counts cannot be negative (zero is valid)")
+    if not signed and re.match(r"[-−]\s*\d", s):
+        raise ValueProblem(field, _NEGATIVE_COUNT)
 
     word_hedge = None
     m = _PREFIX.match(s)
@@ -347,11 +379,11 @@ def _parse_phrase(
     # range: "between A and B", "from A to B", "A to B", "A-B" (an estimated A to B too)
     opener = re.match(r"(between|from)\s+", s[pos:])
     start = pos + (opener.end() if opener else 0)
-    a = _number_at(s, start)
+    a = _signed_number_at(s, start, signed)
     if a is None:
         raise _NotNumeric(text)
     sep = _RANGE_SEP.match(s, a.end)
-    b = _number_at(s, sep.end()) if sep else None
+    b = _signed_number_at(s, sep.end(), signed) if sep else None
     if sep and b is not None and (sep["w"] != "and" or (opener and opener[1] == "between")):
         if word_hedge not in (None, "approximately") or hedge_param not in (None, "range"):
             raise ValueProblem("hedge", "a range cannot carry another hedge")
@@ -434,7 +466,7 @@ def parse_value(
     if not isinstance(value, (int, float, Decimal, Fraction)):
         got = type(value).__name__
         raise ValueProblem("value", f"expected a number, object or text, got {got}")
-    return ctx.number(_exact(value, "value"))
+    return ctx.number(_exact(value, "value", ctx.signed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,9 +479,16 @@ class _Context:
     tol: Fraction
     registry: AttributeRegistry | None
 
+    @property
+    def signed(self) -> bool:
+        return self.kind in SIGNED_KINDS
+
     def _value(self, p: _Parsed, raw: str | None, unit: str | None = None) -> Value:
+        # A measure's value names its kind in the rule id ("measure.number.bare"): the
+        # fusion reads it to pick the measure's decision rule (shared.consensus._numeric).
+        rule = f"{MEASURE_RULE_PREFIX}{p.rule}" if self.signed else p.rule
         return Value(
-            low=_out(p.low), best=_out(p.best), high=_out(p.high), hedge=p.hedge, rule=p.rule,
+            low=_out(p.low), best=_out(p.best), high=_out(p.high), hedge=p.hedge, rule=rule,
             rule_version=RULE_VERSION, raw=raw, unit=self.unit or unit or p.unit,
             low_exclusive=p.low_exclusive, high_exclusive=p.high_exclusive,
             best_derived=p.best_derived, relative_to=p.relative_to,
@@ -473,7 +512,9 @@ class _Context:
                 raw=raw, text=text.strip(),
             )
         try:
-            p = _parse_phrase(text, self.hedge, self.tol, self.relative_to, self.registry, field)
+            p = _parse_phrase(
+                text, self.hedge, self.tol, self.relative_to, self.registry, field, self.signed
+            )
         except _NotNumeric:
             if self.kind is None and self.hedge is None:  # unknown attribute: a name
                 return Value(
@@ -517,7 +558,7 @@ class _Context:
             rel = obj.get("relative_to") or self.relative_to
             ctx = _Context(h, self.raw, self.unit, self.kind, rel, self.tol, self.registry)
         low, best, high = (
-            None if obj.get(k) is None else _exact(obj[k], f"value.{k}")
+            None if obj.get(k) is None else _exact(obj[k], f"value.{k}", self.signed)
             for k in ("low", "best", "high")
         )
         if low is None and best is None and high is None:

@@ -1,9 +1,14 @@
 """Numeric fusion of one scope (all claims of a key, or one valid-time segment).
 
-1. best: weighted median of the clusters' point estimates (claimed points; derived
-   midpoints only when nobody claims a point), unless one exact value is repeated
-   by independent clusters and carries a clear share of the weight: then that
-   weighted mode (`point_best`). Bound-only and range-only
+1. best, by the attribute's decision rule (`decision_rule`):
+   - counts (stock, delta, cumulative): weighted median of the clusters' point
+     estimates (claimed points; derived midpoints only when nobody claims a point),
+     unless one exact value is repeated by independent clusters and carries a clear
+     share of the weight: then that weighted mode (`point_best`);
+   - measures (readings such as a temperature): the weighted plurality of the
+     exact values (`plurality_best`): a reading is right or wrong, and the most
+     supported exact reading is what a reading-taker reports.
+   Bound-only and range-only
    clusters never vote for best. A weighted median selects an element, and its
    order is the same in log space as on the line, so the log scale never
    produces a number nobody claimed (no 11999.999...).
@@ -30,6 +35,11 @@ from dataclasses import dataclass, field
 
 from shared.consensus._admit import OPEN, Band, Item, slog, slog_inv
 from shared.consensus._cluster import Group, make_groups
+from shared.values import MEASURE_RULE_PREFIX
+
+# Decision rules for a key's best (see the module docstring).
+MEDIAN_OR_MODE = "median_or_mode"  # counts
+PLURALITY = "plurality"  # measures
 
 
 @dataclass(slots=True)
@@ -135,21 +145,59 @@ def point_best(entries: list[tuple[float, float, str]]) -> float:
     return median
 
 
-def _best(groups: Sequence[Group]) -> float | None:
+def plurality_best(entries: list[tuple[float, float, str]]) -> float:
+    """The exact value with the most weight (a weighted plurality vote over the
+    clusters' points, one cluster one vote at its weight). Ties: the value closer to
+    the weighted median, then the lower. Always a claimed element; deterministic."""
+    weight: dict[float, list[float]] = {}
+    for value, w, _ in entries:
+        weight.setdefault(value, []).append(w)
+    if len(weight) == 1:
+        return entries[0][0]
+    median = weighted_median(entries)
+    sums = {v: math.fsum(ws) for v, ws in weight.items()}
+    return min(sums, key=lambda v: (-sums[v], abs(v - median), v))
+
+
+def best_by_rule(entries: list[tuple[float, float, str]], rule: str) -> float:
+    """The decision rule's point over (value, weight, cluster) entries."""
+    return plurality_best(entries) if rule == PLURALITY else point_best(entries)
+
+
+def decision_rule(items: Sequence[Item]) -> str:
+    """The key's decision rule: PLURALITY when its claims were read as a measure's
+    readings (the attribute is declared kind = "measure": their values carry the
+    measure rule id), else MEDIAN_OR_MODE. One measure reading suffices, so claims
+    stored before the attribute was declared a measure follow the declaration."""
+    for item in items:
+        if item.claim.value.rule.startswith(MEASURE_RULE_PREFIX):
+            return PLURALITY
+    return MEDIAN_OR_MODE
+
+
+def _best(groups: Sequence[Group], rule: str) -> float | None:
     claimed: list[tuple[float, float, str]] = []
     derived: list[tuple[float, float, str]] = []
     for g in groups:
         if g.rep.best is not None:
             (derived if g.rep.derived else claimed).append((g.rep.best, g.weight, g.root))
     entries = claimed or derived
-    return point_best(entries) if entries else None
+    return best_by_rule(entries, rule) if entries else None
 
 
-def _range_reference(groups: Sequence[Group]) -> float | None:
-    """Without any point estimate, the weighted median log-midpoint of the ranges
-    decides which ranges form the core. It is internal and never reported."""
+def _range_reference(groups: Sequence[Group], rule: str) -> float | None:
+    """Without any point estimate, the weighted median midpoint of the ranges decides
+    which ranges form the core: in log space for counts, on the line for measures
+    (which may be signed). It is internal and never reported."""
+    linear = rule == PLURALITY
     entries = [
-        (slog_inv((slog(g.rep.low) + slog(g.rep.high)) / 2), g.weight, g.root)
+        (
+            (g.rep.low + g.rep.high) / 2
+            if linear
+            else slog_inv((slog(g.rep.low) + slog(g.rep.high)) / 2),
+            g.weight,
+            g.root,
+        )
         for g in groups
         if g.rep.low is not None and g.rep.high is not None
     ]
@@ -163,13 +211,15 @@ def _agrees(band: Band, best: float | None, consensus: Band) -> bool:
     return overlaps(band, consensus)
 
 
-def fuse(items: Sequence[Item], floors: Sequence[float] = ()) -> Fusion:
+def fuse(items: Sequence[Item], floors: Sequence[float] = (), rule: str | None = None) -> Fusion:
+    """`rule`: the decision rule for best; None reads it from the items (`decision_rule`)."""
     groups = make_groups(items)
     if not groups:
         return Fusion()
+    rule = rule if rule is not None else decision_rule(items)
     out = Fusion(groups=groups)
-    best = _best(groups)
-    ref = best if best is not None else _range_reference(groups)
+    best = _best(groups, rule)
+    ref = best if best is not None else _range_reference(groups, rule)
     core = [g for g in groups if ref is not None and _two_sided(g) and contains(g.rep.band, ref)]
     band = hull([g.rep.band for g in core]) if core else OPEN
     lows = [g.rep.low for g in core if g.rep.low is not None]

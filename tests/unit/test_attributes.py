@@ -115,3 +115,9 @@ def test_extra_file_adds_and_overrides_without_code(tmp_path):
 def test_malformed_registry_is_rejected(toml):
     with pytest.raises(RegistryError):
         AttributeRegistry.from_toml(toml)
+
+
+def test_an_extra_file_may_declare_a_signed_measure():
+    reg = AttributeRegistry.from_toml('[attributes.temperature]\nkind = "measure"\nunit = "°C"\n')
+    spec = reg.get("temperature")
+    assert spec is not None and spec.kind == "measure" and spec.unit == "°C"

@@ -98,3 +98,13 @@ def test_learned_consensus_equals_the_products_fusion_with_those_scores() -> Non
         ]
         result = compute_consensus(claims, spec, source_scores=learned.scores)
         assert result.best == learned.consensus[key]
+
+
+def test_a_unanimous_key_teaches_nothing() -> None:
+    obs = _history()
+    echoes = [o for i in range(50) for o in (_obs(f"u{i}", "echo", 7), _obs(f"u{i}", "good", 7))]
+    echoed = [*obs, *echoes]
+    learned = learn_reliability(obs)
+    again = learn_reliability(echoed)
+    assert "echo" not in again.scores
+    assert again.scores == learned.scores
