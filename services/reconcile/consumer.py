@@ -79,7 +79,7 @@ class EntryProcessor:
         applier, self._applier = self._applier, None
         if applier is None:
             return
-        while self._queue is not None and not self._queue.empty():
+        while not applier.done() and self._queue is not None and not self._queue.empty():
             await asyncio.sleep(0.01)
         applier.cancel()
         with contextlib.suppress(asyncio.CancelledError):
