@@ -57,19 +57,11 @@ def summarize(raw: Path, root: str) -> list[tuple[str, float]]:
 
 
 def worker(claims: int, keys: int) -> None:
-    from bench.run import REGISTRY, prepared_events
-    from services.db import create_schema, make_engine
-    from services.reconcile.store import Reconciler
+    from bench.run import apply_in_batches, prepared_events
 
     events = prepared_events(claims, keys)
     tmp = Path(tempfile.mkdtemp(prefix="claimledger-profile-"))
-    engine = make_engine(f"sqlite:///{tmp / 'profile.db'}")
-    create_schema(engine)
-    reconciler = Reconciler(REGISTRY)
-    start = time.perf_counter()
-    for i in range(0, len(events), 500):
-        reconciler.apply(engine, events[i : i + 500])
-    elapsed = time.perf_counter() - start
+    elapsed = apply_in_batches(tmp / "profile.db", events)
     print(f"{len(events):,} events applied in {elapsed:.1f} s under the profiler "
           f"({len(events) / elapsed:,.0f} events/s, {1e6 * elapsed / len(events):,.0f} us/event)")
 

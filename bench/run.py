@@ -277,6 +277,18 @@ def sustained(tmp: Path, redis_url: str, claims: int, keys: int) -> Sustained:
                      rss, db_path)
 
 
+def apply_in_batches(db_path: Path, events: list[Any], batch: int = 500) -> float:
+    """Reconciler.apply over a fresh SQLite file, `batch` events per transaction (as the
+    live consumer's batches); returns the seconds it took."""
+    engine = make_engine(f"sqlite:///{db_path}")
+    create_schema(engine)
+    reconciler = Reconciler(REGISTRY)
+    start = time.perf_counter()
+    for i in range(0, len(events), batch):
+        reconciler.apply(engine, events[i : i + batch])
+    return time.perf_counter() - start
+
+
 def replay_rate(tmp: Path, source_path: Path) -> tuple[float, int, bool]:
     """Rebuilds every projection from the stored log into an empty database; the result
     must hash equal to the projection the live services built."""
@@ -362,13 +374,7 @@ def peer_rates(tmp: Path, claims: int, keys: int) -> tuple[float, float, float]:
     from shared.events import CLAIM_ASSERTED
 
     events = [e for e in prepared_events(claims, keys, seed=17) if e.type == CLAIM_ASSERTED]
-    engine = make_engine(f"sqlite:///{tmp / 'peer-claimledger.db'}")
-    create_schema(engine)
-    reconciler = Reconciler(REGISTRY)
-    start = time.perf_counter()
-    for i in range(0, len(events), 500):
-        reconciler.apply(engine, events[i : i + 500])
-    ours = len(events) / (time.perf_counter() - start)
+    ours = len(events) / apply_in_batches(tmp / "peer-claimledger.db", events)
     plain = [(f"{e.subject}/{e.attribute}", e.payload["claim"]["claim_id"],
               float(e.payload["claim"]["value"]["best"])) for e in events]
     full = eventsourcing_rate(tmp, plain, "FULL")
