@@ -90,6 +90,7 @@ class ConsumerGroup:
         self.consuming: list[str] = []  # the streams the running broker reads
         self.broker: RedisBroker | None = None
         self.redis_ok = False
+        self._outage = False  # logged once it ends, so an operator sees the recovery
         self._last_cleanup = 0.0
 
     def _build(self, streams: list[str] | None = None) -> RedisBroker:
@@ -137,11 +138,14 @@ class ConsumerGroup:
                             await self.broker.start()
                         self.consuming = wanted
                         log.info("consuming %s", wanted)
+                    if self._outage:
+                        self._outage = False
+                        log.warning("redis available again; consuming %s", self.consuming)
                     self.redis_ok = True
                     await self._maintain()
                     await asyncio.sleep(self._tick_s())
                 except (RedisError, OSError) as exc:
-                    self.redis_ok = False
+                    self.redis_ok, self._outage = False, True
                     log.warning("redis unavailable: %s", exc)
                     await self._stop_broker()
                     await asyncio.sleep(1.0)

@@ -265,3 +265,18 @@ def readiness(url: str) -> tuple[int, dict[str, Any]]:
     except httpx.HTTPError:
         return 0, {}
     return answer.status_code, answer.json()
+
+
+def wait_ready(cluster: Any, name: str, timeout_s: float = 20.0) -> None:
+    """The service answers /readyz 200 within timeout_s; otherwise fails naming the
+    dependency it reports unavailable and the end of its log."""
+    service = cluster.services[name]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, body = readiness(service.url)
+        if status == 200:
+            return
+        if time.monotonic() >= deadline:
+            tail = service.log.read_text(errors="replace").splitlines()[-15:]
+            raise AssertionError(f"{name} not ready: {status} {body}\n" + "\n".join(tail))
+        time.sleep(0.1)

@@ -67,8 +67,8 @@ def test_redis_restarted_empty_mid_load_loses_and_doubles_nothing(
     with httpx.Client(timeout=10) as client:
         for report_id in outage.reports:
             assert client.get(f"{query}/v1/reports/{report_id}").json()["applied"] is True
-    assert helpers.readiness(ingest)[0] == 200
-    assert helpers.readiness(reconcile)[0] == 200
+    helpers.wait_ready(fault_cluster, "ingest")
+    helpers.wait_ready(fault_cluster, "reconcile")
     replayed = helpers.clean_replay(fault_cluster.db_url, tmp_path / "replay")
     assert replayed.live_versions == replayed.replay_versions
     assert replayed.live_hash == replayed.replay_hash
