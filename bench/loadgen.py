@@ -93,31 +93,58 @@ async def post_all(
 
 class Pool:
     """Keep-alive connections shared by concurrent tasks (open loop: a task takes a free
-    connection, or opens one when none is free)."""
+    connection, or opens one when none is free).
+
+    As any HTTP client with a pool: a connection idle for longer than the server keeps it
+    (uvicorn: 5 s) is not reused, and a request on a reused connection that the server
+    closed before answering is sent again once on a fresh one (every request here is
+    idempotent: reads, and reports with their own ids)."""
+
+    IDLE_S = 4.0
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         self.host, self.port, self.netloc = parts.hostname, parts.port, parts.netloc
-        self._free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     def get(self, path: str) -> bytes:
         return f"GET {path} HTTP/1.1\r\nHost: {self.netloc}\r\n\r\n".encode()
 
     async def call(self, request: bytes) -> tuple[int, bytes]:
-        if self._free:
-            reader, writer = self._free.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
+        reused = self._take()
+        if reused is not None:
+            try:
+                return await self._send(*reused, request)
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial:
+                    raise
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        return await self._send(reader, writer, request)
+
+    def _take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        now = time.monotonic()
+        while self._free:
+            reader, writer, since = self._free.pop()
+            if now - since < self.IDLE_S and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return None
+
+    async def _send(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> tuple[int, bytes]:
         try:
             writer.write(request)
             answer = await _read_response(reader)
         except BaseException:
             writer.close()
             raise
-        self._free.append((reader, writer))
+        self._free.append((reader, writer, time.monotonic()))
         return answer
 
     def close(self) -> None:
-        for _, writer in self._free:
+        for _, writer, _ in self._free:
             writer.close()
         self._free.clear()

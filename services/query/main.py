@@ -56,7 +56,9 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
             ctx.read_keys = KeyChecker(engine)
         ctx.watermark = Watermark(functools.partial(views.watermark, engine))
         ctx.watermark.start()
-        fanout = Fanout(engine, redis, buffer=settings.stream_buffer)
+        fanout = Fanout(
+            engine, redis, buffer=settings.stream_buffer, on_announce=ctx.watermark.nudge
+        )
         await fanout.start()
         ctx.fanout = fanout
         app.state.readiness = {

@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -332,8 +332,10 @@ class Fanout:
         buffer: int = 4096,
         page: int = 500,
         probe_s: float = 1.0,
+        on_announce: Callable[[], None] | None = None,
     ) -> None:
         self.engine, self.redis = engine, redis
+        self.on_announce = on_announce  # told of every announcement read (min_token waits)
         self.buffer, self.page, self.probe_s = buffer, page, probe_s
         self.position = 0  # highest version id handed to subscribers
         self.index = SubscriberIndex()
@@ -406,6 +408,8 @@ class Fanout:
                 )
                 self.redis_ok = True
                 if reply:
+                    if self.on_announce is not None:
+                        self.on_announce()
                     entries = reply[0][1]
                     entry = entries[-1][0]
                     newest = newest_announced(entries)

@@ -67,3 +67,32 @@ async def test_a_write_never_applied_times_out_and_polling_stops() -> None:
         assert outbox.reads == reads  # nobody waits: no polling
     finally:
         await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_announced_commit_wakes_waiters_without_waiting_for_the_next_poll() -> None:
+    outbox = Outbox()
+    watermark = Watermark(outbox.read, interval_s=60.0)  # the poll alone would never come
+    watermark.start()
+    try:
+        wait = asyncio.create_task(watermark.wait_for(5, 30.0))
+        await asyncio.sleep(0.05)  # the poller has read once and sleeps
+        outbox.mark = 5
+        watermark.nudge()
+        assert await asyncio.wait_for(wait, 10.0) == 5
+    finally:
+        await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_nudge_with_nobody_waiting_reads_nothing() -> None:
+    outbox = Outbox()
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    watermark.start()
+    try:
+        for _ in range(10):
+            watermark.nudge()
+        await asyncio.sleep(0.05)
+        assert outbox.reads == 0
+    finally:
+        await watermark.stop()
