@@ -6,6 +6,7 @@ Events and stored versions carry these dicts; numbers keep their exact type
 
 from __future__ import annotations
 
+import sys
 from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
@@ -51,8 +52,26 @@ def value_to_dict(value: Value) -> dict[str, Any]:
     return out
 
 
+# Strings that repeat across claims (a report's id and subject, a source, the rule that
+# read the value). A decoder makes a new copy of each for every claim; the reconciler
+# keeps hundreds of thousands of claims, so these copies were about a quarter of its
+# memory per claim (bench/RESULTS.md). sys.intern shares one copy, freed with its last user.
+_SHARED_CLAIM_TEXT = frozenset({
+    "report_id", "subject", "attribute", "source_id", "attributed_to", "source_kind",
+    "source_reliability", "modality", "rank",
+})
+_SHARED_VALUE_TEXT = frozenset({"hedge", "rule", "unit", "text", "relative_to"})
+
+
+def _shared(data: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    return {
+        k: sys.intern(v) if k in names and type(v) is str else v for k, v in data.items()
+    }
+
+
 def value_from_dict(data: dict[str, Any]) -> Value:
-    return Value(**{k: v for k, v in data.items() if k in _VALUE_NAMES})
+    return Value(**_shared({k: v for k, v in data.items() if k in _VALUE_NAMES},
+                           _SHARED_VALUE_TEXT))
 
 
 def valid_time_from_dict(data: dict[str, Any] | None) -> ValidTime | None:
@@ -81,7 +100,7 @@ def claim_to_dict(claim: ClaimFacts) -> dict[str, Any]:
 
 
 def claim_from_dict(data: dict[str, Any]) -> ClaimFacts:
-    kwargs = {k: v for k, v in data.items() if k in _CLAIM_NAMES}
+    kwargs = _shared({k: v for k, v in data.items() if k in _CLAIM_NAMES}, _SHARED_CLAIM_TEXT)
     kwargs["value"] = value_from_dict(data["value"])
     kwargs["valid_time"] = valid_time_from_dict(data.get("valid_time"))
     kwargs["published_at"] = parse_iso(data["published_at"])

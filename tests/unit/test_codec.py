@@ -50,3 +50,14 @@ def test_an_event_survives_its_wire_form_with_unicode_and_exact_numbers() -> Non
     again = event_from_json(event.to_json().encode())
     assert again == event
     assert isinstance(again.payload["claim"]["value"]["best"], int)
+
+
+def test_claims_read_from_separate_json_share_their_repeated_text() -> None:
+    # the reconciler keeps every cached claim: one copy of a subject or a source, not one each
+    text = json.dumps(claim_to_dict(_claim()))
+    first = claim_from_dict(json.loads(text))
+    second = claim_from_dict(json.loads(text.replace('"c1"', '"c2"')))
+    assert first.claim_id != second.claim_id
+    for name in ("report_id", "subject", "attribute", "source_id", "attributed_to"):
+        assert getattr(first, name) is getattr(second, name), name
+    assert first.value.hedge is second.value.hedge and first.value.rule is second.value.rule
