@@ -17,10 +17,11 @@ here and id order is commit order — the update stream never has gaps.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import bindparam, func, insert, select, update
@@ -48,7 +49,6 @@ keys_t = KeyRow.__table__  # type: ignore[attr-defined]
 versions_t = VersionRow.__table__  # type: ignore[attr-defined]
 outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
 
-DIFF_FIELDS = ("low", "best", "high", "conservative", "status", "value_text")
 _json = msgspec.json.Encoder(order="sorted")
 _decode = msgspec.json.decode
 Key = tuple[str, str]
@@ -71,12 +71,27 @@ class VersionWritten:
     trace_id: str | None = None
 
 
+class Summary(NamedTuple):
+    """What a step keeps of its result for the next diff and for relative claims: a tuple,
+    not a dict, because a key keeps one per step (about one per claim) in the cache."""
+
+    low: Any
+    best: Any
+    high: Any
+    conservative: Any
+    status: Any
+    value_text: Any
+
+
+DIFF_FIELDS = Summary._fields  # what a version's diff compares with the version before
+
+
 @dataclass(frozen=True, slots=True)
 class Computed:
     """A consensus result as stored: compared by content digest only."""
 
     digest: str
-    summary: dict[str, Any] = field(compare=False)
+    summary: Summary = field(compare=False)
     body: bytes | None = field(default=None, compare=False)
 
 
@@ -466,7 +481,7 @@ class _Batch:
             self.opened_rows[row_id] = row = {
                 "id": row_id, "subject": state.subject, "attribute": state.attribute,
                 "version": state.head, "pub_from": step.pub_from, "pub_to": step.pub_to,
-                "rec_from": rec_at, "rec_to": MAX_TIME, "status": result.summary["status"],
+                "rec_from": rec_at, "rec_to": MAX_TIME, "status": result.summary.status,
                 "cause_event_id": cause.event_id, "cause_report_id": cause.report_id,
                 "result": self._body(result, closed_rows),
                 "diff": _json.encode(_diff(previous.summary if previous else None,
@@ -563,7 +578,11 @@ def _key_row(state: KeyState) -> dict[str, Any]:
 
 def _computed(result: dict[str, Any]) -> Computed:
     body = _json.encode(result)
-    summary = {f: result.get(f) for f in (*DIFF_FIELDS, "low", "best", "high")}
+    status = result.get("status")
+    summary = Summary(
+        result.get("low"), result.get("best"), result.get("high"), result.get("conservative"),
+        sys.intern(status) if isinstance(status, str) else status, result.get("value_text"),
+    )
     return Computed(hashlib.blake2b(body, digest_size=16).hexdigest(), summary, body)
 
 
@@ -682,19 +701,20 @@ def _estimate_at(steps: list[Step], t: str) -> Estimate | None:
     for step in steps:
         if step.pub_from <= t < step.pub_to:
             r = step.result.summary
-            if r.get("best") is None and r.get("low") is None and r.get("high") is None:
+            if r.best is None and r.low is None and r.high is None:
                 return None
-            return Estimate(r.get("low"), r.get("best"), r.get("high"))
+            return Estimate(r.low, r.best, r.high)
     return None
 
 
-def _diff(previous: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
+def _diff(previous: Summary | None, result: Summary) -> dict[str, Any]:
     if previous is None:
-        return {f: [None, result.get(f)] for f in DIFF_FIELDS if result.get(f) is not None}
+        pairs = zip(DIFF_FIELDS, result, strict=True)
+        return {f: [None, new] for f, new in pairs if new is not None}
     return {
-        f: [previous.get(f), result.get(f)]
-        for f in DIFF_FIELDS
-        if previous.get(f) != result.get(f)
+        f: [old, new]
+        for f, old, new in zip(DIFF_FIELDS, previous, result, strict=True)
+        if old != new
     }
 
 

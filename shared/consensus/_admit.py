@@ -4,6 +4,7 @@ with a reason. Nothing is dropped silently."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -194,7 +195,8 @@ def _gate(claim: ClaimFacts, attributes: set[str]) -> str | None:
 
 
 def _base(claim: ClaimFacts, source_scores: Mapping[str, float]) -> Item:
-    origin = norm_text(claim.attributed_to) or "source:" + norm_text(claim.source_id)
+    # interned: the reconciler keeps every admitted item, and origins repeat across claims
+    origin = sys.intern(norm_text(claim.attributed_to) or "source:" + norm_text(claim.source_id))
     return Item(
         claim=claim,
         weight=claim_weight(claim, source_scores),
