@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from services.db import restart_wal
 from services.reconcile.store import Reconciler, VersionWritten, outbox_t
 from shared.events import (
     CONSUMER_GROUP,
@@ -55,12 +56,15 @@ class EntryProcessor:
         updates_maxlen: int = 100_000,
         max_group: int = 2000,
         linger_s: float = 0.002,
+        wal_restart_every_s: float = 5.0,
     ) -> None:
         self.engine, self.redis, self.reconciler = engine, redis, reconciler
         self.updates_maxlen = updates_maxlen
         # SQLite has one writer: queueing here beats busy-waiting in the driver
         self._write_lock = asyncio.Lock() if serialize_writes else None
         self.max_group, self.linger_s = max_group, linger_s
+        self.wal_restart_every_s = wal_restart_every_s
+        self._wal_restarted = time.monotonic()
         self._queue: asyncio.Queue[
             tuple[str, Sequence[Entry], asyncio.Future[list[bytes]]]
         ] | None = None
@@ -207,7 +211,22 @@ class EntryProcessor:
         APPLY_SECONDS.observe(time.perf_counter() - start)
         APPLIED.inc(applied)
         REDELIVERED.inc(len(events) - applied)
+        await self._restart_wal()
         return written
+
+    async def _restart_wal(self) -> None:
+        """SQLite: now and then start the write-ahead log over (services.db.restart_wal),
+        which SQLite's own checkpoints never do while reads overlap."""
+        if self._write_lock is None:
+            return  # PostgreSQL
+        if time.monotonic() - self._wal_restarted < self.wal_restart_every_s:
+            return
+        self._wal_restarted = time.monotonic()
+        try:
+            async with self._write_lock:
+                await asyncio.to_thread(restart_wal, self.engine, 100)
+        except Exception as exc:  # an optimisation: never fail an applied batch over it
+            log.warning("could not restart the write-ahead log: %s", exc)
 
     async def _announce(self, written: list[VersionWritten]) -> None:
         """Tell the query services after commit; they catch up from SQL if this is lost."""
