@@ -117,10 +117,9 @@ def restart_wal(engine: Engine, wait_ms: int = 200) -> bool | None:
 
     SQLite's own checkpoint after each commit never waits: while reads keep overlapping
     (the query service, the relay), it stops at the oldest reader and the log is never
-    started over, so it grows without end (2.8 GB after 550k events in one benchmark run)
-    and every read and commit slows down searching it. RESTART waits up to `wait_ms` for
-    the readers of older frames to finish. Returns whether it completed; None when the
-    database is not SQLite.
+    started over, so the file grows without end (2.8 GB after 550k events in one benchmark
+    run). RESTART waits up to `wait_ms` for the readers of older frames to finish.
+    Returns whether it completed; None when the database is not SQLite.
     """
     if engine.dialect.name != "sqlite":
         return None
