@@ -63,15 +63,19 @@ _SHARED_CLAIM_TEXT = frozenset({
 _SHARED_VALUE_TEXT = frozenset({"hedge", "rule", "unit", "text", "relative_to"})
 
 
-def _shared(data: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+def _fields_of(
+    data: dict[str, Any], allowed: frozenset[str], shared: frozenset[str]
+) -> dict[str, Any]:
+    """The known fields of `data`, in one pass, with the repeated text interned."""
     return {
-        k: sys.intern(v) if k in names and type(v) is str else v for k, v in data.items()
+        k: sys.intern(v) if k in shared and type(v) is str else v
+        for k, v in data.items()
+        if k in allowed
     }
 
 
 def value_from_dict(data: dict[str, Any]) -> Value:
-    return Value(**_shared({k: v for k, v in data.items() if k in _VALUE_NAMES},
-                           _SHARED_VALUE_TEXT))
+    return Value(**_fields_of(data, _VALUE_NAMES, _SHARED_VALUE_TEXT))
 
 
 def valid_time_from_dict(data: dict[str, Any] | None) -> ValidTime | None:
@@ -100,7 +104,7 @@ def claim_to_dict(claim: ClaimFacts) -> dict[str, Any]:
 
 
 def claim_from_dict(data: dict[str, Any]) -> ClaimFacts:
-    kwargs = _shared({k: v for k, v in data.items() if k in _CLAIM_NAMES}, _SHARED_CLAIM_TEXT)
+    kwargs = _fields_of(data, _CLAIM_NAMES, _SHARED_CLAIM_TEXT)
     kwargs["value"] = value_from_dict(data["value"])
     kwargs["valid_time"] = valid_time_from_dict(data.get("valid_time"))
     kwargs["published_at"] = parse_iso(data["published_at"])
