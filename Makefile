@@ -32,9 +32,11 @@ e2e: $(STAMP)
 fault: $(STAMP)
 	$(PY) -m pytest -q tests/fault
 
+# CI runs this before the suite: a lint error or an unformatted file fails the build
 lint: $(STAMP)
-	$(VENV)/bin/ruff check shared services tests bench
-	$(VENV)/bin/mypy shared services
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared services claimledger
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"

@@ -143,8 +143,15 @@ def load_weather(percent: int = 100) -> Dataset:
                     skipped[f"not a number: {row['PropertyValue']!r}"] += 1
                     continue
                 when = datetime.strptime(row["TimeStamp"], "%a %b %d %H:%M:%S %Y")
-                claims.append(Claim(row["ObjectID"], row["PropertyID"], row["SourceID"], value,
-                                    when.strftime("%Y-%m-%dT%H:%M:%SZ")))
+                claims.append(
+                    Claim(
+                        row["ObjectID"],
+                        row["PropertyID"],
+                        row["SourceID"],
+                        value,
+                        when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    )
+                )
     truth: dict[Key, list[float]] = defaultdict(list)
     with (folder / "ground_truth" / "weather_truth.csv").open(newline="") as f:
         for row in csv.DictReader(f):
@@ -171,14 +178,37 @@ def import_claims(cluster: Cluster, dataset: Dataset, folder: Path) -> int:
         out = csv.writer(f)
         out.writerow(["subject", "attribute", "source.id", "value", "published_at"])
         for c in dataset.claims:
-            out.writerow([c.subject, c.attribute, c.source,
-                          int(c.value) if c.value.is_integer() else repr(c.value), c.published])
+            out.writerow(
+                [
+                    c.subject,
+                    c.attribute,
+                    c.source,
+                    int(c.value) if c.value.is_integer() else repr(c.value),
+                    c.published,
+                ]
+            )
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "import", str(path),
-         "--url", cluster.url("ingest"), "--batch-size", "1000", "--no-progress", "--json",
-         "--state", str(folder / "import-state.json"),
-         "--rejects", str(folder / "rejects.jsonl")],
-        env=cluster.env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "import",
+            str(path),
+            "--url",
+            cluster.url("ingest"),
+            "--batch-size",
+            "1000",
+            "--no-progress",
+            "--json",
+            "--state",
+            str(folder / "import-state.json"),
+            "--rejects",
+            str(folder / "rejects.jsonl"),
+        ],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     for reason, n in summary.get("reasons", {}).items():
@@ -190,7 +220,10 @@ def reweigh(cluster: Cluster) -> int:
     """`claimledger reweigh` against the running system's database; returns its token."""
     out = subprocess.run(
         [sys.executable, "-m", "services.cli", "reweigh"],
-        env=cluster.env, capture_output=True, text=True, check=True,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     print(out.strip(), flush=True)
     found = re.search(r"token (\d+)", out)
@@ -253,8 +286,9 @@ def peer_baselines(by_key: dict[Key, dict[str, float]]) -> dict[str, dict[Key, f
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.json", Path(tmp) / "out.json"
         src.write_text(json.dumps({"claims": rows, "algorithms": PEER_ALGORITHMS}))
-        done = subprocess.run([str(PEER_PYTHON), str(PEER_SCRIPT), str(src), str(dst)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [str(PEER_PYTHON), str(PEER_SCRIPT), str(src), str(dst)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             return f"failed: {done.stderr.strip().splitlines()[-1:]}"
         found = json.loads(dst.read_text())
@@ -262,7 +296,8 @@ def peer_baselines(by_key: dict[Key, dict[str, float]]) -> dict[str, dict[Key, f
     for algorithm, values in found.items():
         out[algorithm] = {
             tuple(name.split("\x1f", 1)): v  # type: ignore[misc]
-            for name, v in values.items() if name in names
+            for name, v in values.items()
+            if name in names
         }
     return out
 
@@ -274,7 +309,8 @@ def score(estimates: dict[Key, float], truth: dict[Key, list[float]]) -> dict[st
     keys = [k for k in truth if k in estimates]
     errors = [min((estimates[k] - t for t in truth[k]), key=abs) for k in keys]
     wrong = [
-        k for k, e in zip(keys, errors, strict=True)
+        k
+        for k, e in zip(keys, errors, strict=True)
         if abs(e) > 0.01 * abs(min(truth[k], key=lambda t: abs(estimates[k] - t)))
     ]
     exact = [k for k in keys if estimates[k] in truth[k]]
@@ -295,25 +331,30 @@ def offline_learned(dataset: Dataset) -> dict[Key, float]:
     registry = AttributeRegistry.load(dataset.attributes_file)
     measures = {spec.name for spec in registry if spec.kind == "measure"}
     obs = [
-        Observation(f"{c.subject}\x1f{c.attribute}", c.source, c.value,
-                    published=datetime.fromisoformat(c.published).timestamp(),
-                    claim_id=f"{i:09d}", prior=0.18,  # prior_weight of an ungraded "other" claim
-                    rule=PLURALITY if c.attribute in measures else MEDIAN_OR_MODE)
+        Observation(
+            f"{c.subject}\x1f{c.attribute}",
+            c.source,
+            c.value,
+            published=datetime.fromisoformat(c.published).timestamp(),
+            claim_id=f"{i:09d}",
+            prior=0.18,  # prior_weight of an ungraded "other" claim
+            rule=PLURALITY if c.attribute in measures else MEDIAN_OR_MODE,
+        )
         for i, c in enumerate(dataset.claims)
     ]
     learned = learn_reliability(obs)
-    return {
-        (k.split("\x1f", 1)[0], k.split("\x1f", 1)[1]): v
-        for k, v in learned.consensus.items()
-    }
+    return {(k.split("\x1f", 1)[0], k.split("\x1f", 1)[1]): v for k, v in learned.consensus.items()}
 
 
 def run_offline(dataset: Dataset) -> dict[str, Any]:
     print(f"{dataset.name}: {len(dataset.claims)} claims (pure learner, no services)", flush=True)
     by_key = latest_claims(dataset)
     t0 = time.perf_counter()
-    rows = {"pure learner (offline), learned reliability": score(offline_learned(dataset),
-                                                                  dataset.truth)}
+    rows = {
+        "pure learner (offline), learned reliability": score(
+            offline_learned(dataset), dataset.truth
+        )
+    }
     timings = {"pure learner": time.perf_counter() - t0}
     for name, estimates in baselines(by_key).items():
         rows[name] = score(estimates, dataset.truth)
@@ -321,8 +362,13 @@ def run_offline(dataset: Dataset) -> dict[str, Any]:
     if not isinstance(peer, str):
         for algorithm, estimates in peer.items():
             rows[f"truthdiscovery {algorithm}"] = score(estimates, dataset.truth)
-    return {"rows": rows, "timings": timings, "claims": len(dataset.claims),
-            "keys": len(by_key), "skipped": dict(dataset.skipped)}
+    return {
+        "rows": rows,
+        "timings": timings,
+        "claims": len(dataset.claims),
+        "keys": len(by_key),
+        "skipped": dict(dataset.skipped),
+    }
 
 
 def run_set(dataset: Dataset) -> dict[str, Any]:
@@ -330,11 +376,16 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
     by_key = latest_claims(dataset)
     rows: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {}
-    extra = {"CLAIMLEDGER_ATTRIBUTES_FILE": str(dataset.attributes_file)} \
-        if dataset.attributes_file else {}
-    with tempfile.TemporaryDirectory() as tmp_name, \
-            system(Path(tmp_name), "ingest", "reconcile", "query", **extra) as cluster, \
-            Client(cluster.url("ingest"), cluster.url("query"), timeout=120) as client:
+    extra = (
+        {"CLAIMLEDGER_ATTRIBUTES_FILE": str(dataset.attributes_file)}
+        if dataset.attributes_file
+        else {}
+    )
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        system(Path(tmp_name), "ingest", "reconcile", "query", **extra) as cluster,
+        Client(cluster.url("ingest"), cluster.url("query"), timeout=120) as client,
+    ):
         t0 = time.perf_counter()
         token = import_claims(cluster, dataset, Path(tmp_name))
         plain = read_consensus(client, token)
@@ -358,27 +409,40 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
     else:
         for algorithm, estimates in peer.items():
             rows[f"truthdiscovery {algorithm}"] = score(estimates, dataset.truth)
-    return {"rows": rows, "timings": timings, "claims": len(dataset.claims),
-            "keys": len(by_key), "skipped": dict(dataset.skipped)}
+    return {
+        "rows": rows,
+        "timings": timings,
+        "claims": len(dataset.claims),
+        "keys": len(by_key),
+        "skipped": dict(dataset.skipped),
+    }
 
 
 def table(name: str, kind: str, result: dict[str, Any]) -> list[str]:
     lines = [f"### {name} ({result['claims']} claims, {result['keys']} keys)", ""]
     if kind == "population":
-        lines += ["| method | keys scored | MAE | RMSE | error rate (>1%) |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "| method | keys scored | MAE | RMSE | error rate (>1%) |",
+            "|---|---|---|---|---|",
+        ]
     else:
-        lines += ["| method | keys scored | agreement (exact) | MAE | error rate (>1%) |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "| method | keys scored | agreement (exact) | MAE | error rate (>1%) |",
+            "|---|---|---|---|---|",
+        ]
     for method, m in result["rows"].items():
         if "missing" in m:
             lines.append(f"| {method} | {m['missing']} | | | |")
         elif kind == "population":
-            lines.append(f"| {method} | {m['keys']} | {m['mae']:.1f} | {m['rmse']:.1f} | "
-                         f"{m['error_rate']:.4f} |")
+            lines.append(
+                f"| {method} | {m['keys']} | {m['mae']:.1f} | {m['rmse']:.1f} | "
+                f"{m['error_rate']:.4f} |"
+            )
         else:
-            lines.append(f"| {method} | {m['keys']} | {m['agreement']:.4f} | {m['mae']:.3f} | "
-                         f"{m['error_rate']:.4f} |")
+            lines.append(
+                f"| {method} | {m['keys']} | {m['agreement']:.4f} | {m['mae']:.3f} | "
+                f"{m['error_rate']:.4f} |"
+            )
     timings = ", ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items())
     lines += ["", f"Timings: {timings}. Skipped input: {result['skipped'] or 'none'}.", ""]
     return lines
@@ -394,10 +458,19 @@ SETS = {
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--sets", nargs="*", choices=sorted(SETS),
-                   default=["population-subset", "population-all", "weather-10pct"])
-    p.add_argument("--offline", nargs="*", choices=sorted(SETS), default=[],
-                   help="sets scored with the pure learner only (labelled as such)")
+    p.add_argument(
+        "--sets",
+        nargs="*",
+        choices=sorted(SETS),
+        default=["population-subset", "population-all", "weather-10pct"],
+    )
+    p.add_argument(
+        "--offline",
+        nargs="*",
+        choices=sorted(SETS),
+        default=[],
+        help="sets scored with the pure learner only (labelled as such)",
+    )
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args()
     lines = [

@@ -1,6 +1,6 @@
 """What a `version written` log line costs the reconciler (services/logs.py, JSON to /dev/null).
 
-    python -m bench.logcost [--level info|warning] [--versions 1000] [--rounds 20]
+python -m bench.logcost [--level info|warning] [--versions 1000] [--rounds 20]
 """
 
 from __future__ import annotations
@@ -25,9 +25,16 @@ def main(argv: list[str] | None = None) -> None:
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(open("/dev/null", "w"))  # noqa: SIM115 - the process's lifetime
     written = [
-        VersionWritten(i, f"subject-{i}", "personnel_deployed", 3, True,
-                       "e_0e7cffd5d64b8afaef9c0c8013", "report-1",
-                       "4bf92f3577b34da6a3ce929d0e0e4736")
+        VersionWritten(
+            i,
+            f"subject-{i}",
+            "personnel_deployed",
+            3,
+            True,
+            "e_0e7cffd5d64b8afaef9c0c8013",
+            "report-1",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        )
         for i in range(args.versions)
     ]
     times = []
@@ -37,8 +44,10 @@ def main(argv: list[str] | None = None) -> None:
         times.append(time.perf_counter() - start)
     times.sort()
     per = [t / len(written) * 1e6 for t in (times[0], times[len(times) // 2])]
-    print(f"level {args.level}: {per[0]:.1f} us per version best, {per[1]:.1f} us median "
-          f"({args.rounds} batches of {len(written)})")
+    print(
+        f"level {args.level}: {per[0]:.1f} us per version best, {per[1]:.1f} us median "
+        f"({args.rounds} batches of {len(written)})"
+    )
 
 
 if __name__ == "__main__":

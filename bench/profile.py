@@ -22,8 +22,10 @@ from pathlib import Path
 # innermost match wins: a frame list is scanned from the leaf up
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("SQL (SQLAlchemy + sqlite3, incl. commit)", ("sqlalchemy/", "sqlite3", "_insert_many")),
-    ("result encoding (dict, JSON, digest, diff)",
-     ("result_to_dict", "_computed", "_diff", "_body")),
+    (
+        "result encoding (dict, JSON, digest, diff)",
+        ("result_to_dict", "_computed", "_diff", "_body"),
+    ),
     ("consensus: explanation sentence", ("explain_numeric", "explain_vote")),
     ("consensus: clusters and origins", ("assign_clusters", "make_groups", "_clusters")),
     ("consensus: admission (hedges, weights)", ("admit",)),
@@ -62,8 +64,10 @@ def worker(claims: int, keys: int) -> None:
     events = prepared_events(claims, keys)
     tmp = Path(tempfile.mkdtemp(prefix="claimledger-profile-"))
     elapsed = apply_in_batches(tmp / "profile.db", events)
-    print(f"{len(events):,} events applied in {elapsed:.1f} s under the profiler "
-          f"({len(events) / elapsed:,.0f} events/s, {1e6 * elapsed / len(events):,.0f} us/event)")
+    print(
+        f"{len(events):,} events applied in {elapsed:.1f} s under the profiler "
+        f"({len(events) / elapsed:,.0f} events/s, {1e6 * elapsed / len(events):,.0f} us/event)"
+    )
 
 
 def budgets() -> list[tuple[str, float]]:
@@ -89,8 +93,9 @@ def budgets() -> list[tuple[str, float]]:
     claims = []
     for body in bodies:
         item = prepare_report(ReportIn.model_validate(body), ctx, None)
-        claims += [claim_from_dict(e.payload["claim"]) for e in item.events
-                   if e.type == "ClaimAsserted"]
+        claims += [
+            claim_from_dict(e.payload["claim"]) for e in item.events if e.type == "ClaimAsserted"
+        ]
     per_claim = (time.process_time() - start) / 10_000
     rows = [("ingest: validate + normalise + build events, per claim", per_claim * 1e6)]
     spec = REGISTRY.spec_for("personnel_deployed", numeric=True)
@@ -122,9 +127,25 @@ def main(argv: list[str] | None = None) -> None:
     raw = Path(tempfile.mkdtemp(prefix="claimledger-profile-")) / "reconcile.txt"
     spy = Path(sys.executable).with_name("py-spy")
     subprocess.run(
-        [str(spy), "record", "-r", str(args.rate), "-f", "raw", "-o", str(raw), "--",
-         sys.executable, "-m", "bench.profile", "--worker", "--claims", str(args.claims),
-         "--keys", str(args.keys)],
+        [
+            str(spy),
+            "record",
+            "-r",
+            str(args.rate),
+            "-f",
+            "raw",
+            "-o",
+            str(raw),
+            "--",
+            sys.executable,
+            "-m",
+            "bench.profile",
+            "--worker",
+            "--claims",
+            str(args.claims),
+            "--keys",
+            str(args.keys),
+        ],
         check=True,
     )
     print("\nCPU per unit of the pure stages (one core, no I/O)\n")
@@ -132,8 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     for name, us in budgets():
         print(f"| {name} | {us:,.0f} us | {1e6 / us:,.0f}/s |")
     rows = summarize(raw, "Reconciler.apply")
-    print(f"\nReconciler.apply, {args.claims:,} claims on {args.keys:,} keys "
-          "(share of samples inside apply)\n")
+    print(
+        f"\nReconciler.apply, {args.claims:,} claims on {args.keys:,} keys "
+        "(share of samples inside apply)\n"
+    )
     print("| where | share |\n|---|---|")
     for name, share in rows:
         print(f"| {name} | {share:.1f}% |")

@@ -88,8 +88,12 @@ def report_body(i: int, keys: int, per: int, rnd: random.Random) -> dict[str, An
         "source": {"id": f"src{i % 97}", "kind": "news"},
         "published_at": iso(datetime.fromtimestamp(1735689600 + i * 60, UTC)),
         "claims": [
-            {"subject": f"key{rnd.randrange(keys)}", "attribute": "personnel_deployed",
-             "value": rnd.randrange(900, 1100), "attributed_to": f"origin{rnd.randrange(40)}"}
+            {
+                "subject": f"key{rnd.randrange(keys)}",
+                "attribute": "personnel_deployed",
+                "value": rnd.randrange(900, 1100),
+                "attributed_to": f"origin{rnd.randrange(40)}",
+            }
             for _ in range(per)
         ],
     }
@@ -103,8 +107,9 @@ def prepared_events(n_claims: int, keys: int, seed: int = 7, first: int = 0) -> 
     rnd = random.Random(seed + first)
     events: list[Any] = []
     for i in range(first, first + n_claims // 10):
-        events += prepare_report(ReportIn.model_validate(report_body(i, keys, 10, rnd)), ctx,
-                                 None).events
+        events += prepare_report(
+            ReportIn.model_validate(report_body(i, keys, 10, rnd)), ctx, None
+        ).events
     return events
 
 
@@ -120,14 +125,24 @@ def lookup_latency(tmp: Path, claims: int, keys: int) -> tuple[list[float], list
         for v in range(per_key):
             pub_from = iso(datetime.fromtimestamp(base + v * 86400, UTC))
             last = v == per_key - 1
-            rows.append({
-                "subject": f"key{k}", "attribute": "personnel_deployed", "version": v + 1,
-                "pub_from": pub_from,
-                "pub_to": MAX_TIME if last else iso(datetime.fromtimestamp(base + (v + 1) * 86400,
-                                                                            UTC)),
-                "rec_from": pub_from, "rec_to": MAX_TIME, "status": "settled",
-                "cause_event_id": "e", "cause_report_id": None, "result": result, "diff": "{}",
-            })
+            rows.append(
+                {
+                    "subject": f"key{k}",
+                    "attribute": "personnel_deployed",
+                    "version": v + 1,
+                    "pub_from": pub_from,
+                    "pub_to": MAX_TIME
+                    if last
+                    else iso(datetime.fromtimestamp(base + (v + 1) * 86400, UTC)),
+                    "rec_from": pub_from,
+                    "rec_to": MAX_TIME,
+                    "status": "settled",
+                    "cause_event_id": "e",
+                    "cause_report_id": None,
+                    "result": result,
+                    "diff": "{}",
+                }
+            )
         if len(rows) > 50_000:
             with engine.begin() as conn:
                 conn.execute(versions_t.insert(), rows)
@@ -165,8 +180,9 @@ def lookup_latency(tmp: Path, claims: int, keys: int) -> tuple[list[float], list
     return a, r, time.perf_counter() - start
 
 
-def ingest_rates(tmp: Path, redis_url: str, batches: int, singles: int
-                 ) -> tuple[float, LoadResult, LoadResult]:
+def ingest_rates(
+    tmp: Path, redis_url: str, batches: int, singles: int
+) -> tuple[float, LoadResult, LoadResult]:
     """claims/s through :batch (1,000 claims a request, 2 connections); single reports
     with 64 connections, against the ingest service and against bench.trivial (the same
     stack answering without doing anything), with the same client in the same run."""
@@ -175,8 +191,9 @@ def ingest_rates(tmp: Path, redis_url: str, batches: int, singles: int
     url = cluster.url("ingest")
     rnd = random.Random(11)
     try:
-        bodies = [[report_body(b * 100 + i, 10_000, 10, rnd) for i in range(100)]
-                  for b in range(batches)]
+        bodies = [
+            [report_body(b * 100 + i, 10_000, 10, rnd) for i in range(100)] for b in range(batches)
+        ]
         batch = asyncio.run(post_all(url, encode_posts(url, "/v1/reports:batch", bodies), 2))
         assert batch.statuses == {200: batches}, batch.statuses
         items = [report_body(600_000 + i, 10_000, 1, rnd) for i in range(singles)]
@@ -248,8 +265,10 @@ def sustained(tmp: Path, redis_url: str, claims: int, keys: int) -> Sustained:
         watcher = asyncio.create_task(watch_first(stop))
         result = LoadResult(0.0)
         for chunk in range(0, claims, 20_000):  # encode as we go: constant client memory
-            bodies = [[report_body(chunk // 10 + b * 100 + i, keys, 10, rnd) for i in range(100)]
-                      for b in range(min(20_000, claims - chunk) // 1000)]
+            bodies = [
+                [report_body(chunk // 10 + b * 100 + i, keys, 10, rnd) for i in range(100)]
+                for b in range(min(20_000, claims - chunk) // 1000)
+            ]
             part = await post_all(url, encode_posts(url, "/v1/reports:batch", bodies), 2)
             assert set(part.statuses) == {200}, part.statuses
             result.seconds += part.seconds
@@ -273,8 +292,9 @@ def sustained(tmp: Path, redis_url: str, claims: int, keys: int) -> Sustained:
         cluster.stop_all()
         engine.dispose()
     start = first_applied[0] if first_applied else finished
-    return Sustained(claims, done, claims / posted.seconds, done / max(finished - start, 1e-9),
-                     rss, db_path)
+    return Sustained(
+        claims, done, claims / posted.seconds, done / max(finished - start, 1e-9), rss, db_path
+    )
 
 
 def apply_in_batches(db_path: Path, events: list[Any], batch: int = 500) -> float:
@@ -309,8 +329,9 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def end_to_end(tmp: Path, redis_url: str, rate: int, seconds: float
-               ) -> tuple[list[float], int, list[str]]:
+def end_to_end(
+    tmp: Path, redis_url: str, rate: int, seconds: float
+) -> tuple[list[float], int, list[str]]:
     """POST -> visible in a query, open loop at `rate` claims/s (reports of 10 claims,
     sent on a fixed schedule whatever the answers); returns latencies (ms) and failures.
 
@@ -340,8 +361,11 @@ def end_to_end(tmp: Path, redis_url: str, rate: int, seconds: float
                     return
                 token = json.loads(body)["token"]
                 claim = bodies[i]["claims"][0]
-                status, body = await query_pool.call(query_pool.get(
-                    f"/v1/consensus/{claim['subject']}/{claim['attribute']}?min_token={token}"))
+                status, body = await query_pool.call(
+                    query_pool.get(
+                        f"/v1/consensus/{claim['subject']}/{claim['attribute']}?min_token={token}"
+                    )
+                )
                 if status != 200:
                     reasons.append(f"GET {status} {body[:200]!r}")
                     return
@@ -375,8 +399,14 @@ def peer_rates(tmp: Path, claims: int, keys: int) -> tuple[float, float, float]:
 
     events = [e for e in prepared_events(claims, keys, seed=17) if e.type == CLAIM_ASSERTED]
     ours = len(events) / apply_in_batches(tmp / "peer-claimledger.db", events)
-    plain = [(f"{e.subject}/{e.attribute}", e.payload["claim"]["claim_id"],
-              float(e.payload["claim"]["value"]["best"])) for e in events]
+    plain = [
+        (
+            f"{e.subject}/{e.attribute}",
+            e.payload["claim"]["claim_id"],
+            float(e.payload["claim"]["value"]["best"]),
+        )
+        for e in events
+    ]
     full = eventsourcing_rate(tmp, plain, "FULL")
     normal = eventsourcing_rate(tmp, plain, "NORMAL")
     return ours, full, normal
@@ -388,9 +418,13 @@ def pct(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--claims", type=int, default=200_000,
-                        help="sustained reconcile workload through the services (issue: 200k; "
-                             "1,000,000 for RSS at 1M)")
+    parser.add_argument(
+        "--claims",
+        type=int,
+        default=200_000,
+        help="sustained reconcile workload through the services (issue: 200k; "
+        "1,000,000 for RSS at 1M)",
+    )
     parser.add_argument("--keys", type=int, default=10_000)
     parser.add_argument("--lookup-claims", type=int, default=200_000)
     parser.add_argument("--lookup-keys", type=int, default=10_000)
@@ -399,9 +433,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--e2e-rate", type=int, default=1_000, help="claims/s, open loop")
     parser.add_argument("--e2e-seconds", type=float, default=20.0)
     parser.add_argument("--peer-claims", type=int, default=20_000, help="issue: 100000")
-    parser.add_argument("--peer-keys", type=int, default=0,
-                        help="default: claims / 10, the density of the issue's 100k claims "
-                             "on 10k keys")
+    parser.add_argument(
+        "--peer-keys",
+        type=int,
+        default=0,
+        help="default: claims / 10, the density of the issue's 100k claims on 10k keys",
+    )
     parser.add_argument("--skip-replay", action="store_true")
     parser.add_argument("--no-record", action="store_true", help="print only, no RESULTS.md")
     args = parser.parse_args(argv)
@@ -413,65 +450,114 @@ def main(argv: list[str] | None = None) -> None:
         xadd = raw_xadd(server.url, 100_000)
         readack = raw_readgroup_ack(server.url, 100_000)
         sqlite_rate = raw_sqlite(tmp / "raw.db", 200_000)
-        rows += [("raw redis-py XADD, 1000/pipeline", f"{xadd:,.0f}/s", "baseline"),
-                 ("raw XREADGROUP COUNT 1000 + XACK", f"{readack:,.0f}/s", "baseline"),
-                 ("raw SQLite executemany (WAL, 1 txn)", f"{sqlite_rate:,.0f} rows/s",
-                  "baseline")]
+        rows += [
+            ("raw redis-py XADD, 1000/pipeline", f"{xadd:,.0f}/s", "baseline"),
+            ("raw XREADGROUP COUNT 1000 + XACK", f"{readack:,.0f}/s", "baseline"),
+            ("raw SQLite executemany (WAL, 1 txn)", f"{sqlite_rate:,.0f} rows/s", "baseline"),
+        ]
         redis.Redis.from_url(server.url).flushall()
         batch, single, floor = ingest_rates(tmp, server.url, args.batches, args.singles)
         s_lat = single.latencies_ms
-        rows += [("ingest POST /v1/reports:batch (1,000 claims each, 2 connections)",
-                  f"{batch:,.0f} claims/s", f"{batch / xadd:.1%} of raw XADD (target >= 25%)"),
-                 ("ingest POST /v1/reports, 64 connections",
-                  f"{single.rate:,.0f} reports/s (p50 {pct(s_lat, 50):.0f} ms, "
-                  f"p99 {pct(s_lat, 99):.0f} ms)",
-                  f"{single.rate / floor.rate:.0%} of the trivial endpoint (target >= 2,500/s)"),
-                 ("baseline: trivial FastAPI endpoint, same client",
-                  f"{floor.rate:,.0f} requests/s", "baseline")]
+        rows += [
+            (
+                "ingest POST /v1/reports:batch (1,000 claims each, 2 connections)",
+                f"{batch:,.0f} claims/s",
+                f"{batch / xadd:.1%} of raw XADD (target >= 25%)",
+            ),
+            (
+                "ingest POST /v1/reports, 64 connections",
+                f"{single.rate:,.0f} reports/s (p50 {pct(s_lat, 50):.0f} ms, "
+                f"p99 {pct(s_lat, 99):.0f} ms)",
+                f"{single.rate / floor.rate:.0%} of the trivial endpoint (target >= 2,500/s)",
+            ),
+            (
+                "baseline: trivial FastAPI endpoint, same client",
+                f"{floor.rate:,.0f} requests/s",
+                "baseline",
+            ),
+        ]
         redis.Redis.from_url(server.url).flushall()
         run = sustained(tmp, server.url, args.claims, args.keys)
-        rows += [(f"reconcile, sustained: {run.claims:,} claims on {args.keys:,} keys posted "
-                  f"through :batch ({run.events:,} events)", f"{run.apply_rate:,.0f} events/s",
-                  f"{run.apply_rate / readack:.1%} of raw read+ack (target >= 40%)"),
-                 ("ingest :batch while the reconciler runs", f"{run.post_rate:,.0f} claims/s",
-                  "-")]
-        rows += [(f"peak RSS {name} (after {run.claims:,} claims)", f"{mb:,.0f} MB",
-                  "target <= 300 MB at 1M" if name == "reconcile" else "-")
-                 for name, mb in run.rss_mb.items()]
+        rows += [
+            (
+                f"reconcile, sustained: {run.claims:,} claims on {args.keys:,} keys posted "
+                f"through :batch ({run.events:,} events)",
+                f"{run.apply_rate:,.0f} events/s",
+                f"{run.apply_rate / readack:.1%} of raw read+ack (target >= 40%)",
+            ),
+            ("ingest :batch while the reconciler runs", f"{run.post_rate:,.0f} claims/s", "-"),
+        ]
+        rows += [
+            (
+                f"peak RSS {name} (after {run.claims:,} claims)",
+                f"{mb:,.0f} MB",
+                "target <= 300 MB at 1M" if name == "reconcile" else "-",
+            )
+            for name, mb in run.rss_mb.items()
+        ]
         if not args.skip_replay:
             rate, count, same = replay_rate(tmp, run.db_path)
-            rows += [(f"replay: rebuild all projections from the stored log ({count:,} events)",
-                      f"{rate:,.0f} events/s, projection hash "
-                      + ("identical to the live one" if same else "DIFFERENT"),
-                      "target >= 50,000/s")]
+            rows += [
+                (
+                    f"replay: rebuild all projections from the stored log ({count:,} events)",
+                    f"{rate:,.0f} events/s, projection hash "
+                    + ("identical to the live one" if same else "DIFFERENT"),
+                    "target >= 50,000/s",
+                )
+            ]
         redis.Redis.from_url(server.url).flushall()
         lat, failed, reasons = end_to_end(tmp, server.url, args.e2e_rate, args.e2e_seconds)
         if reasons:
             print(f"end to end: {failed} failed, first: {reasons[0]}")
         if lat:
-            rows += [(f"end to end POST -> visible, {args.e2e_rate:,} claims/s open loop "
-                      f"({len(lat):,} reports, {failed} failed)",
-                      f"p50 {pct(lat, 50):.0f} ms, p99 {pct(lat, 99):.0f} ms, "
-                      f"max {max(lat):.0f} ms", "target p99 <= 20 ms")]
+            rows += [
+                (
+                    f"end to end POST -> visible, {args.e2e_rate:,} claims/s open loop "
+                    f"({len(lat):,} reports, {failed} failed)",
+                    f"p50 {pct(lat, 50):.0f} ms, p99 {pct(lat, 99):.0f} ms, max {max(lat):.0f} ms",
+                    "target p99 <= 20 ms",
+                )
+            ]
         else:
             rows += [("end to end POST -> visible", f"all {failed} failed", "-")]
         peer_keys = args.peer_keys or max(1, args.peer_claims // 10)
         ours, es_full, es_normal = peer_rates(tmp, args.peer_claims, peer_keys)
-        rows += [(f"peer: append + project {args.peer_claims:,} claims, claimledger "
-                  f"on {peer_keys:,} keys (SQLite WAL, synchronous=NORMAL)",
-                  f"{ours:,.0f} claims/s",
-                  f"{ours / es_normal:.2f}x eventsourcing at equal durability (target >= 3x)"),
-                 ("peer: eventsourcing 9.5 on SQLite, synchronous=NORMAL",
-                  f"{es_normal:,.0f} claims/s", "equal durability"),
-                 ("peer: eventsourcing 9.5 on SQLite, synchronous=FULL (its default)",
-                  f"{es_full:,.0f} claims/s", f"claimledger is {ours / es_full:.2f}x")]
+        rows += [
+            (
+                f"peer: append + project {args.peer_claims:,} claims, claimledger "
+                f"on {peer_keys:,} keys (SQLite WAL, synchronous=NORMAL)",
+                f"{ours:,.0f} claims/s",
+                f"{ours / es_normal:.2f}x eventsourcing at equal durability (target >= 3x)",
+            ),
+            (
+                "peer: eventsourcing 9.5 on SQLite, synchronous=NORMAL",
+                f"{es_normal:,.0f} claims/s",
+                "equal durability",
+            ),
+            (
+                "peer: eventsourcing 9.5 on SQLite, synchronous=FULL (its default)",
+                f"{es_full:,.0f} claims/s",
+                f"claimledger is {ours / es_full:.2f}x",
+            ),
+        ]
         a, r, snap = lookup_latency(tmp, args.lookup_claims, args.lookup_keys)
-        rows += [(f"as_of lookup ({args.lookup_claims:,} versions / {args.lookup_keys:,} keys)",
-                  f"p50 {pct(a, 50):.2f} ms, p99 {pct(a, 99):.2f} ms", "target p99 <= 5 ms"),
-                 ("recorded_as_of + as_of lookup",
-                  f"p50 {pct(r, 50):.2f} ms, p99 {pct(r, 99):.2f} ms", "target p99 <= 5 ms"),
-                 (f"snapshot of {args.lookup_keys:,} keys (pages of 1,000)", f"{snap:.2f} s",
-                  "target <= 1 s")]
+        rows += [
+            (
+                f"as_of lookup ({args.lookup_claims:,} versions / {args.lookup_keys:,} keys)",
+                f"p50 {pct(a, 50):.2f} ms, p99 {pct(a, 99):.2f} ms",
+                "target p99 <= 5 ms",
+            ),
+            (
+                "recorded_as_of + as_of lookup",
+                f"p50 {pct(r, 50):.2f} ms, p99 {pct(r, 99):.2f} ms",
+                "target p99 <= 5 ms",
+            ),
+            (
+                f"snapshot of {args.lookup_keys:,} keys (pages of 1,000)",
+                f"{snap:.2f} s",
+                "target <= 1 s",
+            ),
+        ]
     finally:
         server.stop(kill=True)
     wall = time.perf_counter() - began
@@ -484,11 +570,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_record:
         return
     with open(Path(__file__).with_name("RESULTS.md"), "a", encoding="utf-8") as out:
-        out.write(f"\n## make bench, {stamp} ({platform.node()}, {platform.python_version()}, "
-                  f"{os.cpu_count()} cores, load average {load:.1f} at the end)\n\n"
-                  f"Command: `.venv/bin/python -m bench.run {' '.join(argv or [])}` "
-                  f"(wall time {wall:.0f} s)\n\n"
-                  + "\n".join(table) + "\n")
+        out.write(
+            f"\n## make bench, {stamp} ({platform.node()}, {platform.python_version()}, "
+            f"{os.cpu_count()} cores, load average {load:.1f} at the end)\n\n"
+            f"Command: `.venv/bin/python -m bench.run {' '.join(argv or [])}` "
+            f"(wall time {wall:.0f} s)\n\n" + "\n".join(table) + "\n"
+        )
 
 
 if __name__ == "__main__":

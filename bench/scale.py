@@ -62,13 +62,21 @@ def _count(url: str) -> int:
 
 
 def _fill(tmp: Path, redis: LocalRedis, db_url: str, args: argparse.Namespace) -> int:
-    cluster = Cluster(tmp, redis.url, db_url, CLAIMLEDGER_PARTITIONS=str(PARTITIONS),
-                      CLAIMLEDGER_REPUBLISH_AFTER_S="3600")
+    cluster = Cluster(
+        tmp,
+        redis.url,
+        db_url,
+        CLAIMLEDGER_PARTITIONS=str(PARTITIONS),
+        CLAIMLEDGER_REPUBLISH_AFTER_S="3600",
+    )
     try:
         cluster.start("ingest")
         reports = helpers.make_reports(
-            "scale", args.claims // args.claims_per_report, args.claims_per_report,
-            keys=args.keys, seed=1,
+            "scale",
+            args.claims // args.claims_per_report,
+            args.claims_per_report,
+            keys=args.keys,
+            seed=1,
         )
         acked = helpers.Acked()
         start = time.perf_counter()
@@ -78,8 +86,11 @@ def _fill(tmp: Path, redis: LocalRedis, db_url: str, args: argparse.Namespace) -
         with closing(Redis.from_url(redis.url)) as r:
             while sum(r.xlen(stream_for(p)) for p in range(PARTITIONS)) < acked.events:
                 time.sleep(0.2)
-        print(f"ingested {acked.claims} claims ({acked.events} events) "
-              f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        print(
+            f"ingested {acked.claims} claims ({acked.events} events) "
+            f"in {time.perf_counter() - start:.1f} s",
+            file=sys.stderr,
+        )
         return acked.events
     finally:
         cluster.stop_all()
@@ -116,8 +127,9 @@ def _raw_baseline(redis_url: str, events: int) -> float:
     return read / elapsed
 
 
-def _drain(tmp: Path, redis: LocalRedis, db_url: str, n: int, events: int,
-           timeout_s: float) -> tuple[float, float]:
+def _drain(
+    tmp: Path, redis: LocalRedis, db_url: str, n: int, events: int, timeout_s: float
+) -> tuple[float, float]:
     """Starts n reconcilers; returns (seconds first->last applied, seconds from launch)."""
     _reset_group(redis.url)
     cluster = Cluster(tmp, redis.url, db_url, CLAIMLEDGER_PARTITIONS=str(PARTITIONS))
@@ -127,13 +139,24 @@ def _drain(tmp: Path, redis: LocalRedis, db_url: str, n: int, events: int,
             port = free_port()
             log = tmp / f"rec-{n}-{i}.log"
             process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "serve", "reconcile", "--port", str(port),
-                 "--log-level", "warning"],
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli",
+                    "serve",
+                    "reconcile",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
                 env={**cluster.env, "CLAIMLEDGER_CONSUMER_NAME": f"rec-{i}"},
-                stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
             )
-            cluster.services[f"rec-{i}"] = Service("reconcile", f"http://127.0.0.1:{port}",
-                                                   process, log)
+            cluster.services[f"rec-{i}"] = Service(
+                "reconcile", f"http://127.0.0.1:{port}", process, log
+            )
         first: float | None = None
         deadline = time.perf_counter() + timeout_s
         while True:
@@ -201,17 +224,23 @@ def main(argv: list[str] | None = None) -> int:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
     base = rows[0][3]
-    print(f"\n## Reconcile scale-out ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.machine()}, Python {platform.python_version()}, PostgreSQL)\n")
-    print(f"`.venv/bin/python -m bench.scale --claims {args.claims} --keys {args.keys} "
-          f"--reconcilers {' '.join(map(str, args.reconcilers))}` ({events} events, "
-          f"{PARTITIONS} partitions, {os.cpu_count()} cores)\n")
+    print(
+        f"\n## Reconcile scale-out ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.machine()}, Python {platform.python_version()}, PostgreSQL)\n"
+    )
+    print(
+        f"`.venv/bin/python -m bench.scale --claims {args.claims} --keys {args.keys} "
+        f"--reconcilers {' '.join(map(str, args.reconcilers))}` ({events} events, "
+        f"{PARTITIONS} partitions, {os.cpu_count()} cores)\n"
+    )
     print("| reconcilers | drain (first -> last applied) | incl. start-up | events/s | vs 1 |")
     print("|---|---|---|---|---|")
     for n, drain_s, wall_s, rate in rows:
         print(f"| {n} | {drain_s:.1f} s | {wall_s:.1f} s | {rate:,.0f} | {rate / base:.2f}x |")
-    print(f"| raw XREADGROUP COUNT 1000 + XACK (1 process, no decoding) | | | {raw:,.0f} "
-          f"| {raw / base:.1f}x |")
+    print(
+        f"| raw XREADGROUP COUNT 1000 + XACK (1 process, no decoding) | | | {raw:,.0f} "
+        f"| {raw / base:.1f}x |"
+    )
     same = all(h == hashes[0] for h in hashes)
     print(f"\nProjection hash equal across runs: {'yes' if same else 'NO'}")
     return 0 if same else 1

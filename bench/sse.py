@@ -64,8 +64,9 @@ class StreamClient(asyncio.Protocol):
     """One SSE stream over a raw socket: records (version id, arrival time)."""
 
     def __init__(self, host: str, path: str, opened: asyncio.Future[None]) -> None:
-        self.request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
-                        "Accept: text/event-stream\r\n\r\n").encode()
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+        ).encode()
         self.opened = opened
         self.rest = b""
         self.start: int | None = None
@@ -124,8 +125,14 @@ async def subscribers_main(url: str, subjects: list[str], out: Path) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
     result = [
-        {"subject": s, "start": c.start, "ids": c.ids, "times": c.times,
-         "resyncs": c.resyncs, "closed": c.closed}
+        {
+            "subject": s,
+            "start": c.start,
+            "ids": c.ids,
+            "times": c.times,
+            "resyncs": c.resyncs,
+            "closed": c.closed,
+        }
         for s, c in clients
     ]
     out.write_text(json.dumps(result))
@@ -143,8 +150,10 @@ async def baseline_main(redis_url: str, port: int) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         target = head.split(b" ", 2)[1].decode()
         subject = parse_qs(urlsplit(target).query).get("subject", [""])[0]
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                     b"cache-control: no-store\r\n\r\n: start\r\nid: 0\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"cache-control: no-store\r\n\r\n: start\r\nid: 0\r\n\r\n"
+        )
         by_subject.setdefault(subject, set()).add(writer)
         try:
             await reader.read()  # until the client goes
@@ -166,8 +175,9 @@ async def baseline_main(redis_url: str, port: int) -> None:
                 last = entry_id
                 body = fields[b"__data__"]
                 item = json.loads(body)
-                frame = (f"id: {item['id']}\r\nevent: consensus\r\ndata: ".encode()
-                         + body + b"\r\n\r\n")
+                frame = (
+                    f"id: {item['id']}\r\nevent: consensus\r\ndata: ".encode() + body + b"\r\n\r\n"
+                )
                 for writer in by_subject.get(item["subject"], ()):
                     writer.write(frame)
 
@@ -203,8 +213,11 @@ async def post_at_rate(
             if delay > 0:
                 await asyncio.sleep(delay)
             claims = [
-                claim(subject=keys[(n * per_report + j) % len(keys)],
-                      value=10_000 + n * per_report + j, attributed_to=f"origin-{n}-{j}")
+                claim(
+                    subject=keys[(n * per_report + j) % len(keys)],
+                    value=10_000 + n * per_report + j,
+                    attributed_to=f"origin-{n}-{j}",
+                )
                 for j in range(per_report)
             ]
             body = report(*claims, report_id=f"bench-sse-{tag}-{n}", source=f"src-{n % 50}")
@@ -233,8 +246,12 @@ def _metric(url: str, name: str) -> float | None:
 
 def _versions(db: Path, after: int) -> list[tuple[int, str]]:
     with sqlite3.connect(db) as conn:
-        return [(int(i), str(s)) for i, s in
-                conn.execute("SELECT id, subject FROM versions WHERE id > ? ORDER BY id", (after,))]
+        return [
+            (int(i), str(s))
+            for i, s in conn.execute(
+                "SELECT id, subject FROM versions WHERE id > ? ORDER BY id", (after,)
+            )
+        ]
 
 
 def _last_version(db: Path) -> int:
@@ -254,17 +271,31 @@ def _commit_times(redis_url: str) -> dict[int, float]:
     return out
 
 
-def phase(args: argparse.Namespace, cluster: Cluster, db: Path, stream_url: str, tag: str
-          ) -> dict[str, Any]:
+def phase(
+    args: argparse.Namespace, cluster: Cluster, db: Path, stream_url: str, tag: str
+) -> dict[str, Any]:
     """Opens the subscribers on `stream_url`, posts the load, gathers what arrived."""
     keys = [f"bench-sse-key-{k}" for k in range(args.keys)]
     subjects = [keys[i % len(keys)] for i in range(args.subscribers)]
     out = cluster.tmp / f"subscribers-{tag}.json"
     (cluster.tmp / f"subjects-{tag}.json").write_text(json.dumps(subjects))
     child = subprocess.Popen(
-        [sys.executable, "-m", "bench.sse", "--role", "subscribers", "--url", stream_url,
-         "--subjects-file", str(cluster.tmp / f"subjects-{tag}.json"), "--out", str(out)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "bench.sse",
+            "--role",
+            "subscribers",
+            "--url",
+            stream_url,
+            "--subjects-file",
+            str(cluster.tmp / f"subjects-{tag}.json"),
+            "--out",
+            str(out),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert child.stdin is not None and child.stdout is not None
     t_open = time.perf_counter()
@@ -277,8 +308,9 @@ def phase(args: argparse.Namespace, cluster: Cluster, db: Path, stream_url: str,
     before = _last_version(db)
     ingest = cluster.url("ingest")
     t0 = time.perf_counter()
-    accepted, failures = asyncio.run(post_at_rate(
-        ingest, keys, args.rate, args.seconds, args.claims_per_report, tag))
+    accepted, failures = asyncio.run(
+        post_at_rate(ingest, keys, args.rate, args.seconds, args.claims_per_report, tag)
+    )
     post_s = time.perf_counter() - t0
     deadline = time.monotonic() + args.drain
     while time.monotonic() < deadline:
@@ -321,23 +353,36 @@ def phase(args: argparse.Namespace, cluster: Cluster, db: Path, stream_url: str,
             else:
                 no_commit_time += 1
     return {
-        "open_s": open_s, "peak": peak, "accepted": accepted, "failures": failures,
-        "claims": accepted * args.claims_per_report, "post_s": post_s, "drain_s": drain_s,
-        "versions": len(committed), "expected": want, "delivered": len(latencies),
-        "lost": lost, "duplicates": dup, "out_of_order": out_of_order, "resyncs": resyncs,
+        "open_s": open_s,
+        "peak": peak,
+        "accepted": accepted,
+        "failures": failures,
+        "claims": accepted * args.claims_per_report,
+        "post_s": post_s,
+        "drain_s": drain_s,
+        "versions": len(committed),
+        "expected": want,
+        "delivered": len(latencies),
+        "lost": lost,
+        "duplicates": dup,
+        "out_of_order": out_of_order,
+        "resyncs": resyncs,
         "no_commit_time": no_commit_time,
-        "p50": _pct(latencies, 0.5), "p99": _pct(latencies, 0.99),
+        "p50": _pct(latencies, 0.5),
+        "p99": _pct(latencies, 0.99),
         "max": max(latencies) if latencies else float("nan"),
     }
 
 
 def _row(name: str, r: dict[str, Any], seconds: float) -> str:
-    return (f"| {name} | {r['expected']} / {r['delivered']} | {r['lost']} / {r['duplicates']} / "
-            f"{r['out_of_order']} | {r['p50'] * 1000:.0f} / {r['p99'] * 1000:.0f} / "
-            f"{r['max'] * 1000:.0f} ms | {r['claims']} claims accepted "
-            f"({r['claims'] / seconds:.0f}/s over the {seconds:g} s window, posting took "
-            f"{r['post_s']:.0f} s; {r['failures']} failed posts), {r['versions']} versions "
-            f"| {r['drain_s']:.1f} s |")
+    return (
+        f"| {name} | {r['expected']} / {r['delivered']} | {r['lost']} / {r['duplicates']} / "
+        f"{r['out_of_order']} | {r['p50'] * 1000:.0f} / {r['p99'] * 1000:.0f} / "
+        f"{r['max'] * 1000:.0f} ms | {r['claims']} claims accepted "
+        f"({r['claims'] / seconds:.0f}/s over the {seconds:g} s window, posting took "
+        f"{r['post_s']:.0f} s; {r['failures']} failed posts), {r['versions']} versions "
+        f"| {r['drain_s']:.1f} s |"
+    )
 
 
 def main() -> None:
@@ -350,8 +395,12 @@ def main() -> None:
     p.add_argument("--drain", type=float, default=120, help="max wait after posting, s")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--no-record", action="store_true")
-    p.add_argument("--role", choices=["bench", "subscribers", "baseline"], default="bench",
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--role",
+        choices=["bench", "subscribers", "baseline"],
+        default="bench",
+        help=argparse.SUPPRESS,
+    )
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--subjects-file", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -369,8 +418,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         # every bench subscriber comes from 127.0.0.1: lift the per-client stream limit
-        with system(tmp, "ingest", "reconcile", "query",
-                    CLAIMLEDGER_MAX_STREAMS_PER_CLIENT="0") as cluster:
+        with system(
+            tmp, "ingest", "reconcile", "query", CLAIMLEDGER_MAX_STREAMS_PER_CLIENT="0"
+        ) as cluster:
             db = tmp / "claimledger.db"
             t0 = time.perf_counter()
             real = phase(args, cluster, db, cluster.url("query"), "query")
@@ -378,9 +428,20 @@ def main() -> None:
             if not args.no_baseline:
                 port = free_port()
                 server = subprocess.Popen(
-                    [sys.executable, "-m", "bench.sse", "--role", "baseline",
-                     "--redis-url", cluster.redis_url, "--port", str(port)],
-                    stdout=subprocess.PIPE, text=True)
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.sse",
+                        "--role",
+                        "baseline",
+                        "--redis-url",
+                        cluster.redis_url,
+                        "--port",
+                        str(port),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
                 try:
                     assert server.stdout is not None
                     if server.stdout.readline().strip() != "ready":
@@ -391,9 +452,11 @@ def main() -> None:
                     server.wait(10)
             wall = time.perf_counter() - t0
 
-    cmd = (f".venv/bin/python -m bench.sse --subscribers {args.subscribers} --rate {args.rate:g} "
-           f"--seconds {args.seconds:g} --keys {args.keys} "
-           f"--claims-per-report {args.claims_per_report}")
+    cmd = (
+        f".venv/bin/python -m bench.sse --subscribers {args.subscribers} --rate {args.rate:g} "
+        f"--seconds {args.seconds:g} --keys {args.keys} "
+        f"--claims-per-report {args.claims_per_report}"
+    )
     lines = [
         f"## SSE fan-out, shared fan-out ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -415,11 +478,15 @@ def main() -> None:
         lines.append(_row("baseline: trivial SSE server, same connections", base, args.seconds))
     lines.append("")
     if real["resyncs"] or real["no_commit_time"]:
-        lines.append(f"resyncs: {real['resyncs']}; deliveries without an updates-stream entry "
-                     f"(no commit time): {real['no_commit_time']}")
+        lines.append(
+            f"resyncs: {real['resyncs']}; deliveries without an updates-stream entry "
+            f"(no commit time): {real['no_commit_time']}"
+        )
     if base is not None and base["p99"] > 0:
-        lines.append(f"Ratios query / baseline: p50 {real['p50'] / base['p50']:.1f}x, "
-                     f"p99 {real['p99'] / base['p99']:.1f}x.")
+        lines.append(
+            f"Ratios query / baseline: p50 {real['p50'] / base['p50']:.1f}x, "
+            f"p99 {real['p99'] / base['p99']:.1f}x."
+        )
     lines += [f"Wall time {wall:.0f} s.", ""]
     text = "\n".join(lines)
     print(text)

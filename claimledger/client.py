@@ -799,9 +799,7 @@ class AsyncClient(_Base):
             _Calls.consensus(subject, attribute, as_of, recorded_as_of, valid_at, min_token)
         )
 
-    def history(
-        self, subject: str, attribute: str, *, page_size: int = 100
-    ) -> AsyncIterator[JSON]:
+    def history(self, subject: str, attribute: str, *, page_size: int = 100) -> AsyncIterator[JSON]:
         """Every version of a key, oldest first (`async for`)."""
         return self._pages(_Calls.history(subject, attribute, page_size), "after")
 

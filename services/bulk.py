@@ -327,8 +327,10 @@ def run_import(
         offset, line = int(state["offset"]), int(state["line"])
         saved = state["counts"]
         counts = Counts(
-            **{k: int(saved[k]) for k in ("rows", "accepted", "present",
-                                          "rejected_local", "rejected_server")},
+            **{
+                k: int(saved[k])
+                for k in ("rows", "accepted", "present", "rejected_local", "rejected_server")
+            },
             reasons=Counter(saved.get("reasons", {})),
         )
     resumed_at, rows_before = line, counts.rows
@@ -470,4 +472,3 @@ def run_export(
             out.write(json.dumps(export_record(item), ensure_ascii=False) + "\n")
         count += 1
     return count
-

@@ -445,11 +445,14 @@ def import_(
                 counts, resumed_at = run_import(plan, client, report, fresh=restart)
             except ClaimledgerError as exc:
                 if exc.status in (401, 403):
-                    err.print(f"[red]refused:[/] {exc}\npass a write key: --key or "
-                              f"CLAIMLEDGER_API_KEY")
+                    err.print(
+                        f"[red]refused:[/] {exc}\npass a write key: --key or CLAIMLEDGER_API_KEY"
+                    )
                     raise typer.Exit(1) from None
-                err.print(f"[red]stopped:[/] {exc}\nre-run the same command to resume "
-                          f"(checkpoint {plan.state_path})")
+                err.print(
+                    f"[red]stopped:[/] {exc}\nre-run the same command to resume "
+                    f"(checkpoint {plan.state_path})"
+                )
                 raise typer.Exit(1) from None
             except httpx.HTTPError as exc:
                 err.print(
@@ -463,10 +466,17 @@ def import_(
     elapsed = time.perf_counter() - started
     _print_import_summary(err, file, counts, this_run[0], resumed_at, elapsed, plan.rejects_path)
     if json_summary:
-        print(json.dumps({**counts.as_json(), "resumed_at_line": resumed_at,
-                          "rows_this_run": this_run[0],
-                          "seconds": round(elapsed, 3),
-                          "rejects_file": str(plan.rejects_path) if counts.rejected else None}))
+        print(
+            json.dumps(
+                {
+                    **counts.as_json(),
+                    "resumed_at_line": resumed_at,
+                    "rows_this_run": this_run[0],
+                    "seconds": round(elapsed, 3),
+                    "rejects_file": str(plan.rejects_path) if counts.rejected else None,
+                }
+            )
+        )
 
 
 def _print_import_summary(
@@ -517,8 +527,14 @@ def export(
     with Client(query_url=url, api_key=key) as client:
         target = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115
         try:
-            count = run_export(client, target, format, as_of=as_of,
-                               recorded_as_of=recorded_as_of, page_size=page_size)
+            count = run_export(
+                client,
+                target,
+                format,
+                as_of=as_of,
+                recorded_as_of=recorded_as_of,
+                page_size=page_size,
+            )
         except (ClaimledgerError, httpx.HTTPError) as exc:
             err.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None

@@ -177,6 +177,5 @@ async def reweigh_periodically(
             log.exception("re-weighting failed")
             continue
         if done.event is not None:
-            log.info("re-weighting appended %s (%d scores)", done.event.event_id,
-                     len(done.changed))
+            log.info("re-weighting appended %s (%d scores)", done.event.event_id, len(done.changed))
             appended()

@@ -56,10 +56,19 @@ def value_to_dict(value: Value) -> dict[str, Any]:
 # read the value). A decoder makes a new copy of each for every claim; the reconciler
 # keeps hundreds of thousands of claims, so these copies were about a quarter of its
 # memory per claim (bench/RESULTS.md). sys.intern shares one copy, freed with its last user.
-_SHARED_CLAIM_TEXT = frozenset({
-    "report_id", "subject", "attribute", "source_id", "attributed_to", "source_kind",
-    "source_reliability", "modality", "rank",
-})
+_SHARED_CLAIM_TEXT = frozenset(
+    {
+        "report_id",
+        "subject",
+        "attribute",
+        "source_id",
+        "attributed_to",
+        "source_kind",
+        "source_reliability",
+        "modality",
+        "rank",
+    }
+)
 _SHARED_VALUE_TEXT = frozenset({"hedge", "rule", "unit", "text", "relative_to"})
 
 

@@ -175,23 +175,32 @@ def _extracted(
         return []
     out = []
     start = len(report.claims)
-    candidates = extract_claims(report.text, published_at=published_at, source_id=report.source.id,
-                                registry=registry)
-    for offset, cand in enumerate(c for c in candidates
-                                  if c["confidence"] >= MIN_EXTRACTION_CONFIDENCE):
+    candidates = extract_claims(
+        report.text, published_at=published_at, source_id=report.source.id, registry=registry
+    )
+    for offset, cand in enumerate(
+        c for c in candidates if c["confidence"] >= MIN_EXTRACTION_CONFIDENCE
+    ):
         value = cand["value"]
-        claim = ClaimIn.model_validate({
-            "subject": cand["subject"], "subject_label": cand.get("subject_label"),
-            "attribute": cand["attribute"],
-            "value": value.get("text") or {k: value.get(k) for k in ("low", "best", "high")},
-            "hedge": None if value.get("text") else cand.get("hedge"),
-            "raw": cand.get("raw"), "relative_to": cand.get("relative_to"),
-            "valid_time": cand.get("valid_time"), "attributed_to": cand.get("attributed_to"),
-            "quote": cand.get("quote"), "modality": cand.get("modality", "asserted"),
-        })
+        claim = ClaimIn.model_validate(
+            {
+                "subject": cand["subject"],
+                "subject_label": cand.get("subject_label"),
+                "attribute": cand["attribute"],
+                "value": value.get("text") or {k: value.get(k) for k in ("low", "best", "high")},
+                "hedge": None if value.get("text") else cand.get("hedge"),
+                "raw": cand.get("raw"),
+                "relative_to": cand.get("relative_to"),
+                "valid_time": cand.get("valid_time"),
+                "attributed_to": cand.get("attributed_to"),
+                "quote": cand.get("quote"),
+                "modality": cand.get("modality", "asserted"),
+            }
+        )
         try:
-            facts = _claim(report, report_id, start + offset, claim, published_at, registry,
-                           tolerance)
+            facts = _claim(
+                report, report_id, start + offset, claim, published_at, registry, tolerance
+            )
         except (ValueProblem, TimeProblem):
             continue  # a proposal that does not normalise is not stored
         out.append(replace(facts, machine_proposed=True))

@@ -178,9 +178,7 @@ def parse_assignments(items: Sequence[str], option: str) -> dict[str, str]:
 
 def _check_target(target: str, where: str) -> None:
     if target not in TARGETS:
-        raise MappingProblem(
-            f"{where}: unknown field {target!r}; one of {', '.join(TARGETS)}"
-        )
+        raise MappingProblem(f"{where}: unknown field {target!r}; one of {', '.join(TARGETS)}")
 
 
 def parse_mapping_file(text: str, filename: str) -> MappingSpec:
@@ -357,8 +355,10 @@ def normalise_instant(text: str, time_format: str | None) -> str:
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.isoformat()
-    hint = f"does not match --time-format {time_format!r}" if time_format else (
-        "is not ISO 8601 nor a known form; pass --time-format (strptime, e.g. '%d/%m/%Y')"
+    hint = (
+        f"does not match --time-format {time_format!r}"
+        if time_format
+        else ("is not ISO 8601 nor a known form; pass --time-format (strptime, e.g. '%d/%m/%Y')")
     )
     raise RowProblem("published_at", f"{s!r} {hint}")
 

@@ -79,9 +79,8 @@ _DIGIT_NUMBER = re.compile(
 _W = "|".join(sorted(_WORD_VALUE, key=len, reverse=True))
 _T = "|".join(_TENS)
 _S = "hundred|thousand|million|billion"
-_ATOM = (
-    rf"(?:(?:a|an)\s+(?:dozen|{_S})|(?:{_T})-(?:{'|'.join(_ONES[1:10])})|{_W}|dozen|{_S}|half\s+an?)"
-)
+_ONES_1_9 = "|".join(_ONES[1:10])
+_ATOM = rf"(?:(?:a|an)\s+(?:dozen|{_S})|(?:{_T})-(?:{_ONES_1_9})|{_W}|dozen|{_S}|half\s+an?)"
 # "and" only after a scale ("one hundred and fifty") or as "and a half", so that
 # "between one and two thousand" is not read as one number.
 _WORD_NUMBER = re.compile(
@@ -137,7 +136,7 @@ def _number_at(s: str, pos: int) -> _Number | None:
 _SIGN = re.compile(r"(?P<sign>[-−+])\s*(?=[\d.])")
 _NEGATIVE_COUNT = (
     "counts cannot be negative (zero is valid); an attribute whose readings carry a sign "
-    "is declared kind = \"measure\" in the attribute registry"
+    'is declared kind = "measure" in the attribute registry'
 )
 
 
@@ -190,14 +189,28 @@ def _finite(x: Any, field: str) -> Fraction:
 
 _HEDGE_WORDS: dict[str, tuple[str, ...]] = {
     "approximately": (
-        "approximately", "approx.", "approx", "about", "around", "some", "roughly",
-        "an estimated", "estimated", "circa", "~",
+        "approximately",
+        "approx.",
+        "approx",
+        "about",
+        "around",
+        "some",
+        "roughly",
+        "an estimated",
+        "estimated",
+        "circa",
+        "~",
     ),
     "nearly": ("nearly", "almost"),
     "up_to": ("up to", "as many as", "at most", "no more than", "not more than", "a maximum of"),
     "over": ("over", "more than", "exceeding", "in excess of", ">"),
     "at_least": (
-        "at least", "no fewer than", "no less than", "not less than", "a minimum of", ">=",
+        "at least",
+        "no fewer than",
+        "no less than",
+        "not less than",
+        "a minimum of",
+        ">=",
     ),
     "under": ("fewer than", "under", "less than", "below", "<"),
 }
@@ -210,14 +223,26 @@ _PREFIX = re.compile(
     )
     + ")"
 )
-_SUFFIX_HEDGE = {"+": "at_least", "or more": "at_least", "or so": "approximately",
-                 "or fewer": "up_to", "or less": "up_to"}
+_SUFFIX_HEDGE = {
+    "+": "at_least",
+    "or more": "at_least",
+    "or so": "approximately",
+    "or fewer": "up_to",
+    "or less": "up_to",
+}
 _SUFFIX = re.compile(r"\s*(\+|or more|or so|or fewer|or less)(?![a-z])")
 
 _MAGNITUDES = {
-    "tens of thousands": 10**4, "hundreds of thousands": 10**5, "tens of millions": 10**7,
-    "hundreds of millions": 10**8, "tens": 10, "dozens": 12, "scores": 20, "hundreds": 100,
-    "thousands": 10**3, "millions": 10**6,
+    "tens of thousands": 10**4,
+    "hundreds of thousands": 10**5,
+    "tens of millions": 10**7,
+    "hundreds of millions": 10**8,
+    "tens": 10,
+    "dozens": 12,
+    "scores": 20,
+    "hundreds": 100,
+    "thousands": 10**3,
+    "millions": 10**6,
 }
 _MAGNITUDE = re.compile(
     "(" + "|".join(sorted(_MAGNITUDES, key=len, reverse=True)) + r")(?![a-z])(?:\s+of\b)?"
@@ -279,8 +304,13 @@ def _bounds(hedge: str, n: Fraction, tol: Fraction, field: str) -> _Parsed:
         raise ValueProblem("hedge", f"hedge {hedge!r} does not apply to a single number")
     low, best, high = table[hedge]
     return _Parsed(
-        low, best, high, hedge, rule="number.bare" if hedge == "exact" else f"hedge.{hedge}",
-        low_exclusive=hedge == "over", high_exclusive=hedge == "under",
+        low,
+        best,
+        high,
+        hedge,
+        rule="number.bare" if hedge == "exact" else f"hedge.{hedge}",
+        low_exclusive=hedge == "over",
+        high_exclusive=hedge == "under",
     )
 
 
@@ -350,8 +380,12 @@ def _parse_phrase(
         if word_hedge or hedge_param not in (None, "order_of_magnitude"):
             raise ValueProblem("hedge", f"{m[1]!r} cannot carry another hedge")
         return _Parsed(
-            Fraction(_MAGNITUDES[m[1]]), None, None, "order_of_magnitude",
-            "magnitude." + m[1].replace(" ", "_"), unit=_unit(s[m.end() :]),
+            Fraction(_MAGNITUDES[m[1]]),
+            None,
+            None,
+            "order_of_magnitude",
+            "magnitude." + m[1].replace(" ", "_"),
+            unit=_unit(s[m.end() :]),
         )
 
     # relative: "a third of the initial troops", "10% of X", "up to half the troops"
@@ -370,9 +404,13 @@ def _parse_phrase(
         h = "exact" if h == "relative" else h
         p = _bounds(h, ratio, tol, field)
         return _Parsed(
-            p.low, p.best, p.high, "relative",
+            p.low,
+            p.best,
+            p.high,
+            "relative",
             f"relative.{kind}" if h == "exact" else f"relative.{kind}.{h}",
-            low_exclusive=p.low_exclusive, high_exclusive=p.high_exclusive,
+            low_exclusive=p.low_exclusive,
+            high_exclusive=p.high_exclusive,
             relative_to=_relative_target(tail, relative_to, registry),
         )
 
@@ -394,8 +432,13 @@ def _parse_phrase(
             )
         how = opener[1] if opener else ("to" if sep["w"] else "dash")
         return _Parsed(
-            low, (low + b.value) / 2, b.value, "range", f"range.{how}",
-            unit=_unit(s[b.end :]), best_derived=True,
+            low,
+            (low + b.value) / 2,
+            b.value,
+            "range",
+            f"range.{how}",
+            unit=_unit(s[b.end :]),
+            best_derived=True,
         )
     if opener:
         raise _NotNumeric(text)
@@ -413,13 +456,23 @@ def _parse_phrase(
     if h == "relative":
         p = _bounds("exact", a.value, tol, field)
         return _Parsed(
-            p.low, p.best, p.high, "relative", "relative.number",
+            p.low,
+            p.best,
+            p.high,
+            "relative",
+            "relative.number",
             relative_to=_relative_target("", relative_to, registry),
         )
     p = _bounds(h, a.value, tol, field)
     return _Parsed(
-        p.low, p.best, p.high, p.hedge, p.rule, unit=unit,
-        low_exclusive=p.low_exclusive, high_exclusive=p.high_exclusive,
+        p.low,
+        p.best,
+        p.high,
+        p.hedge,
+        p.rule,
+        unit=unit,
+        low_exclusive=p.low_exclusive,
+        high_exclusive=p.high_exclusive,
     )
 
 
@@ -488,10 +541,18 @@ class _Context:
         # fusion reads it to pick the measure's decision rule (shared.consensus._numeric).
         rule = f"{MEASURE_RULE_PREFIX}{p.rule}" if self.signed else p.rule
         return Value(
-            low=_out(p.low), best=_out(p.best), high=_out(p.high), hedge=p.hedge, rule=rule,
-            rule_version=RULE_VERSION, raw=raw, unit=self.unit or unit or p.unit,
-            low_exclusive=p.low_exclusive, high_exclusive=p.high_exclusive,
-            best_derived=p.best_derived, relative_to=p.relative_to,
+            low=_out(p.low),
+            best=_out(p.best),
+            high=_out(p.high),
+            hedge=p.hedge,
+            rule=rule,
+            rule_version=RULE_VERSION,
+            raw=raw,
+            unit=self.unit or unit or p.unit,
+            low_exclusive=p.low_exclusive,
+            high_exclusive=p.high_exclusive,
+            best_derived=p.best_derived,
+            relative_to=p.relative_to,
         )
 
     def _require_numeric(self) -> None:
@@ -508,8 +569,14 @@ class _Context:
             if self.kind in NUMERIC_KINDS:
                 raise ValueProblem("hedge", f"a {self.kind} attribute needs a number, not a name")
             return Value(
-                None, None, None, "categorical", "categorical.text", RULE_VERSION,
-                raw=raw, text=text.strip(),
+                None,
+                None,
+                None,
+                "categorical",
+                "categorical.text",
+                RULE_VERSION,
+                raw=raw,
+                text=text.strip(),
             )
         try:
             p = _parse_phrase(
@@ -518,8 +585,14 @@ class _Context:
         except _NotNumeric:
             if self.kind is None and self.hedge is None:  # unknown attribute: a name
                 return Value(
-                    None, None, None, "categorical", "categorical.text", RULE_VERSION,
-                    raw=raw, text=text.strip(),
+                    None,
+                    None,
+                    None,
+                    "categorical",
+                    "categorical.text",
+                    RULE_VERSION,
+                    raw=raw,
+                    text=text.strip(),
                 )
             raise ValueProblem(
                 field, f"cannot read a number in {text!r} (e.g. 'about 12,000'); never guessed"
@@ -588,8 +661,15 @@ class _Context:
         if h == "relative":
             target = _relative_target("", ctx.relative_to, self.registry)
         p = _Parsed(
-            low, best, high, h, "object.bounds", low_exclusive=h == "over",
-            high_exclusive=h == "under", best_derived=derived, relative_to=target,
+            low,
+            best,
+            high,
+            h,
+            "object.bounds",
+            low_exclusive=h == "over",
+            high_exclusive=h == "under",
+            best_derived=derived,
+            relative_to=target,
         )
         return self._value(p, self.raw if self.raw is not None else raw, unit)
 

@@ -113,9 +113,20 @@ class Cluster:
             port = free_port()
             log = self.tmp / f"{name}-{port}.log"
             proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port),
-                 "--log-level", "warning"],
-                env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli",
+                    "serve",
+                    name,
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                env=self.env,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
             )
             self.services[name] = Service(name, f"http://127.0.0.1:{port}", proc, log)
         for name in names:
@@ -185,9 +196,7 @@ def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):  # t
 
 
 @contextlib.contextmanager
-def system(
-    tmp: Path, *services: str, db_url: str | None = None, **env: str
-) -> Iterator[Cluster]:
+def system(tmp: Path, *services: str, db_url: str | None = None, **env: str) -> Iterator[Cluster]:
     """A redis-server plus a Cluster on `db_url` (default: SQLite under `tmp`), with `services`
     started; torn down on exit. Callers that start services their own way pass none."""
     server = LocalRedis(tmp / "redis", persist=False).start()
@@ -204,6 +213,11 @@ def system(
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One running system shared by a module's tests (they use distinct keys/report ids)."""
-    with system(tmp_path_factory.mktemp("running"), "ingest", "reconcile", "query",
-                CLAIMLEDGER_REPUBLISH_AFTER_S="5") as c:
+    with system(
+        tmp_path_factory.mktemp("running"),
+        "ingest",
+        "reconcile",
+        "query",
+        CLAIMLEDGER_REPUBLISH_AFTER_S="5",
+    ) as c:
         yield c

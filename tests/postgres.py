@@ -61,7 +61,7 @@ class PostgresServer:
             if self._icu is not False:
                 try:
                     conn.execute(
-                        f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                        f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
                         "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
                     )
                     self._icu = True
@@ -88,7 +88,9 @@ class PostgresServer:
         if self.created:
             subprocess.Popen(
                 [sys.executable, "-m", "tests.postgres", _libpq(self.admin_url), *self.created],
-                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 cwd=Path(__file__).resolve().parent.parent,
             )
         self.created.clear()
@@ -115,8 +117,9 @@ def server_binaries() -> Path | None:
     """The newest installed PostgreSQL bin directory with initdb and pg_ctl."""
     found = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit()
-        else 0,
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
     )
     if found:
         return Path(found[-1]).parent
@@ -148,19 +151,39 @@ class ThrowawayCluster:
     def start(self) -> str:
         if self.as_root:
             shutil.chown(self.root, "postgres")
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
-                  "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         # socket in our dir (the default /var/run/postgresql may not exist or be writable)
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
-                  str(self.root / "server.log"), "-w", "-t", "60", "start", "-o",
-                  f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+        )
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                      "-w", "stop")
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+            )
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -85,8 +85,9 @@ def _accept(conn: Any, items: list[Pending]) -> list[Accepted | ReportConflict]:
     stored: dict[str, Any] = {}
     for i in range(0, len(ids), 500):
         for row in conn.execute(
-            select(reports.c.report_id, reports.c.content_hash, reports.c.response)
-            .where(reports.c.report_id.in_(ids[i : i + 500]))
+            select(reports.c.report_id, reports.c.content_hash, reports.c.response).where(
+                reports.c.report_id.in_(ids[i : i + 500])
+            )
         ):
             stored[row.report_id] = row
     first: dict[str, Pending] = {}
@@ -98,8 +99,11 @@ def _accept(conn: Any, items: list[Pending]) -> list[Accepted | ReportConflict]:
     for item in items:
         row = stored.get(item.report_id)
         if row is not None:
-            out.append(ReportConflict(item.report_id) if row.content_hash != item.body_hash
-                       else Accepted(False, json.loads(row.response)))
+            out.append(
+                ReportConflict(item.report_id)
+                if row.content_hash != item.body_hash
+                else Accepted(False, json.loads(row.response))
+            )
         elif first[item.report_id] is item:
             out.append(Accepted(True, answered[item.report_id]))
         elif first[item.report_id].body_hash != item.body_hash:
@@ -112,27 +116,40 @@ def _accept(conn: Any, items: list[Pending]) -> list[Accepted | ReportConflict]:
 def _insert(conn: Any, items: list[Pending]) -> dict[str, dict[str, Any]]:
     """The outbox rows and report records of new reports; their answers by report_id."""
     rows = [
-        {"event_id": e.event_id, "stream": s, "body": e.to_json(),
-         "created_at": item.response["recorded_at"]}
+        {
+            "event_id": e.event_id,
+            "stream": s,
+            "body": e.to_json(),
+            "created_at": item.response["recorded_at"],
+        }
         for item in items
         for e, s in zip(item.events, item.streams, strict=True)
     ]
     serialize_seqs(conn)
-    seqs = conn.execute(
-        insert(outbox).returning(outbox.c.seq, sort_by_parameter_order=True), rows
-    ).scalars().all()
+    seqs = (
+        conn.execute(insert(outbox).returning(outbox.c.seq, sort_by_parameter_order=True), rows)
+        .scalars()
+        .all()
+    )
     answered: dict[str, dict[str, Any]] = {}
     at = 0
     for item in items:
         at += len(item.events)
         answered[item.report_id] = {**item.response, "token": str(seqs[at - 1])}
-    conn.execute(insert(reports), [
-        {"report_id": item.report_id, "content_hash": item.body_hash,
-         "recorded_at": item.response["recorded_at"], "event_count": len(item.events),
-         "response": json.dumps(answered[item.report_id]),
-         "body": json.dumps(item.body, ensure_ascii=False)}
-        for item in items
-    ])
+    conn.execute(
+        insert(reports),
+        [
+            {
+                "report_id": item.report_id,
+                "content_hash": item.body_hash,
+                "recorded_at": item.response["recorded_at"],
+                "event_count": len(item.events),
+                "response": json.dumps(answered[item.report_id]),
+                "body": json.dumps(item.body, ensure_ascii=False),
+            }
+            for item in items
+        ],
+    )
     return answered
 
 

@@ -120,8 +120,7 @@ def _not_visible(ctx: QueryContext, wanted: int, mark: int) -> Problem:
     return Problem(
         504,
         "Write not visible yet",
-        f"token {wanted} not applied within {ctx.min_token_wait_s}s "
-        f"(visible up to {mark}); retry",
+        f"token {wanted} not applied within {ctx.min_token_wait_s}s (visible up to {mark}); retry",
         token=str(mark),
     )
 
@@ -398,9 +397,7 @@ async def stream(
     )
 
 
-async def _counted(
-    ctx: QueryContext, client: str, body: AsyncIterator[Any]
-) -> AsyncIterator[Any]:
+async def _counted(ctx: QueryContext, client: str, body: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """Counts open streams (per client, for the limit, and in total, for /metrics)."""
     ctx.subscribers += 1
     ctx.streams_by_client[client] = ctx.streams_by_client.get(client, 0) + 1

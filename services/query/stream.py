@@ -205,7 +205,9 @@ class SubscriberIndex:
 
     def _table(self, kind: str) -> dict[Any, set[Any]]:
         tables: dict[str, dict[Any, set[Any]]] = {
-            "pair": self.by_pair, "subject": self.by_subject, "attribute": self.by_attribute
+            "pair": self.by_pair,
+            "subject": self.by_subject,
+            "attribute": self.by_attribute,
         }
         return tables[kind]
 
@@ -313,8 +315,9 @@ class Subscription:
         return items
 
 
-def _load(engine: Engine, after: int, upto: int | None, flt: StreamFilter, limit: int
-          ) -> list[Frame]:
+def _load(
+    engine: Engine, after: int, upto: int | None, flt: StreamFilter, limit: int
+) -> list[Frame]:
     rows = views.version_rows_after(
         engine, after, sorted(flt.subjects), sorted(flt.attributes), limit, upto=upto
     )
@@ -383,8 +386,9 @@ class Fanout:
                 if ok < len(frames):  # a hole: a row not visible yet (should not happen)
                     holes += 1
                     if holes > 50:
-                        log.warning("version %d never became visible; skipping it",
-                                    self.position + 1)
+                        log.warning(
+                            "version %d never became visible; skipping it", self.position + 1
+                        )
                         self.position += 1
                         holes = 0
                     await asyncio.sleep(0.01)

@@ -39,9 +39,7 @@ def watermark(engine: Engine) -> int:
     """
     oldest_pending = select(func.min(outbox.c.seq) - 1).where(outbox.c.state == 0)
     newest = select(func.max(outbox.c.seq))
-    mark = select(
-        func.coalesce(oldest_pending.scalar_subquery(), newest.scalar_subquery(), 0)
-    )
+    mark = select(func.coalesce(oldest_pending.scalar_subquery(), newest.scalar_subquery(), 0))
     with engine.connect() as conn:
         return int(conn.execute(mark).scalar_one())
 

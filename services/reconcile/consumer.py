@@ -65,9 +65,9 @@ class EntryProcessor:
         self.max_group, self.linger_s = max_group, linger_s
         self.wal_restart_every_s = wal_restart_every_s
         self._wal_restarted = time.monotonic()
-        self._queue: asyncio.Queue[
-            tuple[str, Sequence[Entry], asyncio.Future[list[bytes]]]
-        ] | None = None
+        self._queue: (
+            asyncio.Queue[tuple[str, Sequence[Entry], asyncio.Future[list[bytes]]]] | None
+        ) = None
         self._applier: asyncio.Task[None] | None = None
 
     # -- applying entries of every partition together ------------------------------------
@@ -122,9 +122,7 @@ class EntryProcessor:
                 if not done.done():
                     done.set_result(failed)
 
-    async def _process_many(
-        self, batches: list[tuple[str, Sequence[Entry]]]
-    ) -> list[list[bytes]]:
+    async def _process_many(self, batches: list[tuple[str, Sequence[Entry]]]) -> list[list[bytes]]:
         """One transaction for the batches of several streams (each in stream order); if it
         fails, each stream's batch alone, and within that event by event."""
         decoded: list[tuple[str, list[tuple[bytes, Event]], list[bytes]]] = []
@@ -146,8 +144,9 @@ class EntryProcessor:
             except Exception as exc:
                 if len(decoded) == 1:
                     return [await self._one_by_one(*decoded[0], exc)]
-                log.warning("group of %d batches failed (%s); applying each alone",
-                            len(decoded), exc)
+                log.warning(
+                    "group of %d batches failed (%s); applying each alone", len(decoded), exc
+                )
                 return [await self._alone(stream, good, done) for stream, good, done in decoded]
             streams = ",".join(sorted({s for s, _, _ in decoded}))
             _log_applied(streams, len(events), written, time.perf_counter() - started)
@@ -280,9 +279,7 @@ class EntryProcessor:
             await asyncio.to_thread(_mark_dead, self.engine, str(event_id))
 
 
-def _log_applied(
-    stream: str, events: int, written: list[VersionWritten], seconds: float
-) -> None:
+def _log_applied(stream: str, events: int, written: list[VersionWritten], seconds: float) -> None:
     """One line per batch, one per version with the trace id of the request that caused it."""
     if not log.isEnabledFor(logging.INFO):
         return  # skip building the records on the hot path when nobody reads them

@@ -192,7 +192,11 @@ class _Batch:
         self.dependents: dict[Key, list[str]] = {}
         self.claim_keys: dict[str, Key] = {}
         self.rows: dict[str, list[dict[str, Any]]] = {
-            "events": [], "claims": [], "mods": [], "versions": [], "closes": []
+            "events": [],
+            "claims": [],
+            "mods": [],
+            "versions": [],
+            "closes": [],
         }
         self.written: list[VersionWritten] = []
         self.opened_rows: dict[int, dict[str, Any]] = {}
@@ -275,11 +279,17 @@ class _Batch:
     # -- applying ------------------------------------------------------------------------
 
     def _apply(self, event: Event) -> None:
-        self.rows["events"].append({
-            "event_id": event.event_id, "type": event.type, "report_id": event.report_id,
-            "subject": event.subject, "attribute": event.attribute,
-            "recorded_at": event.recorded_at, "body": event.to_json(),
-        })
+        self.rows["events"].append(
+            {
+                "event_id": event.event_id,
+                "type": event.type,
+                "report_id": event.report_id,
+                "subject": event.subject,
+                "attribute": event.attribute,
+                "recorded_at": event.recorded_at,
+                "body": event.to_json(),
+            }
+        )
         if event.type == CLAIM_ASSERTED:
             self._claim_asserted(event)
         elif event.type in (CLAIM_RETRACTED, CLAIM_ASSESSED):
@@ -302,12 +312,18 @@ class _Batch:
             state.claims[claim.claim_id] = claim
             state.published[claim.claim_id] = data["published_at"]
             self.claim_keys[claim.claim_id] = key
-            self.rows["claims"].append({
-                "claim_id": claim.claim_id, "report_id": claim.report_id,
-                "subject": claim.subject, "attribute": claim.attribute,
-                "source_id": claim.source_id, "published_at": data["published_at"],
-                "recorded_at": event.recorded_at, "facts": _json.encode(data).decode(),
-            })
+            self.rows["claims"].append(
+                {
+                    "claim_id": claim.claim_id,
+                    "report_id": claim.report_id,
+                    "subject": claim.subject,
+                    "attribute": claim.attribute,
+                    "source_id": claim.source_id,
+                    "published_at": data["published_at"],
+                    "recorded_at": event.recorded_at,
+                    "facts": _json.encode(data).decode(),
+                }
+            )
             self._note_dependencies(state, claim)
         if event.payload.get("subject_label"):
             state.label = event.payload["subject_label"]
@@ -326,9 +342,7 @@ class _Batch:
         payload = event.payload
         kind = "retraction" if event.type == CLAIM_RETRACTED else "assessment"
         modifier = self._modifier(event, kind, payload["claim_id"])
-        key = self.claim_keys.get(payload["claim_id"]) or _claim_key(
-            self.conn, payload["claim_id"]
-        )
+        key = self.claim_keys.get(payload["claim_id"]) or _claim_key(self.conn, payload["claim_id"])
         if key is None:  # claim unknown here: the stored modifier waits for it
             return
         if key not in self.heads and key not in self.states:
@@ -347,8 +361,11 @@ class _Batch:
             .where(claims_t.c.source_id == source_id)
             .distinct()
         ).all()
-        pending = {(r["subject"], r["attribute"]) for r in self.rows["claims"]
-                   if r["source_id"] == source_id}
+        pending = {
+            (r["subject"], r["attribute"])
+            for r in self.rows["claims"]
+            if r["source_id"] == source_id
+        }
         for key in sorted({(r.subject, r.attribute) for r in stored} | pending):
             if key not in self.heads and key not in self.states:
                 self._prefetch_subject(key[0])
@@ -370,11 +387,16 @@ class _Batch:
         for source_id in sources:
             data = {"score": scores[source_id], "run_id": run_id, "effective_at": effective}
             row_id = f"{event.event_id}#{source_id}"
-            self.rows["mods"].append({
-                "event_id": row_id, "kind": "learned", "target": source_id,
-                "effective_at": effective, "recorded_at": event.recorded_at,
-                "data": _json.encode(data).decode(),
-            })
+            self.rows["mods"].append(
+                {
+                    "event_id": row_id,
+                    "kind": "learned",
+                    "target": source_id,
+                    "effective_at": effective,
+                    "recorded_at": event.recorded_at,
+                    "data": _json.encode(data).decode(),
+                }
+            )
             modifier = (effective, event.recorded_at, row_id, "learned", source_id, data)
             for key in keys_of.get(source_id, ()):
                 touched.setdefault(key, []).append(modifier)
@@ -415,22 +437,26 @@ class _Batch:
         """Stored keys of these subjects: head versions and what they depend on."""
         for i in range(0, len(subjects), 400):
             rows = self.conn.execute(
-                select(keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version,
-                       keys_t.c.depends_on)
-                .where(keys_t.c.subject.in_(subjects[i : i + 400]))
+                select(
+                    keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version, keys_t.c.depends_on
+                ).where(keys_t.c.subject.in_(subjects[i : i + 400]))
             ).all()
             for r in rows:
                 if (r.subject, r.attribute) not in self.heads:
-                    self._know_key(r.subject, r.attribute, r.head_version,
-                                   _decode(r.depends_on))
+                    self._know_key(r.subject, r.attribute, r.head_version, _decode(r.depends_on))
 
     def _modifier(self, event: Event, kind: str, target: str) -> Modifier:
         data = event.payload
-        self.rows["mods"].append({
-            "event_id": event.event_id, "kind": kind, "target": target,
-            "effective_at": data["effective_at"], "recorded_at": event.recorded_at,
-            "data": _json.encode(data).decode(),
-        })
+        self.rows["mods"].append(
+            {
+                "event_id": event.event_id,
+                "kind": kind,
+                "target": target,
+                "effective_at": data["effective_at"],
+                "recorded_at": event.recorded_at,
+                "data": _json.encode(data).decode(),
+            }
+        )
         return (data["effective_at"], event.recorded_at, event.event_id, kind, target, data)
 
     # -- recomputation -------------------------------------------------------------------
@@ -448,8 +474,9 @@ class _Batch:
 
         def evaluate(t: str) -> Computed:
             estimates = {n: e for n, steps in related.items() if (e := _estimate_at(steps, t))}
-            result = compute_consensus(state.effective_at(t), spec, at=parse_iso(t),
-                                       related=estimates, memo=state.admitted)
+            result = compute_consensus(
+                state.effective_at(t), spec, at=parse_iso(t), related=estimates, memo=state.admitted
+            )
             return _computed(result_to_dict(result))
 
         revision = revise(state.steps, state.times(), since, evaluate)
@@ -467,8 +494,9 @@ class _Batch:
         closed = {s.version for s in revision.closed}
         closed_rows = {s.result.digest: state.step_ids[s.version] for s in revision.closed}
         for step in revision.closed:
-            self.rows["closes"].append({"row_id": state.step_ids.pop(step.version),
-                                        "rec_to": rec_at})
+            self.rows["closes"].append(
+                {"row_id": state.step_ids.pop(step.version), "rec_to": rec_at}
+            )
         steps = [s for s in state.steps if s.version not in closed]
         current_changed = False
         for step in revision.opened:
@@ -479,13 +507,21 @@ class _Batch:
             current = step.pub_to == MAX_TIME
             current_changed |= current
             self.opened_rows[row_id] = row = {
-                "id": row_id, "subject": state.subject, "attribute": state.attribute,
-                "version": state.head, "pub_from": step.pub_from, "pub_to": step.pub_to,
-                "rec_from": rec_at, "rec_to": MAX_TIME, "status": result.summary.status,
-                "cause_event_id": cause.event_id, "cause_report_id": cause.report_id,
+                "id": row_id,
+                "subject": state.subject,
+                "attribute": state.attribute,
+                "version": state.head,
+                "pub_from": step.pub_from,
+                "pub_to": step.pub_to,
+                "rec_from": rec_at,
+                "rec_to": MAX_TIME,
+                "status": result.summary.status,
+                "cause_event_id": cause.event_id,
+                "cause_report_id": cause.report_id,
                 "result": self._body(result, closed_rows),
-                "diff": _json.encode(_diff(previous.summary if previous else None,
-                                           result.summary)).decode(),
+                "diff": _json.encode(
+                    _diff(previous.summary if previous else None, result.summary)
+                ).decode(),
             }
             self.rows["versions"].append(row)
             # the open-ended step keeps its body: the next event usually splits it
@@ -495,8 +531,16 @@ class _Batch:
             steps.append(Step(step.pub_from, step.pub_to, kept, version=state.head))
             state.step_ids[state.head] = row_id
             self.written.append(
-                VersionWritten(row_id, state.subject, state.attribute, state.head, current,
-                               cause.event_id, cause.report_id, cause.trace_id)
+                VersionWritten(
+                    row_id,
+                    state.subject,
+                    state.attribute,
+                    state.head,
+                    current,
+                    cause.event_id,
+                    cause.report_id,
+                    cause.trace_id,
+                )
             )
         state.steps = sorted(steps, key=lambda s: s.pub_from)
         state.last_rec = rec_at
@@ -510,9 +554,11 @@ class _Batch:
         pending = self.opened_rows.get(row_id)  # opened earlier in this batch
         if pending is not None:
             return str(pending["result"])
-        return str(self.conn.execute(
-            select(versions_t.c.result).where(versions_t.c.id == row_id)
-        ).scalar_one())
+        return str(
+            self.conn.execute(
+                select(versions_t.c.result).where(versions_t.c.id == row_id)
+            ).scalar_one()
+        )
 
     # -- writing -------------------------------------------------------------------------
 
@@ -546,14 +592,20 @@ class _Batch:
         if touched:
             conn.execute(
                 update(keys_t)
-                .where(keys_t.c.subject == bindparam("k_subject"),
-                       keys_t.c.attribute == bindparam("k_attribute"))
-                .values(head_version=bindparam("head_version"),
-                        updated_at=bindparam("updated_at"),
-                        subject_label=bindparam("subject_label"),
-                        depends_on=bindparam("depends_on")),
-                [{**_key_row(s), "k_subject": s.subject, "k_attribute": s.attribute}
-                 for s in touched],
+                .where(
+                    keys_t.c.subject == bindparam("k_subject"),
+                    keys_t.c.attribute == bindparam("k_attribute"),
+                )
+                .values(
+                    head_version=bindparam("head_version"),
+                    updated_at=bindparam("updated_at"),
+                    subject_label=bindparam("subject_label"),
+                    depends_on=bindparam("depends_on"),
+                ),
+                [
+                    {**_key_row(s), "k_subject": s.subject, "k_attribute": s.attribute}
+                    for s in touched
+                ],
             )
 
 
@@ -565,23 +617,31 @@ def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
         conn.execute(insert(table), rows)
         return
     names = list(rows[0])
-    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
-           f"VALUES ({', '.join('?' * len(names))})")
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
 
 
 def _key_row(state: KeyState) -> dict[str, Any]:
-    return {"subject": state.subject, "attribute": state.attribute,
-            "subject_label": state.label, "head_version": state.head,
-            "updated_at": state.last_rec, "depends_on": _json.encode(state.depends_on).decode()}
+    return {
+        "subject": state.subject,
+        "attribute": state.attribute,
+        "subject_label": state.label,
+        "head_version": state.head,
+        "updated_at": state.last_rec,
+        "depends_on": _json.encode(state.depends_on).decode(),
+    }
 
 
 def _computed(result: dict[str, Any]) -> Computed:
     body = _json.encode(result)
     status = result.get("status")
     summary = Summary(
-        result.get("low"), result.get("best"), result.get("high"), result.get("conservative"),
-        sys.intern(status) if isinstance(status, str) else status, result.get("value_text"),
+        result.get("low"),
+        result.get("best"),
+        result.get("high"),
+        result.get("conservative"),
+        sys.intern(status) if isinstance(status, str) else status,
+        result.get("value_text"),
     )
     return Computed(hashlib.blake2b(body, digest_size=16).hexdigest(), summary, body)
 
@@ -617,16 +677,24 @@ def _among(table: Any, keys: list[Key]) -> tuple[Any, Any]:
     caller. Not a row-value IN: SQLite answers `(subject, attribute) IN (VALUES ...)` with a
     scan of the whole table (EXPLAIN QUERY PLAN), which made every cache miss cost a pass
     over all claims; the two lists search the (subject, attribute, ...) indexes."""
-    return (table.c.subject.in_(sorted({k[0] for k in keys})),
-            table.c.attribute.in_(sorted({k[1] for k in keys})))
+    return (
+        table.c.subject.in_(sorted({k[0] for k in keys})),
+        table.c.attribute.in_(sorted({k[1] for k in keys})),
+    )
 
 
 def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> list[KeyState]:
     states = {k: KeyState(k[0], k[1], head=heads.get(k, 0), in_db=True) for k in keys}
     for r in conn.execute(
-        select(claims_t.c.subject, claims_t.c.attribute, claims_t.c.claim_id,
-               claims_t.c.published_at, claims_t.c.facts)
-        .where(*_among(claims_t, keys)).order_by(claims_t.c.claim_id)
+        select(
+            claims_t.c.subject,
+            claims_t.c.attribute,
+            claims_t.c.claim_id,
+            claims_t.c.published_at,
+            claims_t.c.facts,
+        )
+        .where(*_among(claims_t, keys))
+        .order_by(claims_t.c.claim_id)
     ):
         state = states.get((r.subject, r.attribute))
         if state is None:  # same subject and attribute lists, another pair
@@ -635,9 +703,16 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         state.claims[r.claim_id] = claim
         state.published[r.claim_id] = r.published_at
     for v in conn.execute(
-        select(versions_t.c.id, versions_t.c.subject, versions_t.c.attribute,
-               versions_t.c.version, versions_t.c.pub_from, versions_t.c.pub_to,
-               versions_t.c.rec_from, versions_t.c.result)
+        select(
+            versions_t.c.id,
+            versions_t.c.subject,
+            versions_t.c.attribute,
+            versions_t.c.version,
+            versions_t.c.pub_from,
+            versions_t.c.pub_to,
+            versions_t.c.rec_from,
+            versions_t.c.result,
+        )
         .where(*_among(versions_t, keys), versions_t.c.rec_to == MAX_TIME)
         .order_by(versions_t.c.pub_from)
     ):
@@ -651,9 +726,13 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         state.steps.append(Step(v.pub_from, v.pub_to, stored, version=v.version))
         state.step_ids[v.version] = v.id
     for r in conn.execute(
-        select(keys_t.c.subject, keys_t.c.attribute, keys_t.c.subject_label,
-               keys_t.c.depends_on, keys_t.c.updated_at)
-        .where(*_among(keys_t, keys))
+        select(
+            keys_t.c.subject,
+            keys_t.c.attribute,
+            keys_t.c.subject_label,
+            keys_t.c.depends_on,
+            keys_t.c.updated_at,
+        ).where(*_among(keys_t, keys))
     ):
         state = states.get((r.subject, r.attribute))
         if state is None:
@@ -674,18 +753,27 @@ def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
     targets = sorted(by_target)
     for i in range(0, len(targets), 500):
         for m in conn.execute(
-            select(mods_t.c.effective_at, mods_t.c.recorded_at, mods_t.c.event_id,
-                   mods_t.c.kind, mods_t.c.target, mods_t.c.data)
-            .where(mods_t.c.target.in_(targets[i : i + 500]))
+            select(
+                mods_t.c.effective_at,
+                mods_t.c.recorded_at,
+                mods_t.c.event_id,
+                mods_t.c.kind,
+                mods_t.c.target,
+                mods_t.c.data,
+            ).where(mods_t.c.target.in_(targets[i : i + 500]))
         ):
             if m.kind in ("rating", "learned"):  # targets a source, not a claim
-                owners = [s for s in by_target[m.target]
-                          if any(c.source_id == m.target for c in s.claims.values())]
+                owners = [
+                    s
+                    for s in by_target[m.target]
+                    if any(c.source_id == m.target for c in s.claims.values())
+                ]
             else:
                 owners = [s for s in by_target[m.target] if m.target in s.claims]
             for state in owners:
-                state.modifiers.append((m.effective_at, m.recorded_at, m.event_id, m.kind,
-                                        m.target, _decode(m.data)))
+                state.modifiers.append(
+                    (m.effective_at, m.recorded_at, m.event_id, m.kind, m.target, _decode(m.data))
+                )
     for state in states:
         state.modifiers.sort()
 

@@ -72,8 +72,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with system(tmp_path_factory.mktemp("browser"), "ingest", "reconcile", "query") as c:
         load_demo(c.url("ingest"), None)
         for r in demo_reports():
-            wait_for(lambda rid=r["report_id"]: httpx.get(  # type: ignore[misc]
-                f"{c.url('query')}/v1/reports/{rid}").json().get("applied"), timeout_s=30)
+            wait_for(
+                lambda rid=r["report_id"]: (
+                    httpx.get(  # type: ignore[misc]
+                        f"{c.url('query')}/v1/reports/{rid}"
+                    )
+                    .json()
+                    .get("applied")
+                ),
+                timeout_s=30,
+            )
         yield c
 
 
@@ -142,19 +150,35 @@ def test_the_page_charts_a_subject_updates_live_and_replays_the_past(
         # new reports through the API: the chart updates without a reload
         page.evaluate("window.__sameDocument = true")
         bound = report(
-            claim(subject=SUBJECT, attribute=ATTRIBUTE, raw="more than 15,000",
-                  attributed_to="south-korean-intelligence",
-                  quote="more than 15,000 North Korean soldiers"),
-            source="nis-briefing", published_at="2025-04-10", report_id="browser-bound",
+            claim(
+                subject=SUBJECT,
+                attribute=ATTRIBUTE,
+                raw="more than 15,000",
+                attributed_to="south-korean-intelligence",
+                quote="more than 15,000 North Korean soldiers",
+            ),
+            source="nis-briefing",
+            published_at="2025-04-10",
+            report_id="browser-bound",
         )
         outlier = report(
-            claim(subject=SUBJECT, attribute=ATTRIBUTE, value=50000,
-                  attributed_to="pro-kremlin-channel", quote="50,000 troops"),
-            source="telegram-channel", published_at="2025-04-12", report_id="browser-outlier",
+            claim(
+                subject=SUBJECT,
+                attribute=ATTRIBUTE,
+                value=50000,
+                attributed_to="pro-kremlin-channel",
+                quote="50,000 troops",
+            ),
+            source="telegram-channel",
+            published_at="2025-04-12",
+            report_id="browser-outlier",
         )
         for body in (bound, outlier):
-            sent = httpx.post(f"{ingest}/v1/reports", json=body,
-                              headers={"X-Request-ID": f"trace-{body['report_id']}"})
+            sent = httpx.post(
+                f"{ingest}/v1/reports",
+                json=body,
+                headers={"X-Request-ID": f"trace-{body['report_id']}"},
+            )
             assert sent.status_code == 202
         page.wait_for_function(
             f"document.querySelectorAll('{CARD} .claim-point').length === {claims + 2}",
@@ -189,9 +213,7 @@ def test_the_page_charts_a_subject_updates_live_and_replays_the_past(
         slider = page.locator("#as-of-slider")
         slider.focus()
         page.keyboard.press("Home")
-        page.wait_for_function(
-            "document.querySelector('#as-of-value').textContent !== 'latest'"
-        )
+        page.wait_for_function("document.querySelector('#as-of-value').textContent !== 'latest'")
         as_of = page.locator("#as-of-value").inner_text()
         assert as_of == "2025-02-17"
         assert parse_qs(urlsplit(page.url).query)["as_of"] == [as_of]

@@ -24,8 +24,11 @@ KEY = "client-test-key"
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One cluster for the module (starting the services dominates the runtime); every
     test writes its own subjects."""
-    with system(tmp_path_factory.mktemp("client"), CLAIMLEDGER_REPUBLISH_AFTER_S="5",
-                CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=KEY) as cluster:
+    with system(
+        tmp_path_factory.mktemp("client"),
+        CLAIMLEDGER_REPUBLISH_AFTER_S="5",
+        CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=KEY,
+    ) as cluster:
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(cluster.start, ("ingest", "reconcile", "query")))
         yield cluster
@@ -200,9 +203,11 @@ def test_retract_and_assess_exclude_claims(client: Client) -> None:
     assert set(retraction) >= {"event_id", "token", "recorded_at"}
     assessment = client.assess(deprecated["claim_ids"][0], "duplicate", rank="deprecated")
     rating = client.rate_source("a", "B", "long track record")
-    view = client.consensus(subject, "killed", min_token=max(
-        int(retraction["token"]), int(assessment["token"]), int(rating["token"])
-    ))
+    view = client.consensus(
+        subject,
+        "killed",
+        min_token=max(int(retraction["token"]), int(assessment["token"]), int(rating["token"])),
+    )
     assert dropped["claim_ids"][0] in view["excluded"]
     assert view["exclusions"][dropped["claim_ids"][0]] == "retracted"
     assert view["exclusions"][deprecated["claim_ids"][0]] == "deprecated"

@@ -23,9 +23,13 @@ def test_encoded_slash_in_subject_routes_to_the_right_key(running: Cluster) -> N
     got = httpx.get(f"{running.url('query')}{path}", params={"min_token": token}, timeout=10)
     assert got.status_code == 200, got.text
     assert (got.json()["subject"], got.json()["attribute"], got.json()["best"]) == (
-        subject, attribute, 7)
-    same = httpx.get(f"{running.url('query')}/v1/consensus",
-                     params={"subject": subject, "attribute": attribute})
+        subject,
+        attribute,
+        7,
+    )
+    same = httpx.get(
+        f"{running.url('query')}/v1/consensus", params={"subject": subject, "attribute": attribute}
+    )
     assert same.json()["version"] == got.json()["version"]
 
 
@@ -40,8 +44,9 @@ def test_malformed_time_parameter_is_a_422_naming_it(running: Cluster) -> None:
 
 
 def test_min_token_never_written_times_out_with_a_clear_504(running: Cluster) -> None:
-    got = httpx.get(f"{running.url('query')}/v1/snapshot", params={"min_token": "999999999"},
-                    timeout=30)
+    got = httpx.get(
+        f"{running.url('query')}/v1/snapshot", params={"min_token": "999999999"}, timeout=30
+    )
     assert got.status_code == 504
     assert "not applied" in got.json()["detail"]
 
@@ -49,8 +54,11 @@ def test_min_token_never_written_times_out_with_a_clear_504(running: Cluster) ->
 def test_numbers_come_back_exactly_as_claimed(running: Cluster) -> None:
     body = report(claim(subject="exactness", value={"low": 0, "best": 3, "high": 11999}))
     token = _post(running, body)["token"]
-    got = httpx.get(f"{running.url('query')}/v1/consensus/exactness/personnel_deployed",
-                    params={"min_token": token}, timeout=10).json()
+    got = httpx.get(
+        f"{running.url('query')}/v1/consensus/exactness/personnel_deployed",
+        params={"min_token": token},
+        timeout=10,
+    ).json()
     assert (got["low"], got["best"], got["high"]) == (0, 3, 11999)
 
 

@@ -49,8 +49,10 @@ def claims(running: Cluster, **params: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cursor = None
     while True:
-        page = httpx.get(f"{running.url('query')}/v1/claims",
-                         params={**params, **({"cursor": cursor} if cursor else {})}).json()
+        page = httpx.get(
+            f"{running.url('query')}/v1/claims",
+            params={**params, **({"cursor": cursor} if cursor else {})},
+        ).json()
         out += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -59,6 +61,7 @@ def claims(running: Cluster, **params: str) -> list[dict[str, Any]]:
 
 def settled(running: Cluster, count: int, **params: str) -> list[dict[str, Any]]:
     """The claims once `count` of them are applied (never more: ids are content hashes)."""
+
     def enough() -> list[dict[str, Any]] | None:
         found = claims(running, **params)
         return found if len(found) >= count else None
@@ -150,7 +153,9 @@ def test_truth_discovery_tuples_with_spaces_or_a_header_or_named_columns(
     spaced.write_text(f"# source object attribute value timestamp\n"
                       f"msn sanjose {attr} 48 fri jan 29 08:45:00 2010\n")  # fmt: skip
     headed = tmp_path / "headed.txt"
-    headed.write_text(f"source\tobject\tattribute\tvalue\ttimestamp\nccn\tsanjose\t{attr}\t47\t2010\n")
+    headed.write_text(
+        f"source\tobject\tattribute\tvalue\ttimestamp\nccn\tsanjose\t{attr}\t47\t2010\n"
+    )
     population = tmp_path / "population.txt"  # the population benchmark's own layout
     population.write_bytes(  # its second line is not UTF-8, as 3,770 of the real file's are
         b"dhaka_2006\tcontributor #51413: ragib\t6724976\t2006\n"

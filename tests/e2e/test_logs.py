@@ -40,8 +40,9 @@ def _history(query: str, **headers: str) -> list[dict[str, Any]]:
 
 def test_a_request_id_follows_a_report_from_ingest_to_its_version(tmp_path: Path) -> None:
     with system(tmp_path) as c:
-        logs = {name: c.start(name, log_level="info").log
-                for name in ("ingest", "reconcile", "query")}
+        logs = {
+            name: c.start(name, log_level="info").log for name in ("ingest", "reconcile", "query")
+        }
         ingest, query = c.url("ingest"), c.url("query")
         trace = f"e2e-{uuid.uuid4().hex[:12]}"
         body = report(claim(subject=SUBJECT, value=12000), report_id="trace-report-1")
@@ -64,7 +65,9 @@ def test_a_request_id_follows_a_report_from_ingest_to_its_version(tmp_path: Path
         # reconcile: the version it wrote, with the causing event and the same id
         version = wait_for(lambda: _find(c, "reconcile", event="version written", trace_id=trace))
         assert (version["subject"], version["attribute"], version["version"]) == (
-            SUBJECT, ATTRIBUTE, 1
+            SUBJECT,
+            ATTRIBUTE,
+            1,
         )
         assert version["event_id"] == cause["event_id"]
         assert version["report_id"] == "trace-report-1"
@@ -84,8 +87,11 @@ def test_a_request_id_follows_a_report_from_ingest_to_its_version(tmp_path: Path
         claim_id = r.json()["claim_ids"][0]
         trace_id = uuid.uuid4().hex
         parent = f"00-{trace_id}-00f067aa0ba902b7-01"
-        r = httpx.post(f"{ingest}/v1/claims/{claim_id}/retraction",
-                       json={"reason": "misquoted"}, headers={"traceparent": parent})
+        r = httpx.post(
+            f"{ingest}/v1/claims/{claim_id}/retraction",
+            json={"reason": "misquoted"},
+            headers={"traceparent": parent},
+        )
         assert r.status_code == 202 and r.headers["x-request-id"] == trace_id
         later = wait_for(lambda: [i for i in _history(query) if i["version"] > 1], timeout_s=15)
         assert later[0]["cause"]["trace_id"] == trace_id

@@ -152,25 +152,25 @@ def _load_and_check(c: Cluster, r: redis.Redis, ingest: str, query: str) -> None
     wait_for(lambda: _value(ingest, "claimledger_reports_stored") == REPORTS, timeout_s=15)
     # nothing is applied while the reconciler is down: every event waits in the outbox
     wait_for(lambda: _value(ingest, "claimledger_outbox_depth") == events, timeout_s=15)
-    wait_for(lambda: (_value(ingest, "claimledger_outbox_oldest_age_seconds") or 0) > 0,
-             timeout_s=15)
+    wait_for(
+        lambda: (_value(ingest, "claimledger_outbox_oldest_age_seconds") or 0) > 0, timeout_s=15
+    )
     # ...and has been published once: the streams hold exactly the events sent
-    wait_for(lambda: sum(r.xlen(stream_for(p)) for p in range(PARTITIONS)) == events,
-             timeout_s=15)
+    wait_for(lambda: sum(r.xlen(stream_for(p)) for p in range(PARTITIONS)) == events, timeout_s=15)
 
     c.start("reconcile")
     reconcile = c.url("reconcile")
     wait_for(lambda: _value(ingest, "claimledger_outbox_depth") == 0, timeout_s=30)
     assert _value(ingest, "claimledger_outbox_oldest_age_seconds") == 0
-    wait_for(lambda: _value(reconcile, "claimledger_events_applied_total") == events,
-             timeout_s=15)
+    wait_for(lambda: _value(reconcile, "claimledger_events_applied_total") == events, timeout_s=15)
 
     # the reconciler's group: everything delivered and acknowledged
     def drained() -> bool:
         pending = _partitions(_per_stream(reconcile, "claimledger_stream_pending"))
         lag = _partitions(_per_stream(reconcile, "claimledger_stream_lag"))
-        return (len(pending) == len(lag) == PARTITIONS
-                and all(v == 0 for v in [*pending.values(), *lag.values()]))
+        return len(pending) == len(lag) == PARTITIONS and all(
+            v == 0 for v in [*pending.values(), *lag.values()]
+        )
 
     wait_for(drained, timeout_s=15)
     # the unread group: its lag is every entry published, split by partition
@@ -180,8 +180,10 @@ def _load_and_check(c: Cluster, r: redis.Redis, ingest: str, query: str) -> None
     # read some without acknowledging: they move from lag to pending
     busiest = max(audit_lag, key=lambda s: audit_lag[s])
     r.xreadgroup(AUDIT, "auditor", {busiest: ">"}, count=2)
-    wait_for(lambda: _per_stream(reconcile, "claimledger_stream_pending", AUDIT).get(busiest)
-             == 2, timeout_s=10)
+    wait_for(
+        lambda: _per_stream(reconcile, "claimledger_stream_pending", AUDIT).get(busiest) == 2,
+        timeout_s=10,
+    )
     lag_now = _per_stream(reconcile, "claimledger_stream_lag", AUDIT)[busiest]
     assert lag_now == audit_lag[busiest] - 2
 
@@ -202,8 +204,10 @@ def _load_and_check(c: Cluster, r: redis.Redis, ingest: str, query: str) -> None
     assert httpx.get(f"{query}/v1/consensus/{subject}/personnel_deployed").status_code == 200
     assert _http_count(query, "query", "GET", "/v1/consensus/{rest:path}", 200) >= 1
     stop = threading.Event()
-    threads = [threading.Thread(target=_hold_stream, args=(query, f"metrics-{i}-0", stop),
-                                daemon=True) for i in range(3)]
+    threads = [
+        threading.Thread(target=_hold_stream, args=(query, f"metrics-{i}-0", stop), daemon=True)
+        for i in range(3)
+    ]
     for t in threads:
         t.start()
     try:
@@ -212,8 +216,9 @@ def _load_and_check(c: Cluster, r: redis.Redis, ingest: str, query: str) -> None
         stop.set()
         # wake the readers: a new version on each subject makes every stream yield a line
         for i in range(3):
-            body = report(claim(subject=f"metrics-{i}-0", value=2000 + i),
-                          report_id=f"metrics-wake-{i}")
+            body = report(
+                claim(subject=f"metrics-{i}-0", value=2000 + i), report_id=f"metrics-wake-{i}"
+            )
             httpx.post(f"{ingest}/v1/reports", json=body)
         for t in threads:
             t.join(20)

@@ -35,11 +35,16 @@ def _db_path(c: Cluster) -> str:
 @pytest.fixture(scope="module")
 def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Ingest with a bootstrap key and a rate limit; query requiring a read key."""
-    with system(tmp_path_factory.mktemp("locked"), CLAIMLEDGER_REPUBLISH_AFTER_S="5",
-                CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=BOOTSTRAP, CLAIMLEDGER_LOG_LEVEL="DEBUG") as c:
+    with system(
+        tmp_path_factory.mktemp("locked"),
+        CLAIMLEDGER_REPUBLISH_AFTER_S="5",
+        CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=BOOTSTRAP,
+        CLAIMLEDGER_LOG_LEVEL="DEBUG",
+    ) as c:
         c.start("ingest", CLAIMLEDGER_RATE_LIMIT_PER_MIN=str(RATE))
         c.start("query", CLAIMLEDGER_REQUIRE_READ_KEY="true")
         yield c
+
 
 def _key(c: Cluster, *scopes: str) -> str:
     engine = make_engine(c.db_url)
@@ -86,8 +91,9 @@ def test_without_auth_the_rate_limit_is_per_client_address(cluster: Cluster) -> 
 
 def test_no_rate_limit_by_default(running: Cluster) -> None:
     url = f"{running.url('ingest')}/v1/reports"
-    statuses = {httpx.post(url, json=report(claim(subject="no-limit"))).status_code
-                for _ in range(30)}
+    statuses = {
+        httpx.post(url, json=report(claim(subject="no-limit"))).status_code for _ in range(30)
+    }
     assert statuses == {202}
 
 
@@ -118,8 +124,9 @@ def test_probes_docs_and_web_page_stay_open_when_reads_need_a_key(locked: Cluste
 
 
 def test_a_read_key_may_not_write(locked: Cluster) -> None:
-    got = httpx.post(f"{locked.url('ingest')}/v1/reports", json=report(),
-                     headers=_auth(_key(locked, "read")))
+    got = httpx.post(
+        f"{locked.url('ingest')}/v1/reports", json=report(), headers=_auth(_key(locked, "read"))
+    )
     assert got.status_code == 403
     assert got.headers["content-type"] == PROBLEM
 
@@ -135,8 +142,10 @@ HOSTILE: dict[str, tuple[Any, str]] = {
     "negative_bound": (report(claim(value={"low": -5, "high": 10})), "/claims/0/value"),
     "nan_token": ('__BODY__"value": NaN', "/claims/0/value"),
     "infinity_token": ('__BODY__"value": Infinity', "/claims/0/value"),
-    "negative_infinity_bound": ('__BODY__"value": {"low": 1, "high": -Infinity}',
-                                "/claims/0/value"),
+    "negative_infinity_bound": (
+        '__BODY__"value": {"low": 1, "high": -Infinity}',
+        "/claims/0/value",
+    ),
 }
 
 
@@ -162,8 +171,11 @@ def test_hostile_report_is_422_with_a_pointer_and_nothing_is_stored(
     running: Cluster, name: str
 ) -> None:
     report_id, text = _hostile_body(name)
-    got = httpx.post(f"{running.url('ingest')}/v1/reports", content=text,
-                     headers={"Content-Type": "application/json"})
+    got = httpx.post(
+        f"{running.url('ingest')}/v1/reports",
+        content=text,
+        headers={"Content-Type": "application/json"},
+    )
     assert got.status_code == 422, got.text
     assert got.headers["content-type"] == PROBLEM
     pointers = [e["pointer"] for e in got.json()["errors"]]
@@ -200,8 +212,11 @@ def test_sql_and_html_in_strings_are_stored_and_returned_verbatim(running: Clust
     posted = httpx.post(f"{running.url('ingest')}/v1/reports", json=body)
     assert posted.status_code == 202, posted.text
     query = running.url("query")
-    got = httpx.get(f"{query}/v1/consensus", params={
-        "subject": sql, "attribute": html, "min_token": posted.json()["token"]}, timeout=15)
+    got = httpx.get(
+        f"{query}/v1/consensus",
+        params={"subject": sql, "attribute": html, "min_token": posted.json()["token"]},
+        timeout=15,
+    )
     assert got.status_code == 200, got.text
     assert (got.json()["subject"], got.json()["attribute"]) == (sql, html)
     claims = httpx.get(f"{query}/v1/claims", params={"subject": sql, "attribute": html}).json()
@@ -226,11 +241,15 @@ def test_a_mixed_batch_stores_exactly_the_valid_reports(running: Cluster) -> Non
         report(claim(subject="a\x00b"), report_id="mixed-bad-control"),
     ]
     nan = json.dumps(report(claim(subject="nan"), report_id="mixed-bad-nan")).replace(
-        '"value": 12000', '"value": NaN')
+        '"value": 12000', '"value": NaN'
+    )
     items = [valid[0], hostile[0], valid[1], hostile[1], hostile[2], valid[2], hostile[3]]
     text = "\n".join([json.dumps(i) for i in items] + [nan])
-    got = httpx.post(f"{running.url('ingest')}/v1/reports:batch", content=text,
-                     headers={"Content-Type": "application/x-ndjson"})
+    got = httpx.post(
+        f"{running.url('ingest')}/v1/reports:batch",
+        content=text,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
     assert got.status_code == 200, got.text
     assert [r["status"] for r in got.json()["results"]] == [202, 422, 202, 422, 422, 202, 422, 422]
     query = running.url("query")
@@ -258,8 +277,9 @@ def test_a_mixed_batch_stores_exactly_the_valid_reports(running: Cluster) -> Non
 def test_secrets_never_appear_in_the_service_logs(locked: Cluster) -> None:
     url = f"{locked.url('ingest')}/v1/reports"
     assert httpx.post(url, json=report(), headers=_auth(WRONG)).status_code == 401
-    assert httpx.post(url, json=report(claim(subject="logs")),
-                      headers=_auth(BOOTSTRAP)).status_code in (202, 429)
+    assert httpx.post(
+        url, json=report(claim(subject="logs")), headers=_auth(BOOTSTRAP)
+    ).status_code in (202, 429)
     assert httpx.get(f"{locked.url('query')}/v1/subjects", headers=_auth(WRONG)).status_code == 401
     for name in ("ingest", "query"):
         text = Path(locked.services[name].log).read_text(errors="replace")

@@ -27,19 +27,36 @@ EXCLUDED = r"/v1/stream|/v1/consensus/\{rest\}|/v1/subjects/\{subject\}"
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # a short min_token wait: fuzzed tokens from the future answer 504 only after it
-    with system(tmp_path_factory.mktemp("fuzz"), "ingest", "reconcile", "query",
-                CLAIMLEDGER_REPUBLISH_AFTER_S="5", CLAIMLEDGER_MIN_TOKEN_WAIT_S="0.2") as c:
+    with system(
+        tmp_path_factory.mktemp("fuzz"),
+        "ingest",
+        "reconcile",
+        "query",
+        CLAIMLEDGER_REPUBLISH_AFTER_S="5",
+        CLAIMLEDGER_MIN_TOKEN_WAIT_S="0.2",
+    ) as c:
         yield c
+
 
 def fuzz_command(schema_url: str, report_dir: Path) -> list[str]:
     return [
-        str(SCHEMATHESIS), "run", schema_url,
-        "--checks", "not_a_server_error",
-        "--max-examples", str(MAX_EXAMPLES),
-        "--exclude-path-regex", EXCLUDED,
-        "--request-timeout", "10",
-        "--seed", "20260101",
-        "--report", "junit", "--report-dir", str(report_dir),
+        str(SCHEMATHESIS),
+        "run",
+        schema_url,
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--exclude-path-regex",
+        EXCLUDED,
+        "--request-timeout",
+        "10",
+        "--seed",
+        "20260101",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(report_dir),
     ]
 
 

@@ -12,8 +12,9 @@ from tests.conftest import Cluster
 from tests.factories import claim, report
 
 
-def _read(url: str, params: dict[str, Any], headers: dict[str, str], want: int,
-          timeout_s: float = 20) -> tuple[list[dict[str, Any]], str | None]:
+def _read(
+    url: str, params: dict[str, Any], headers: dict[str, str], want: int, timeout_s: float = 20
+) -> tuple[list[dict[str, Any]], str | None]:
     """Reads until `want` consensus events arrived; returns them and the last id seen."""
     events: list[dict[str, Any]] = []
     last_id, kind = None, None
@@ -33,8 +34,10 @@ def _read(url: str, params: dict[str, Any], headers: dict[str, str], want: int,
 
 
 def _post(c: Cluster, subject: str, value: int, day: int) -> None:
-    body = report(claim(subject=subject, value=value, attributed_to=f"origin-{value}"),
-                  published_at=f"2025-01-{day:02d}")
+    body = report(
+        claim(subject=subject, value=value, attributed_to=f"origin-{value}"),
+        published_at=f"2025-01-{day:02d}",
+    )
     assert httpx.post(f"{c.url('ingest')}/v1/reports", json=body).status_code == 202
 
 
@@ -49,10 +52,15 @@ def test_resume_with_last_event_id_has_no_gap_and_no_duplicate(running: Cluster)
     for day, value in enumerate((130, 140), start=4):
         _post(running, subject, value, day)
     history = httpx.get(
-        f"{running.url('query')}/v1/consensus/{subject}/personnel_deployed/history").json()
+        f"{running.url('query')}/v1/consensus/{subject}/personnel_deployed/history"
+    ).json()
     total = len(history["items"])
-    rest, _ = _read(url, {"subject": subject}, {"Last-Event-ID": str(first[-1]["position"])},
-                    want=total - len(first))
+    rest, _ = _read(
+        url,
+        {"subject": subject},
+        {"Last-Event-ID": str(first[-1]["position"])},
+        want=total - len(first),
+    )
     seen = [e["position"] for e in first + rest]
     assert seen == sorted(seen) and len(set(seen)) == len(seen)
     assert [e["version"] for e in first + rest] == [v["version"] for v in history["items"]]

@@ -26,8 +26,9 @@ ATTRIBUTE = "personnel_deployed"
 class Reader(threading.Thread):
     """A real HTTP client reading one SSE stream into a list of (event, id, data)."""
 
-    def __init__(self, url: str, params: dict[str, Any], headers: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(
+        self, url: str, params: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(daemon=True)
         self.url, self.params, self.headers = url, params, headers or {}
         self.events: list[tuple[str, int, dict[str, Any]]] = []
@@ -40,8 +41,13 @@ class Reader(threading.Thread):
     def run(self) -> None:
         kind, ident = "message", None
         try:
-            with httpx.stream("GET", self.url, params=self.params, headers=self.headers,
-                              timeout=httpx.Timeout(10, read=60)) as response:
+            with httpx.stream(
+                "GET",
+                self.url,
+                params=self.params,
+                headers=self.headers,
+                timeout=httpx.Timeout(10, read=60),
+            ) as response:
                 assert response.status_code == 200
                 for line in response.iter_lines():
                     if line.startswith("id:"):
@@ -72,8 +78,11 @@ def _post(ingest: str, subject: str, value: int, day: int, report_id: str) -> st
     """One claim published on day `day` (counted from 2020-01-01: increasing days make
     exactly one new version each)."""
     published = date(2020, 1, 1) + timedelta(days=day)
-    body = report(claim(subject=subject, value=value, attributed_to=f"origin-{value}"),
-                  published_at=published.isoformat(), report_id=report_id)
+    body = report(
+        claim(subject=subject, value=value, attributed_to=f"origin-{value}"),
+        published_at=published.isoformat(),
+        report_id=report_id,
+    )
     answer = httpx.post(f"{ingest}/v1/reports", json=body)
     assert answer.status_code == 202, answer.text
     return str(answer.json()["token"])
@@ -83,8 +92,10 @@ def _history(query: str, subject: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     after = 0
     while True:
-        page = httpx.get(f"{query}/v1/consensus/{subject}/{ATTRIBUTE}/history",
-                         params={"after": after, "limit": 1000})
+        page = httpx.get(
+            f"{query}/v1/consensus/{subject}/{ATTRIBUTE}/history",
+            params={"after": after, "limit": 1000},
+        )
         if page.status_code == 404:
             return items
         body = page.json()
@@ -143,8 +154,9 @@ def test_a_fresh_subscriber_is_told_where_it_starts_and_resuming_there_misses_no
     for n in range(5):  # posted after the first stream was dropped
         token = _post(ingest, subject, 200 + n, 1 + n, f"deliver-start-{n}")
     _wait_applied(query, token)
-    resumed = Reader(f"{query}/v1/stream", {"subject": subject},
-                     {"Last-Event-ID": str(first.start_id)})
+    resumed = Reader(
+        f"{query}/v1/stream", {"subject": subject}, {"Last-Event-ID": str(first.start_id)}
+    )
     resumed.start()
     expected = _positions(_history(query, subject))
     wait_for(lambda: len(resumed.consensus()) >= len(expected), timeout_s=30)
@@ -152,12 +164,15 @@ def test_a_fresh_subscriber_is_told_where_it_starts_and_resuming_there_misses_no
     assert _positions(resumed.consensus()) == expected
 
 
-@pytest.mark.parametrize("params", [
-    {"since": "-1"},
-    {"subject": ""},
-    {"attribute": "bad\u0001name"},
-    {"subject": [f"s{i}" for i in range(101)]},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "-1"},
+        {"subject": ""},
+        {"attribute": "bad\u0001name"},
+        {"subject": [f"s{i}" for i in range(101)]},
+    ],
+)
 def test_bad_filters_are_a_422_problem_naming_the_field(
     running: Cluster, params: dict[str, Any]
 ) -> None:
@@ -170,8 +185,14 @@ def test_bad_filters_are_a_422_problem_naming_the_field(
 
 @pytest.fixture
 def own(tmp_path: Path, redis_server: LocalRedis, db_url: str) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, redis_server.url, db_url, CLAIMLEDGER_REPUBLISH_AFTER_S="5",
-                CLAIMLEDGER_STREAM_BUFFER="16", CLAIMLEDGER_STREAM_SEND_TIMEOUT_S="300")
+    c = Cluster(
+        tmp_path,
+        redis_server.url,
+        db_url,
+        CLAIMLEDGER_REPUBLISH_AFTER_S="5",
+        CLAIMLEDGER_STREAM_BUFFER="16",
+        CLAIMLEDGER_STREAM_SEND_TIMEOUT_S="300",
+    )
     try:
         for name in ("ingest", "reconcile", "query"):
             c.start(name)
@@ -242,8 +263,10 @@ def _stalled_stream(url: str, path: str) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     sock.connect((host, int(port)))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n"
-                 "Connection: close\r\n\r\n".encode())
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
     return sock
 
 
@@ -303,8 +326,9 @@ def test_a_slow_subscriber_is_told_to_resync_while_a_fast_one_misses_nothing(
     assert received == expected[: len(received)]  # a gapless prefix
     resume_from = ids[-1]
     assert resume_from == (received[-1] if received else ids[0])
-    resumed = Reader(f"{query}/v1/stream", {"subject": subject},
-                     {"Last-Event-ID": str(resume_from)})
+    resumed = Reader(
+        f"{query}/v1/stream", {"subject": subject}, {"Last-Event-ID": str(resume_from)}
+    )
     resumed.start()
     wait_for(lambda: len(received) + len(resumed.consensus()) >= len(expected), timeout_s=30)
     resumed.stop = True

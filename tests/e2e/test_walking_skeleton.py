@@ -67,9 +67,7 @@ def test_report_posted_twice_is_applied_once(cluster: Cluster) -> None:
     assert first.json() == second.json()
     wait_for(lambda: _applied(query, r["report_id"]))
 
-    events = _count(
-        cluster, "SELECT count(*) FROM events WHERE report_id = :r", r=r["report_id"]
-    )
+    events = _count(cluster, "SELECT count(*) FROM events WHERE report_id = :r", r=r["report_id"])
     assert events == 1 + 2  # ReportReceived + one ClaimAsserted per claim
     history = httpx.get(f"{query}/v1/consensus/dprk-troops-kursk/killed/history").json()
     assert [v["version"] for v in history["items"]] == [1]

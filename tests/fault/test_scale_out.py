@@ -154,19 +154,25 @@ def test_four_partitions_three_reconcilers_one_killed_apply_every_claim_once_in_
         for name in ("rec-a", "rec-b", "rec-c"):
             _start_reconciler(cluster, name)
         # the three reconcilers have joined and hold the four partitions' leases between them
-        wait_for(lambda: {_s(m) for m in redis.zrange(MEMBERS_KEY, 0, -1)}
-                 == {"rec-a", "rec-b", "rec-c"}
-                 and all(redis.exists(lease_key(p)) for p in range(PARTITIONS)), timeout_s=30)
+        wait_for(
+            lambda: (
+                {_s(m) for m in redis.zrange(MEMBERS_KEY, 0, -1)} == {"rec-a", "rec-b", "rec-c"}
+                and all(redis.exists(lease_key(p)) for p in range(PARTITIONS))
+            ),
+            timeout_s=30,
+        )
 
         reports = helpers.make_reports("scale", 400, 10, keys=150, seed=12)  # 4,000 claims
-        loader = helpers.Loader(lambda: cluster.url("ingest"), reports, batch_size=25,
-                                pause_s=0.3)
+        loader = helpers.Loader(lambda: cluster.url("ingest"), reports, batch_size=25, pause_s=0.3)
         loader.start()
         t0 = time.monotonic()
 
         # kill -9 one reconciler while it holds delivered, unacknowledged entries
-        wait_for(lambda: _rows(engine, "SELECT count(*) FROM events")[0][0] > 600,
-                 timeout_s=60, interval_s=0.05)
+        wait_for(
+            lambda: _rows(engine, "SELECT count(*) FROM events")[0][0] > 600,
+            timeout_s=60,
+            interval_s=0.05,
+        )
         wait_for(lambda: _pending(redis).get("rec-a", 0) > 0, timeout_s=60, interval_s=0.005)
         cluster.stop("rec-a", kill=True)
         print(f"killed rec-a at {time.monotonic() - t0:.1f}s")
@@ -175,8 +181,10 @@ def test_four_partitions_three_reconcilers_one_killed_apply_every_claim_once_in_
 
         # adding a reconciler is just starting one; removing one gracefully is SIGTERM
         _start_reconciler(cluster, "rec-d")
-        wait_for(lambda: _rows(engine, "SELECT count(*) FROM events")[0][0]
-                 > applied_at_kill + 600, timeout_s=60)
+        wait_for(
+            lambda: _rows(engine, "SELECT count(*) FROM events")[0][0] > applied_at_kill + 600,
+            timeout_s=60,
+        )
         print(f"rec-d applying at {time.monotonic() - t0:.1f}s")
         cluster.stop("rec-b")
         print(f"stopped rec-b at {time.monotonic() - t0:.1f}s")
@@ -185,8 +193,11 @@ def test_four_partitions_three_reconcilers_one_killed_apply_every_claim_once_in_
         assert acked.claims == 4000
         assert applied_at_kill < acked.events  # the kill hit a moving load
         try:
-            wait_for(lambda: _converged(engine, redis_server.url, acked.events),
-                     timeout_s=300, interval_s=0.5)
+            wait_for(
+                lambda: _converged(engine, redis_server.url, acked.events),
+                timeout_s=300,
+                interval_s=0.5,
+            )
         except AssertionError:
             report = _diagnosis(engine, redis, acked)
             for name, service in list(cluster.services.items()):
@@ -223,7 +234,7 @@ def test_four_partitions_three_reconcilers_one_killed_apply_every_claim_once_in_
 
 
 def _assert_applied_once(engine: Engine, acked: helpers.Acked) -> None:
-    (events, distinct), = _rows(engine, "SELECT count(*), count(DISTINCT event_id) FROM events")
+    ((events, distinct),) = _rows(engine, "SELECT count(*), count(DISTINCT event_id) FROM events")
     assert events == distinct == acked.events
     claim_events = _rows(engine, "SELECT count(*) FROM events WHERE type = 'ClaimAsserted'")[0][0]
     claims = {r[0] for r in _rows(engine, "SELECT claim_id FROM claims")}
@@ -282,16 +293,23 @@ def _diagnosis(engine: Engine, redis: Redis, acked: helpers.Acked) -> str:
     lines.append(f"outbox {outbox}")
     for p in range(PARTITIONS):
         stream = stream_for(p)
-        consumers = {_s(c["name"]): (int(c["pending"]), int(c["idle"]))
-                     for c in redis.xinfo_consumers(stream, CONSUMER_GROUP)}
+        consumers = {
+            _s(c["name"]): (int(c["pending"]), int(c["idle"]))
+            for c in redis.xinfo_consumers(stream, CONSUMER_GROUP)
+        }
         group = [g for g in redis.xinfo_groups(stream)]
-        lines.append(f"{stream} len={redis.xlen(stream)} lease={redis.get(lease_key(p))!r} "
-                     f"consumers={consumers} group={group}")
+        lines.append(
+            f"{stream} len={redis.xlen(stream)} lease={redis.get(lease_key(p))!r} "
+            f"consumers={consumers} group={group}"
+        )
     lines.append(f"members {redis.zrange(MEMBERS_KEY, 0, -1, withscores=True)}")
     if engine.dialect.name != "postgresql":
         return "\n".join(lines)
-    for row in _rows(engine, "SELECT pid, state, wait_event_type, wait_event, "
-                     "now() - xact_start, left(query, 80) FROM pg_stat_activity "
-                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"):
+    for row in _rows(
+        engine,
+        "SELECT pid, state, wait_event_type, wait_event, "
+        "now() - xact_start, left(query, 80) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    ):
         lines.append(f"pg {tuple(row)}")
     return "\n".join(lines)

@@ -49,13 +49,23 @@ def test_a_database_at_head_is_left_alone(db_url: str) -> None:
     engine = make_engine(db_url)
     create_schema(engine)
     with engine.begin() as conn:
-        conn.execute(insert(ApiKey.__table__).values(  # type: ignore[attr-defined]
-            key_id="k1", key_hash="h", scopes="read", created_at="2025-01-01T00:00:00.000000Z"))
+        conn.execute(
+            insert(ApiKey.__table__).values(  # type: ignore[attr-defined]
+                key_id="k1", key_hash="h", scopes="read", created_at="2025-01-01T00:00:00.000000Z"
+            )
+        )
     ddl: list[str] = []
-    event.listen(engine, "before_cursor_execute",
-                 lambda _c, _cur, stmt, *_: ddl.append(stmt)
-                 if stmt.lstrip().upper().startswith(("CREATE", "ALTER", "DROP", "UPDATE",
-                                                      "INSERT", "DELETE")) else None)
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda _c, _cur, stmt, *_: (
+            ddl.append(stmt)
+            if stmt.lstrip()
+            .upper()
+            .startswith(("CREATE", "ALTER", "DROP", "UPDATE", "INSERT", "DELETE"))
+            else None
+        ),
+    )
     create_schema(engine)
     assert ddl == []
     with engine.connect() as conn:
@@ -95,11 +105,13 @@ def test_every_text_column_compares_bytewise_on_postgresql(db_url: str) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite compares text bytewise always")
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name <> 'alembic_version' "
-            "AND data_type IN ('text', 'character varying')"
-        )).all()
+        rows = conn.execute(
+            text(
+                "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name <> 'alembic_version' "
+                "AND data_type IN ('text', 'character varying')"
+            )
+        ).all()
     assert rows and all(r.collation_name == "C" for r in rows), [
         r for r in rows if r.collation_name != "C"
     ]

@@ -23,9 +23,15 @@ def _events(engine, n_reports: int, keys: int):  # type: ignore[no-untyped-def]
             "report_id": f"r{i}",
             "source": {"id": f"s{i % 7}", "kind": "news"},
             "published_at": f"2025-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
-            "claims": [{"subject": f"k{(i + j) % keys}", "attribute": "personnel_deployed",
-                        "value": 1000 + (i * 7 + j) % 50, "attributed_to": f"o{j}"}
-                       for j in range(3)],
+            "claims": [
+                {
+                    "subject": f"k{(i + j) % keys}",
+                    "attribute": "personnel_deployed",
+                    "value": 1000 + (i * 7 + j) % 50,
+                    "attributed_to": f"o{j}",
+                }
+                for j in range(3)
+            ],
         }
         events += prepare_report(ReportIn.model_validate(body), ctx, None).events
     return events

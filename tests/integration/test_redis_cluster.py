@@ -53,24 +53,62 @@ def redis_cluster(tmp_path: Path) -> Iterator[str]:
     for port in ports:
         directory = tmp_path / f"node-{port}"
         directory.mkdir()
-        nodes.append(subprocess.Popen(
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
-             "--dir", str(directory)],
-            stdout=(directory / "log").open("wb"), stderr=subprocess.STDOUT,
-        ))
+        nodes.append(
+            subprocess.Popen(
+                [
+                    server,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(directory),
+                ],
+                stdout=(directory / "log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
     try:
         for port in ports:
-            wait_for(lambda p=port: subprocess.run([cli, "-p", str(p), "ping"],
-                     capture_output=True).stdout.strip() == b"PONG", timeout_s=10)
+            wait_for(
+                lambda p=port: (
+                    subprocess.run([cli, "-p", str(p), "ping"], capture_output=True).stdout.strip()
+                    == b"PONG"
+                ),
+                timeout_s=10,
+            )
         subprocess.run(
-            [cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
+            [
+                cli,
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in ports],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
-        wait_for(lambda: all(b"cluster_state:ok" in subprocess.run(
-            [cli, "-p", str(p), "cluster", "info"], capture_output=True).stdout
-            for p in ports), timeout_s=30)
+        wait_for(
+            lambda: all(
+                b"cluster_state:ok"
+                in subprocess.run(
+                    [cli, "-p", str(p), "cluster", "info"], capture_output=True
+                ).stdout
+                for p in ports
+            ),
+            timeout_s=30,
+        )
         yield f"redis://127.0.0.1:{ports[0]}/0"
     finally:
         for node in nodes:
@@ -81,8 +119,14 @@ def redis_cluster(tmp_path: Path) -> Iterator[str]:
 def test_relay_and_reconcilers_work_on_a_three_master_redis_cluster(
     tmp_path: Path, redis_cluster: str, db_url: str
 ) -> None:
-    cluster = Cluster(tmp_path, redis_cluster, db_url, CLAIMLEDGER_REDIS_CLUSTER="1",
-                      CLAIMLEDGER_PARTITIONS=str(PARTITIONS), CLAIMLEDGER_LEASE_MS="3000")
+    cluster = Cluster(
+        tmp_path,
+        redis_cluster,
+        db_url,
+        CLAIMLEDGER_REDIS_CLUSTER="1",
+        CLAIMLEDGER_PARTITIONS=str(PARTITIONS),
+        CLAIMLEDGER_LEASE_MS="3000",
+    )
     try:
         cluster.start("ingest")
         for name in ("rec-1", "rec-2"):
@@ -92,8 +136,9 @@ def test_relay_and_reconcilers_work_on_a_three_master_redis_cluster(
         acked = helpers.Loader(lambda: cluster.url("ingest"), reports, batch_size=20)
         acked.start()
         done = acked.finish(timeout_s=120)
-        wait_for(lambda: helpers.applied_events(db_url) >= done.events, timeout_s=120,
-                 interval_s=0.2)
+        wait_for(
+            lambda: helpers.applied_events(db_url) >= done.events, timeout_s=120, interval_s=0.2
+        )
         assert helpers.counts(db_url)["distinct_event_ids"] == done.events
 
         with closing(RedisCluster.from_url(redis_cluster)) as client:
@@ -104,9 +149,14 @@ def test_relay_and_reconcilers_work_on_a_three_master_redis_cluster(
             assert len({client.get_node_from_key(s).name for s in streams}) > 1
             # every partition has an owner (leases move while the two split them) and
             # nothing is left pending
-            wait_for(lambda: all(client.exists(lease_key(p)) for p in range(PARTITIONS))
-                     and all(client.xpending(s, "reconcile")["pending"] == 0 for s in streams),
-                     timeout_s=30, interval_s=0.2)
+            wait_for(
+                lambda: (
+                    all(client.exists(lease_key(p)) for p in range(PARTITIONS))
+                    and all(client.xpending(s, "reconcile")["pending"] == 0 for s in streams)
+                ),
+                timeout_s=30,
+                interval_s=0.2,
+            )
             assert client.xlen(UPDATES_STREAM) > 0  # versions announced to query
             assert client.exists(DEAD_LETTER_STREAM) == 0
         for name, service in cluster.services.items():

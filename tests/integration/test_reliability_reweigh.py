@@ -44,15 +44,24 @@ def _history() -> list[dict[str, Any]]:
     return [
         report(*census, source="census", published_at="2024-01-01"),
         report(*rumours, source="rumours", published_at="2024-01-01"),
-        *(report(claim(f"town-{i}", "population", value=1000 + 10 * i),
-                 source=f"witness-{i}", published_at="2024-01-01") for i in range(40)),
+        *(
+            report(
+                claim(f"town-{i}", "population", value=1000 + 10 * i),
+                source=f"witness-{i}",
+                published_at="2024-01-01",
+            )
+            for i in range(40)
+        ),
     ]
 
 
 def _reweigh(cluster: Cluster) -> str:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", "reweigh"],
-        env=cluster.env, capture_output=True, text=True, check=True,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
@@ -88,9 +97,10 @@ def test_replay_after_reweighing_rebuilds_identical_projections(
 
 
 def test_the_periodic_reweighing_moves_the_estimate_by_itself(tmp_path: Path) -> None:
-    with system(tmp_path, "ingest", "reconcile", "query",
-                CLAIMLEDGER_REWEIGH_EVERY_S="1") as c, \
-            Client(c.url("ingest"), c.url("query")) as client:
+    with (
+        system(tmp_path, "ingest", "reconcile", "query", CLAIMLEDGER_REWEIGH_EVERY_S="1") as c,
+        Client(c.url("ingest"), c.url("query")) as client,
+    ):
         client.post_reports(_history())
 
         def learned() -> bool:

@@ -61,9 +61,7 @@ def test_a_later_outbox_write_waits_for_an_uncommitted_earlier_one(
     with engine.begin() as holding:
         outbox._accept(holding, [first])  # seq drawn, not committed
         done = threading.Event()
-        later = threading.Thread(
-            target=lambda: (outbox.accept_report(engine, second), done.set())
-        )
+        later = threading.Thread(target=lambda: (outbox.accept_report(engine, second), done.set()))
         later.start()
         wait_for(lambda: _advisory_waiters(engine) == 1)  # the later writer waits its turn
         assert _visible_seqs(engine) == []
@@ -74,19 +72,22 @@ def test_a_later_outbox_write_waits_for_an_uncommitted_earlier_one(
     assert seqs == list(range(1, len(seqs) + 1))  # the earlier write holds the lower seqs
     with engine.connect() as conn:
         last_of_first = conn.execute(
-            select(outbox.outbox.c.seq).where(
-                outbox.outbox.c.event_id == first.events[-1].event_id
-            )
+            select(outbox.outbox.c.seq).where(outbox.outbox.c.event_id == first.events[-1].event_id)
         ).scalar_one()
     assert last_of_first == len(first.events)
 
 
 def _advisory_waiters(engine: Any) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )).scalar_one())
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            ).scalar_one()
+        )
 
 
 def test_outbox_seqs_and_the_watermark_have_no_gaps_under_concurrent_ingest_writers(
@@ -114,10 +115,14 @@ def test_outbox_seqs_and_the_watermark_have_no_gaps_under_concurrent_ingest_writ
 
 def test_version_ids_have_no_gaps_under_two_concurrent_reconcilers(engine: Any) -> None:
     batches = [
-        [e for i in range(side, 20, 2) for e in _events(
-            engine, report(claim(subject=f"k{i}", value=i + 1), claim(subject=f"k{i}",
-                                                                       value=i + 5))
-        )]
+        [
+            e
+            for i in range(side, 20, 2)
+            for e in _events(
+                engine,
+                report(claim(subject=f"k{i}", value=i + 1), claim(subject=f"k{i}", value=i + 5)),
+            )
+        ]
         for side in (0, 1)
     ]
     barrier = threading.Barrier(2)
@@ -170,8 +175,7 @@ def test_keys_page_in_bytewise_order_as_on_sqlite(engine: Any) -> None:
     subjects = ["a_b", "a0", "B", "a", "a-b", "Z", "é", "z", "ab"]
     for i, s in enumerate(subjects):
         Reconciler(REGISTRY).apply(
-            engine, _events(engine, report(claim(subject=s, value=i + 1),
-                                           report_id=f"order-{i}"))
+            engine, _events(engine, report(claim(subject=s, value=i + 1), report_id=f"order-{i}"))
         )
     seen: list[str] = []
     after = None
@@ -182,22 +186,34 @@ def test_keys_page_in_bytewise_order_as_on_sqlite(engine: Any) -> None:
 
 
 def test_iso_times_and_their_sentinels_compare_in_time_order(engine: Any) -> None:
-    times = ["2025-01-10T00:00:00.000000Z", MAX_TIME, "2024-12-31T23:59:59.999999Z", MIN_TIME,
-             "2025-01-09T23:00:00.500000Z"]
+    times = [
+        "2025-01-10T00:00:00.000000Z",
+        MAX_TIME,
+        "2024-12-31T23:59:59.999999Z",
+        MIN_TIME,
+        "2025-01-09T23:00:00.500000Z",
+    ]
     with engine.begin() as conn:
-        conn.execute(outbox.outbox.insert(), [
-            {"event_id": f"t{i}", "stream": "s", "body": "{}", "created_at": t}
-            for i, t in enumerate(times)
-        ])
-        ordered = list(conn.execute(
-            select(outbox.outbox.c.created_at).order_by(outbox.outbox.c.created_at)
-        ).scalars())
-        between = list(conn.execute(
-            select(outbox.outbox.c.created_at).where(
-                outbox.outbox.c.created_at > "2025-01-01T00:00:00.000000Z",
-                outbox.outbox.c.created_at < MAX_TIME,
-            )
-        ).scalars())
+        conn.execute(
+            outbox.outbox.insert(),
+            [
+                {"event_id": f"t{i}", "stream": "s", "body": "{}", "created_at": t}
+                for i, t in enumerate(times)
+            ],
+        )
+        ordered = list(
+            conn.execute(
+                select(outbox.outbox.c.created_at).order_by(outbox.outbox.c.created_at)
+            ).scalars()
+        )
+        between = list(
+            conn.execute(
+                select(outbox.outbox.c.created_at).where(
+                    outbox.outbox.c.created_at > "2025-01-01T00:00:00.000000Z",
+                    outbox.outbox.c.created_at < MAX_TIME,
+                )
+            ).scalars()
+        )
     assert ordered == sorted(times)
     assert sorted(between) == ["2025-01-09T23:00:00.500000Z", "2025-01-10T00:00:00.000000Z"]
 
@@ -212,7 +228,8 @@ def test_a_replay_into_the_other_backend_rebuilds_identical_projections(
     for body in demo_reports():
         reconciler.apply(engine, _events(engine, body))
     other = (
-        f"sqlite:///{tmp_path / 'other.db'}" if engine.dialect.name == "postgresql"
+        f"sqlite:///{tmp_path / 'other.db'}"
+        if engine.dialect.name == "postgresql"
         else postgres_url
     )
     target = make_engine(other)
@@ -236,8 +253,7 @@ def test_a_batch_stores_each_new_report_once_and_answers_repeats_and_conflicts(
     assert isinstance(other, outbox.Accepted) and other.created
     assert isinstance(earlier, outbox.Accepted) and not earlier.created
     assert int(first.response["token"]) < int(other.response["token"])
-    assert _visible_seqs(engine) == list(range(1, 1 + sum(len(items[i].events) for i in
-                                                           (0, 3, 4))))
+    assert _visible_seqs(engine) == list(range(1, 1 + sum(len(items[i].events) for i in (0, 3, 4))))
 
 
 async def test_the_relay_sends_a_row_that_committed_while_it_was_reading(

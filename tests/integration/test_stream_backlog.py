@@ -20,8 +20,10 @@ class _Redis62:
         self.redis = redis
 
     async def xinfo_groups(self, stream: str) -> list[dict[Any, Any]]:
-        return [{k: v for k, v in g.items() if k != "lag"}
-                for g in await self.redis.xinfo_groups(stream)]
+        return [
+            {k: v for k, v in g.items() if k != "lag"}
+            for g in await self.redis.xinfo_groups(stream)
+        ]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.redis, name)

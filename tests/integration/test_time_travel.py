@@ -105,10 +105,16 @@ def test_retraction_is_ignored_before_it_and_excluded_after(engine: Any) -> None
     from shared.events import CLAIM_RETRACTED, SCHEMA_VERSION, Event
     from shared.timeaxes import now_iso
 
-    retraction = Event("e_retract_1", CLAIM_RETRACTED, SCHEMA_VERSION, now_iso(), None,
-                       {"claim_id": cid, "reason": "misquoted",
-                        "effective_at": "2025-02-01T00:00:00.000000Z"},
-                       subject=KEY[0], attribute=KEY[1])
+    retraction = Event(
+        "e_retract_1",
+        CLAIM_RETRACTED,
+        SCHEMA_VERSION,
+        now_iso(),
+        None,
+        {"claim_id": cid, "reason": "misquoted", "effective_at": "2025-02-01T00:00:00.000000Z"},
+        subject=KEY[0],
+        attribute=KEY[1],
+    )
     Reconciler(REGISTRY).apply(engine, [retraction])
     before = views.consensus(engine, *KEY, "2025-01-31T00:00:00.000000Z", None)
     after = views.consensus(engine, *KEY, None, None)

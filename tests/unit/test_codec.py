@@ -12,10 +12,15 @@ from shared.model import ClaimFacts, ValidTime, Value
 
 def _claim(**changes: object) -> ClaimFacts:
     base = dict(
-        claim_id="c1", report_id="r1", subject="kursk", attribute="personnel_deployed",
-        source_id="reuters", published_at=datetime(2024, 11, 5, 12, 30, tzinfo=UTC),
+        claim_id="c1",
+        report_id="r1",
+        subject="kursk",
+        attribute="personnel_deployed",
+        source_id="reuters",
+        published_at=datetime(2024, 11, 5, 12, 30, tzinfo=UTC),
         value=Value(10_000, 12_000, 13_200, "approximately", "approx-10pct", raw="some 12,000"),
-        attributed_to="us-officials", cites=("nis", "isw"),
+        attributed_to="us-officials",
+        cites=("nis", "isw"),
     )
     return ClaimFacts(**{**base, **changes})  # type: ignore[arg-type]
 
@@ -31,22 +36,39 @@ def test_a_claim_comes_back_equal_after_json() -> None:
 
 
 def test_a_claim_dict_holds_only_json_types() -> None:
-    data = claim_to_dict(
-        _claim(valid_time=ValidTime(date(2024, 5, 1), None, "month", "since May"))
-    )
+    data = claim_to_dict(_claim(valid_time=ValidTime(date(2024, 5, 1), None, "month", "since May")))
     assert data["published_at"] == "2024-11-05T12:30:00.000000Z"
     assert data["cites"] == ["nis", "isw"]
-    assert data["valid_time"] == {"start": "2024-05-01", "end": None, "precision": "month",
-                                  "raw": "since May"}
-    assert data["value"] == {"low": 10_000, "best": 12_000, "high": 13_200,
-                             "hedge": "approximately", "rule": "approx-10pct", "rule_version": 1,
-                             "raw": "some 12,000"}
+    assert data["valid_time"] == {
+        "start": "2024-05-01",
+        "end": None,
+        "precision": "month",
+        "raw": "since May",
+    }
+    assert data["value"] == {
+        "low": 10_000,
+        "best": 12_000,
+        "high": 13_200,
+        "hedge": "approximately",
+        "rule": "approx-10pct",
+        "rule_version": 1,
+        "raw": "some 12,000",
+    }
 
 
 def test_an_event_survives_its_wire_form_with_unicode_and_exact_numbers() -> None:
-    event = Event("e1", "ClaimAsserted", 1, "2024-11-05T12:30:00.000000Z", "r1",
-                  {"claim": {"quote": "«около 12 000»", "value": {"best": 12_000, "low": 0.25}}},
-                  seq=4, subject="курск", attribute="personnel_deployed", trace_id="t")
+    event = Event(
+        "e1",
+        "ClaimAsserted",
+        1,
+        "2024-11-05T12:30:00.000000Z",
+        "r1",
+        {"claim": {"quote": "«около 12 000»", "value": {"best": 12_000, "low": 0.25}}},
+        seq=4,
+        subject="курск",
+        attribute="personnel_deployed",
+        trace_id="t",
+    )
     again = event_from_json(event.to_json().encode())
     assert again == event
     assert isinstance(again.payload["claim"]["value"]["best"], int)

@@ -803,8 +803,9 @@ def test_a_modified_claim_is_admitted_afresh_not_served_from_the_memo() -> None:
     memo: dict[str, Any] = {}
     original = claim("a", exact(12000), "Kyiv Independent")
     run([original, claim("b", exact(11000), "Reuters")], memo=memo)
-    retracted = ClaimFacts(**{**{f: getattr(original, f) for f in original.__slots__},
-                              "retracted": True})
+    retracted = ClaimFacts(
+        **{**{f: getattr(original, f) for f in original.__slots__}, "retracted": True}
+    )
     result = run([retracted, claim("b", exact(11000), "Reuters")], memo=memo)
     assert dict(result.exclusions) == {"a": "retracted"}
     assert result == run([retracted, claim("b", exact(11000), "Reuters")])

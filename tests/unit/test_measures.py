@@ -20,8 +20,14 @@ TEMPERATURE = AttributeSpec(name="temperature", kind="measure", unit="°F")
 POPULATION = AttributeSpec(name="population", kind="stock")
 
 
-def reading(cid: str, value: object, source: str, kind: str = "measure",
-            attribute: str = "temperature", hour: int = 8) -> ClaimFacts:
+def reading(
+    cid: str,
+    value: object,
+    source: str,
+    kind: str = "measure",
+    attribute: str = "temperature",
+    hour: int = 8,
+) -> ClaimFacts:
     return ClaimFacts(
         claim_id=cid,
         report_id=f"r-{cid}",
@@ -40,9 +46,15 @@ def fuse(claims: list[ClaimFacts], spec: AttributeSpec = TEMPERATURE) -> Consens
 
 # -- the rule itself ---------------------------------------------------------------------------
 
+
 def test_plurality_picks_the_exact_value_with_the_most_weight() -> None:
-    entries = [(48.0, 1.0, "a"), (48.0, 1.0, "b"), (50.0, 1.0, "c"), (51.0, 1.0, "d"),
-               (52.0, 1.0, "e")]
+    entries = [
+        (48.0, 1.0, "a"),
+        (48.0, 1.0, "b"),
+        (50.0, 1.0, "c"),
+        (51.0, 1.0, "d"),
+        (52.0, 1.0, "e"),
+    ]
     assert plurality_best(list(entries)) == 48.0
     assert point_best(list(entries)) == 50.0  # a count's rule: 2 of 5 is no clear share
 
@@ -64,19 +76,28 @@ def test_plurality_does_not_depend_on_the_order_of_the_entries() -> None:
 
 # -- through compute_consensus -------------------------------------------------------------------
 
+
 def test_a_measures_consensus_is_the_most_supported_exact_reading() -> None:
-    claims = [reading("c1", 48, "msn"), reading("c2", 48, "herald"), reading("c3", 50, "uswx"),
-              reading("c4", 51, "yahoo"), reading("c5", 52, "wunderground")]
+    claims = [
+        reading("c1", 48, "msn"),
+        reading("c2", 48, "herald"),
+        reading("c3", 50, "uswx"),
+        reading("c4", 51, "yahoo"),
+        reading("c5", 52, "wunderground"),
+    ]
     assert fuse(claims).best == 48
     # the same numbers as counts: the median stands
-    counts = [reading(c.claim_id, c.value.best, c.source_id, "stock", "population")
-              for c in claims]
+    counts = [reading(c.claim_id, c.value.best, c.source_id, "stock", "population") for c in claims]
     assert fuse(counts, POPULATION).best == 50
 
 
 def test_sub_zero_readings_are_fused_on_the_line() -> None:
-    claims = [reading("c1", -3, "msn"), reading("c2", -3, "herald"), reading("c3", 2, "uswx"),
-              reading("c4", "-4", "yahoo")]
+    claims = [
+        reading("c1", -3, "msn"),
+        reading("c2", -3, "herald"),
+        reading("c3", 2, "uswx"),
+        reading("c4", "-4", "yahoo"),
+    ]
     result = fuse(claims)
     assert result.best == -3
     assert result.status == "contested"
@@ -84,35 +105,49 @@ def test_sub_zero_readings_are_fused_on_the_line() -> None:
 
 
 def test_ranges_of_a_measure_without_points_meet_at_their_linear_midpoint() -> None:
-    claims = [reading("c1", "-10 to 2", "msn"), reading("c2", "-4 to 0", "herald"),
-              reading("c3", "-3 to 1", "uswx")]
+    claims = [
+        reading("c1", "-10 to 2", "msn"),
+        reading("c2", "-4 to 0", "herald"),
+        reading("c3", "-3 to 1", "uswx"),
+    ]
     result = fuse(claims)
     assert result.best == -2  # the derived midpoints -4, -2, -1: the tie goes to the median
     assert (result.low, result.high) == (-10, 2)
 
 
 def test_a_sources_latest_reading_is_its_vote() -> None:
-    claims = [reading("c1", 45, "msn", hour=7), reading("c2", 48, "msn", hour=9),
-              reading("c3", 48, "herald"), reading("c4", 45, "uswx")]
+    claims = [
+        reading("c1", 45, "msn", hour=7),
+        reading("c2", 48, "msn", hour=9),
+        reading("c3", 48, "herald"),
+        reading("c4", 45, "uswx"),
+    ]
     assert fuse(claims).best == 48
 
 
 def test_personnel_deployed_keeps_the_median_or_mode_rule() -> None:
     spec = AttributeSpec(name="personnel_deployed", kind="stock")
-    claims = [reading(f"c{i}", n, f"s{i}", "stock", "personnel_deployed")
-              for i, n in enumerate([10_000, 11_000, 12_000, 12_000, 13_200, 14_000])]
+    claims = [
+        reading(f"c{i}", n, f"s{i}", "stock", "personnel_deployed")
+        for i, n in enumerate([10_000, 11_000, 12_000, 12_000, 13_200, 14_000])
+    ]
     assert fuse(claims, spec).best == 12_000
-    odd = [reading(f"c{i}", n, f"s{i}", "stock", "personnel_deployed")
-           for i, n in enumerate([10_000, 11_000, 12_000, 13_200, 14_000])]
+    odd = [
+        reading(f"c{i}", n, f"s{i}", "stock", "personnel_deployed")
+        for i, n in enumerate([10_000, 11_000, 12_000, 13_200, 14_000])
+    ]
     assert fuse(odd, spec).best == 12_000
 
 
 # -- the learner -----------------------------------------------------------------------------------
 
-def _obs(key: str, source: str, value: float, rule: str = PLURALITY,
-         published: float = 0.0) -> Observation:
-    return Observation(key, source, value, published=published, claim_id=f"{key}/{source}/{value}",
-                       rule=rule)
+
+def _obs(
+    key: str, source: str, value: float, rule: str = PLURALITY, published: float = 0.0
+) -> Observation:
+    return Observation(
+        key, source, value, published=published, claim_id=f"{key}/{source}/{value}", rule=rule
+    )
 
 
 def _weather() -> list[Observation]:
@@ -150,9 +185,11 @@ def test_a_measures_superseded_reading_is_not_held_against_its_source() -> None:
 
 
 def test_counts_and_measures_learn_side_by_side_without_disturbing_each_other() -> None:
-    counts = [_obs(f"k{i}", s, v, MEDIAN_OR_MODE)
-              for i in range(30)
-              for s, v in (("a", 1000 + i), ("b", 1000 + i), ("c", 1300 + i))]
+    counts = [
+        _obs(f"k{i}", s, v, MEDIAN_OR_MODE)
+        for i in range(30)
+        for s, v in (("a", 1000 + i), ("b", 1000 + i), ("c", 1300 + i))
+    ]
     alone = learn_reliability(counts)
     together = learn_reliability([*counts, *_weather()])
     assert {s: together.scores[s] for s in alone.scores} == alone.scores
@@ -160,8 +197,13 @@ def test_counts_and_measures_learn_side_by_side_without_disturbing_each_other() 
 
 
 def test_a_key_with_one_measure_reading_follows_the_measure_rule() -> None:
-    obs = [_obs("z", "a", 48, MEDIAN_OR_MODE), _obs("z", "b", 48), _obs("z", "c", 50),
-           _obs("z", "d", 51), _obs("z", "e", 52, MEDIAN_OR_MODE)]
+    obs = [
+        _obs("z", "a", 48, MEDIAN_OR_MODE),
+        _obs("z", "b", 48),
+        _obs("z", "c", 50),
+        _obs("z", "d", 51),
+        _obs("z", "e", 52, MEDIAN_OR_MODE),
+    ]
     assert learn_reliability(obs, Params(max_rounds=0)).consensus["z"] == 48
 
 

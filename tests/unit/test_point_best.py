@@ -6,12 +6,20 @@ from shared.consensus._numeric import point_best, weighted_median
 
 
 def test_a_value_repeated_by_independent_clusters_with_a_clear_share_beats_the_median() -> None:
-    entries = [(100.0, 1.0, "a"), (292648.0, 1.0, "b"), (292648.0, 1.0, "c"),
-               (292648.0, 1.0, "d"), (292650.0, 1.0, "e"), (292700.0, 1.0, "f"),
-               (292900.0, 1.0, "g")]
+    entries = [
+        (100.0, 1.0, "a"),
+        (292648.0, 1.0, "b"),
+        (292648.0, 1.0, "c"),
+        (292648.0, 1.0, "d"),
+        (292650.0, 1.0, "e"),
+        (292700.0, 1.0, "f"),
+        (292900.0, 1.0, "g"),
+    ]
     assert weighted_median(list(entries)) == 292648.0  # (the mode is also the median here)
     shifted = [(v + (3.0 if v > 292648.0 else 0.0), w, r) for v, w, r in entries] + [
-        (292660.0, 1.0, "h"), (292670.0, 1.0, "i")]
+        (292660.0, 1.0, "h"),
+        (292670.0, 1.0, "i"),
+    ]
     assert weighted_median(list(shifted)) == 292653.0
     # three of nine clusters (33 %) is not a clear share: the median stands
     assert point_best(list(shifted)) == 292653.0

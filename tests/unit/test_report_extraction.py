@@ -8,14 +8,17 @@ from shared.attributes import AttributeRegistry
 from shared.reports import ReportIn, ReportProblem, normalise_report
 
 REGISTRY = AttributeRegistry.load()
-TEXT = ("At the Munich Security Conference on Friday, Ukrainian President Volodymyr Zelenskyy "
-        "announced that Russia could be deploying up to 3,000 additional North Korean troops "
-        "to the Kursk front line.")
+TEXT = (
+    "At the Munich Security Conference on Friday, Ukrainian President Volodymyr Zelenskyy "
+    "announced that Russia could be deploying up to 3,000 additional North Korean troops "
+    "to the Kursk front line."
+)
 
 
 def test_extracted_claims_are_marked_machine_proposed() -> None:
-    report = ReportIn.model_validate({"source": {"id": "blog"}, "published_at": "2025-02-17",
-                                      "text": TEXT, "extract": True})
+    report = ReportIn.model_validate(
+        {"source": {"id": "blog"}, "published_at": "2025-02-17", "text": TEXT, "extract": True}
+    )
     _, claims = normalise_report(report, "r1", REGISTRY)
     assert claims and all(c.machine_proposed for c in claims)
     found = {(c.attribute, c.value.high, c.modality) for c in claims}
@@ -23,8 +26,9 @@ def test_extracted_claims_are_marked_machine_proposed() -> None:
 
 
 def test_a_report_without_claims_or_extraction_is_rejected() -> None:
-    report = ReportIn.model_validate({"source": {"id": "blog"}, "published_at": "2025-02-17",
-                                      "text": TEXT})
+    report = ReportIn.model_validate(
+        {"source": {"id": "blog"}, "published_at": "2025-02-17", "text": TEXT}
+    )
     with pytest.raises(ReportProblem) as err:
         normalise_report(report, "r1", REGISTRY)
     assert err.value.errors[0][0] == "/claims"

@@ -158,25 +158,51 @@ def _row(result: dict[str, Any], **overrides: Any) -> Any:
     from types import SimpleNamespace
 
     fields = dict(
-        id=77, subject="s/1", attribute="killed", version=3,
-        result=json.dumps(result), diff=json.dumps({"best": [1, 2]}),
-        pub_from="2025-01-01T00:00:00Z", pub_to="9999-12-31T23:59:59.999999Z",
-        rec_from="2025-01-02T00:00:00Z", rec_to="9999-12-31T23:59:59.999999Z",
-        cause_event_id="ev-1", cause_report_id=None,
+        id=77,
+        subject="s/1",
+        attribute="killed",
+        version=3,
+        result=json.dumps(result),
+        diff=json.dumps({"best": [1, 2]}),
+        pub_from="2025-01-01T00:00:00Z",
+        pub_to="9999-12-31T23:59:59.999999Z",
+        rec_from="2025-01-02T00:00:00Z",
+        rec_to="9999-12-31T23:59:59.999999Z",
+        cause_event_id="ev-1",
+        cause_report_id=None,
     )
     fields.update(overrides)
     return SimpleNamespace(**fields)
 
 
-@pytest.mark.parametrize("result", [
-    {},
-    {"low": 1, "best": 2.5, "high": 4, "conservative": 1, "value_text": "about 2,500",
-     "unit": "persons", "kind": "count", "status": "contested", "support": ["c1", "c2"],
-     "dissent": ["c3"], "excluded": [], "exclusions": {"c4": "retracted"},
-     "explanation": "Two of three \u00e9 sources", "segments": [{"from": "2025-01-01"}],
-     "clusters": [["c1", "c2"]], "weights": {"c1": 0.5}, "constraints": [],
-     "method": "weighted-median", "method_version": 2, "extra": {"ignored": True}},
-])
+@pytest.mark.parametrize(
+    "result",
+    [
+        {},
+        {
+            "low": 1,
+            "best": 2.5,
+            "high": 4,
+            "conservative": 1,
+            "value_text": "about 2,500",
+            "unit": "persons",
+            "kind": "count",
+            "status": "contested",
+            "support": ["c1", "c2"],
+            "dissent": ["c3"],
+            "excluded": [],
+            "exclusions": {"c4": "retracted"},
+            "explanation": "Two of three \u00e9 sources",
+            "segments": [{"from": "2025-01-01"}],
+            "clusters": [["c1", "c2"]],
+            "weights": {"c1": 0.5},
+            "constraints": [],
+            "method": "weighted-median",
+            "method_version": 2,
+            "extra": {"ignored": True},
+        },
+    ],
+)
 def test_a_frame_from_a_stored_row_carries_exactly_the_version_view(
     result: dict[str, Any],
 ) -> None:

@@ -227,9 +227,10 @@ def test_missing_value_markers_make_a_row_empty_not_a_category() -> None:
     with pytest.raises(RowProblem) as na:
         build_report(row, TD)
     assert na.value.target == "value"
-    assert build_report({**row, "value": "*"}, ColumnMapping(TD.columns, na=()))["claims"][0][
-        "value"
-    ] == "*"
+    assert (
+        build_report({**row, "value": "*"}, ColumnMapping(TD.columns, na=()))["claims"][0]["value"]
+        == "*"
+    )
     assert parse_mapping_file('na = ["?"]', "m.toml").na == ("?",)
 
 

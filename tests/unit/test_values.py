@@ -432,9 +432,19 @@ def test_any_finite_float_comes_back_equal(x):
 
 # -- measures: signed readings ----------------------------------------------------------------
 
-@pytest.mark.parametrize("claimed, best", [
-    (-3, -3), (-0.5, -0.5), ("-3", -3), ("−12", -12), ("- 4.5", -4.5), ("+7", 7), (0, 0),
-])
+
+@pytest.mark.parametrize(
+    "claimed, best",
+    [
+        (-3, -3),
+        (-0.5, -0.5),
+        ("-3", -3),
+        ("−12", -12),
+        ("- 4.5", -4.5),
+        ("+7", 7),
+        (0, 0),
+    ],
+)
 def test_a_measure_accepts_a_sign(claimed, best):
     v = parse_value(claimed, kind="measure")
     assert bounds(v) == (best, best, best)
@@ -446,11 +456,14 @@ def test_a_measures_approximate_band_is_as_wide_below_zero_as_above():
     assert bounds(parse_value("about 10", kind="measure")) == (9, 10, 11)
 
 
-@pytest.mark.parametrize("phrase, expected", [
-    ("between -5 and -3", (-5, -4, -3)),
-    ("-5 to 3", (-5, -1, 3)),
-    ("from -2 to 2", (-2, 0, 2)),
-])
+@pytest.mark.parametrize(
+    "phrase, expected",
+    [
+        ("between -5 and -3", (-5, -4, -3)),
+        ("-5 to 3", (-5, -1, 3)),
+        ("from -2 to 2", (-2, 0, 2)),
+    ],
+)
 def test_a_measures_range_may_span_zero_and_its_midpoint_is_linear(phrase, expected):
     v = parse_value(phrase, kind="measure")
     assert bounds(v) == expected
@@ -468,10 +481,15 @@ def test_a_measures_range_with_low_above_high_is_still_rejected():
 
 
 @pytest.mark.parametrize("kind", [None, "stock", "delta", "cumulative"])
-@pytest.mark.parametrize("bad, field", [
-    (-3, "value"), ("-3", "value"), ({"low": -2, "high": 3}, "value.low"),
-    ({"best": "-4"}, "value.best"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        (-3, "value"),
+        ("-3", "value"),
+        ({"low": -2, "high": 3}, "value.low"),
+        ({"best": "-4"}, "value.best"),
+    ],
+)
 def test_a_count_refuses_a_sign_naming_the_field_and_the_measure_kind(kind, bad, field):
     with pytest.raises(ValueProblem, match=r'negative.*kind = "measure"') as err:
         parse_value(bad, kind=kind)
