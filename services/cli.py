@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     help="claimledger: versioned, explainable consensus over conflicting reports.",
@@ -500,7 +501,7 @@ def _print_import_summary(
         f"  ({counts.rejected_local:,} by the importer, {counts.rejected_server:,} by the server)"
     )
     for reason, n in counts.reasons.most_common(5):
-        out.print(f"    {n:>8,}  {reason}")
+        out.print(f"    {n:>8,}  {escape(reason)}", highlight=False)  # text, not rich markup
     if counts.rejected:
         out.print(f"  rejected rows and reasons: {rejects}")
 
