@@ -236,6 +236,18 @@ def load_demo(ingest_url: str, write_key: str | None) -> int:
     return len(demo_reports())
 
 
+def cli_path() -> str:
+    """How to call this `claimledger` from here: the script pip put beside this Python (in a
+    checkout, `.venv/bin/claimledger`, which is not on the PATH unless the venv is active)."""
+    script = Path(sys.executable).parent / "claimledger"
+    if not script.exists():
+        return "claimledger"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def _print_urls(urls: dict[str, str], redis_url: str, db_url: str, key: str) -> None:
     q = urls["query"]
     console.print(
@@ -246,7 +258,8 @@ def _print_urls(urls: dict[str, str], redis_url: str, db_url: str, key: str) -> 
         f"  reconcile    {urls['reconcile']}/readyz  (metrics at /metrics)\n"
         f"  redis        {redis_url}\n"
         f"  database     {db_url}\n"
-        f"  write key    {key}   (Authorization: Bearer …)\n\n"
+        f"  write key    {key}   (Authorization: Bearer …)\n"
+        f"  command      {cli_path()} import|export|keys|...   (docs/import.md)\n\n"
         f"  try: curl '{q}/v1/consensus/dprk-troops-kursk/personnel_deployed'\n"
         f"Ctrl-C stops everything.\n"
     )
