@@ -35,6 +35,13 @@ def serve(
     log_level: Annotated[
         str | None, typer.Option(help="default: CLAIMLEDGER_LOG_LEVEL, else info")
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="proxies whose X-Forwarded-For is believed (IPs, CIDRs, *; comma-separated); "
+            "default: CLAIMLEDGER_FORWARDED_ALLOW_IPS, else 127.0.0.1"
+        ),
+    ] = None,
 ) -> None:
     """Run one service, configured by CLAIMLEDGER_* environment variables.
 
@@ -64,6 +71,10 @@ def serve(
         log_config=None,  # configure_logging did it: every line through structlog
         access_log=False,  # RequestContext logs each request, with its trace id
         timeout_graceful_shutdown=10,
+        # behind a proxy, the client's address comes from X-Forwarded-For, but only when the
+        # connection is from a trusted proxy (else anyone could pick their own address)
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips,
     )
 
 
