@@ -200,6 +200,15 @@ def test_the_final_stage_installs_that_wheel_with_postgres_support() -> None:
     assert _cmd(final)[:2] == ["claimledger", "serve"]
 
 
+def test_the_image_user_may_write_its_working_directory() -> None:
+    # `claimledger import` writes its checkpoint and rejects file in the working directory
+    final = stages(DOCKERFILE.read_text())[-1]
+    (user,) = [a for k, a in final.instructions if k == "USER"]
+    workdirs = [a for k, a in final.instructions if k == "WORKDIR"]
+    runs = " ".join(a for k, a in final.instructions if k == "RUN")
+    assert workdirs and f"chown {user} {workdirs[-1]}" in runs
+
+
 def _cmd(stage: Stage) -> list[str]:
     (cmd,) = [a for k, a in stage.instructions if k == "CMD"]
     words: list[str] = json.loads(cmd)
