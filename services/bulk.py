@@ -18,6 +18,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -65,6 +66,8 @@ class Counts:
         body = asdict(self)
         body["reasons"] = dict(self.reasons.most_common())
         body["rejected"] = self.rejected
+        # a string, as the API's tokens are; null when nothing was written
+        body["token"] = str(self.token) if self.token else None
         return body
 
 
@@ -220,7 +223,8 @@ def _td_records(lines: Iterator[tuple[int, int, str]], layout: Layout) -> Iterat
             continue
         fields = split_td_line(text, layout.tabbed, len(names))
         if len(fields) != len(names):
-            problem = RowProblem("row", f"{len(fields)} fields, expected {len(names)}: {names}")
+            expected = f"{len(names)}: {', '.join(names)}"
+            problem = RowProblem("row", f"{len(fields)} fields, expected {expected}")
             yield Record(n, end, {"text": text.rstrip("\r\n")}, problem)
             continue
         yield Record(n, end, dict(zip(names, fields, strict=True)))
@@ -331,6 +335,7 @@ def run_import(
                 k: int(saved[k])
                 for k in ("rows", "accepted", "present", "rejected_local", "rejected_server")
             },
+            token=int(saved.get("token") or 0),
             reasons=Counter(saved.get("reasons", {})),
         )
     resumed_at, rows_before = line, counts.rows
@@ -402,7 +407,7 @@ def _open_rejects(path: Path, state: dict[str, Any] | None) -> IO[str]:
 
 def _reject_local(rejects: IO[str], record: Record, problem: RowProblem, counts: Counts) -> None:
     counts.rejected_local += 1
-    counts.reasons[f"{problem.target}: {_short(problem.detail)}"] += 1
+    counts.reasons[f"{problem.target}: {reason_of(problem.detail)}"] += 1
     entry = {
         "line": record.line,
         "rejected_by": "importer",
@@ -430,7 +435,9 @@ def _post(
                 {"pointer": "/", "detail": result.get("detail") or result.get("title")}
             ]
             for error in errors[:3]:
-                counts.reasons[f"{error.get('pointer')}: {_short(str(error.get('detail')))}"] += 1
+                counts.reasons[
+                    f"{error.get('pointer')}: {reason_of(str(error.get('detail')))}"
+                ] += 1
             entry = {
                 "line": record.line,
                 "rejected_by": "server",
@@ -442,10 +449,14 @@ def _post(
             rejects.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
 
 
-def _short(detail: str) -> str:
-    """A reason without the quoted value, so that the summary groups alike rows."""
-    text = detail.split("'")[0].split('"')[0].strip()
-    return text[:80] or detail[:80]
+# a quoted value: opens and closes outside a word, so the apostrophe of "server's" is prose
+_QUOTED = re.compile(r"""(?<!\w)(?:'[^']*'|"[^"]*")(?!\w)""")
+
+
+def reason_of(detail: str) -> str:
+    """The whole reason with each quoted value masked, so that alike rows group under one
+    line of the summary (the rejects file keeps every row's own detail)."""
+    return _QUOTED.sub("'…'", detail).strip() or detail
 
 
 # -- export -----------------------------------------------------------------------------

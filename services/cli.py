@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     help="claimledger: versioned, explainable consensus over conflicting reports.",
@@ -33,6 +34,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="default: 8001/8003/8002")] = None,
     log_level: Annotated[
         str | None, typer.Option(help="default: CLAIMLEDGER_LOG_LEVEL, else info")
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="proxies whose X-Forwarded-For is believed (IPs, CIDRs, *; comma-separated); "
+            "default: CLAIMLEDGER_FORWARDED_ALLOW_IPS, else 127.0.0.1"
+        ),
     ] = None,
 ) -> None:
     """Run one service, configured by CLAIMLEDGER_* environment variables.
@@ -63,6 +71,10 @@ def serve(
         log_config=None,  # configure_logging did it: every line through structlog
         access_log=False,  # RequestContext logs each request, with its trace id
         timeout_graceful_shutdown=10,
+        # behind a proxy, the client's address comes from X-Forwarded-For, but only when the
+        # connection is from a trusted proxy (else anyone could pick their own address)
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips,
     )
 
 
@@ -71,11 +83,28 @@ def run(
     host: str = "127.0.0.1",
     var: Annotated[Path, typer.Option(help="where data lives")] = Path("var"),
     demo: Annotated[bool, typer.Option(help="load the seed-article demo")] = True,
+    ingest_port: Annotated[int, typer.Option(envvar="CLAIMLEDGER_INGEST_PORT")] = 8001,
+    query_port: Annotated[int, typer.Option(envvar="CLAIMLEDGER_QUERY_PORT")] = 8002,
+    reconcile_port: Annotated[int, typer.Option(envvar="CLAIMLEDGER_RECONCILE_PORT")] = 8003,
 ) -> None:
     """Run everything on embedded defaults: local Redis, SQLite, the three services."""
     from services.localredis import LocalRedis
     from services.processes import die_with_parent
 
+    ports = {"ingest": ingest_port, "query": query_port, "reconcile": reconcile_port}
+    taken = ports_taken(host, ports)
+    if taken:
+        # before anything starts: a second `make run` would otherwise load its demo into the
+        # first instance (and fail with its key) or die half-started
+        for line in taken:
+            console.print(f"[red]error:[/] {line}", highlight=False)
+        console.print(
+            "stop what holds them (Ctrl-C in the terminal of the other `make run`), or start "
+            "on other ports, e.g. CLAIMLEDGER_INGEST_PORT=9001 CLAIMLEDGER_QUERY_PORT=9002 "
+            "CLAIMLEDGER_RECONCILE_PORT=9003 make run",
+            highlight=False,
+        )
+        raise typer.Exit(PORTS_TAKEN)
     env = dict(os.environ)
     local = None
     if not env.get("CLAIMLEDGER_REDIS_URL"):
@@ -102,7 +131,7 @@ def run(
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        for name, port in SERVICES.items():
+        for name, port in ports.items():
             procs.append(
                 subprocess.Popen(
                     [
@@ -125,7 +154,7 @@ def run(
                     start_new_session=True,
                 )
             )
-        urls = {name: f"http://{host}:{port}" for name, port in SERVICES.items()}
+        urls = {name: f"http://{host}:{port}" for name, port in ports.items()}
         _wait_ready(urls, procs)
         if demo:
             loaded = load_demo(urls["ingest"], write_key)
@@ -139,6 +168,51 @@ def run(
         console.print("stopping…")
     finally:
         stop()
+
+
+PORTS_TAKEN = 3  # `run`'s exit status when a port it needs is in use
+
+
+def ports_taken(host: str, ports: dict[str, int]) -> list[str]:
+    """Why each of `ports` (service -> port) cannot be served on `host`; empty when all can."""
+    problems = []
+    for name, port in ports.items():
+        if _can_bind(host, port):
+            continue
+        owner = _claimledger_service(host, port)
+        holder = (
+            f"a running claimledger (its {owner} service)"
+            if owner
+            else "another program (not claimledger)"
+        )
+        problems.append(f"port {port}, wanted for {name}, is taken by {holder}")
+    return problems
+
+
+def _can_bind(host: str, port: int) -> bool:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as uvicorn binds: a port left in TIME_WAIT by a stopped run counts as free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _claimledger_service(host: str, port: int) -> str | None:
+    """The service name a claimledger answers with on /healthz there, else None."""
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    netloc = f"[{target}]:{port}" if ":" in target else f"{target}:{port}"
+    try:
+        body = httpx.get(f"http://{netloc}/healthz", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    service = body.get("service") if isinstance(body, dict) else None
+    return service if service in SERVICES and body.get("status") == "ok" else None
 
 
 def _wait_ready(urls: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> None:
@@ -173,6 +247,18 @@ def load_demo(ingest_url: str, write_key: str | None) -> int:
     return len(demo_reports())
 
 
+def cli_path() -> str:
+    """How to call this `claimledger` from here: the script pip put beside this Python (in a
+    checkout, `.venv/bin/claimledger`, which is not on the PATH unless the venv is active)."""
+    script = Path(sys.executable).parent / "claimledger"
+    if not script.exists():
+        return "claimledger"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def _print_urls(urls: dict[str, str], redis_url: str, db_url: str, key: str) -> None:
     q = urls["query"]
     console.print(
@@ -183,7 +269,8 @@ def _print_urls(urls: dict[str, str], redis_url: str, db_url: str, key: str) -> 
         f"  reconcile    {urls['reconcile']}/readyz  (metrics at /metrics)\n"
         f"  redis        {redis_url}\n"
         f"  database     {db_url}\n"
-        f"  write key    {key}   (Authorization: Bearer …)\n\n"
+        f"  write key    {key}   (Authorization: Bearer …)\n"
+        f"  command      {cli_path()} import|export|keys|...   (docs/import.md)\n\n"
         f"  try: curl '{q}/v1/consensus/dprk-troops-kursk/personnel_deployed'\n"
         f"Ctrl-C stops everything.\n"
     )
@@ -500,7 +587,7 @@ def _print_import_summary(
         f"  ({counts.rejected_local:,} by the importer, {counts.rejected_server:,} by the server)"
     )
     for reason, n in counts.reasons.most_common(5):
-        out.print(f"    {n:>8,}  {reason}")
+        out.print(f"    {n:>8,}  {escape(reason)}", highlight=False)  # text, not rich markup
     if counts.rejected:
         out.print(f"  rejected rows and reasons: {rejects}")
 

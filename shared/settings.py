@@ -22,5 +22,8 @@ class CommonSettings(BaseSettings):
     attributes_file: str | None = None  # extra attribute registry entries (TOML)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # peers (IPs, CIDRs, or *) whose X-Forwarded-For/-Proto are believed: the proxy in front.
+    # Per-client limits (SSE streams, rate) key on the address this yields.
+    forwarded_allow_ips: str = "127.0.0.1"
     # how long a service waits for a dependency before /readyz reports it down
     dependency_timeout_s: float = 2.0

@@ -356,10 +356,10 @@ def normalise_instant(text: str, time_format: str | None) -> str:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.isoformat()
     hint = (
-        f"does not match --time-format {time_format!r}"
+        f"does not match --time-format {time_format}"
         if time_format
-        else ("is not ISO 8601 nor a known form; pass --time-format (strptime, e.g. '%d/%m/%Y')")
-    )
+        else "is not ISO 8601 nor a known form; pass --time-format (strptime, e.g. %d/%m/%Y)"
+    )  # only the value is quoted: the import summary groups rows by the rest
     raise RowProblem("published_at", f"{s!r} {hint}")
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from services.apidocs import install_offline_docs
 from services.db import create_schema, database_ok, make_engine
 from services.http import (
     NATIVE_TELEMETRY_OFF,
@@ -100,7 +101,10 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         telemetry=NATIVE_TELEMETRY_OFF,
+        docs_url=None,  # install_offline_docs serves them without a CDN
+        redoc_url=None,
     )
+    install_offline_docs(app)
     install_error_handlers(app)
     install_metrics(app, "ingest")
     app.include_router(api.router)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from services.apidocs import install_offline_docs
 from services.db import create_schema, database_ok, make_engine
 from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
 from services.keys import KeyChecker
@@ -83,7 +84,10 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         telemetry=NATIVE_TELEMETRY_OFF,
+        docs_url=None,  # install_offline_docs serves them without a CDN
+        redoc_url=None,
     )
+    install_offline_docs(app)
     install_error_handlers(app)
     install_metrics(app, "query")
     app.include_router(api.router)

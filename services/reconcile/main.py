@@ -28,6 +28,7 @@ from faststream.specification import AsyncAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from services.apidocs import install_offline_docs
 from services.db import create_schema, database_ok, make_engine
 from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
 from services.logs import RequestContext
@@ -326,7 +327,10 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         telemetry=NATIVE_TELEMETRY_OFF,
+        docs_url=None,  # install_offline_docs serves them without a CDN
+        redoc_url=None,
     )
+    install_offline_docs(app)
     install_error_handlers(app)
     install_metrics(app, "reconcile")
     app.include_router(readiness_router())

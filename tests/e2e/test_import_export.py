@@ -90,6 +90,12 @@ def test_csv_with_map_and_set_flags_imports_every_row(running: Cluster, tmp_path
         "--set", "source.kind=dataset",
     )  # fmt: skip
     assert (summary["rows"], summary["accepted"], summary["rejected"]) == (3, 3, 0)
+    token = summary["token"]
+    assert isinstance(token, str) and token.isdigit()  # as the API gives it: pass it on as is
+    view = httpx.get(
+        f"{running.url('query')}/v1/consensus/{city}/population", params={"min_token": token}
+    )
+    assert view.status_code == 200 and int(view.json()["token"]) >= int(token)
     got = settled(running, 2, subject=city, attribute="population")
     assert sorted(c["source_id"] for c in got) == ["census", "wiki"]
     assert not (tmp_path / "pop.csv.rejects.jsonl").exists()
@@ -194,6 +200,13 @@ def test_rejected_rows_go_to_the_rejects_file_with_line_field_and_reason(
     assert by_line[4]["errors"][0]["pointer"] == "/published_at"
     assert by_line[4]["row"]["object"] == "o3"
     assert by_line[5]["errors"][0]["field"] == "published_at"
+    # the summary's reasons are whole (values masked so alike rows group), not cut short
+    hint = "is not ISO 8601 nor a known form; pass --time-format (strptime, e.g. %d/%m/%Y)"
+    assert summary["reasons"][f"published_at: '…' {hint}"] == 1
+    server = by_line[4]["errors"][0]["detail"]
+    assert [r for r in summary["reasons"] if r.startswith("/published_at: ")] == [
+        f"/published_at: {server}".replace("'2020-13-45'", "'…'")
+    ]
 
 
 def test_an_interrupted_import_resumes_and_stores_each_row_once(

@@ -4,6 +4,7 @@ and its settings from the ConfigMap/Secret; compose runs the full system on Post
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,52 @@ def test_compose_runs_postgres_redis_ingest_query_and_two_reconcilers_with_healt
         assert f":{PORTS[name]}/readyz" in " ".join(service["healthcheck"]["test"])
     for name in ("redis", "postgres"):
         assert services[name]["healthcheck"]["test"]
+
+
+def _of_kind(kind: str) -> list[dict[str, Any]]:
+    return [d for d in _documents() if d["kind"] == kind]
+
+
+def test_a_deployment_an_hpa_scales_leaves_its_replica_count_to_the_hpa() -> None:
+    deployments = _deployments()
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in _of_kind("HorizontalPodAutoscaler")}
+    assert scaled == {"ingest", "query"}
+    for name in scaled:
+        assert "replicas" not in deployments[name]["spec"], name  # each apply would reset it
+    # the reconcilers scale by hand (stream lag, partitions), so they keep a fixed count
+    assert deployments["reconcile"]["spec"]["replicas"] >= 2
+
+
+def test_the_ingress_reaches_query_and_ingest_by_host_and_keeps_streams_unbuffered() -> None:
+    (ingress,) = _of_kind("Ingress")
+    services = {s["metadata"]["name"]: s for s in _of_kind("Service")}
+    backends: dict[str, str] = {}
+    for rule in ingress["spec"]["rules"]:
+        (path,) = rule["http"]["paths"]
+        assert (path["path"], path["pathType"]) == ("/", "Prefix")
+        target = path["backend"]["service"]
+        port_names = {p["name"] for p in services[target["name"]]["spec"]["ports"]}
+        assert target["port"]["name"] in port_names
+        backends[rule["host"]] = target["name"]
+    # one host each: both serve paths under /v1/reports, which a path rule cannot split
+    assert sorted(backends.values()) == ["ingest", "query"]
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"  # SSE
+    hosts = {h for t in ingress["spec"]["tls"] for h in t["hosts"]}
+    assert hosts == set(backends)
+
+
+def test_the_services_believe_forwarded_addresses_from_the_proxy_only() -> None:
+    (config,) = _of_kind("ConfigMap")
+    trusted = config["data"]["CLAIMLEDGER_FORWARDED_ALLOW_IPS"]
+    entries = [e.strip() for e in trusted.split(",")]
+    assert "*" not in entries  # a forged X-Forwarded-For would escape the per-client limits
+    for entry in entries:
+        ipaddress.ip_network(entry)  # an address or a CIDR uvicorn understands
+
+
+def test_every_variable_the_deployment_sets_is_documented() -> None:
+    operating = (ROOT / "docs" / "operating.md").read_text()
+    for doc in _of_kind("ConfigMap") + _of_kind("Secret"):
+        for variable in doc.get("data") or doc.get("stringData") or {}:
+            assert f"| `{variable}` |" in operating, variable
