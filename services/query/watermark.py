@@ -33,7 +33,7 @@ from shared.events import SOURCE_RATED, SOURCE_RELIABILITY_LEARNED
 
 # events that change keys other than their own subject's
 CROSS_KEY = frozenset({SOURCE_RATED, SOURCE_RELIABILITY_LEARNED})
-MAX_PENDING = 1000  # more unapplied events than this below a token is a backlog, not a stall
+MAX_PENDING = 100  # more unapplied events than this below a token is a backlog, not a stall
 
 outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
 
@@ -56,17 +56,17 @@ class Pending:
 
 
 def pending_events(engine: Engine, after: int, up_to: int, limit: int) -> list[Pending] | None:
-    """Unapplied events with `after < seq <= up_to`, or None when there are more than `limit`."""
-    query = (
-        select(outbox_t.c.seq, outbox_t.c.body)
-        .where(outbox_t.c.state == 0, outbox_t.c.seq > after, outbox_t.c.seq <= up_to)
-        .order_by(outbox_t.c.seq)
-        .limit(limit + 1)
-    )
+    """Unapplied events with `after < seq <= up_to`, or None when there are more than `limit`.
+
+    Counted on the (state, seq) index first, so a backlog costs no event bodies."""
+    where = (outbox_t.c.state == 0, outbox_t.c.seq > after, outbox_t.c.seq <= up_to)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    if len(rows) > limit:
-        return None
+        seqs = conn.execute(select(outbox_t.c.seq).where(*where).limit(limit + 1)).all()
+        if len(seqs) > limit:
+            return None
+        rows = conn.execute(
+            select(outbox_t.c.seq, outbox_t.c.body).where(*where).order_by(outbox_t.c.seq)
+        ).all()
     out = []
     for row in rows:
         try:
@@ -102,7 +102,8 @@ class Watermark:
     ) -> None:
         """`pending(after, up_to, limit)`: see `pending_events`; without it, reads about a
         subject wait for the global mark like any other. Subject reads are checked once they
-        have waited `stall_s`, at most every `key_interval_s` (a query each time)."""
+        have waited `stall_s` and the global mark has not moved for as long, at most every
+        `key_interval_s` (a query or two each time)."""
         self._read, self.interval_s = read, interval_s
         self._pending, self.stall_s, self.key_interval_s = pending, stall_s, key_interval_s
         self.value = 0  # highest watermark seen; only ever grows
@@ -111,6 +112,7 @@ class Watermark:
         self._nudged = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._keys_checked = -float("inf")
+        self._moved_at = time.monotonic()  # when the global mark last rose
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="watermark")
@@ -150,6 +152,8 @@ class Watermark:
             self._waiters = [w for w in self._waiters if w is not waiter]
 
     def _publish(self, mark: int) -> int:
+        if mark > self.value:
+            self._moved_at = time.monotonic()
         self.value = max(self.value, mark)
         if self._waiters:
             still = []
@@ -163,9 +167,13 @@ class Watermark:
         return self.value
 
     async def _check_subjects(self) -> None:
-        """Releases subject reads that no unapplied event concerns."""
+        """Releases subject reads that no unapplied event concerns. Only while the global
+        mark stands still: when it moves, the reconciler is catching up and the mark will
+        release them (no extra queries while a backlog drains)."""
         now = time.monotonic()
         if self._pending is None or now - self._keys_checked < self.key_interval_s:
+            return
+        if now - self._moved_at < self.stall_s:
             return
         stalled = [
             w for w in self._waiters if w.subject is not None and now - w.since >= self.stall_s
