@@ -117,7 +117,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Answers 413 before reading more than `max_bytes` of a request body."""
+    """Answers 413 before reading more than `max_bytes` of a request body.
+
+    A declared Content-Length over the limit is refused before the app runs. A chunked body
+    is counted as it is read; once over, the 413 is sent from here and the app is told the
+    client went away. (Raising through the app instead let FastAPI's body parsing turn the
+    error into a 400.) Whatever the app answers after that is dropped.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -130,31 +136,40 @@ class BodyLimit:
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await self._too_large(scope, receive, send)
             return
-        seen = 0
+        seen, refused, started = 0, False, False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    refused = True
+                    if not started:
+                        await self._too_large(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is the answer
+            started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._too_large(scope, receive, send)
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not refused:
+                raise  # the app's own failure; only a disconnect we caused is ours to hide
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
             413, "Request body too large", f"the limit is {self.max_bytes} bytes"
         )
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class _Timed:

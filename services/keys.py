@@ -11,7 +11,7 @@ import hashlib
 import secrets
 import time
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.engine import Engine
 
 from services.tables import ApiKey
@@ -68,33 +68,39 @@ def list_keys(engine: Engine) -> list[dict[str, str | None]]:
 
 
 class KeyChecker:
-    """Answers 'which scopes does this bearer secret have' with a few seconds of caching."""
+    """Answers 'which scopes does this bearer secret have' with a few seconds of caching.
 
-    def __init__(self, engine: Engine, ttl_s: float = 5.0) -> None:
-        self.engine, self.ttl_s = engine, ttl_s
+    Writes need a key once any key has ever been created, revoked ones included: counting
+    only active keys turned authentication off when the last key was revoked (and let the
+    revoked key write again). `open_writes` (CLAIMLEDGER_OPEN_WRITES) is the explicit way
+    back to keyless writes while no key is active.
+    """
+
+    def __init__(self, engine: Engine, ttl_s: float = 5.0, *, open_writes: bool = False) -> None:
+        self.engine, self.ttl_s, self.open_writes = engine, ttl_s, open_writes
         self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
-        self._any: tuple[float, bool] = (0.0, False)
+        self._required: tuple[float, bool] = (-float("inf"), False)
 
     def answers_from_memory(self, secret: str | None) -> bool:
-        """True when any_active() and scopes(secret) would not touch the database, so an
+        """True when keys_required() and scopes(secret) would not touch the database, so an
         async caller can check on the event loop instead of hopping to a thread."""
         now = time.monotonic()
-        if now - self._any[0] >= self.ttl_s:
+        if now - self._required[0] >= self.ttl_s:
             return False
-        if not self._any[1] or secret is None:
+        if not self._required[1] or secret is None:
             return True
         cached = self._cache.get(digest(secret))
         return cached is not None and now - cached[0] < self.ttl_s
 
-    def any_active(self) -> bool:
-        at, value = self._any
+    def keys_required(self) -> bool:
+        """Whether writes need a key: once any key has existed, unless writes are opened."""
+        at, value = self._required
         if time.monotonic() - at < self.ttl_s:
             return value
+        counted = keys.c.revoked_at.is_(None) if self.open_writes else true()
         with self.engine.connect() as conn:
-            count = conn.execute(
-                select(func.count()).select_from(keys).where(keys.c.revoked_at.is_(None))
-            ).scalar_one()
-        self._any = (time.monotonic(), count > 0)
+            count = conn.execute(select(func.count()).select_from(keys).where(counted)).scalar_one()
+        self._required = (time.monotonic(), count > 0)
         return count > 0
 
     def scopes(self, secret: str) -> frozenset[str] | None:

@@ -109,7 +109,11 @@ class ReportIn(BaseModel):
     # propose claims from `text` with the rule-based extractor and store them too,
     # marked machine-proposed (the consensus weighs them lower)
     extract: bool = False
-    claims: list[ClaimIn] = Field(default_factory=list, max_length=MAX_CLAIMS_PER_REPORT)
+    # the limit is documented here and enforced by ingest, which answers 413 above it (a
+    # size limit, like the body's), where pydantic's max_length would answer 422
+    claims: list[ClaimIn] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_CLAIMS_PER_REPORT}
+    )
 
 
 class ReportProblem(ValueError):

@@ -14,6 +14,7 @@ stored steps end (in recorded time) and which new steps begin.
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -21,15 +22,23 @@ from typing import Any
 
 MIN_TIME = "0001-01-01T00:00:00.000000Z"
 MAX_TIME = "9999-12-31T23:59:59.999999Z"
-_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# The latest instant a query can ask about: `pub_to > t` must hold for the open-ended
+# current step, whose pub_to is MAX_TIME itself.
+LAST_QUERY_TIME = "9999-12-31T23:59:59.999998Z"
 
 
 def iso(value: datetime | date) -> str:
+    """Fixed width, whatever the year: strftime's %Y writes year 999 as "999" on glibc,
+    which sorts after "2025" and does not parse back (fromisoformat needs four digits)."""
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(), tzinfo=UTC)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime(_FMT)
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T"
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
+    )
 
 
 def parse_iso(value: str) -> datetime:
@@ -124,14 +133,13 @@ def segment_at(segments: Sequence[dict[str, Any]], day: date) -> dict[str, Any] 
 def query_instant(moment: datetime, precision: str) -> str:
     """A time parameter names a whole period: `as_of=2025-01-31` includes all of that day.
 
-    Returns the last microsecond of the period (inclusive bound for `from <= t < to`).
+    Returns the last microsecond of the period (inclusive bound for `from <= t < to`),
+    at most LAST_QUERY_TIME. Computed within the period (no "first instant of the next
+    one"), so December 9999 needs no year 10000.
     """
-    if precision == "day":
-        end = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
-        return iso(end.replace(hour=23, minute=59, second=59, microsecond=999999))
-    if precision == "month":
-        nxt = datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=UTC)
-        return iso(datetime.fromtimestamp(nxt.timestamp() - 1e-6, UTC))
-    if precision == "year":
-        return iso(datetime(moment.year, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
-    return iso(moment)
+    m = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if precision in ("day", "month", "year"):
+        month = 12 if precision == "year" else m.month
+        day = calendar.monthrange(m.year, month)[1] if precision != "day" else m.day
+        m = datetime(m.year, month, day, 23, 59, 59, 999999, tzinfo=UTC)
+    return min(iso(m), LAST_QUERY_TIME)

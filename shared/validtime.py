@@ -202,6 +202,13 @@ def parse_valid_time(
     "since March 2025", relative phrases against `reference` ("last month"), or a mapping
     {"start", "end"} whose sides may be any of these periods (end is inclusive of its period).
     """
+    try:
+        return _parse_valid_time(value, reference, field)
+    except OverflowError:  # a day after 9999-12-31 (the end of "since 9999-12-31") or before 1
+        raise TimeProblem(field, f"{value!r} is {_OUT_OF_RANGE}") from None
+
+
+def _parse_valid_time(value: Any, reference: date | None, field: str) -> ValidTime | None:
     if value is None:
         return None
     if isinstance(reference, datetime):
@@ -269,6 +276,17 @@ def parse_instant(value: Any, *, field: str = "published_at") -> tuple[datetime,
     "2025" and "2025-02" stand for the start of the period, since a report published "in
     February 2025" is known to exist from then on.
     """
+    try:
+        return _parse_instant(value, field)
+    except OverflowError:  # an offset that moves 0001-01-01 or 9999-12-31 out of range
+        raise TimeProblem(field, f"{value!r} is {_OUT_OF_RANGE}") from None
+
+
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+_OUT_OF_RANGE = "outside the years 0001-9999 (UTC) that claimledger can store"
+
+
+def _parse_instant(value: Any, field: str) -> tuple[datetime, str]:
     if isinstance(value, datetime):
         return _aware(value), "second"
     if isinstance(value, date):
@@ -285,7 +303,10 @@ def parse_instant(value: Any, *, field: str = "published_at") -> tuple[datetime,
             return datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=UTC), "day"
         # Only the extended form: fromisoformat would also take "2025W07" and the like.
         if _TIMESTAMP.fullmatch(s):
-            return _aware(datetime.fromisoformat(s.upper())), "second"
+            moment = _aware(datetime.fromisoformat(s.upper()))
+            if moment == _END_OF_TIME:  # the stored open end (shared.timeaxes.MAX_TIME)
+                raise OverflowError
+            return moment, "second"
     except ValueError as exc:
         raise TimeProblem(field, f"{value!r} is not a valid time: {exc}") from None
     raise TimeProblem(field, f"{value!r} is not ISO 8601 (e.g. 2025-02-16 or 2025-02-16T10:00Z)")

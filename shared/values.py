@@ -175,6 +175,20 @@ def _exact(x: Any, field: str, signed: bool = False) -> Fraction:
     return value
 
 
+# The largest magnitude a claimed number (or a bound derived from it) may have. The
+# consensus computes in floats: a 400-digit integer was accepted here and then failed in
+# the reconciler ("int too large to convert to float"). 10^18 covers any count or amount
+# a report states (world GDP in cents is ~10^16).
+MAX_MAGNITUDE = 10**18
+
+
+def _check_magnitude(p: _Parsed) -> None:
+    for x in (p.low, p.best, p.high):
+        if x is not None and abs(x) > MAX_MAGNITUDE:
+            # not formatted: a number of thousands of digits is not worth printing
+            raise ValueProblem("value", "numbers must lie within ±10^18 (the largest stored)")
+
+
 def _finite(x: Any, field: str) -> Fraction:
     if isinstance(x, float) and not math.isfinite(x):
         raise ValueProblem(field, "NaN and infinity are not values")
@@ -537,6 +551,7 @@ class _Context:
         return self.kind in SIGNED_KINDS
 
     def _value(self, p: _Parsed, raw: str | None, unit: str | None = None) -> Value:
+        _check_magnitude(p)
         # A measure's value names its kind in the rule id ("measure.number.bare"): the
         # fusion reads it to pick the measure's decision rule (shared.consensus._numeric).
         rule = f"{MEASURE_RULE_PREFIX}{p.rule}" if self.signed else p.rule

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from services.http import Problem, RateLimiter, bearer_scopes, json_pointer
 from services.ingest import outbox
@@ -32,11 +34,13 @@ from shared.events import (
     SCHEMA_VERSION,
     SOURCE_RATED,
     Event,
+    event_from_json,
     partition_of,
     stable_id,
     stream_for,
 )
 from shared.reports import (
+    MAX_CLAIMS_PER_REPORT,
     Name,
     Reliability,
     ReportIn,
@@ -76,7 +80,7 @@ Ctx = Annotated[IngestContext, Depends(context)]
 
 
 async def require_write(request: Request, ctx: Ctx) -> None:
-    """Writes need a write-scoped key whenever any key exists (DESIGN.md §6).
+    """Writes need a write-scoped key once any key has existed (services.keys.KeyChecker).
 
     A configured rate limit then applies per key (per client address when auth is off).
     Async so the usual case (keys cached) costs no thread hop per request; a cache miss
@@ -90,7 +94,7 @@ async def require_write(request: Request, ctx: Ctx) -> None:
 
 
 def _check_write(request: Request, ctx: IngestContext) -> None:
-    if not ctx.keys.any_active():
+    if not ctx.keys.keys_required():
         client = request.client.host if request.client else "unknown"
         ctx.limiter.check(f"ip:{client}")
         return
@@ -169,7 +173,8 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
         except ValidationError as exc:
             results[i] = _item_problem(i, [(_pointer(e["loc"]), e["msg"]) for e in exc.errors()])
         except Problem as exc:
-            results[i] = _item_problem(i, [(e["pointer"], e["detail"]) for e in exc.errors or []])
+            errors = [(e["pointer"], e["detail"]) for e in exc.errors or []]
+            results[i] = _item_problem(i, errors, exc.status)
     outcomes = await asyncio.to_thread(outbox.accept_reports, ctx.engine, [p for _, p in ready])
     for (i, item), outcome in zip(ready, outcomes, strict=True):
         if isinstance(outcome, outbox.ReportConflict):
@@ -213,15 +218,41 @@ class Written(BaseModel):
     recorded_at: str
 
 
-@router.post("/claims/{claim_id}/retraction", status_code=202, response_model=Written)
-async def retract_claim(claim_id: str, body: RetractionIn, ctx: Ctx) -> dict[str, Any]:
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=256,
+        description="a retry with the same key answers the first request's result",
+    ),
+]
+
+
+@router.post(
+    "/claims/{claim_id}/retraction",
+    status_code=202,
+    response_model=Written,
+    responses={200: {"description": "identical retry"}, 409: {}, 422: {}},
+)
+async def retract_claim(
+    claim_id: str, body: RetractionIn, ctx: Ctx, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Retract a claim from its effective time on (earlier as_of views keep it)."""
     data = body.model_dump(exclude={"effective_at"})
-    return await _modify_claim(ctx, claim_id, CLAIM_RETRACTED, data, body.effective_at)
+    return await _modify_claim(
+        ctx, claim_id, CLAIM_RETRACTED, data, body.effective_at, idempotency_key
+    )
 
 
-@router.post("/claims/{claim_id}/assessment", status_code=202, response_model=Written)
-async def assess_claim(claim_id: str, body: AssessmentIn, ctx: Ctx) -> dict[str, Any]:
+@router.post(
+    "/claims/{claim_id}/assessment",
+    status_code=202,
+    response_model=Written,
+    responses={200: {"description": "identical retry"}, 409: {}, 422: {}},
+)
+async def assess_claim(
+    claim_id: str, body: AssessmentIn, ctx: Ctx, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Record an analyst's rank and/or credibility for a claim."""
     if body.rank is None and body.credibility is None:
         raise Problem(
@@ -231,70 +262,152 @@ async def assess_claim(claim_id: str, body: AssessmentIn, ctx: Ctx) -> dict[str,
             errors=[{"pointer": "/rank", "detail": "rank or credibility is required"}],
         )
     data = body.model_dump(exclude={"effective_at"})
-    return await _modify_claim(ctx, claim_id, CLAIM_ASSESSED, data, body.effective_at)
-
-
-@router.put("/sources/{source_id:path}/rating", status_code=202, response_model=Written)
-async def rate_source(source_id: str, body: RatingIn, ctx: Ctx) -> dict[str, Any]:
-    """Rate a source's reliability (A-F) from its effective time on."""
-    recorded = now_iso()
-    effective = _effective(body.effective_at, recorded)
-    payload = {
-        "source_id": source_id,
-        "reliability": body.reliability,
-        "rationale": body.rationale,
-        "effective_at": effective,
-    }
-    # ratings are partitioned by source: they touch every key the source has claims on
-    return await _write_modifier(
-        ctx, SOURCE_RATED, source_id, payload, recorded, None, source_id, None
+    return await _modify_claim(
+        ctx, claim_id, CLAIM_ASSESSED, data, body.effective_at, idempotency_key
     )
 
 
+@router.put(
+    "/sources/{source_id:path}/rating",
+    status_code=202,
+    response_model=Written,
+    responses={200: {"description": "identical retry"}, 409: {}, 422: {}},
+)
+async def rate_source(
+    source_id: str, body: RatingIn, ctx: Ctx, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Rate a source's reliability (A-F) from its effective time on."""
+    # ratings are partitioned by source: they touch every key the source has claims on
+    target = CorrectionTarget(source_id, source_id, None, None)
+    data = body.model_dump(exclude={"effective_at"})
+    event, stream = correction_event(
+        SOURCE_RATED,
+        target,
+        data,
+        body.effective_at,
+        partitions=ctx.partitions,
+        idempotency_key=idempotency_key,
+    )
+    return await _write_correction(ctx, event, stream, body.effective_at is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionTarget:
+    """What a correction is about: a claim (its key) or a source (partitioned by itself)."""
+
+    target: str  # claim id or source id
+    subject: str  # the partition key
+    attribute: str | None
+    report_id: str | None
+
+
+_TARGET_FIELD = {CLAIM_RETRACTED: "claim_id", CLAIM_ASSESSED: "claim_id", SOURCE_RATED: "source_id"}
+
+
+def correction_event(
+    kind: str,
+    target: CorrectionTarget,
+    data: dict[str, Any],
+    effective_at: str | None,
+    *,
+    partitions: int,
+    idempotency_key: str | None = None,
+    recorded: str | None = None,
+) -> tuple[Event, str]:
+    """A retraction, assessment or rating as one event and its stream (422 on a bad time).
+
+    The event id comes from the request, never from the clock: a retry of the same body
+    (or with the same Idempotency-Key) names the same event, which the outbox stores once.
+    """
+    recorded = recorded or now_iso()
+    if idempotency_key is not None:
+        identity = ["idempotency-key", idempotency_key]
+    else:
+        identity = ["body", json.dumps({**data, "effective_at": effective_at}, sort_keys=True)]
+    payload = {
+        **data,
+        _TARGET_FIELD[kind]: target.target,
+        "effective_at": _effective(effective_at, recorded),
+    }
+    event = Event(
+        stable_id("e_", kind, target.target, *identity),
+        kind,
+        SCHEMA_VERSION,
+        recorded,
+        target.report_id,
+        payload,
+        subject=target.subject,
+        attribute=target.attribute,
+        trace_id=current_trace_id(),
+    )
+    return event, stream_for(partition_of(target.subject, partitions))
+
+
 async def _modify_claim(
-    ctx: IngestContext, claim_id: str, kind: str, data: dict[str, Any], effective_at: str | None
-) -> dict[str, Any]:
+    ctx: IngestContext,
+    claim_id: str,
+    kind: str,
+    data: dict[str, Any],
+    effective_at: str | None,
+    idempotency_key: str | None,
+) -> JSONResponse:
     found = await asyncio.to_thread(_claim_key, ctx.engine, claim_id)
     if found is None:
         raise Problem(404, "Unknown claim", f"no applied claim {claim_id}")
     subject, attribute, report_id = found
-    recorded = now_iso()
-    payload = {**data, "claim_id": claim_id, "effective_at": _effective(effective_at, recorded)}
-    return await _write_modifier(
-        ctx, kind, claim_id, payload, recorded, report_id, subject, attribute
-    )
-
-
-async def _write_modifier(
-    ctx: IngestContext,
-    kind: str,
-    target: str,
-    payload: dict[str, Any],
-    recorded: str,
-    report_id: str | None,
-    subject: str,
-    attribute: str | None,
-) -> dict[str, Any]:
-    """A retraction, assessment or rating: one event, partitioned by `subject`."""
-    event = Event(
-        stable_id("e_", kind, target, json.dumps(payload, sort_keys=True)),
+    target = CorrectionTarget(claim_id, subject, attribute, report_id)
+    event, stream = correction_event(
         kind,
-        SCHEMA_VERSION,
-        recorded,
-        report_id,
-        payload,
-        subject=subject,
-        attribute=attribute,
-        trace_id=current_trace_id(),
+        target,
+        data,
+        effective_at,
+        partitions=ctx.partitions,
+        idempotency_key=idempotency_key,
     )
-    return await _write(ctx, event, stream_for(partition_of(subject, ctx.partitions)))
+    return await _write_correction(ctx, event, stream, effective_at is not None)
 
 
-async def _write(ctx: IngestContext, event: Event, stream: str) -> dict[str, Any]:
-    token = await asyncio.to_thread(outbox.append_events, ctx.engine, [event], [stream])
+async def _write_correction(
+    ctx: IngestContext, event: Event, stream: str, effective_given: bool
+) -> JSONResponse:
+    """202 with the new event; 200 with the first answer when the event is already stored."""
+    token, body = await asyncio.to_thread(_append_once, ctx.engine, event, stream)
     if ctx.relay is not None:
         ctx.relay.kick()
-    return {"event_id": event.event_id, "token": str(token), "recorded_at": event.recorded_at}
+    created = body == event.to_json()  # else the first request's event (time, trace id)
+    stored = event_from_json(body)
+    if not created and not _same_request(stored, event, effective_given):
+        raise Problem(
+            409,
+            "Idempotency-Key already used",
+            "this Idempotency-Key was sent before with another body",
+            event_id=stored.event_id,
+        )
+    answer = {"event_id": stored.event_id, "token": str(token), "recorded_at": stored.recorded_at}
+    return JSONResponse(answer, status_code=202 if created else 200)
+
+
+def _same_request(stored: Event, event: Event, effective_given: bool) -> bool:
+    """A retry when everything the client sent is equal (a default effective_at is the
+    first request's time, so it is compared only when the client gave one)."""
+    ignore = set() if effective_given else {"effective_at"}
+    first = {k: v for k, v in stored.payload.items() if k not in ignore}
+    again = {k: v for k, v in event.payload.items() if k not in ignore}
+    return stored.type == event.type and first == again
+
+
+def _append_once(engine: Engine, event: Event, stream: str) -> tuple[int, str]:
+    """The event's token and its stored body (this one's, or the first of its id's)."""
+    # IntegrityError: a concurrent identical request inserted it between check and insert
+    with contextlib.suppress(IntegrityError):
+        outbox.append_events(engine, [event], [stream])
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(outbox.outbox.c.seq, outbox.outbox.c.body).where(
+                outbox.outbox.c.event_id == event.event_id
+            )
+        ).one()
+    return int(row.seq), str(row.body)
 
 
 def _effective(value: str | None, recorded: str) -> str:
@@ -323,6 +436,13 @@ def _claim_key(engine: Engine, claim_id: str) -> tuple[str, str, str] | None:
 
 
 def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -> outbox.Pending:
+    if len(report.claims) > MAX_CLAIMS_PER_REPORT:
+        raise Problem(
+            413,
+            "Too many claims",
+            f"at most {MAX_CLAIMS_PER_REPORT} claims per report",
+            errors=[{"pointer": "/claims", "detail": f"limit {MAX_CLAIMS_PER_REPORT}"}],
+        )
     body = report.model_dump(mode="json", exclude_none=True)
     body_hash = content_hash(body)
     report_id = report_id_for(report, body_hash)
@@ -382,35 +502,38 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
 
 
 def _batch_items(raw: bytes) -> list[Any]:
-    text = raw.decode("utf-8", errors="strict").strip() if raw else ""
     try:
+        text = raw.decode("utf-8").strip()
         if text.startswith("["):
             items = json.loads(text)
         else:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except ValueError as exc:
+            # NDJSON lines end at "\n" only: str.splitlines() also splits at U+2028, U+0085
+            # and others, which JSON strings may hold unescaped
+            items = [json.loads(line) for line in text.split("\n") if line.strip()]
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON; nesting too deep
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise Problem(
             422,
             "Malformed batch",
-            f"not a JSON array or NDJSON: {exc}",
-            errors=[{"pointer": "/", "detail": str(exc)}],
-        ) from exc
-    if not items:
+            f"not a JSON array or NDJSON in UTF-8: {detail}",
+            errors=[{"pointer": "/", "detail": detail}],
+        ) from None
+    if not isinstance(items, list) or not items:
         raise Problem(422, "Empty batch", errors=[{"pointer": "/", "detail": "no reports"}])
     if len(items) > MAX_REPORTS_PER_BATCH:
         raise Problem(
-            422,
+            413,
             "Batch too large",
             f"at most {MAX_REPORTS_PER_BATCH} reports per batch",
             errors=[{"pointer": "/", "detail": f"limit {MAX_REPORTS_PER_BATCH}"}],
         )
-    return list(items)
+    return items
 
 
-def _item_problem(index: int, errors: list[tuple[str, str]]) -> dict[str, Any]:
+def _item_problem(index: int, errors: list[tuple[str, str]], status: int = 422) -> dict[str, Any]:
     return {
         "index": index,
-        "status": 422,
+        "status": status,
         "errors": [{"pointer": p, "detail": d} for p, d in errors],
     }
 

@@ -35,6 +35,9 @@ class IngestSettings(CommonSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     republish_after_s: float = 30.0
     hedge_tolerance: float = 0.10
+    # writes need no key while none is active, even after keys existed (default: once any
+    # key was ever created, writes need one, so revoking the last key never opens them)
+    open_writes: bool = False
     rate_limit_per_min: float = 0  # per API key (per client address when auth is off); 0 = off
     future_tolerance_s: float = 86_400.0  # published_at may be at most this far in the future
     # Learned source reliability re-run every N seconds (0 = off: a run reads every claim
@@ -60,7 +63,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             engine=engine,
             relay=relay,
             registry=AttributeRegistry.load(settings.attributes_file),
-            keys=KeyChecker(engine),
+            keys=KeyChecker(engine, open_writes=settings.open_writes),
             partitions=settings.partitions,
             tolerance=settings.hedge_tolerance,
             limiter=RateLimiter(settings.rate_limit_per_min),

@@ -94,8 +94,9 @@ def _valid_day(value: str | None) -> date | None:
         ) from exc
 
 
-async def _token(ctx: QueryContext, min_token: str | None) -> str:
-    """Waits (bounded) until the write named by `min_token` is visible."""
+async def _token(ctx: QueryContext, min_token: str | None, subject: str | None = None) -> str:
+    """Waits (bounded) until the write named by `min_token` is visible (to reads of
+    `subject`'s keys when given: an event stuck on another subject does not hold it)."""
     wanted = None
     if min_token is not None:
         if not min_token.isdigit():
@@ -111,7 +112,7 @@ async def _token(ctx: QueryContext, min_token: str | None) -> str:
     if wanted is None:
         return str(await ctx.watermark.current())
     try:
-        return str(await ctx.watermark.wait_for(wanted, ctx.min_token_wait_s))
+        return str(await ctx.watermark.wait_for(wanted, ctx.min_token_wait_s, subject))
     except TimeoutError:
         raise _not_visible(ctx, wanted, ctx.watermark.value) from None
 
@@ -150,7 +151,7 @@ async def _consensus(
         _instant("recorded_as_of", recorded_as_of),
         _valid_day(valid_at),
     )
-    token = await _token(ctx, min_token)
+    token = await _token(ctx, min_token, subject)
     view = await asyncio.to_thread(views.consensus, ctx.engine, subject, attribute, t, r)
     if view is None:
         known = await asyncio.to_thread(views.key_exists, ctx.engine, subject, attribute)

@@ -22,7 +22,7 @@ from services.observability import QUERY_METRICS, query_sampler, start_sampler
 from services.probes import readiness_router
 from services.query import api, views
 from services.query.stream import Fanout
-from services.query.watermark import Watermark
+from services.query.watermark import Watermark, pending_events
 from services.redisconn import connect
 from shared.settings import CommonSettings
 
@@ -55,7 +55,10 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         app.state.query = ctx
         if settings.require_read_key:
             ctx.read_keys = KeyChecker(engine)
-        ctx.watermark = Watermark(functools.partial(views.watermark, engine))
+        ctx.watermark = Watermark(
+            functools.partial(views.watermark, engine),
+            pending=functools.partial(pending_events, engine),
+        )
         ctx.watermark.start()
         fanout = Fanout(
             engine, redis, buffer=settings.stream_buffer, on_announce=ctx.watermark.nudge

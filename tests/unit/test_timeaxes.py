@@ -75,3 +75,18 @@ def test_valid_at_picks_the_half_open_segment() -> None:
     assert segment_at(segments, datetime(2025, 1, 31).date())["text"] == "withdrawn"  # type: ignore[index]
     assert segment_at(segments, datetime(2025, 2, 1).date())["text"] == "deployed"  # type: ignore[index]
     assert segment_at(segments, datetime(2024, 12, 1).date()) is None
+
+
+def test_iso_is_fixed_width_before_year_1000_so_string_order_is_time_order() -> None:
+    early = iso(datetime(999, 6, 1, tzinfo=UTC))
+    assert early == "0999-06-01T00:00:00.000000Z"
+    assert early < iso(datetime(2025, 1, 1, tzinfo=UTC))
+    assert parse_iso(early) == datetime(999, 6, 1, tzinfo=UTC)
+
+
+def test_query_instants_in_december_9999_stay_inside_the_open_end() -> None:
+    for precision in ("day", "month", "year"):
+        moment = datetime(9999, 12, 31, tzinfo=UTC)
+        t = query_instant(moment, precision)
+        assert t < MAX_TIME  # the current step [from, MAX_TIME) still covers it
+    assert query_instant(datetime(999, 2, 3, tzinfo=UTC), "month") == "0999-02-28T23:59:59.999999Z"

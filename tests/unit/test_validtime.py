@@ -157,3 +157,47 @@ def test_bad_instants_are_rejected_on_their_field(bad):
     with pytest.raises(TimeProblem) as err:
         parse_instant(bad, field="as_of")
     assert err.value.field == "as_of"
+
+
+# -- the range the store can represent (issue #24) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edge",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59.999999Z"],
+)
+def test_instants_outside_years_1_to_9999_in_utc_are_refused_on_their_field(edge):
+    with pytest.raises(TimeProblem) as err:
+        parse_instant(edge, field="effective_at")
+    assert err.value.field == "effective_at"
+    assert "0001-9999" in err.value.detail
+
+
+def test_instants_at_the_edges_inside_the_range_are_read():
+    assert parse_instant("0001-01-01T00:00:00-14:00")[0] == datetime(1, 1, 1, 14, tzinfo=UTC)
+    assert parse_instant("0999-06-01")[0] == datetime(999, 6, 1, tzinfo=UTC)
+    assert parse_instant("9999-12-31T23:59:59+14:00")[0] == datetime(
+        9999, 12, 31, 9, 59, 59, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "since 9999-12-31",
+        "9999-12-31",
+        "9999-12-31T23:59:59-14:00",
+        "winter 9999",
+        "after 9999",
+        {"start": "2025", "end": "9999-12-31"},
+    ],
+)
+def test_valid_times_ending_after_year_9999_are_refused(phrase):
+    with pytest.raises(TimeProblem) as err:
+        parse_valid_time(phrase, reference=D(2025, 1, 1))
+    assert err.value.field.startswith("valid_time")
+
+
+def test_yesterday_before_year_1_is_refused():
+    with pytest.raises(TimeProblem):
+        parse_valid_time("yesterday", reference=D(1, 1, 1))

@@ -500,3 +500,29 @@ def test_count_values_keep_their_rule_ids():
     assert parse_value(12, kind="stock").rule == "number.bare"
     assert parse_value("about 12,000", kind="stock").rule == "hedge.approximately"
     assert parse_value(12, kind="measure").rule == "measure.number.bare"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        int("9" * 400),
+        "9" * 400,
+        1e300,
+        -1e19,
+        {"low": 1, "high": 10**19},
+        "about 1,000,000,000,000,000,000",
+        "2,000,000,000,000,000,000",
+    ],
+)
+def test_numbers_beyond_ten_to_the_18_are_refused(value):
+    try:
+        parse_value(value, kind="measure")
+    except ValueProblem as exc:
+        assert exc.field.startswith("value")
+    else:
+        raise AssertionError(f"{value!r} was accepted")
+
+
+def test_numbers_up_to_ten_to_the_18_are_kept_exactly():
+    assert parse_value(10**18).best == 10**18
+    assert parse_value(-(10**18), kind="measure").best == -(10**18)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.query.watermark import Watermark
+from services.query.watermark import MAX_PENDING, Pending, Watermark
 
 
 class Outbox:
@@ -94,5 +94,61 @@ async def test_a_nudge_with_nobody_waiting_reads_nothing() -> None:
             watermark.nudge()
         await asyncio.sleep(0.05)
         assert outbox.reads == 0
+    finally:
+        await watermark.stop()
+
+
+# -- reads about one subject are not held by an event stuck on another (#24 item 2) ---------
+
+
+class Stuck:
+    """Stands in for pending_events: the outbox's unapplied events (the global mark is 0)."""
+
+    def __init__(self, *events: Pending) -> None:
+        self.events = list(events)
+
+    def pending(self, after: int, up_to: int, limit: int) -> list[Pending] | None:
+        found = [e for e in self.events if after < e.seq <= up_to]
+        return None if len(found) > limit else found
+
+
+def _keyed(stuck: Stuck) -> Watermark:
+    return Watermark(Outbox().read, interval_s=0.005, pending=stuck.pending, stall_s=0.0)
+
+
+@pytest.mark.asyncio
+async def test_an_event_stuck_on_one_subject_does_not_hold_reads_of_another() -> None:
+    watermark = _keyed(Stuck(Pending(1, "ClaimAsserted", "broken")))
+    watermark.start()
+    try:
+        assert await watermark.wait_for(3, 30.0, subject="other") == 3
+        with pytest.raises(TimeoutError):  # its own subject's reads still wait for it
+            await watermark.wait_for(3, 0.2, subject="broken")
+        with pytest.raises(TimeoutError):  # and so do reads of everything
+            await watermark.wait_for(3, 0.2)
+    finally:
+        await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_pending_rating_holds_reads_of_every_subject() -> None:
+    watermark = _keyed(Stuck(Pending(2, "SourceRated", "some-source")))
+    watermark.start()
+    try:
+        with pytest.raises(TimeoutError):
+            await watermark.wait_for(3, 0.2, subject="other")
+        assert await watermark.wait_for(1, 30.0, subject="other") == 1  # the rating is later
+    finally:
+        await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_backlog_too_long_to_inspect_waits_for_the_global_mark() -> None:
+    many = [Pending(i, "ClaimAsserted", "busy") for i in range(1, MAX_PENDING + 2)]
+    watermark = _keyed(Stuck(*many))
+    watermark.start()
+    try:
+        with pytest.raises(TimeoutError):
+            await watermark.wait_for(MAX_PENDING + 5, 0.2, subject="other")
     finally:
         await watermark.stop()
