@@ -180,7 +180,7 @@ def _categorical(
     labels: Mapping[str, str],
     pieces: Sequence[Piece],
 ) -> ConsensusResult:
-    votes = [vote(piece.items) for piece in pieces]
+    votes = [vote(piece.items, (piece.valid_from, piece.valid_to)) for piece in pieces]
     segments = [_vote_segment(p, v, labels) for p, v in zip(pieces, votes, strict=True)]
     if pieces:
         # State timeline: the current value is the latest segment's.
@@ -206,7 +206,14 @@ def _categorical(
         support=tuple(support),
         dissent=tuple(dissent),
         excluded=tuple(cid for cid, _ in adm.exclusions),
-        explanation=explain_vote(top, labels, adm.exclusions, since=since, earlier=earlier),
+        explanation=explain_vote(
+            top,
+            labels,
+            adm.exclusions,
+            since=since,
+            until=pieces[-1].valid_to if pieces else None,
+            earlier=earlier,
+        ),
         value_text=top.text,
         clusters=_clusters(make_groups(adm.items), labels, numeric=False),
         weights=tuple((it.cid, it.weight) for it in adm.items),

@@ -115,13 +115,25 @@ def explain_vote(
     exclusions: Exclusions,
     *,
     since: date | None = None,
+    until: date | None = None,
     earlier: str | None = None,
 ) -> str:
     if v.status == "no_data":
         return _no_data(exclusions)
-    value = f"'{v.text}'" + (f" since {since.isoformat()}" if since else "")
+    value = f"'{v.text}'"
+    if since and until:  # the latest period has an end: nothing is said after it
+        value += f" from {since.isoformat()} to {until.isoformat()}"
+    elif since:
+        value += f" since {since.isoformat()}"
     if len(v.groups) == 1:
         text = f"Single origin ({labels[v.groups[0].root]}): {value}"
+    elif v.status == "single_source" and v.broad:
+        # one origin about this period; the others agree over a wider span
+        wider = {g.root for g in v.broad}
+        own = [g for g in v.groups if g.rep.key == v.key and g.root not in wider]
+        who = f"Single origin about this period ({labels[own[0].root]})" if own else "No origin"
+        wide = "; ".join(f"{labels[g.root]}{_span(g.rep)}" for g in v.broad)
+        text = f"{who}: {value}; consistent over a wider span: {wide}"
     else:
         text = f"{value} by weighted vote of {len(v.groups)} origins"
     text += _vote_dissent(v, labels)
@@ -129,6 +141,13 @@ def explain_vote(
         text += f"; earlier {earlier}"
     excluded = _excluded(exclusions)
     return text + (f"; {excluded}" if excluded else "") + "."
+
+
+def _span(item: Item) -> str:
+    vt = item.claim.valid_time
+    if vt is None or vt.start is None or vt.end is None:
+        return ""
+    return f" ({vt.start.isoformat()} to {vt.end.isoformat()})"
 
 
 def _vote_dissent(v: Vote, labels: Mapping[str, str]) -> str:

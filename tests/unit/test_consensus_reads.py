@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from shared.attributes import AttributeRegistry, default_registry
 from shared.codec import result_from_dict, result_to_dict
 from shared.consensus import claim_note, compute_consensus
-from shared.model import AttributeSpec, Estimate
+from shared.model import AttributeSpec, ClaimFacts, Estimate, ValidTime
 from shared.staleness import judge
 from tests.unit.test_consensus import (
     KILLED,
@@ -227,3 +227,39 @@ def test_numeric_segments_explain_their_period() -> None:
     assert (
         result.segments[0].explanation == "From 2024-12-01 to 2025-01-01: Single origin (A): 1,000."
     )
+
+
+def _status(cid: str, text: str, origin: str, start: date, end: date | None) -> ClaimFacts:
+    vt = ValidTime(start, end, "interval")
+    return claim(cid, name(text), origin, attribute="deployment_status", valid_time=vt)
+
+
+def test_claims_about_different_periods_are_not_agreement() -> None:
+    # "arrived in mid-2024" (a claim about May 2024 to January 2025) and "deployed in
+    # December 2024": the December segment has one witness, not two
+    claims = [
+        _status("mid", "deployed", "Blog", date(2024, 5, 1), date(2025, 2, 1)),
+        _status("dec", "deployed", "Wire", date(2024, 12, 1), date(2025, 1, 1)),
+    ]
+    result = compute_consensus(claims, STATUS)
+    december = next(s for s in result.segments if s.valid_from == date(2024, 12, 1))
+    assert (december.status, december.support) == ("single_source", ("dec", "mid"))
+    assert december.explanation == (
+        "From 2024-12-01 to 2025-01-01: Single origin about this period (Wire): 'deployed';"
+        " consistent over a wider span: Blog (2024-05-01 to 2025-02-01)."
+    )
+
+
+def test_independent_claims_about_the_same_period_are_settled() -> None:
+    claims = [
+        _status("a", "deployed", "Blog", date(2024, 12, 1), date(2025, 1, 1)),
+        _status("b", "deployed", "Wire", date(2024, 12, 1), date(2025, 1, 1)),
+    ]
+    [december] = compute_consensus(claims, STATUS).segments
+    assert december.status == "settled"
+
+
+def test_a_value_for_a_closed_period_is_not_said_to_hold_since() -> None:
+    claims = [_status("a", "deployed", "Wire", date(2024, 12, 1), date(2025, 1, 1))]
+    result = compute_consensus(claims, STATUS)
+    assert result.explanation == "Single origin (Wire): 'deployed' from 2024-12-01 to 2025-01-01."
