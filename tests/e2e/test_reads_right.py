@@ -3,6 +3,8 @@ aliases resolve, staleness is judged at the time asked about, reasons are shown.
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +15,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from claimledger.client import Client
+from services.bulk import run_export
 from tests.conftest import Cluster, system
 
 pytestmark = pytest.mark.e2e
@@ -101,6 +105,16 @@ def test_staleness_is_judged_at_the_time_asked_not_by_the_last_event(live: Clust
     after = _read(live, subject, "killed", token)
     assert (after["status"], after["fresh_status"]) == ("stale", "settled")
     assert _read(live, subject, "killed", token, as_of="2025-09-01")["status"] == "contested"
+
+    # `claimledger export` shows the same answer, judged the same way
+    out = io.StringIO()
+    with Client(query_url=live.url("query")) as client:
+        run_export(client, out, "jsonl")
+    [exported] = [
+        r for line in out.getvalue().splitlines() if (r := json.loads(line))["subject"] == subject
+    ]
+    shown = ("low", "best", "high", "status", "explanation")
+    assert {k: exported[k] for k in shown} == {k: after[k] for k in shown}
 
 
 def test_a_recent_key_stays_fresh_when_an_unrelated_claim_is_retracted(live: Cluster) -> None:
