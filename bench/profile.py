@@ -82,7 +82,6 @@ def budgets() -> list[tuple[str, float]]:
     from shared.codec import claim_from_dict, result_to_dict
     from shared.consensus import compute_consensus
     from shared.reports import ReportIn
-    from shared.timeaxes import parse_iso
 
     engine = make_engine("sqlite://")
     create_schema(engine)
@@ -99,16 +98,15 @@ def budgets() -> list[tuple[str, float]]:
     per_claim = (time.process_time() - start) / 10_000
     rows = [("ingest: validate + normalise + build events, per claim", per_claim * 1e6)]
     spec = REGISTRY.spec_for("personnel_deployed", numeric=True)
-    at = parse_iso("2026-01-01T00:00:00.000000Z")
     for n in (10, 20):
         groups = [claims[i : i + n] for i in range(0, 4000, n)]
         memos: list[dict] = [{} for _ in groups]  # type: ignore[type-arg]
         for g, memo in zip(groups, memos, strict=True):  # admissions memoised, as live
-            compute_consensus(g, spec, at=at, memo=memo)
+            compute_consensus(g, spec, memo=memo)
         start = time.process_time()
         for _ in range(3):
             for g, memo in zip(groups, memos, strict=True):
-                _computed(result_to_dict(compute_consensus(g, spec, at=at, memo=memo)))
+                _computed(result_to_dict(compute_consensus(g, spec, memo=memo)))
         per = (time.process_time() - start) / (3 * len(groups))
         rows.append((f"reconcile: one consensus + its encoding, key of {n} claims", per * 1e6))
     return rows

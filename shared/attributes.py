@@ -29,9 +29,12 @@ class RegistryError(ValueError):
     """The registry file is malformed (unknown kind, clashing alias, missing composite part)."""
 
 
-def _key(text: str) -> str:
+def attribute_key(text: str) -> str:
     """Lookup key for names and aliases: case, spaces, '-' and '_' do not matter."""
     return re.sub(r"[\s\-_]+", "_", text.strip().casefold())
+
+
+_key = attribute_key
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -109,7 +112,8 @@ class AttributeRegistry:
         return tuple(self._specs)
 
     def canonical(self, name: str) -> str:
-        """Canonical attribute name for a name or alias; unknown names come back unchanged."""
+        """Canonical attribute name for a name or alias, ignoring case and spacing
+        ("Death toll" -> killed); unknown names come back unchanged (they are opaque)."""
         if name in self._specs:
             return name
         return self._keys.get(_key(name), name)
@@ -122,7 +126,7 @@ class AttributeRegistry:
         spec = self.get(name)
         if spec is not None:
             return spec
-        return AttributeSpec(name=name, kind="stock" if numeric else "categorical")
+        return AttributeSpec(name=name, kind="stock" if numeric else "categorical", implicit=True)
 
     def match_phrase(self, text: str) -> str | None:
         """Attribute a noun phrase refers to ("the initial troops" -> personnel_deployed).

@@ -118,6 +118,7 @@ def claim_from_dict(data: dict[str, Any]) -> ClaimFacts:
     kwargs["valid_time"] = valid_time_from_dict(data.get("valid_time"))
     kwargs["published_at"] = parse_iso(data["published_at"])
     kwargs["cites"] = tuple(data.get("cites") or ())
+    kwargs["notes"] = tuple(data.get("notes") or ())
     return ClaimFacts(**kwargs)
 
 
@@ -138,6 +139,7 @@ def result_to_dict(result: ConsensusResult) -> dict[str, Any]:
     ]
     out["weights"] = dict(result.weights)
     out["exclusions"] = dict(result.exclusions)
+    out["notes"] = dict(result.notes)
     out["segments"] = [_segment_dict(s) for s in result.segments]
     return out
 
@@ -162,6 +164,7 @@ def result_from_dict(data: dict[str, Any]) -> ConsensusResult:
     )
     kwargs["weights"] = tuple(data.get("weights", {}).items())
     kwargs["exclusions"] = tuple(data.get("exclusions", {}).items())
+    kwargs["notes"] = tuple(data.get("notes", {}).items())
     kwargs["segments"] = tuple(
         Segment(
             **{

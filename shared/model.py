@@ -29,6 +29,8 @@ AttributeKind = Literal["stock", "delta", "cumulative", "measure", "state", "cat
 Modality = Literal["asserted", "reported", "estimated", "possible", "denied"]
 Rank = Literal["preferred", "normal", "deprecated"]
 Status = Literal["single_source", "settled", "contested", "stale", "no_data"]
+# Kinds whose values count whole things (people, troops); "measure" is a reading.
+COUNT_KINDS = frozenset({"stock", "delta", "cumulative"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,15 @@ class AttributeSpec:
     aliases: tuple[str, ...] = ()
     # categorical value aliases: canonical name -> alternative spellings
     value_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # True for the default spec of an attribute the registry does not know: it is
+    # numeric or text by its values, but nothing says it counts whole things.
+    implicit: bool = False
+
+    @property
+    def whole(self) -> bool:
+        """Counts (people, troops) are whole numbers; measures and unknown attributes
+        keep their decimals."""
+        return self.kind in COUNT_KINDS and not self.implicit
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +117,9 @@ class ClaimFacts:
     retracted: bool = False
     machine_proposed: bool = False
     source_score: float | None = None  # learned reliability of the source (re-weighting)
+    # what analysts said about the claim (retraction, assessment), each as one readable
+    # line with its reason, who said it and when (see shared.consensus.claim_note)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +154,8 @@ class Segment:
     support: tuple[str, ...]
     dissent: tuple[str, ...]
     text: str | None = None
+    explanation: str | None = None  # the answer for a date in this segment, in words
+    newest_support_at: str | None = None  # ISO publication time of its newest support
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +179,7 @@ class ConsensusResult:
     exclusions: tuple[tuple[str, str], ...] = ()  # claim_id -> reason
     constraints: tuple[str, ...] = ()  # notes from composite / relative claims
     segments: tuple[Segment, ...] = field(default=())
+    # ISO publication time of the newest supporting claim: staleness is judged from it
+    # at read time (shared.staleness), against the time the reader asks about
+    newest_support_at: str | None = None
+    notes: tuple[tuple[str, str], ...] = ()  # claim_id -> analysts' notes (reasons)

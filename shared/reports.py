@@ -245,9 +245,10 @@ def _claim(
     registry: AttributeRegistry,
     tolerance: float,
 ) -> ClaimFacts:
-    # keys are opaque text (DESIGN.md §6): stored exactly as posted; the registry (with
-    # its aliases) only tells the attribute's kind and unit
-    attribute = claim.attribute
+    # a registered name or alias, whatever its case and spacing, is stored under the
+    # canonical attribute ("death toll", "Killed" -> killed); an unknown attribute is
+    # opaque text, stored exactly as posted
+    attribute = registry.canonical(claim.attribute)
     raw_value: Any = claim.value.model_dump() if isinstance(claim.value, ValueIn) else claim.value
     spec = registry.get(attribute)
     value = parse_value(

@@ -107,9 +107,18 @@ def _check_write(request: Request, ctx: IngestContext) -> None:
 router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(require_write)])
 
 
+class ClaimPlaced(BaseModel):
+    """Where a claim went: its key, with the attribute as stored (canonical)."""
+
+    claim_id: str
+    subject: str
+    attribute: str
+
+
 class ReportAccepted(BaseModel):
     report_id: str
     claim_ids: list[str]
+    claims: list[ClaimPlaced]
     recorded_at: str
     token: str
 
@@ -196,11 +205,13 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
 
 class RetractionIn(BaseModel):
     reason: Name
+    by: Name | None = None  # who retracts (shown with the reason)
     effective_at: Name | None = None
 
 
 class AssessmentIn(BaseModel):
     reason: Name
+    by: Name | None = None  # who assesses (shown with the reason)
     rank: Literal["preferred", "normal", "deprecated"] | None = None
     credibility: Annotated[int, Field(ge=1, le=6)] | None = None
     effective_at: Name | None = None
@@ -238,7 +249,7 @@ async def retract_claim(
     claim_id: str, body: RetractionIn, ctx: Ctx, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Retract a claim from its effective time on (earlier as_of views keep it)."""
-    data = body.model_dump(exclude={"effective_at"})
+    data = body.model_dump(exclude=_unsaid(body.by))
     return await _modify_claim(
         ctx, claim_id, CLAIM_RETRACTED, data, body.effective_at, idempotency_key
     )
@@ -261,9 +272,15 @@ async def assess_claim(
             "give rank and/or credibility",
             errors=[{"pointer": "/rank", "detail": "rank or credibility is required"}],
         )
-    data = body.model_dump(exclude={"effective_at"})
+    data = body.model_dump(exclude=_unsaid(body.by))
     return await _modify_claim(
         ctx, claim_id, CLAIM_ASSESSED, data, body.effective_at, idempotency_key
+    )
+
+
+def _unsaid(by: str | None) -> set[str]:
+    # without `by` the payload is what it was before `by` existed: same event id
+    return {"effective_at"} if by is not None else {"effective_at", "by"}
     )
 
 
@@ -496,6 +513,9 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
     response = {
         "report_id": report_id,
         "claim_ids": [c.claim_id for c in claims],
+        "claims": [
+            {"claim_id": c.claim_id, "subject": c.subject, "attribute": c.attribute} for c in claims
+        ],
         "recorded_at": recorded,
     }
     return outbox.Pending(report_id, body_hash, body, events, streams, response)

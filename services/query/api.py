@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
@@ -20,7 +20,9 @@ from services.keys import KeyChecker
 from services.query import views
 from services.query.stream import SEP, Fanout, StreamFilter, feed
 from services.query.watermark import Watermark
-from shared.timeaxes import query_instant, segment_at
+from shared.attributes import AttributeRegistry, default_registry
+from shared.staleness import judge
+from shared.timeaxes import parse_iso, query_instant, segment_at
 from shared.validtime import TimeProblem, parse_instant
 
 
@@ -36,6 +38,8 @@ class QueryContext:
     streams_by_client: dict[str, int] = field(default_factory=dict)
     # set when CLAIMLEDGER_REQUIRE_READ_KEY is on: every /v1 read needs a key
     read_keys: KeyChecker | None = None
+    # resolves a read by alias or other case ("death toll" -> killed)
+    registry: AttributeRegistry = field(default_factory=default_registry)
 
 
 def context(request: Request) -> QueryContext:
@@ -152,7 +156,12 @@ async def _consensus(
         _valid_day(valid_at),
     )
     token = await _token(ctx, min_token, subject)
+    asked = attribute
+    attribute = ctx.registry.canonical(attribute)
     view = await asyncio.to_thread(views.consensus, ctx.engine, subject, attribute, t, r)
+    if view is None and attribute != asked:  # a key stored under an alias before #20
+        attribute = asked
+        view = await asyncio.to_thread(views.consensus, ctx.engine, subject, attribute, t, r)
     if view is None:
         known = await asyncio.to_thread(views.key_exists, ctx.engine, subject, attribute)
         detail = (
@@ -161,6 +170,7 @@ async def _consensus(
             else f"no claims about {subject!r}/{attribute!r}"
         )
         raise Problem(404, "No consensus", detail, token=token)
+    view = judge(view, _asked_at(t))
     view.update(token=token, as_of=as_of, recorded_as_of=recorded_as_of, valid_at=valid_at)
     if d is not None:
         seg = segment_at(view["segments"], d)
@@ -171,15 +181,23 @@ async def _consensus(
                 f"no claims about {subject!r}/{attribute!r} cover {d}",
                 token=token,
             )
-        view.update(
-            {
-                k: seg.get(k)
-                for k in ("low", "best", "high", "conservative", "status", "support", "dissent")
-            }
-        )
+        # an answer at a date describes that date: its segment's values, status, support,
+        # explanation and age, not the whole timeline's
+        keys = ("low", "best", "high", "conservative", "status", "support", "dissent")
+        view.update({k: seg.get(k) for k in keys})
+        for k in ("explanation", "newest_support_at", "age_days", "fresh_status"):
+            if k in seg:
+                view[k] = seg[k]
+            elif k == "fresh_status":
+                view.pop(k, None)
         view["value"] = seg.get("text", view.get("value"))
         view["segment"] = seg
     return view
+
+
+def _asked_at(as_of: str | None) -> datetime:
+    """The time a reader asks about, for staleness: their as_of, else now."""
+    return parse_iso(as_of) if as_of is not None else datetime.now(UTC)
 
 
 @router.get("/consensus")
@@ -261,7 +279,8 @@ async def get_snapshot(
     token = await _token(ctx, min_token)
     items = await asyncio.to_thread(views.snapshot, ctx.engine, t, r, after, limit + 1)
     more = len(items) > limit
-    items = items[:limit]
+    asked = _asked_at(t)
+    items = [judge(item, asked) for item in items[:limit]]
     nxt = json.dumps([items[-1]["subject"], items[-1]["attribute"]]) if more else None
     return {
         "items": items,
@@ -305,6 +324,8 @@ async def get_subject(request: Request, ctx: Ctx, subject: str) -> dict[str, Any
     attrs = await asyncio.to_thread(views.subject_keys, ctx.engine, subject)
     if not attrs:
         raise Problem(404, "Unknown subject", f"no claims about {subject!r}")
+    asked = _asked_at(None)
+    attrs = [judge(a, asked) for a in attrs]
     return {
         "subject": subject,
         "subject_label": attrs[0].get("subject_label"),

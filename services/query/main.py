@@ -24,6 +24,7 @@ from services.query import api, views
 from services.query.stream import Fanout
 from services.query.watermark import Watermark, pending_events
 from services.redisconn import connect
+from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
 
 log = logging.getLogger("claimledger.query")
@@ -51,6 +52,7 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
             min_token_wait_s=settings.min_token_wait_s,
             max_streams_per_client=settings.max_streams_per_client,
             stream_send_timeout_s=settings.stream_send_timeout_s,
+            registry=AttributeRegistry.load(settings.attributes_file),
         )
         app.state.query = ctx
         if settings.require_read_key:

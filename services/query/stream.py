@@ -102,7 +102,9 @@ class _StoredResult(msgspec.Struct):
     dissent: msgspec.Raw = _LIST
     excluded: msgspec.Raw = _LIST
     exclusions: msgspec.Raw = _OBJECT
+    notes: msgspec.Raw = _OBJECT
     explanation: msgspec.Raw = _NULL
+    newest_support_at: msgspec.Raw = _NULL
     segments: msgspec.Raw = _LIST
     clusters: msgspec.Raw = _LIST
     weights: msgspec.Raw = _OBJECT
@@ -134,7 +136,9 @@ def render_row(row: Any) -> Frame:
         "dissent": r.dissent,
         "excluded": r.excluded,
         "exclusions": r.exclusions,
+        "notes": r.notes,
         "explanation": r.explanation,
+        "newest_support_at": r.newest_support_at,
         "segments": r.segments,
         "clusters": r.clusters,
         "weights": r.weights,

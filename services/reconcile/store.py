@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from services.tables import ClaimRow, EventRow, KeyRow, ModifierRow, OutboxRow, VersionRow
 from shared.attributes import AttributeRegistry
 from shared.codec import claim_from_dict, result_to_dict
-from shared.consensus import compute_consensus
+from shared.consensus import claim_note, compute_consensus
 from shared.events import (
     CLAIM_ASSERTED,
     CLAIM_ASSESSED,
@@ -40,7 +40,7 @@ from shared.events import (
     Event,
 )
 from shared.model import ClaimFacts, Estimate
-from shared.timeaxes import MAX_TIME, Step, parse_iso, revise
+from shared.timeaxes import MAX_TIME, Step, revise
 
 events_t = EventRow.__table__  # type: ignore[attr-defined]
 claims_t = ClaimRow.__table__  # type: ignore[attr-defined]
@@ -475,7 +475,7 @@ class _Batch:
         def evaluate(t: str) -> Computed:
             estimates = {n: e for n, steps in related.items() if (e := _estimate_at(steps, t))}
             result = compute_consensus(
-                state.effective_at(t), spec, at=parse_iso(t), related=estimates, memo=state.admitted
+                state.effective_at(t), spec, related=estimates, memo=state.admitted
             )
             return _computed(result_to_dict(result))
 
@@ -663,8 +663,9 @@ def _modified(claim: ClaimFacts, mods: Iterable[Modifier]) -> ClaimFacts:
         elif target != claim.claim_id:
             continue
         elif kind == "retraction":
-            claim = replace(claim, retracted=True)
+            claim = replace(claim, retracted=True, notes=(*claim.notes, claim_note(kind, data)))
         elif kind == "assessment":
+            claim = replace(claim, notes=(*claim.notes, claim_note(kind, data)))
             if data.get("rank"):
                 claim = replace(claim, rank=data["rank"])
             if data.get("credibility"):

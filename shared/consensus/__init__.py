@@ -15,13 +15,17 @@ Pipeline (one module each):
   clusters clipped by one-sided bounds for low/high, ACLED-style conservative.
 - _vote: weighted vote with value aliases for categorical and state attributes.
 - _segments: valid-time segments (see that module for the segmentation rules).
-- _explain: the one-sentence explanation.
+- _explain: the one-sentence explanation (and one per segment, for valid_at).
+
+Staleness is judged at read time (shared.staleness) from `newest_support_at`: a
+stored result cannot know when it will be read.
 
 Top-level low/best/high fuse every included claim whatever its valid time; for
 state and categorical attributes with timed claims the top-level value is the
 latest segment's.
 """
 
+from shared.consensus._admit import claim_note
 from shared.consensus._engine import METHOD, METHOD_VERSION, compute_consensus
 
-__all__ = ["METHOD", "METHOD_VERSION", "compute_consensus"]
+__all__ = ["METHOD", "METHOD_VERSION", "claim_note", "compute_consensus"]

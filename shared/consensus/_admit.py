@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from fractions import Fraction
 from typing import NamedTuple
 
+from shared.attributes import attribute_key
 from shared.consensus._weights import claim_weight
 from shared.model import AttributeSpec, ClaimFacts, Estimate
 
@@ -153,7 +154,7 @@ def admit(
     frozen object) is admitted afresh. Items are shared between calls; the only
     per-call state on them, `group`, is reassigned by every clustering."""
     out = Admission([], [], [])
-    attributes = {spec.name, *spec.aliases}
+    attributes = {attribute_key(a) for a in (spec.name, *spec.aliases)}
     aliases = alias_map(spec)
     categorical = spec.kind in CATEGORICAL_KINDS
     for claim in claims:
@@ -173,7 +174,7 @@ def admit(
             if categorical:
                 reason = _categorical(claim, aliases, source_scores, out)
             else:
-                reason = _numeric(claim, related, source_scores, out)
+                reason = _numeric(claim, related, source_scores, out, whole=spec.whole)
         if reason is not None:
             out.exclusions.append((claim.claim_id, reason))
         if memo is not None and claim.value.hedge != "relative":
@@ -182,16 +183,42 @@ def admit(
 
 
 def _gate(claim: ClaimFacts, attributes: set[str]) -> str | None:
-    """Reasons that hold whatever the attribute kind, in order of precedence."""
+    """Reasons that hold whatever the attribute kind, in order of precedence. An
+    analyst's exclusion reads with its reason, who gave it and when (claim_note)."""
     if claim.retracted:
-        return "retracted"
+        return _noted(claim, "retracted")
     if claim.rank == "deprecated":
-        return "deprecated"
+        return _noted(claim, "deprecated")
     if claim.modality == "denied":
         return "denied"
-    if claim.attribute not in attributes:
+    if attribute_key(claim.attribute) not in attributes:
         return f"other attribute: {claim.attribute}"
     return None
+
+
+def _noted(claim: ClaimFacts, label: str) -> str:
+    """The latest analyst's note that gave this exclusion, else the bare label."""
+    for note in reversed(claim.notes):
+        if note.startswith(label + ":"):
+            return note
+    return label
+
+
+def claim_note(kind: str, data: Mapping[str, object]) -> str:
+    """One analyst's note on a claim as a reader sees it: what was done, the reason,
+    who said it and when ("retracted: wrong unit (desk-7, 2025-07-01)"). `kind`:
+    "retraction" or "assessment"; `data`: the event's payload."""
+    if kind == "retraction":
+        label = "retracted"
+    elif data.get("rank") == "deprecated":
+        label = "deprecated"
+    else:
+        graded = [f"{k} {data[k]}" for k in ("rank", "credibility") if data.get(k)]
+        label = "assessed " + ", ".join(graded) if graded else "assessed"
+    when = str(data.get("effective_at") or "")[:10]
+    said = ", ".join(str(x) for x in (data.get("by"), when) if x)
+    reason = str(data.get("reason") or "no reason given")
+    return f"{label}: {reason}" + (f" ({said})" if said else "")
 
 
 def _base(claim: ClaimFacts, source_scores: Mapping[str, float]) -> Item:
@@ -229,7 +256,12 @@ def _numeric(
     related: Mapping[str, Estimate],
     source_scores: Mapping[str, float],
     out: Admission,
+    *,
+    whole: bool = False,
 ) -> str | None:
+    """`whole`: the attribute counts whole things, so the claim's interval is rounded
+    outward to whole numbers (about 55 -> 49-61, never 49.5-60.5) and a derived best to
+    the nearest whole number."""
     value = claim.value
     if not value.is_numeric:
         return "not a numeric value"
@@ -237,7 +269,7 @@ def _numeric(
     derived = value.best_derived and best is not None
     item = _base(claim, source_scores)
     if value.hedge == "relative":
-        resolved = _resolve_relative(claim, related)
+        resolved = _resolve_relative(claim, related, whole)
         if resolved is None:
             return f"relative: {value.relative_to or 'reference'} unknown"
         low, high, note = resolved
@@ -247,6 +279,8 @@ def _numeric(
     reason = _check_numbers(low, best, high)
     if reason is not None:
         return reason
+    if whole:
+        low, best, high = outward(low, False), nearest(best), outward(high, True)
     if best is not None:
         # A point claim always covers its own best; an unspecified side collapses to it.
         low = best if low is None else low
@@ -281,8 +315,22 @@ def _bound_hedge(low: float | None, high: float | None) -> str:
     return "range"
 
 
+def outward(x: float | None, up: bool) -> float | None:
+    """A band's bound as a whole number, rounded away from the band's inside."""
+    if x is None or isinstance(x, int):
+        return x
+    return math.ceil(x) if up else math.floor(x)
+
+
+def nearest(x: float | None) -> float | None:
+    """A count's point as the nearest whole number (halves round up)."""
+    if x is None or isinstance(x, int):
+        return x
+    return math.floor(x + 0.5)
+
+
 def _resolve_relative(
-    claim: ClaimFacts, related: Mapping[str, Estimate]
+    claim: ClaimFacts, related: Mapping[str, Estimate], whole: bool = False
 ) -> tuple[float | None, float | None, str] | None:
     """Ratios of another attribute's consensus -> absolute bounds.
 
@@ -300,6 +348,8 @@ def _resolve_relative(
     high = _scale(high_ratio, ref.best if ref.best is not None else ref.high)
     if low is None and high is None:
         return None
+    if whole:
+        low, high = outward(low, False), outward(high, True)
     base = ref.best if ref.best is not None else (ref.low if low is not None else ref.high)
     ratio = high_ratio if high is not None else low_ratio
     bound = (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, date, datetime
 from types import MappingProxyType
 
 from shared.consensus._admit import (
@@ -13,12 +14,11 @@ from shared.consensus._admit import (
     Admitted,
     Item,
     admit,
-    epoch,
     fmt,
     snap,
 )
 from shared.consensus._cluster import Group, assign_clusters, make_groups
-from shared.consensus._explain import explain_numeric, explain_vote
+from shared.consensus._explain import explain_numeric, explain_vote, period_phrase
 from shared.consensus._numeric import Fusion, fuse
 from shared.consensus._segments import Piece, timeline
 from shared.consensus._vote import Vote, vote
@@ -35,22 +35,26 @@ def compute_consensus(
     claims: Sequence[ClaimFacts],
     spec: AttributeSpec,
     *,
-    at: datetime | None = None,
     related: Mapping[str, Estimate] = _NO_ESTIMATES,
     source_scores: Mapping[str, float] = _NO_SCORES,
-    stale_after: timedelta = timedelta(days=365),
     memo: dict[str, Admitted] | None = None,
 ) -> ConsensusResult:
     """Consensus of every claim of one (subject, attribute). Pure and deterministic:
     the same claims in any order give an equal result. `memo`: a cache of per-claim
-    admissions the caller keeps between calls over the same claims (see admit)."""
-    admission = admit(_in_id_order(claims), spec, related, source_scores, memo)
+    admissions the caller keeps between calls over the same claims (see admit).
+
+    Staleness is not decided here: a stored result cannot know when it will be read.
+    The result carries `newest_support_at`; shared.staleness judges it at read time."""
+    ordered = _in_id_order(claims)
+    admission = admit(ordered, spec, related, source_scores, memo)
     labels = assign_clusters(admission.items)
     pieces = timeline(admission.items, spec.kind)
-    horizon = None if at is None else epoch(at) - stale_after.total_seconds()
     if spec.kind in CATEGORICAL_KINDS:
-        return _categorical(spec, admission, labels, pieces, horizon)
-    return _numeric(spec, admission, labels, pieces, related, horizon)
+        result = _categorical(spec, admission, labels, pieces)
+    else:
+        result = _numeric(spec, admission, labels, pieces, related)
+    notes = _notes(ordered)
+    return dataclasses.replace(result, notes=notes) if notes else result
 
 
 def _in_id_order(claims: Sequence[ClaimFacts]) -> list[ClaimFacts]:
@@ -64,14 +68,17 @@ def _in_id_order(claims: Sequence[ClaimFacts]) -> list[ClaimFacts]:
     return list(unique.values())
 
 
-def _stale_since(items: Sequence[Item], horizon: float | None) -> date | None:
-    """Publication date of the newest claim when even that is older than the horizon."""
-    if horizon is None or not items:
+def newest_support(items: Sequence[Item], support: Collection[str]) -> str | None:
+    """ISO publication time (UTC) of the newest supporting claim, None without support."""
+    times = [it.published for it in items if it.cid in support]
+    if not times:
         return None
-    newest = max(items, key=lambda it: it.published)
-    if newest.published >= horizon:
-        return None
-    return datetime.fromtimestamp(newest.published, UTC).date()
+    return datetime.fromtimestamp(max(times), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _notes(claims: Sequence[ClaimFacts]) -> tuple[tuple[str, str], ...]:
+    """claim_id -> what analysts said about it, for every claim (included or not)."""
+    return tuple((c.claim_id, "; ".join(c.notes)) for c in claims if c.notes)
 
 
 def _numeric(
@@ -80,7 +87,6 @@ def _numeric(
     labels: Mapping[str, str],
     pieces: Sequence[Piece],
     related: Mapping[str, Estimate],
-    horizon: float | None,
 ) -> ConsensusResult:
     floor, floor_note = _composite_floor(spec, related)
     floors = [floor] if floor is not None else []
@@ -90,8 +96,7 @@ def _numeric(
     if floor_note:
         applied = floor in top.applied_floors
         constraints.append(floor_note + ("" if applied or not adm.items else "; not applied"))
-    segments = [_numeric_segment(piece, horizon) for piece in pieces]
-    stale_since = _stale_since(adm.items, horizon) if top.status != "no_data" else None
+    segments = [_numeric_segment(piece, labels) for piece in pieces]
     return ConsensusResult(
         method=METHOD,
         method_version=METHOD_VERSION,
@@ -101,11 +106,11 @@ def _numeric(
         best=top.best,
         high=top.high,
         conservative=top.conservative,
-        status="stale" if stale_since else top.status,
+        status=top.status,
         support=tuple(top.support),
         dissent=tuple(top.dissent),
         excluded=tuple(cid for cid, _ in adm.exclusions),
-        explanation=explain_numeric(top, labels, len(adm.exclusions), stale_since),
+        explanation=explain_numeric(top, labels, adm.exclusions),
         # the top fusion of a non-cumulative key already grouped exactly these items
         clusters=_clusters(
             top.groups if top_over_all else make_groups(adm.items), labels, numeric=True
@@ -114,13 +119,13 @@ def _numeric(
         exclusions=tuple(adm.exclusions),
         constraints=tuple(sorted(constraints)),
         segments=tuple(segments),
+        newest_support_at=newest_support(adm.items, set(top.support)),
     )
 
 
-def _numeric_segment(piece: Piece, horizon: float | None) -> Segment:
+def _numeric_segment(piece: Piece, labels: Mapping[str, str]) -> Segment:
     f = fuse(piece.items)
-    # Only the open-ended (current) segment can go stale; a closed one is history.
-    stale = piece.valid_to is None and _stale_since(piece.items, horizon) is not None
+    period = period_phrase(piece.valid_from, piece.valid_to)
     return Segment(
         valid_from=piece.valid_from,
         valid_to=piece.valid_to,
@@ -128,9 +133,11 @@ def _numeric_segment(piece: Piece, horizon: float | None) -> Segment:
         best=f.best,
         high=f.high,
         conservative=f.conservative,
-        status="stale" if stale else f.status,
+        status=f.status,
         support=tuple(f.support),
         dissent=tuple(f.dissent),
+        explanation=f"{period}: {explain_numeric(f, labels, ())}",
+        newest_support_at=newest_support(piece.items, set(f.support)),
     )
 
 
@@ -172,20 +179,20 @@ def _categorical(
     adm: Admission,
     labels: Mapping[str, str],
     pieces: Sequence[Piece],
-    horizon: float | None,
 ) -> ConsensusResult:
-    votes = [vote(piece.items) for piece in pieces]
-    segments = [_vote_segment(p, v, horizon) for p, v in zip(pieces, votes, strict=True)]
+    votes = [vote(piece.items, (piece.valid_from, piece.valid_to)) for piece in pieces]
+    segments = [_vote_segment(p, v, labels) for p, v in zip(pieces, votes, strict=True)]
     if pieces:
         # State timeline: the current value is the latest segment's.
         top = votes[-1]
         support, dissent = _timeline_support(adm.items, votes, top)
         since, earlier = _current_run(pieces, votes)
+        current = set(top.support)
     else:
         top = vote(adm.items)
         support, dissent = top.support, top.dissent
         since, earlier = None, None
-    stale_since = _stale_since(adm.items, horizon) if top.status != "no_data" else None
+        current = set(support)
     return ConsensusResult(
         method=METHOD,
         method_version=METHOD_VERSION,
@@ -195,12 +202,17 @@ def _categorical(
         best=None,
         high=None,
         conservative=None,
-        status="stale" if stale_since else top.status,
+        status=top.status,
         support=tuple(support),
         dissent=tuple(dissent),
         excluded=tuple(cid for cid, _ in adm.exclusions),
         explanation=explain_vote(
-            top, labels, len(adm.exclusions), stale_since, since=since, earlier=earlier
+            top,
+            labels,
+            adm.exclusions,
+            since=since,
+            until=pieces[-1].valid_to if pieces else None,
+            earlier=earlier,
         ),
         value_text=top.text,
         clusters=_clusters(make_groups(adm.items), labels, numeric=False),
@@ -208,6 +220,8 @@ def _categorical(
         exclusions=tuple(adm.exclusions),
         constraints=tuple(sorted(adm.constraints)),
         segments=tuple(segments),
+        # the current value's own support: history agreeing with its period is not news
+        newest_support_at=newest_support(adm.items, current),
     )
 
 
@@ -244,8 +258,8 @@ def _current_run(pieces: Sequence[Piece], votes: Sequence[Vote]) -> tuple[date |
     return pieces[i].valid_from, f"'{v.text}' ({start} to {end})"
 
 
-def _vote_segment(piece: Piece, v: Vote, horizon: float | None) -> Segment:
-    stale = piece.valid_to is None and _stale_since(piece.items, horizon) is not None
+def _vote_segment(piece: Piece, v: Vote, labels: Mapping[str, str]) -> Segment:
+    period = period_phrase(piece.valid_from, piece.valid_to)
     return Segment(
         valid_from=piece.valid_from,
         valid_to=piece.valid_to,
@@ -253,10 +267,12 @@ def _vote_segment(piece: Piece, v: Vote, horizon: float | None) -> Segment:
         best=None,
         high=None,
         conservative=None,
-        status="stale" if stale else v.status,
+        status=v.status,
         support=tuple(v.support),
         dissent=tuple(v.dissent),
         text=v.text,
+        explanation=f"{period}: {explain_vote(v, labels, ())}",
+        newest_support_at=newest_support(piece.items, set(v.support)),
     )
 
 

@@ -29,6 +29,9 @@ def _band_phrase(f: Fusion) -> str:
     lo, hi = f.band.lo, f.band.hi
     if f.best is not None:
         text = f"Best estimate {fmt(f.best)}"
+        if f.split is not None:
+            a, b = f.split
+            text += f" (the weight splits evenly between {fmt(a)} and {fmt(b)}: the lower is taken)"
         if lo is not None and hi is not None and not lo == hi == f.best:
             text += f" (range {fmt(lo)}–{fmt(hi)})"
         return text
@@ -50,27 +53,44 @@ def _listing(entries: Sequence[str]) -> str:
     return shown
 
 
-def _no_data(n_excluded: int) -> str:
-    if n_excluded:
-        return f"No usable claims ({_plural(n_excluded, 'claim')} excluded)."
+Exclusions = Sequence[tuple[str, str]]  # (claim_id, reason)
+
+
+def _excluded(exclusions: Exclusions) -> str:
+    """How many claims were left out and why: an analyst's reason reads in full."""
+    if not exclusions:
+        return ""
+    reasons = list(dict.fromkeys(reason for _, reason in exclusions))
+    return f"{_plural(len(exclusions), 'claim')} excluded ({_listing(reasons)})"
+
+
+def _no_data(exclusions: Exclusions) -> str:
+    if exclusions:
+        return f"No usable claims: {_excluded(exclusions)}."
     return "No claims."
 
 
-def _stale(stale_since: date | None) -> str:
-    return f"; stale: newest claim published {stale_since.isoformat()}" if stale_since else ""
+def period_phrase(start: date | None, end: date | None) -> str:
+    """A segment's stretch of world time: 'From 2024-12-01 to 2025-01-01' (end excluded)."""
+    if start is None and end is None:
+        return "At any time"
+    if start is None:
+        return f"Until {end.isoformat()}" if end else "At any time"
+    if end is None:
+        return f"From {start.isoformat()} on"
+    return f"From {start.isoformat()} to {end.isoformat()}"
 
 
-def explain_numeric(
-    f: Fusion, labels: Mapping[str, str], n_excluded: int, stale_since: date | None
-) -> str:
+def explain_numeric(f: Fusion, labels: Mapping[str, str], exclusions: Exclusions) -> str:
     if f.status == "no_data":
-        return _no_data(n_excluded)
+        return _no_data(exclusions)
     if len(f.groups) == 1:
         g = f.groups[0]
         text = f"Single origin ({labels[g.root]}): {item_phrase(g.rep)}"
     else:
         text = f"{_band_phrase(f)} from {len(f.groups)} independent origins"
-    return text + _numeric_dissent(f, labels) + _stale(stale_since) + "."
+    excluded = _excluded(exclusions)
+    return text + _numeric_dissent(f, labels) + (f"; {excluded}" if excluded else "") + "."
 
 
 def _numeric_dissent(f: Fusion, labels: Mapping[str, str]) -> str:
@@ -92,23 +112,42 @@ def _numeric_dissent(f: Fusion, labels: Mapping[str, str]) -> str:
 def explain_vote(
     v: Vote,
     labels: Mapping[str, str],
-    n_excluded: int,
-    stale_since: date | None,
+    exclusions: Exclusions,
     *,
     since: date | None = None,
+    until: date | None = None,
     earlier: str | None = None,
 ) -> str:
     if v.status == "no_data":
-        return _no_data(n_excluded)
-    value = f"'{v.text}'" + (f" since {since.isoformat()}" if since else "")
+        return _no_data(exclusions)
+    value = f"'{v.text}'"
+    if since and until:  # the latest period has an end: nothing is said after it
+        value += f" from {since.isoformat()} to {until.isoformat()}"
+    elif since:
+        value += f" since {since.isoformat()}"
     if len(v.groups) == 1:
         text = f"Single origin ({labels[v.groups[0].root]}): {value}"
+    elif v.status == "single_source" and v.broad:
+        # one origin about this period; the others agree over a wider span
+        wider = {g.root for g in v.broad}
+        own = [g for g in v.groups if g.rep.key == v.key and g.root not in wider]
+        who = f"Single origin about this period ({labels[own[0].root]})" if own else "No origin"
+        wide = "; ".join(f"{labels[g.root]}{_span(g.rep)}" for g in v.broad)
+        text = f"{who}: {value}; consistent over a wider span: {wide}"
     else:
         text = f"{value} by weighted vote of {len(v.groups)} origins"
     text += _vote_dissent(v, labels)
     if earlier:
         text += f"; earlier {earlier}"
-    return text + _stale(stale_since) + "."
+    excluded = _excluded(exclusions)
+    return text + (f"; {excluded}" if excluded else "") + "."
+
+
+def _span(item: Item) -> str:
+    vt = item.claim.valid_time
+    if vt is None or vt.start is None or vt.end is None:
+        return ""
+    return f" ({vt.start.isoformat()} to {vt.end.isoformat()})"
 
 
 def _vote_dissent(v: Vote, labels: Mapping[str, str]) -> str:

@@ -25,6 +25,15 @@
 5. support: a claim whose interval overlaps the band (a one-sided bound must also
    admit best); dissent: every other included claim. The status is contested
    when the voice of some cluster is dissent.
+6. a contested key's reported band spans the credible dissenting clusters too
+   (UCDP's reading: low and high are the lowest and highest credible estimates,
+   best the most likely). A dissenting cluster is credible when its weight is at
+   least CREDIBLE_SHARE of the weight behind best; a lighter outlier stays outside
+   the range and is named as such. Support and dissent are judged against the
+   agreement band of step 3, never against the widened one.
+When the clusters' weight splits exactly in half between two values, the weighted
+median is the lower of the two (`Fusion.split` names both): the conservative reading,
+stated in the explanation.
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ class Fusion:
     groups: list[Group] = field(default_factory=list)
     dissent_items: list[Item] = field(default_factory=list)
     applied_floors: list[float] = field(default_factory=list)
+    agreement: Band = OPEN  # the band support is judged against (before widening)
+    split: tuple[float, float] | None = None  # best was the lower of an even split
 
 
 def contains(band: Band, x: float) -> bool:
@@ -125,6 +136,23 @@ def weighted_median(entries: list[tuple[float, float, str]]) -> float:
 MODE_SHARE = 0.45
 MODE_MIN_CLUSTERS = 2
 
+# A dissenting cluster with at least this share of the weight behind best is a credible
+# alternative: a contested key's band spans it (the same ratio that makes a vote
+# contested, _vote.CONTESTED_RATIO).
+CREDIBLE_SHARE = 0.5
+
+
+def even_split(entries: list[tuple[float, float, str]], best: float) -> float | None:
+    """The next value above `best` when the weight at or below best is exactly half
+    the total (the lower weighted median of an even split), else None."""
+    ordered = sorted(entries, key=lambda e: (e[0], e[2]))
+    total = math.fsum(w for _, w, _ in ordered)
+    below = math.fsum(w for v, w, _ in ordered if v <= best)
+    above = [v for v, _, _ in ordered if v > best]
+    if above and math.isclose(below * 2, total, rel_tol=1e-12):
+        return above[0]
+    return None
+
 
 def point_best(entries: list[tuple[float, float, str]]) -> float:
     """Weighted median, or the weighted mode when one exact value is repeated by at
@@ -175,14 +203,20 @@ def decision_rule(items: Sequence[Item]) -> str:
     return MEDIAN_OR_MODE
 
 
-def _best(groups: Sequence[Group], rule: str) -> float | None:
+def _best(groups: Sequence[Group], rule: str, out: Fusion) -> float | None:
     claimed: list[tuple[float, float, str]] = []
     derived: list[tuple[float, float, str]] = []
     for g in groups:
         if g.rep.best is not None:
             (derived if g.rep.derived else claimed).append((g.rep.best, g.weight, g.root))
     entries = claimed or derived
-    return best_by_rule(entries, rule) if entries else None
+    if not entries:
+        return None
+    best = best_by_rule(entries, rule)
+    if rule != PLURALITY:
+        upper = even_split(entries, best)
+        out.split = (best, upper) if upper is not None else None
+    return best
 
 
 def _range_reference(groups: Sequence[Group], rule: str) -> float | None:
@@ -218,7 +252,7 @@ def fuse(items: Sequence[Item], floors: Sequence[float] = (), rule: str | None =
         return Fusion()
     rule = rule if rule is not None else decision_rule(items)
     out = Fusion(groups=groups)
-    best = _best(groups, rule)
+    best = _best(groups, rule, out)
     ref = best if best is not None else _range_reference(groups, rule)
     core = [g for g in groups if ref is not None and _two_sided(g) and contains(g.rep.band, ref)]
     band = hull([g.rep.band for g in core]) if core else OPEN
@@ -226,9 +260,33 @@ def fuse(items: Sequence[Item], floors: Sequence[float] = (), rule: str | None =
     band = _clip(band, groups, best, floors, lows, out)
     credible = [lo for lo in lows if band.hi is None or lo <= band.hi]
     out.conservative = max(credible) if credible else None
-    out.low, out.best, out.high, out.band = band.lo, best, band.hi, band
+    out.agreement = band
     _judge(items, groups, best, out)
+    if out.status == "contested":
+        band = _span_credible(band, groups, best, out.agreement)
+    out.low, out.best, out.high, out.band = band.lo, best, band.hi, band
     return out
+
+
+def _span_credible(
+    band: Band, groups: Sequence[Group], best: float | None, agreement: Band
+) -> Band:
+    """The agreement band widened to the finite ends of every credible dissenting
+    cluster (see CREDIBLE_SHARE)."""
+    agreeing = {g.root for g in groups if _agrees(g.rep.band, best, agreement)}
+    behind = math.fsum(g.weight for g in groups if g.root in agreeing)
+    lo, lo_x, hi, hi_x = band
+    for g in groups:
+        if g.root in agreeing or g.weight < CREDIBLE_SHARE * behind * (1 - 1e-12):
+            continue
+        for x, x_x in ((g.rep.band.lo, g.rep.band.lo_x), (g.rep.band.hi, g.rep.band.hi_x)):
+            if x is None:
+                continue
+            if lo is not None and (x < lo or (x == lo and not x_x)):
+                lo, lo_x = x, x_x and x == g.rep.band.lo
+            if hi is not None and (x > hi or (x == hi and not x_x)):
+                hi, hi_x = x, x_x and x == g.rep.band.hi
+    return Band(lo, lo_x, hi, hi_x)
 
 
 def _two_sided(g: Group) -> bool:
@@ -263,16 +321,17 @@ def _clip(
 
 
 def _judge(items: Sequence[Item], groups: Sequence[Group], best: float | None, out: Fusion) -> None:
-    """Support/dissent per claim; the status from the clusters' own voices."""
+    """Support/dissent per claim against the agreement band; the status from the
+    clusters' own voices."""
     for item in items:
-        if _agrees(item.band, best, out.band):
+        if _agrees(item.band, best, out.agreement):
             out.support.append(item.cid)
         else:
             out.dissent.append(item.cid)
             out.dissent_items.append(item)
     if len(groups) == 1:
         out.status = "single_source"
-    elif any(not _agrees(g.rep.band, best, out.band) for g in groups):
+    elif any(not _agrees(g.rep.band, best, out.agreement) for g in groups):
         out.status = "contested"
     else:
         out.status = "settled"

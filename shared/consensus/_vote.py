@@ -4,6 +4,14 @@ Spellings are merged through the attribute's value aliases (case- and
 space-insensitive). The winner has the largest total weight (ties: more
 clusters, then alphabetical). The result is contested when the runner-up has at
 least half the winner's weight.
+
+Within a valid-time segment, agreement means agreement about that period: an
+origin confirms the segment's value only when its claim is mostly about the
+segment (the segment covers at least half of the claim's own span, or the claim
+is open-ended: "from February on"). A claim spanning May to January agrees with
+a December claim but is not a second witness of December: with fewer than two
+confirming origins the segment is not `settled` but `single_source`, and the
+explanation names the broader claims as consistent.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 from shared.consensus._admit import Item
 from shared.consensus._cluster import Group, make_groups, rank
@@ -28,9 +37,23 @@ class Vote:
     groups: list[Group] = field(default_factory=list)
     dissent_groups: list[Group] = field(default_factory=list)
     runner_up: str | None = None
+    # agreeing clusters whose claims are about a wider span than the segment
+    broad: list[Group] = field(default_factory=list)
 
 
-def vote(items: Sequence[Item]) -> Vote:
+def about(item: Item, start: date | None, end: date | None) -> bool:
+    """The claim is mostly about [start, end): the period covers at least half of the
+    claim's own valid-time span (an open-ended claim is about every period it covers)."""
+    vt = item.claim.valid_time
+    if vt is None or vt.start is None or vt.end is None:
+        return True
+    lo = vt.start if start is None else max(vt.start, start)
+    hi = vt.end if end is None else min(vt.end, end)
+    return (hi - lo).days * 2 >= (vt.end - vt.start).days
+
+
+def vote(items: Sequence[Item], period: tuple[date | None, date | None] | None = None) -> Vote:
+    """`period`: the segment voted on, if any (see the module docstring)."""
     groups = make_groups(items)
     if not groups:
         return Vote()
@@ -53,8 +76,16 @@ def vote(items: Sequence[Item]) -> Vote:
         contested = runner_weight >= CONTESTED_RATIO * winner_weight
     else:
         contested = False
+    if period is not None:
+        agreeing = [g for g in groups if g.rep.key == winner]
+        out.broad = [g for g in agreeing if not any(about(m, *period) for m in g.members)]
+        confirmed = len(agreeing) - len(out.broad)
+    else:
+        confirmed = len(groups)
     if len(groups) == 1:
         out.status = "single_source"
+    elif contested:
+        out.status = "contested"
     else:
-        out.status = "contested" if contested else "settled"
+        out.status = "settled" if confirmed >= 2 else "single_source"
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -222,7 +222,9 @@ def test_one_sided_bound_that_contradicts_best_is_dissent_not_applied() -> None:
     result = run(
         [claim("a", approx(12000), "A"), claim("b", over(15000), "South Korean intelligence")]
     )
-    assert (result.low, result.best, result.high) == (10800, 12000, 13200)
+    # not applied: it does not clip the band to nothing; as an equally weighted, credible
+    # alternative the contested band reaches up to where it begins
+    assert (result.low, result.best, result.high) == (10800, 12000, 15000)
     assert result.dissent == ("b",)
     assert result.status == "contested"
     assert "1 dissenting claim (over 15,000, South Korean intelligence) lies outside the range" in (
@@ -278,14 +280,16 @@ def test_range_without_point_does_not_pull_best() -> None:
 
 
 def test_best_equals_a_claimed_value_exactly() -> None:
+    # an attribute the registry does not know keeps its decimals (counts are whole)
+    spec = AttributeSpec("personnel_deployed", "stock", implicit=True)
     claims = [
         claim("a", approx(11999), "A"),
         claim("b", val(0.1 + 0.2, 0.1 + 0.2 + 11999, 12003.7, "approximately"), "B"),
         claim("c", exact(12001), "C"),
     ]
-    result = run(claims)
     claimed_bests = {11999, 0.1 + 0.2 + 11999, 12001}
     claimed_bounds = {11999 - 1199, 11999 + 1199, 0.1 + 0.2, 12003.7, 12001}
+    result = run(claims, spec)
     assert result.best in claimed_bests
     assert result.low in claimed_bounds and result.high in claimed_bounds
     assert repr(result.best) in {repr(x) for x in claimed_bests}
@@ -484,19 +488,18 @@ def test_only_excluded_claims_is_no_data_with_exclusions() -> None:
     result = run([claim("a", exact(1), "A", retracted=True)])
     assert result.status == "no_data"
     assert result.excluded == ("a",)
-    assert result.explanation == "No usable claims (1 claim excluded)."
+    assert result.explanation == "No usable claims: 1 claim excluded (retracted)."
 
 
-def test_stale_when_newest_claim_is_older_than_the_horizon() -> None:
+def test_the_result_carries_its_newest_support_and_never_decides_staleness() -> None:
     claims = [
         claim("a", exact(5), "A", published="2023-01-01"),
         claim("b", exact(5), "B", published="2023-06-01"),
+        claim("c", exact(900), "C", published="2024-06-01"),  # dissent: not support
     ]
-    at = datetime(2025, 1, 1, tzinfo=UTC)
-    assert run(claims, at=at).status == "stale"
-    assert "stale: newest claim published 2023-06-01" in run(claims, at=at).explanation
-    assert run(claims, at=at, stale_after=timedelta(days=1000)).status == "settled"
-    assert run(claims).status == "settled"
+    result = run(claims)
+    assert result.status == "contested"
+    assert result.newest_support_at == "2023-06-01T00:00:00Z"
 
 
 def test_stock_claims_about_different_months_form_separate_segments() -> None:
@@ -640,7 +643,7 @@ def test_old_upper_bound_on_a_running_total_is_history_not_dissent() -> None:
     assert result.segments[-1].support == ("feb",)
 
 
-def test_stale_marks_only_the_open_ended_last_segment() -> None:
+def test_each_segment_carries_its_own_newest_support() -> None:
     claims = [
         claim(
             "dec",
@@ -659,9 +662,11 @@ def test_stale_marks_only_the_open_ended_last_segment() -> None:
             published="2024-03-01",
         ),
     ]
-    result = compute_consensus(claims, KILLED, at=datetime(2025, 6, 1, tzinfo=UTC))
-    assert [s.status for s in result.segments] == ["single_source", "stale"]
-    assert result.status == "stale"
+    result = compute_consensus(claims, KILLED)
+    assert [s.newest_support_at for s in result.segments] == [
+        "2024-01-05T00:00:00Z",
+        "2024-03-01T00:00:00Z",
+    ]
 
 
 # --- categorical --------------------------------------------------------------------------
@@ -771,7 +776,8 @@ def test_kursk_demo_personnel_claims() -> None:
     assert result.excluded == ("zelenskyy-additional",)
     assert (
         result.explanation
-        == "Best estimate 12,000 (range 10,000–13,200) from 2 independent origins."
+        == "Best estimate 12,000 (range 10,000–13,200) from 2 independent origins;"
+        " 1 claim excluded (other attribute: additional_deployment)."
     )
     [december] = result.segments
     assert (december.valid_from, december.valid_to, december.best) == (

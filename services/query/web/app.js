@@ -557,8 +557,17 @@
     ];
     if (role !== "none") lines.push("role: " + role + (role === "excluded" ? " (" + excludedReason(a, c.claim_id) + ")" : ""));
     if (c.retracted) lines.push("retracted");
+    const note = analystNote(a, c.claim_id);
+    if (note && role !== "excluded") lines.push("analyst: " + note);
     if (c.quote) lines.push("“" + String(c.quote).slice(0, 280) + (String(c.quote).length > 280 ? "…" : "") + "”");
     return lines;
+  }
+
+  // retractions and assessments, with their reason, who and when (result `notes`)
+  function analystNote(a, id) {
+    const v = shownVersion(a) || a.current;
+    const n = v && v.notes ? v.notes[id] : null;
+    return n ? String(n) : null;
   }
 
   function excludedReason(a, id) {
