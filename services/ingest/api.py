@@ -281,7 +281,6 @@ async def assess_claim(
 def _unsaid(by: str | None) -> set[str]:
     # without `by` the payload is what it was before `by` existed: same event id
     return {"effective_at"} if by is not None else {"effective_at", "by"}
-    )
 
 
 @router.put(
