@@ -106,6 +106,9 @@ class ClaimFacts:
     retracted: bool = False
     machine_proposed: bool = False
     source_score: float | None = None  # learned reliability of the source (re-weighting)
+    # the source this claim's source was found to copy (learned, dependence.py): where
+    # the two give the same value, they are one voice
+    copies_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

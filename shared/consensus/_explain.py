@@ -70,7 +70,25 @@ def explain_numeric(
         text = f"Single origin ({labels[g.root]}): {item_phrase(g.rep)}"
     else:
         text = f"{_band_phrase(f)} from {len(f.groups)} independent origins"
-    return text + _numeric_dissent(f, labels) + _stale(stale_since) + "."
+    return text + _copies(f.groups) + _numeric_dissent(f, labels) + _stale(stale_since) + "."
+
+
+def _copies(groups: Sequence[Group]) -> str:
+    """Names the learned copying the clusters absorbed: '; 4 sources found copying
+    others count once with them'."""
+    copiers = set()
+    for g in groups:
+        sources = {m.claim.source_id for m in g.members}
+        for m in g.members:
+            if m.claim.copies_source is not None and m.claim.copies_source in sources:
+                copiers.add(m.claim.source_id)
+    if not copiers:
+        return ""
+    n = len(copiers)
+    named = ", ".join(sorted(copiers)[:_MAX_LISTED]) + (", …" if n > _MAX_LISTED else "")
+    if n == 1:
+        return f"; 1 source found copying another counts once with it ({named})"
+    return f"; {n} sources found copying others count once with them ({named})"
 
 
 def _numeric_dissent(f: Fusion, labels: Mapping[str, str]) -> str:
@@ -105,7 +123,7 @@ def explain_vote(
         text = f"Single origin ({labels[v.groups[0].root]}): {value}"
     else:
         text = f"{value} by weighted vote of {len(v.groups)} origins"
-    text += _vote_dissent(v, labels)
+    text += _copies(v.groups) + _vote_dissent(v, labels)
     if earlier:
         text += f"; earlier {earlier}"
     return text + _stale(stale_since) + "."
