@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -68,7 +68,7 @@ def observation_of(claim: ClaimFacts, published: str) -> Observation | None:
     name. A measure's reading (its value's rule names the measure) is judged by the
     measure's decision rule, as the fusion does; a name by the plurality of names."""
     v = claim.value
-    if claim.retracted or claim.modality == "denied" or claim.rank == "deprecated":
+    if claim.retracted or claim.modality == "denied":
         return None
     value: float | str
     if v.text is not None:
@@ -88,19 +88,47 @@ def observation_of(claim: ClaimFacts, published: str) -> Observation | None:
         claim_id=claim.claim_id,
         prior=prior_weight(claim),
         rule=PLURALITY if v.rule.startswith(MEASURE_RULE_PREFIX) else MEDIAN_OR_MODE,
+        rank=claim.rank,  # analysts' assessments are evidence: gold answers, known errors
     )
 
 
 def stored_observations(engine: Engine) -> list[Observation]:
+    """Every stored claim as the analysts left it: retracted ones out, assessed ones with
+    their rank (a preferred claim is a gold answer, a deprecated one a known error)."""
     out: list[Observation] = []
     with engine.connect() as conn:
+        corrections = _corrections(conn)
         rows = conn.execute(
-            select(claims_t.c.facts, claims_t.c.published_at).order_by(claims_t.c.claim_id)
+            select(claims_t.c.claim_id, claims_t.c.facts, claims_t.c.published_at).order_by(
+                claims_t.c.claim_id
+            )
         )
         for r in rows:
-            obs = observation_of(claim_from_dict(json.loads(r.facts)), r.published_at)
+            claim = claim_from_dict(json.loads(r.facts))
+            fix = corrections.get(r.claim_id)
+            if fix is not None:
+                claim = replace(claim, **fix)
+            obs = observation_of(claim, r.published_at)
             if obs is not None:
                 out.append(obs)
+    return out
+
+
+def _corrections(conn: Any) -> dict[str, dict[str, Any]]:
+    """claim id -> the fields its retraction and latest assessment set (in effective
+    order, as the reconciler applies them)."""
+    out: dict[str, dict[str, Any]] = {}
+    rows = conn.execute(
+        select(mods_t.c.target, mods_t.c.kind, mods_t.c.data)
+        .where(mods_t.c.kind.in_(("retraction", "assessment")))
+        .order_by(mods_t.c.effective_at, mods_t.c.recorded_at, mods_t.c.event_id)
+    )
+    for r in rows:
+        fix = out.setdefault(r.target, {})
+        if r.kind == "retraction":
+            fix["retracted"] = True
+        elif rank := json.loads(r.data).get("rank"):
+            fix["rank"] = rank
     return out
 
 

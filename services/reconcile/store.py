@@ -682,9 +682,7 @@ def _modified(claim: ClaimFacts, mods: Iterable[Modifier]) -> ClaimFacts:
         if kind == "rating" and target == claim.source_id:
             claim = replace(claim, source_reliability=data["reliability"])
         elif kind == "learned" and target == claim.source_id:
-            claim = replace(
-                claim, source_score=data["score"], copies_source=data.get("copy_of")
-            )
+            claim = replace(claim, source_score=data["score"], copies_source=data.get("copy_of"))
         elif target != claim.claim_id:
             continue
         elif kind == "retraction":

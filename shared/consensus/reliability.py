@@ -80,6 +80,9 @@ class Observation:
     claim_id: str = ""  # last tie-break, as in the product (smallest id)
     prior: float = 1.0  # the claim's weight before learning (_weights.prior_weight)
     rule: str = MEDIAN_OR_MODE  # the key's decision rule (PLURALITY: a measure's reading)
+    # an analyst's assessment: "preferred" is a gold answer for its key (it anchors what
+    # the learner counts as right there), "deprecated" a known error of its source
+    rank: str = "normal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class Params:
     plurality_exponent: float = 1.0  # the same for measures (exact-reading agreement)
     max_rounds: int = 20
     epsilon: float = 1e-6
+    gold_weight: int = 5  # judgements one analyst verdict (preferred, deprecated) counts as
     # None: no copy detection
     dependence: DependenceParams | None = field(default_factory=DependenceParams)
 
@@ -103,6 +107,7 @@ class Params:
             "plurality_exponent": self.plurality_exponent,
             "max_rounds": self.max_rounds,
             "epsilon": self.epsilon,
+            "gold_weight": self.gold_weight,
             "dependence": None if self.dependence is None else self.dependence.as_dict(),
         }
 
@@ -129,6 +134,13 @@ class _Cluster:
 class _Key:
     rule: str
     clusters: list[_Cluster]
+    refuted: list[Observation] = field(default_factory=list)  # deprecated by an analyst
+
+    @property
+    def anchor(self) -> Observation | None:
+        """The heaviest claim an analyst marked preferred: the key's gold answer."""
+        gold = [m for c in self.clusters for m in c.members if m.rank == "preferred"]
+        return min(gold, key=lambda m: (-m.prior, m.claim_id)) if gold else None
 
 
 def learn_reliability(
@@ -139,6 +151,7 @@ def learn_reliability(
     contested = {k: key for k, key in keys.items() if _disputed(key)}
     sources = sorted(
         {m.source_id for key in contested.values() for c in key.clusters for m in c.members}
+        | {m.source_id for key in contested.values() for m in key.refuted}
     )
     rules = sorted({key.rule for key in contested.values()})
     exponents = {
@@ -165,7 +178,17 @@ def learn_reliability(
         sums: dict[str, dict[str, list[float]]] = {r: {s: [] for s in sources} for r in rules}
         for key in contested.values():
             best, voices = _fused(key, scores, copies)
+            anchor = key.anchor
+            if anchor is not None:
+                best = anchor.value  # analysts' gold answers teach what is right
+            elif key.rule == CATEGORICAL and _tied(voices, scores):
+                voices = []  # decided by the alphabet, not the sources: teaches nothing
             by_source = sums[key.rule]
+            # an analyst's verdict is gold: it counts as `gold_weight` judgements, so a
+            # few assessments outweigh the consensus the sources make among themselves
+            taught = params.gold_weight if anchor is not None else 1
+            for m in key.refuted:  # a claim an analyst deprecated was wrong
+                by_source[m.source_id].extend([0.0] * params.gold_weight)
             # Counts: every claim is judged (a stale figure is a wrong figure). Measures
             # and names: only each cluster's voice, its current reading, as the fusion
             # counts it; a reading the source itself has since updated is not held
@@ -176,7 +199,8 @@ def learn_reliability(
                 else [m for c in key.clusters for m in c.members]
             )
             for m in judged:
-                by_source[m.source_id].append(_agree(m.value, best, key.rule, params))
+                agree = _agree(m.value, best, key.rule, params)
+                by_source[m.source_id].extend([agree] * taught)
         total = [a for r in rules for s in sources for a in sums[r][s]]
         pooled = _clip01(math.fsum(total) / len(total)) if total else 0.5
         pooled_by_rule = {r: _pooled(sums[r], sources) for r in rules}
@@ -274,6 +298,8 @@ def _belief(
 
 
 def _disputed(key: _Key) -> bool:
+    if key.refuted or (key.anchor is not None and len(key.clusters) > 1):
+        return True
     if len(key.clusters) < 2:
         return False
     first = key.clusters[0].members[0].value
@@ -289,10 +315,14 @@ def _by_key(observations: Iterable[Observation]) -> dict[str, _Key]:
     grouped: dict[str, dict[str, list[Observation]]] = {}
     plurality: set[str] = set()
     categorical: set[str] = set()
+    refuted: dict[str, list[Observation]] = {}
     for o in observations:
         if isinstance(o.value, str):
             categorical.add(o.key)
         elif not math.isfinite(o.value):
+            continue
+        if o.rank == "deprecated":
+            refuted.setdefault(o.key, []).append(o)
             continue
         origin = " ".join((o.origin or o.source_id).casefold().split())
         grouped.setdefault(o.key, {}).setdefault(origin, []).append(o)
@@ -313,7 +343,7 @@ def _by_key(observations: Iterable[Observation]) -> dict[str, _Key]:
             _Cluster(origin, sorted(members, key=lambda m: (m.claim_id, m.source_id, str(m.value))))
             for origin, members in sorted(members_of.items())
         ]
-        out[key] = _Key(rule, clusters)
+        out[key] = _Key(rule, clusters, sorted(refuted.get(key, []), key=lambda m: m.claim_id))
     return out
 
 
@@ -391,6 +421,15 @@ def _join_copies(key: _Key, copies: Mapping[str, Copying]) -> list[int]:
                 if a != b:
                     parent[max(a, b)] = min(a, b)
     return [find(i) for i in range(len(parent))]
+
+
+def _tied(voices: list[Observation], scores: Mapping[str, float]) -> bool:
+    """The two heaviest names weigh the same (before copy joins: a conservative test)."""
+    ballots: dict[float | str, float] = {}
+    for v in voices:
+        ballots[v.value] = ballots.get(v.value, 0.0) + _weight(v, scores)
+    top = sorted(ballots.values(), reverse=True)
+    return len(top) > 1 and abs(top[0] - top[1]) <= 1e-9 * max(top[0], 1e-12)
 
 
 def _plurality_text(entries: list[tuple[str, float, str]]) -> str:

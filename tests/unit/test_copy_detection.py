@@ -169,3 +169,26 @@ def test_a_copier_saying_something_else_keeps_its_own_voice() -> None:
     got = compute_consensus(claims, GATE)
     assert len(got.clusters) == 3
     assert "copying" not in got.explanation
+
+
+def _one_against_one(rank_of_x: str = "normal", rank_of_y: str = "normal") -> list[Observation]:
+    """Twenty keys where 'x' and 'y' disagree one against one, an undecidable vote; on
+    the first five an analyst assessed one of the claims. A tie would go to y ("a" < "x")."""
+    obs = []
+    for i in range(20):
+        rx, ry = (rank_of_x, rank_of_y) if i < 5 else ("normal", "normal")
+        obs.append(Observation(f"k{i}", "x", f"x{i}", claim_id=f"{i}x", rank=rx))
+        obs.append(Observation(f"k{i}", "y", f"a{i}", claim_id=f"{i}y", rank=ry))
+    return obs
+
+
+def test_an_analysts_preferred_claims_anchor_the_source_that_made_them() -> None:
+    learned = learn_reliability(_one_against_one(rank_of_x="preferred"))
+    assert learned.scores["x"] > learned.scores["y"]
+    assert [learned.consensus[f"k{i}"] for i in range(5, 20)] == [f"x{i}" for i in range(5, 20)]
+
+
+def test_an_analysts_deprecated_claims_count_against_their_source() -> None:
+    learned = learn_reliability(_one_against_one(rank_of_y="deprecated"))
+    assert learned.scores["y"] < learned.scores["x"]
+    assert learned.consensus["k10"] == "x10"
