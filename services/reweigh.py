@@ -14,15 +14,16 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from services.ingest.outbox import append_events
 from services.tables import ClaimRow, ModifierRow
 from shared.codec import claim_from_dict
+from shared.consensus._admit import norm_text
 from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY
 from shared.consensus._weights import prior_weight
 from shared.consensus.reliability import (
@@ -63,42 +64,85 @@ class Reweighing:
 
 
 def observation_of(claim: ClaimFacts, published: str) -> Observation | None:
-    """A claim the learner can judge: a numeric point someone actually claimed. A
-    measure's reading (its value's rule names the measure) is judged by the measure's
-    decision rule, as the fusion does."""
+    """A claim the learner can judge: a point someone actually claimed, a number or a
+    name. A measure's reading (its value's rule names the measure) is judged by the
+    measure's decision rule, as the fusion does; a name by the plurality of names."""
     v = claim.value
-    if claim.retracted or claim.modality == "denied" or claim.rank == "deprecated":
+    if claim.retracted or claim.modality == "denied":
         return None
-    if not v.is_numeric or v.best is None or v.best_derived or v.relative_to:
+    value: float | str
+    if v.text is not None:
+        if not v.text.strip():
+            return None
+        value = norm_text(v.text)
+    elif v.best is None or v.best_derived or v.relative_to:
         return None
+    else:
+        value = float(v.best)
     return Observation(
         key=f"{claim.subject}\x1f{claim.attribute}",
         source_id=claim.source_id,
-        value=float(v.best),
+        value=value,
         origin=claim.attributed_to or claim.source_id,
         published=parse_iso(published).timestamp(),
         claim_id=claim.claim_id,
         prior=prior_weight(claim),
         rule=PLURALITY if v.rule.startswith(MEASURE_RULE_PREFIX) else MEDIAN_OR_MODE,
+        rank=claim.rank,  # analysts' assessments are evidence: gold answers, known errors
     )
 
 
 def stored_observations(engine: Engine) -> list[Observation]:
+    """Every stored claim as the analysts left it: retracted ones out, assessed ones with
+    their rank (a preferred claim is a gold answer, a deprecated one a known error)."""
     out: list[Observation] = []
     with engine.connect() as conn:
+        corrections = _corrections(conn)
         rows = conn.execute(
-            select(claims_t.c.facts, claims_t.c.published_at).order_by(claims_t.c.claim_id)
+            select(claims_t.c.claim_id, claims_t.c.facts, claims_t.c.published_at).order_by(
+                claims_t.c.claim_id
+            )
         )
         for r in rows:
-            obs = observation_of(claim_from_dict(json.loads(r.facts)), r.published_at)
+            claim = claim_from_dict(json.loads(r.facts))
+            fix = corrections.get(r.claim_id)
+            if fix is not None:
+                claim = replace(claim, **fix)
+            obs = observation_of(claim, r.published_at)
             if obs is not None:
                 out.append(obs)
     return out
 
 
-def current_scores(engine: Engine) -> dict[str, float]:
-    """The latest learned score per source (later effective time, then recorded, wins)."""
-    scores: dict[str, float] = {}
+def _corrections(conn: Any) -> dict[str, dict[str, Any]]:
+    """claim id -> the fields its retraction and latest assessment set (in effective
+    order, as the reconciler applies them)."""
+    out: dict[str, dict[str, Any]] = {}
+    rows = conn.execute(
+        select(mods_t.c.target, mods_t.c.kind, mods_t.c.data)
+        .where(mods_t.c.kind.in_(("retraction", "assessment")))
+        .order_by(mods_t.c.effective_at, mods_t.c.recorded_at, mods_t.c.event_id)
+    )
+    for r in rows:
+        fix = out.setdefault(r.target, {})
+        if r.kind == "retraction":
+            fix["retracted"] = True
+        elif rank := json.loads(r.data).get("rank"):
+            fix["rank"] = rank
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """What the stored events say a source's learned state is now."""
+
+    score: float = 1.0
+    copy_of: str | None = None
+
+
+def current_learned(engine: Engine) -> dict[str, Learned]:
+    """The latest learned state per source (later effective time, then recorded, wins)."""
+    out: dict[str, Learned] = {}
     with engine.connect() as conn:
         rows = conn.execute(
             select(mods_t.c.target, mods_t.c.data)
@@ -106,16 +150,31 @@ def current_scores(engine: Engine) -> dict[str, float]:
             .order_by(mods_t.c.effective_at, mods_t.c.recorded_at, mods_t.c.event_id)
         )
         for r in rows:
-            scores[r.target] = float(json.loads(r.data)["score"])
-    return scores
+            data = json.loads(r.data)
+            out[r.target] = Learned(float(data["score"]), data.get("copy_of"))
+    return out
 
 
-def changed_scores(new: dict[str, float], old: dict[str, float]) -> dict[str, float]:
-    """Scores to send: moved sources, and sources learned before that fell out (back to 1)."""
+def current_scores(engine: Engine) -> dict[str, float]:
+    return {s: learned.score for s, learned in current_learned(engine).items()}
+
+
+def changed_scores(
+    new: dict[str, float],
+    old: dict[str, float],
+    copies: dict[str, str] | None = None,
+    old_copies: dict[str, str | None] | None = None,
+) -> dict[str, float]:
+    """Scores to send: moved sources, sources learned before that fell out (back to 1),
+    and sources whose copy finding (copier -> original) appeared, moved or went."""
     out = {s: v for s, v in new.items() if abs(v - old.get(s, 1.0)) > CHANGE}
     for s, v in old.items():
         if s not in new and abs(v - 1.0) > CHANGE:
             out[s] = 1.0
+    copies, old_copies = copies or {}, old_copies or {}
+    for s in {*copies, *(k for k, v in old_copies.items() if v)}:
+        if copies.get(s) != old_copies.get(s):
+            out[s] = new.get(s, 1.0)
     return dict(sorted(out.items()))
 
 
@@ -125,6 +184,18 @@ def reliability_event(
     run = stable_id("run_", json.dumps(changed, sort_keys=True), json.dumps(params.as_dict()))
     payload: dict[str, Any] = {
         "scores": changed,
+        # copier -> its finding (dependence.py), for the sources sent: the reconciler
+        # joins a copier's claims with its original's where they agree
+        "copies": {
+            s: {
+                "original": f.original,
+                "probability": f.probability,
+                "shared": f.shared,
+                "shared_false": f.shared_false,
+            }
+            for s, f in sorted(learned.copies.items())
+            if s in changed
+        },
         "method": METHOD,
         "method_version": METHOD_VERSION,
         "run_id": run,
@@ -154,7 +225,13 @@ def reweigh(
     params = params or Params()
     obs = stored_observations(engine) if observations is None else list(observations)
     learned = learn_reliability(obs, params=params)
-    changed = changed_scores(learned.scores, current_scores(engine))
+    held = current_learned(engine)
+    changed = changed_scores(
+        learned.scores,
+        {s: h.score for s, h in held.items()},
+        {s: f.original for s, f in learned.copies.items()},
+        {s: h.copy_of for s, h in held.items()},
+    )
     if not changed:
         return Reweighing(learned, changed, None, None)
     event = reliability_event(changed, learned, params, now_iso())
@@ -163,19 +240,68 @@ def reweigh(
     return Reweighing(learned, changed, event, token)
 
 
+def inputs_fingerprint(engine: Engine) -> tuple[Any, ...]:
+    """Changes whenever what the learner reads changes: claims stored, and the analysts'
+    corrections (retractions, assessments, ratings) that exclude or grade them."""
+    with engine.connect() as conn:
+        claims = conn.execute(select(func.count(), func.max(claims_t.c.recorded_at))).one()
+        mods = conn.execute(
+            select(func.count(), func.max(mods_t.c.recorded_at)).where(mods_t.c.kind != "learned")
+        ).one()
+    return (*claims, *mods)
+
+
+def reweigh_in_worker(database_url: str, partitions: int) -> tuple[str | None, int]:
+    """One run in a worker process (the learner is CPU-bound: in the service's own
+    process it would hold the GIL for seconds and stall the HTTP path)."""
+    from services.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        done = reweigh(engine, partitions)
+    finally:
+        engine.dispose()
+    return (done.event.event_id if done.event else None), len(done.changed)
+
+
 async def reweigh_periodically(
-    engine: Engine, partitions: int, every_s: float, appended: Callable[[], None]
+    engine: Engine,
+    database_url: str,
+    partitions: int,
+    every_s: float,
+    appended: Callable[[], None],
 ) -> None:
-    """The live path's re-weighting (CLAIMLEDGER_REWEIGH_EVERY_S): learn, append when a
-    score moved, tell the relay (`appended`), sleep. A failed run is logged and retried
-    at the next tick; the learner itself is pure, so a run never half-applies."""
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            done = await asyncio.to_thread(reweigh, engine, partitions)
-        except Exception:  # keep the service alive; the next tick retries
-            log.exception("re-weighting failed")
-            continue
-        if done.event is not None:
-            log.info("re-weighting appended %s (%d scores)", done.event.event_id, len(done.changed))
-            appended()
+    """Learning on the live path (on by default, CLAIMLEDGER_REWEIGH_EVERY_S): every
+    `every_s`, when claims or corrections changed since the last run, learn in a worker
+    process, append when a score or a copy finding moved, tell the relay (`appended`).
+    A failed run is logged and retried at the next tick; the learner is pure, so a run
+    never half-applies. While claims keep arriving the pause stretches to twice the
+    last run's duration, so learning takes at most a third of one core."""
+    import concurrent.futures
+    import multiprocessing
+    import time
+
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded event loop
+    last: tuple[Any, ...] | None = None
+    pause = every_s
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                seen = await asyncio.to_thread(inputs_fingerprint, engine)
+                if seen == last:
+                    pause = every_s
+                    continue
+                started = time.monotonic()
+                loop = asyncio.get_running_loop()
+                event_id, changed = await loop.run_in_executor(
+                    pool, reweigh_in_worker, database_url, partitions
+                )
+                last = seen
+                pause = max(every_s, 2 * (time.monotonic() - started))
+            except Exception:  # keep the service alive; the next tick retries
+                log.exception("re-weighting failed")
+                continue
+            if event_id is not None:
+                log.info("re-weighting appended %s (%d sources)", event_id, changed)
+                appended()

@@ -120,6 +120,9 @@ class ClaimFacts:
     # what analysts said about the claim (retraction, assessment), each as one readable
     # line with its reason, who said it and when (see shared.consensus.claim_note)
     notes: tuple[str, ...] = ()
+    # the source this claim's source was found to copy (learned, dependence.py): where
+    # the two give the same value, they are one voice
+    copies_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

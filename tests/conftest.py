@@ -18,6 +18,11 @@ import pytest
 from services.localredis import LocalRedis, free_port
 from tests.postgres import PostgresServer, PostgresUnavailable, provide_postgres
 
+# Learning runs by itself in a deployment (every 10 s); a test that counts versions or
+# reads a consensus must not have a re-weighting land in between, so the suite turns
+# it off unless a test asks for it (tests/e2e/test_learning.py does).
+os.environ.setdefault("CLAIMLEDGER_REWEIGH_EVERY_S", "0")
+
 BACKENDS = ["sqlite", "postgresql"]  # `pytest.mark.parametrize("db_url", BACKENDS, indirect=True)`
 
 

@@ -40,9 +40,9 @@ class IngestSettings(CommonSettings):
     open_writes: bool = False
     rate_limit_per_min: float = 0  # per API key (per client address when auth is off); 0 = off
     future_tolerance_s: float = 86_400.0  # published_at may be at most this far in the future
-    # Learned source reliability re-run every N seconds (0 = off: a run reads every claim
-    # and may recompute every key, so it is opted into; `claimledger reweigh` runs it once).
-    reweigh_every_s: float = 0
+    # Learned source reliability and copy detection, re-run every N seconds when claims
+    # changed (in a worker process; 0 = off, `claimledger reweigh` runs it once).
+    reweigh_every_s: float = 10
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -82,7 +82,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             tasks.append(
                 asyncio.create_task(
                     reweigh_periodically(
-                        engine, settings.partitions, settings.reweigh_every_s, relay.kick
+                        engine,
+                        settings.database_url,
+                        settings.partitions,
+                        settings.reweigh_every_s,
+                        relay.kick,
                     ),
                     name="reweigh",
                 )

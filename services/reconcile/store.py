@@ -308,7 +308,12 @@ class _Batch:
             state = KeyState(claim.subject, claim.attribute)
             self.states[key] = state
             self.subject_keys.setdefault(claim.subject, set()).add(claim.attribute)
+        since = data["published_at"]
         if claim.claim_id not in state.claims:
+            if _makes_names(claim, state.claims.values()):
+                # the key's kind is decided by all its claims, not its first: its first
+                # name turns the numbers already stored into names, at every time
+                since = min(state.times())
             state.claims[claim.claim_id] = claim
             state.published[claim.claim_id] = data["published_at"]
             self.claim_keys[claim.claim_id] = key
@@ -327,7 +332,7 @@ class _Batch:
             self._note_dependencies(state, claim)
         if event.payload.get("subject_label"):
             state.label = event.payload["subject_label"]
-        self._recompute(state, data["published_at"], event)
+        self._recompute(state, since, event)
 
     def _note_dependencies(self, state: KeyState, claim: ClaimFacts) -> None:
         spec = self.registry.get(state.attribute)
@@ -381,11 +386,17 @@ class _Batch:
         payload = event.payload
         effective, run_id = payload["effective_at"], payload.get("run_id")
         scores: dict[str, float] = payload["scores"]
+        copies: dict[str, str] = {
+            s: finding["original"] for s, finding in payload.get("copies", {}).items()
+        }
         touched: dict[Key, list[Modifier]] = {}
         sources = sorted(scores)
         keys_of = self._keys_of_sources(sources)
         for source_id in sources:
             data = {"score": scores[source_id], "run_id": run_id, "effective_at": effective}
+            copy_of = copies.get(source_id)
+            if copy_of is not None:
+                data["copy_of"] = copy_of
             row_id = f"{event.event_id}#{source_id}"
             self.rows["mods"].append(
                 {
@@ -464,8 +475,8 @@ class _Batch:
     def _recompute(self, state: KeyState, since: str, cause: Event, *, follow: bool = True) -> None:
         if not state.claims:
             return
-        first = next(iter(state.claims.values()))
-        spec = self.registry.spec_for(state.attribute, numeric=first.value.is_numeric)
+        numeric = all(c.value.is_numeric for c in state.claims.values())
+        spec = self.registry.spec_for(state.attribute, numeric=numeric)
         related = {
             name: other.steps
             for name in state.depends_on
@@ -654,12 +665,24 @@ def _lock_writers(conn: Connection) -> None:
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261450)")
 
 
+def _makes_names(claim: ClaimFacts, held: Iterable[ClaimFacts]) -> bool:
+    """The first name (text value) among numbers: an unregistered key becomes categorical."""
+    if claim.value.is_numeric:
+        return False
+    seen = False
+    for other in held:
+        if not other.value.is_numeric:
+            return False
+        seen = True
+    return seen
+
+
 def _modified(claim: ClaimFacts, mods: Iterable[Modifier]) -> ClaimFacts:
     for _, _, _, kind, target, data in mods:  # in effective-time order: later ones win
         if kind == "rating" and target == claim.source_id:
             claim = replace(claim, source_reliability=data["reliability"])
         elif kind == "learned" and target == claim.source_id:
-            claim = replace(claim, source_score=data["score"])
+            claim = replace(claim, source_score=data["score"], copies_source=data.get("copy_of"))
         elif target != claim.claim_id:
             continue
         elif kind == "retraction":

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from shared.attributes import attribute_key
 from shared.consensus._weights import claim_weight
-from shared.model import AttributeSpec, ClaimFacts, Estimate
+from shared.model import AttributeSpec, ClaimFacts, Estimate, Value
 
 CATEGORICAL_KINDS = ("categorical", "state")
 
@@ -240,6 +240,10 @@ def _categorical(
     out: Admission,
 ) -> str | None:
     text = claim.value.text
+    if text is None:
+        # a name that looks like a number ("12" among gates "B12", "C3") was read as a
+        # number at the door; in a key of names it is the name it was written as
+        text = _as_name(claim.value)
     if text is None or not text.strip():
         return "not a categorical value"
     item = _base(claim, source_scores)
@@ -249,6 +253,18 @@ def _categorical(
     item.text = canonical if canonical is not None else text.strip()
     out.items.append(item.finish())
     return None
+
+
+def _as_name(value: Value) -> str | None:
+    """The text of a plain numeric point (its raw phrase, else the number as written)."""
+    if value.best is None or value.best_derived or value.relative_to:
+        return None
+    if value.low != value.best or value.high != value.best:
+        return None  # a hedged figure ("about 12") is not a name
+    if value.raw and value.raw.strip():
+        return value.raw.strip()
+    best = value.best
+    return str(int(best)) if float(best).is_integer() else repr(best)
 
 
 def _numeric(

@@ -52,6 +52,7 @@ def assign_clusters(items: Sequence[Item]) -> dict[str, str]:
             if key:
                 uf.union(item.origin, key)
     _join_copies(items, uf)
+    _join_learned_copies(items, uf)
     for item in items:
         item.group = uf.find(item.origin)
     return _labels(items, uf)
@@ -102,6 +103,25 @@ def _join_copies(items: Sequence[Item], uf: _UnionFind) -> None:
             for b in bucket[i + 1 :]:
                 if uf.find(a.origin) != uf.find(b.origin) and _similar(a.tokens, b.tokens):
                     uf.union(a.origin, b.origin)
+
+
+def _join_learned_copies(items: Sequence[Item], uf: _UnionFind) -> None:
+    """A claim whose source was found copying another source (learned from the claims,
+    shared.consensus.dependence) is one voice with that source's claim of the same
+    value: the copy adds no evidence. Where it says something else it speaks for itself."""
+    by_answer: dict[tuple[str, object], list[Item]] = {}
+    for item in items:
+        by_answer.setdefault((item.claim.source_id, _answer(item)), []).append(item)
+    for item in items:
+        original = item.claim.copies_source
+        if original is None:
+            continue
+        for other in by_answer.get((original, _answer(item)), ()):
+            uf.union(item.origin, other.origin)
+
+
+def _answer(item: Item) -> object:
+    return ("text", item.key) if item.key is not None else ("num", item.low, item.best, item.high)
 
 
 def _similar(a: frozenset[str], b: frozenset[str]) -> bool:

@@ -90,7 +90,31 @@ def explain_numeric(f: Fusion, labels: Mapping[str, str], exclusions: Exclusions
     else:
         text = f"{_band_phrase(f)} from {len(f.groups)} independent origins"
     excluded = _excluded(exclusions)
-    return text + _numeric_dissent(f, labels) + (f"; {excluded}" if excluded else "") + "."
+    return (
+        text
+        + _copies(f.groups)
+        + _numeric_dissent(f, labels)
+        + (f"; {excluded}" if excluded else "")
+        + "."
+    )
+
+
+def _copies(groups: Sequence[Group]) -> str:
+    """Names the learned copying the clusters absorbed: '; 4 sources found copying
+    others count once with them'."""
+    copiers = set()
+    for g in groups:
+        sources = {m.claim.source_id for m in g.members}
+        for m in g.members:
+            if m.claim.copies_source is not None and m.claim.copies_source in sources:
+                copiers.add(m.claim.source_id)
+    if not copiers:
+        return ""
+    n = len(copiers)
+    named = ", ".join(sorted(copiers)[:_MAX_LISTED]) + (", …" if n > _MAX_LISTED else "")
+    if n == 1:
+        return f"; 1 source found copying another counts once with it ({named})"
+    return f"; {n} sources found copying others count once with them ({named})"
 
 
 def _numeric_dissent(f: Fusion, labels: Mapping[str, str]) -> str:
@@ -136,7 +160,7 @@ def explain_vote(
         text = f"{who}: {value}; consistent over a wider span: {wide}"
     else:
         text = f"{value} by weighted vote of {len(v.groups)} origins"
-    text += _vote_dissent(v, labels)
+    text += _copies(v.groups) + _vote_dissent(v, labels)
     if earlier:
         text += f"; earlier {earlier}"
     excluded = _excluded(exclusions)

@@ -45,11 +45,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared.consensus._admit import slog
 from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY, best_by_rule
 from shared.consensus._weights import SCORE_MAX, SCORE_MIN, clamp_score
+from shared.consensus.dependence import (
+    Copying,
+    DependenceParams,
+    detect_copying,
+    discount,
+    false_values_per_object,
+)
+
+# Accuracy every source is given before anything is learned (AccuCopy's start)
+INITIAL_ACCURACY = 0.8
+# A categorical key's rule: a weighted plurality of names, as the fusion's vote (_vote)
+CATEGORICAL = "categorical"
 
 METHOD = "truth-discovery-agreement"
 METHOD_VERSION = 1
@@ -57,16 +69,20 @@ METHOD_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One numeric point claim as the learner sees it."""
+    """One point claim as the learner sees it: a number, or a categorical value's
+    normalised text."""
 
     key: str  # the (subject, attribute) it is about, in any stable spelling
     source_id: str
-    value: float
+    value: float | str
     origin: str = ""  # independence cluster within the key; defaults to source_id
     published: float = 0.0  # epoch seconds: a cluster speaks with its latest claim
     claim_id: str = ""  # last tie-break, as in the product (smallest id)
     prior: float = 1.0  # the claim's weight before learning (_weights.prior_weight)
     rule: str = MEDIAN_OR_MODE  # the key's decision rule (PLURALITY: a measure's reading)
+    # an analyst's assessment: "preferred" is a gold answer for its key (it anchors what
+    # the learner counts as right there), "deprecated" a known error of its source
+    rank: str = "normal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +94,11 @@ class Params:
     plurality_exponent: float = 1.0  # the same for measures (exact-reading agreement)
     max_rounds: int = 20
     epsilon: float = 1e-6
+    gold_weight: int = 5  # judgements one analyst verdict (preferred, deprecated) counts as
+    # None: no copy detection
+    dependence: DependenceParams | None = field(default_factory=DependenceParams)
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | dict[str, float | int] | None]:
         return {
             "tolerance": self.tolerance,
             "span": self.span,
@@ -88,6 +107,8 @@ class Params:
             "plurality_exponent": self.plurality_exponent,
             "max_rounds": self.max_rounds,
             "epsilon": self.epsilon,
+            "gold_weight": self.gold_weight,
+            "dependence": None if self.dependence is None else self.dependence.as_dict(),
         }
 
 
@@ -99,7 +120,8 @@ class Reliability:
     pooled: float  # agreement of the average claim
     rounds: int
     converged: bool
-    consensus: dict[str, float] = field(default_factory=dict)  # key -> best
+    consensus: dict[str, float | str] = field(default_factory=dict)  # key -> best
+    copies: dict[str, Copying] = field(default_factory=dict)  # copier -> finding
 
 
 @dataclass(slots=True)
@@ -112,6 +134,13 @@ class _Cluster:
 class _Key:
     rule: str
     clusters: list[_Cluster]
+    refuted: list[Observation] = field(default_factory=list)  # deprecated by an analyst
+
+    @property
+    def anchor(self) -> Observation | None:
+        """The heaviest claim an analyst marked preferred: the key's gold answer."""
+        gold = [m for c in self.clusters for m in c.members if m.rank == "preferred"]
+        return min(gold, key=lambda m: (-m.prior, m.claim_id)) if gold else None
 
 
 def learn_reliability(
@@ -122,29 +151,56 @@ def learn_reliability(
     contested = {k: key for k, key in keys.items() if _disputed(key)}
     sources = sorted(
         {m.source_id for key in contested.values() for c in key.clusters for m in c.members}
+        | {m.source_id for key in contested.values() for m in key.refuted}
     )
     rules = sorted({key.rule for key in contested.values()})
-    exponents = {MEDIAN_OR_MODE: params.exponent, PLURALITY: params.plurality_exponent}
+    exponents = {
+        MEDIAN_OR_MODE: params.exponent,
+        PLURALITY: params.plurality_exponent,
+        CATEGORICAL: params.plurality_exponent,
+    }
     scores = dict.fromkeys(sources, 1.0)
     agreement: dict[str, float] = {}
     counts: dict[str, int] = {}
+    copies: dict[str, Copying] = {}
+    judged_copies: dict[str, str] = {}  # copier -> original, as the round before found
     pooled = 0.5
     converged = False
     rounds = 0
     while rounds < params.max_rounds:
         rounds += 1
+        if params.dependence is not None:
+            # copying is judged first, from the consensus as it stands (in the first
+            # round: every source equally accurate, as AccuCopy starts), so that a
+            # copier's repetitions stop counting before they shape what counts as true
+            accuracy = agreement or dict.fromkeys(sources, INITIAL_ACCURACY)
+            copies = _copying(keys, accuracy, copies, params.dependence)
         sums: dict[str, dict[str, list[float]]] = {r: {s: [] for s in sources} for r in rules}
         for key in contested.values():
-            best, voices = _fused(key, scores)
+            best, voices = _fused(key, scores, copies)
+            anchor = key.anchor
+            if anchor is not None:
+                best = anchor.value  # analysts' gold answers teach what is right
+            elif key.rule == CATEGORICAL and _tied(voices, scores):
+                voices = []  # decided by the alphabet, not the sources: teaches nothing
             by_source = sums[key.rule]
-            # Counts: every claim is judged (a stale figure is a wrong figure). Measures:
-            # only each cluster's voice, its current reading, as the fusion counts it; a
-            # reading the source itself has since updated is not held against it.
+            # an analyst's verdict is gold: it counts as `gold_weight` judgements, so a
+            # few assessments outweigh the consensus the sources make among themselves
+            taught = params.gold_weight if anchor is not None else 1
+            for m in key.refuted:  # a claim an analyst deprecated was wrong
+                by_source[m.source_id].extend([0.0] * params.gold_weight)
+            # Counts: every claim is judged (a stale figure is a wrong figure). Measures
+            # and names: only each cluster's voice, its current reading, as the fusion
+            # counts it; a reading the source itself has since updated is not held
+            # against it.
             judged = (
-                voices if key.rule == PLURALITY else [m for c in key.clusters for m in c.members]
+                voices
+                if key.rule in (PLURALITY, CATEGORICAL)
+                else [m for c in key.clusters for m in c.members]
             )
             for m in judged:
-                by_source[m.source_id].append(_agree(m.value, best, key.rule, params))
+                agree = _agree(m.value, best, key.rule, params)
+                by_source[m.source_id].extend([agree] * taught)
         total = [a for r in rules for s in sources for a in sums[r][s]]
         pooled = _clip01(math.fsum(total) / len(total)) if total else 0.5
         pooled_by_rule = {r: _pooled(sums[r], sources) for r in rules}
@@ -167,10 +223,13 @@ def learn_reliability(
             new[s] = round(min(max(ratio, SCORE_MIN), SCORE_MAX), 6)
         moved = max((abs(new[s] - scores[s]) for s in sources), default=0.0)
         scores = new
+        pairs = {c: f.original for c, f in copies.items()}
+        if pairs != judged_copies:
+            moved, judged_copies = math.inf, pairs
         if moved <= params.epsilon:
             converged = True
             break
-    final = {k: _best(key, scores) for k, key in keys.items()}
+    final = {k: _best(key, scores, copies) for k, key in keys.items()}
     return Reliability(
         scores=scores,
         agreement=agreement,
@@ -179,10 +238,68 @@ def learn_reliability(
         rounds=rounds,
         converged=converged,
         consensus=final,
+        copies=copies,
     )
 
 
+def _copying(
+    keys: Mapping[str, _Key],
+    accuracy: Mapping[str, float],
+    previous: Mapping[str, Copying],
+    params: DependenceParams,
+) -> dict[str, Copying]:
+    """Copy findings under the current accuracies: each source's latest answer per key,
+    and how likely each answer is true (dependence.py)."""
+    values: dict[str, dict[str, float | str]] = {}
+    published: dict[str, dict[str, float]] = {}
+    shared = [k for k in keys.values() if len(k.clusters) > 1]
+    n = false_values_per_object({str(i): _answers(k) for i, k in enumerate(shared)})
+    kept = {s: discount(f, params) for s, f in previous.items()}  # copiers' share of a vote
+    belief: dict[str, dict[float | str, float]] = {}
+    for name, key in keys.items():
+        latest: dict[str, Observation] = {}
+        for c in key.clusters:
+            for m in c.members:
+                held = latest.get(m.source_id)
+                if held is None or (m.published, m.claim_id) > (held.published, held.claim_id):
+                    latest[m.source_id] = m
+        if len(latest) < 2:
+            continue
+        values[name] = {s: m.value for s, m in latest.items()}
+        published[name] = {s: m.published for s, m in latest.items()}
+        belief[name] = _belief(key, accuracy, kept, n)
+    return detect_copying(values, published, belief, accuracy, params)
+
+
+def _answers(key: _Key) -> dict[str, float | str]:
+    return {c.origin: c.members[-1].value for c in key.clusters}
+
+
+def _belief(
+    key: _Key, accuracy: Mapping[str, float], kept: Mapping[str, float], n: int
+) -> dict[float | str, float]:
+    """P(answer is true) as AccuCopy's vote count: each source's voice counts
+    ln(n A / (1 - A)) for its accuracy A, times the share of its voice it keeps after
+    copy discounts (`kept`); softmax over the answers given and the n + 1 - |given|
+    answers nobody gave (vote count 0). Sharper than weight shares: two accurate
+    sources that agree make their answer near certain, which keeps them from being
+    taken for copiers of a false value."""
+    count: dict[float | str, float] = {}
+    for c in key.clusters:
+        voice = max(c.members, key=lambda m: (m.published, m.claim_id))
+        a = min(max(accuracy.get(voice.source_id, 0.5), 0.05), 0.95)
+        vote = math.log(n * a / (1 - a)) * kept.get(voice.source_id, 1.0)
+        count[voice.value] = count.get(voice.value, 0.0) + vote
+    top = max(count.values())
+    unseen = max(0, n + 1 - len(count))
+    weights = {v: math.exp(c - top) for v, c in count.items()}
+    total = math.fsum(weights.values()) + unseen * math.exp(-top)
+    return {v: w / total for v, w in weights.items()}
+
+
 def _disputed(key: _Key) -> bool:
+    if key.refuted or (key.anchor is not None and len(key.clusters) > 1):
+        return True
     if len(key.clusters) < 2:
         return False
     first = key.clusters[0].members[0].value
@@ -197,8 +314,15 @@ def _pooled(sums: Mapping[str, list[float]], sources: list[str]) -> float:
 def _by_key(observations: Iterable[Observation]) -> dict[str, _Key]:
     grouped: dict[str, dict[str, list[Observation]]] = {}
     plurality: set[str] = set()
+    categorical: set[str] = set()
+    refuted: dict[str, list[Observation]] = {}
     for o in observations:
-        if not math.isfinite(o.value):
+        if isinstance(o.value, str):
+            categorical.add(o.key)
+        elif not math.isfinite(o.value):
+            continue
+        if o.rank == "deprecated":
+            refuted.setdefault(o.key, []).append(o)
             continue
         origin = " ".join((o.origin or o.source_id).casefold().split())
         grouped.setdefault(o.key, {}).setdefault(origin, []).append(o)
@@ -206,12 +330,27 @@ def _by_key(observations: Iterable[Observation]) -> dict[str, _Key]:
             plurality.add(o.key)  # as the fusion: one measure reading makes the key a measure
     out: dict[str, _Key] = {}
     for key in sorted(grouped):
+        rule = PLURALITY if key in plurality else MEDIAN_OR_MODE
+        members_of = grouped[key]
+        if key in categorical:
+            # a key's kind is decided by all its claims: one name makes every value a name
+            rule = CATEGORICAL
+            members_of = {
+                origin: [replace(m, value=_as_text(m.value)) for m in members]
+                for origin, members in members_of.items()
+            }
         clusters = [
-            _Cluster(origin, sorted(members, key=lambda m: (m.claim_id, m.source_id, m.value)))
-            for origin, members in sorted(grouped[key].items())
+            _Cluster(origin, sorted(members, key=lambda m: (m.claim_id, m.source_id, str(m.value))))
+            for origin, members in sorted(members_of.items())
         ]
-        out[key] = _Key(PLURALITY if key in plurality else MEDIAN_OR_MODE, clusters)
+        out[key] = _Key(rule, clusters, sorted(refuted.get(key, []), key=lambda m: m.claim_id))
     return out
+
+
+def _as_text(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def _weight(o: Observation, scores: Mapping[str, float]) -> float:
@@ -219,25 +358,90 @@ def _weight(o: Observation, scores: Mapping[str, float]) -> float:
     return round(o.prior * clamp_score(scores.get(o.source_id, 1.0)), 6)
 
 
-def _best(key: _Key, scores: Mapping[str, float]) -> float:
-    return _fused(key, scores)[0]
+def _best(
+    key: _Key, scores: Mapping[str, float], copies: Mapping[str, Copying] | None = None
+) -> float | str:
+    return _fused(key, scores, copies)[0]
 
 
-def _fused(key: _Key, scores: Mapping[str, float]) -> tuple[float, list[Observation]]:
+def _fused(
+    key: _Key, scores: Mapping[str, float], copies: Mapping[str, Copying] | None = None
+) -> tuple[float | str, list[Observation]]:
     """The product's fusion for point claims: each cluster votes once with its
-    heaviest member (then latest, then smallest claim id) and that weight. Returns
-    the point and the clusters' voices."""
-    entries = []
-    voices = []
-    for c in key.clusters:
-        rep = min(c.members, key=lambda m: (-_weight(m, scores), -m.published, m.claim_id))
-        entries.append((rep.value, _weight(rep, scores), c.origin))
-        voices.append(rep)
-    return best_by_rule(entries, key.rule), voices
+    heaviest member (then latest, then smallest claim id) and that weight; a cluster
+    whose source copies another's with the same value joins it (_cluster's learned
+    copies). Returns the point and the clusters' own voices (before joining: each
+    is judged for what it said)."""
+    voices = [
+        min(c.members, key=lambda m: (-_weight(m, scores), -m.published, m.claim_id))
+        for c in key.clusters
+    ]
+    joined = _join_copies(key, copies) if copies else list(range(len(key.clusters)))
+    heaviest: dict[int, Observation] = {}
+    for i, c in enumerate(key.clusters):
+        root = joined[i]
+        for m in c.members:
+            held = heaviest.get(root)
+            rank = (-_weight(m, scores), -m.published, m.claim_id)
+            if held is None or rank < (-_weight(held, scores), -held.published, held.claim_id):
+                heaviest[root] = m
+    entries = (
+        [(m.value, _weight(m, scores), key.clusters[root].origin) for root, m in heaviest.items()]
+        if copies
+        else [
+            (v.value, _weight(v, scores), c.origin)
+            for v, c in zip(voices, key.clusters, strict=True)
+        ]
+    )
+    if key.rule == CATEGORICAL:
+        return _plurality_text(entries), voices  # type: ignore[arg-type]
+    return best_by_rule(entries, key.rule), voices  # type: ignore[arg-type]
 
 
-def _agree(value: float, best: float, rule: str, params: Params) -> float:
-    if rule == PLURALITY:
+def _join_copies(key: _Key, copies: Mapping[str, Copying]) -> list[int]:
+    """Cluster index -> the index of the cluster it votes with (the smallest joined)."""
+    parent = list(range(len(key.clusters)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    owners: dict[tuple[str, float | str], list[int]] = {}
+    for i, c in enumerate(key.clusters):
+        for m in c.members:
+            owners.setdefault((m.source_id, m.value), []).append(i)
+    for i, c in enumerate(key.clusters):
+        for m in c.members:
+            finding = copies.get(m.source_id)
+            if finding is None:
+                continue
+            for j in owners.get((finding.original, m.value), ()):
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return [find(i) for i in range(len(parent))]
+
+
+def _tied(voices: list[Observation], scores: Mapping[str, float]) -> bool:
+    """The two heaviest names weigh the same (before copy joins: a conservative test)."""
+    ballots: dict[float | str, float] = {}
+    for v in voices:
+        ballots[v.value] = ballots.get(v.value, 0.0) + _weight(v, scores)
+    top = sorted(ballots.values(), reverse=True)
+    return len(top) > 1 and abs(top[0] - top[1]) <= 1e-9 * max(top[0], 1e-12)
+
+
+def _plurality_text(entries: list[tuple[str, float, str]]) -> str:
+    """As _vote.vote: the most weight, then the most clusters, then alphabetical."""
+    ballots: dict[str, list[float]] = {}
+    for text, weight, _origin in entries:
+        ballots.setdefault(text, []).append(weight)
+    return min(ballots, key=lambda t: (-math.fsum(sorted(ballots[t])), -len(ballots[t]), t))
+
+
+def _agree(value: float | str, best: float | str, rule: str, params: Params) -> float:
+    if rule in (PLURALITY, CATEGORICAL) or isinstance(value, str) or isinstance(best, str):
         return 1.0 if value == best else 0.0
     tol = math.log1p(params.tolerance)
     d = abs(slog(value) - slog(best))

@@ -378,8 +378,21 @@ def test_claim_of_another_attribute_is_excluded() -> None:
 
 def test_wrong_value_kind_is_excluded() -> None:
     assert run([claim("a", name("many"), "A")]).exclusions == (("a", "not a numeric value"),)
-    got = compute_consensus([claim("a", exact(3), "A", attribute="commander")], COMMANDER)
+    got = compute_consensus([claim("a", approx(30), "A", attribute="commander")], COMMANDER)
     assert got.exclusions == (("a", "not a categorical value"),)
+
+
+def test_a_name_that_looks_like_a_number_is_compared_as_a_name() -> None:
+    """Gates "B12", "12", "12", "C3", "12" from five sources: the key holds names, so the
+    three "12"s (read as numbers at the door) vote as the name "12" and win."""
+    values = [name("B12"), exact(12), exact(12), name("C3"), exact(12)]
+    claims = [
+        claim(c, v, c.upper(), attribute="commander") for c, v in zip("abcde", values, strict=True)
+    ]
+    got = compute_consensus(claims, COMMANDER)
+    assert got.value_text == "12"
+    assert got.exclusions == ()
+    assert sorted(got.support) == ["b", "c", "e"]
 
 
 def test_every_claim_is_supported_dissenting_or_excluded() -> None:
