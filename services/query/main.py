@@ -23,6 +23,7 @@ from services.query import api, views
 from services.query.stream import Fanout
 from services.query.watermark import Watermark
 from services.redisconn import connect
+from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
 
 log = logging.getLogger("claimledger.query")
@@ -34,7 +35,14 @@ class QuerySettings(CommonSettings):
     require_read_key: bool = False  # reads need a read/write/admin key when true
     max_streams_per_client: int = 100  # open SSE streams per client address; 0: no limit
     stream_buffer: int = 4096  # frames a live SSE subscriber may lag before `resync`
+    stream_buffer_bytes: int = 2 * 2**20  # and bytes: frames differ much in size
     stream_send_timeout_s: float = 30.0  # an SSE client that reads nothing this long is dropped
+
+
+def attribute_labels(attributes_file: str | None) -> dict[str, str]:
+    """Attribute -> label from the registry (packaged plus the operator's file)."""
+    registry = AttributeRegistry.load(attributes_file)
+    return {spec.name: spec.label for spec in registry if spec.label}
 
 
 def create_app(settings: QuerySettings | None = None) -> FastAPI:
@@ -50,6 +58,7 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
             min_token_wait_s=settings.min_token_wait_s,
             max_streams_per_client=settings.max_streams_per_client,
             stream_send_timeout_s=settings.stream_send_timeout_s,
+            labels=attribute_labels(settings.attributes_file),
         )
         app.state.query = ctx
         if settings.require_read_key:
@@ -57,7 +66,11 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         ctx.watermark = Watermark(functools.partial(views.watermark, engine))
         ctx.watermark.start()
         fanout = Fanout(
-            engine, redis, buffer=settings.stream_buffer, on_announce=ctx.watermark.nudge
+            engine,
+            redis,
+            buffer=settings.stream_buffer,
+            buffer_bytes=settings.stream_buffer_bytes,
+            on_announce=ctx.watermark.nudge,
         )
         await fanout.start()
         ctx.fanout = fanout
