@@ -375,6 +375,11 @@ async def get_subjects(
         items = await asyncio.to_thread(views.search_subjects, ctx.engine, q, cursor, limit + 1)
     more = len(items) > limit
     items = items[:limit]
+    published = await asyncio.to_thread(
+        views.latest_publications, ctx.engine, [i["subject"] for i in items]
+    )
+    for item in items:
+        item["published_at"] = published.get(item["subject"])
     return {"items": items, "next_cursor": items[-1]["subject"] if more else None}
 
 

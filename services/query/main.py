@@ -106,6 +106,10 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(WEB / "index.html", media_type="text/html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(WEB / "favicon.svg", media_type="image/svg+xml")
+
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     app.add_middleware(RequestContext)  # outermost: every response has an id
     return app

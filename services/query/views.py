@@ -349,3 +349,16 @@ def search_subjects(engine: Engine, q: str, after: str | None, limit: int) -> li
         query = query.where(keys.c.subject > after)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query).all()]
+
+
+def latest_publications(engine: Engine, subjects_: list[str]) -> dict[str, str | None]:
+    """Subject -> when the newest report about it was published (as it stands now)."""
+    if not subjects_:
+        return {}
+    query = (
+        select(versions.c.subject, func.max(versions.c.pub_from).label("published"))
+        .where(versions.c.subject.in_(subjects_), versions.c.rec_to == MAX_TIME)
+        .group_by(versions.c.subject)
+    )
+    with engine.connect() as conn:
+        return {r.subject: public_time(r.published) for r in conn.execute(query).all()}
