@@ -114,3 +114,15 @@ def test_subjects_are_searched_by_key_or_label_ignoring_case(running: Cluster) -
         f"{query}/v1/subjects", params={"q": "search-", "cursor": page["next_cursor"]}
     ).json()
     assert [s["subject"] for s in page["items"] + rest["items"]] == sorted(found("search-"))
+
+
+def test_answers_name_attributes_by_their_registry_label(running: Cluster) -> None:
+    query = running.url("query")
+    token = _post(running, "label-subject", "Label subject")
+    assert httpx.get(f"{query}/v1/snapshot", params={"min_token": token}).status_code == 200
+    one = httpx.get(f"{query}/v1/consensus/label-subject/personnel_deployed").json()
+    assert one["attribute_label"] == "Personnel deployed"
+    subject = httpx.get(f"{query}/v1/subjects/label-subject").json()
+    assert [a["attribute_label"] for a in subject["attributes"]] == ["Personnel deployed"]
+    listed = httpx.get(f"{query}/v1/subjects", params={"q": "label-subject"}).json()["items"]
+    assert listed[0]["published_at"].startswith("2025-01-01")
