@@ -16,6 +16,10 @@ stored versions between its resume id and the anchor from SQL in pages. Then it
 drains the buffer. History and live never overlap, and nothing between them is
 missed. A subscriber whose buffer overflows while live is told `event: resync` with
 the id to resume from, and its stream ends; the fan-out never waits for anyone.
+Buffers are bounded in bytes as well as frames, and a subscriber hands at most 64 KiB to
+one write: one that stops reading holds one write plus its bounded buffer, never its own
+copy of everything it was sent. With `snapshot`, a subscriber first gets the current
+version of each matching key as of its anchor (without ids), then continues as above.
 
 Why hand-written: sse-starlette renders and sends one response; sharing rendered
 frames among many responses with per-subscriber bounds is this module's job.
