@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Engine
 from sse_starlette.sse import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
 from services.http import Problem, bearer_scopes
 from services.keys import KeyChecker
@@ -40,6 +42,8 @@ class QueryContext:
     read_keys: KeyChecker | None = None
     # resolves a read by alias or other case ("death toll" -> killed)
     registry: AttributeRegistry = field(default_factory=default_registry)
+    # attribute -> its label in the registry, added to the answers the web page reads
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def context(request: Request) -> QueryContext:
@@ -51,22 +55,88 @@ Ctx = Annotated[QueryContext, Depends(context)]
 READ_SCOPES = frozenset({"read", "write", "admin"})
 
 
+STREAM_KEY_PARAM = "access_token"  # EventSource cannot send headers: the stream takes the key here
+
+
 def require_read(request: Request, ctx: Ctx) -> None:
     """Reads are open unless configured; then any read, write or admin key may read."""
     if ctx.read_keys is None:
         return
-    _, scopes = bearer_scopes(request, ctx.read_keys)
+    in_query = request.query_params.get(STREAM_KEY_PARAM)
+    if (
+        request.url.path.endswith("/v1/stream")
+        and in_query
+        and "authorization" not in request.headers
+    ):
+        scopes = ctx.read_keys.scopes(in_query)
+        if scopes is None:
+            raise Problem(401, "Invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    else:
+        _, scopes = bearer_scopes(request, ctx.read_keys)
     if not scopes & READ_SCOPES:
         raise Problem(403, "This key may not read", "the key lacks the 'read' scope")
 
 
-router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(require_read)])
+async def known_parameters(request: Request) -> None:
+    """422 for a query parameter the route does not declare: a misspelt filter (`?q=`,
+    `?subjet=`) silently ignored answers everything, which looks like a wrong answer."""
+    route = request.scope.get("route")
+    if getattr(route, "dependant", None) is None:
+        return
+    known = _query_names(route)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise Problem(
+            422,
+            "Unknown query parameter",
+            f"this route takes {', '.join(sorted(known)) or 'no parameters'}",
+            errors=[{"pointer": f"/{name}", "detail": "unknown parameter"} for name in unknown],
+        )
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}  # id(route) -> its names (routes live as long)
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    """The query parameters a route and its dependencies declare."""
+    if id(route) in _QUERY_NAMES:
+        return _QUERY_NAMES[id(route)]
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(p.alias for p in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    _QUERY_NAMES[id(route)] = frozenset(names)
+    return _QUERY_NAMES[id(route)]
+
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["query"],
+    dependencies=[Depends(known_parameters), Depends(require_read)],
+)
 
 AsOf = Annotated[str | None, Query(description="publication time: reports published by then")]
 RecordedAsOf = Annotated[str | None, Query(description="what claimledger showed at this time")]
 ValidAt = Annotated[str | None, Query(description="world date the value is about")]
 MinToken = Annotated[str | None, Query(description="wait until this write token is visible")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+MAX_POSITION = 2**63 - 1  # tokens, version ids and event ids are SQL BIGINTs
+# ASCII digits only: str.isdigit() and int() also take other scripts' digits ("١٢", "²")
+_POSITION = re.compile(r"[0-9]{1,19}")
+
+
+def _position(name: str, value: str, detail: str) -> int:
+    """A token or event id as sent back by a client: 0 to 2**63-1 in ASCII digits."""
+    if _POSITION.fullmatch(value) and int(value) <= MAX_POSITION:
+        return int(value)
+    raise Problem(
+        422,
+        f"Invalid {name}",
+        detail,
+        errors=[{"pointer": f"/{name}", "detail": "not a number from 0 to 2**63-1"}],
+    )
 
 
 def _instant(name: str, value: str | None) -> str | None:
@@ -103,14 +173,7 @@ async def _token(ctx: QueryContext, min_token: str | None, subject: str | None =
     `subject`'s keys when given: an event stuck on another subject does not hold it)."""
     wanted = None
     if min_token is not None:
-        if not min_token.isdigit():
-            raise Problem(
-                422,
-                "Invalid min_token",
-                "a token is what a write returned",
-                errors=[{"pointer": "/min_token", "detail": "not a token"}],
-            )
-        wanted = int(min_token)
+        wanted = _position("min_token", min_token, "a token is what a write returned")
     if ctx.watermark is None:  # a context built without the lifespan (tests): poll alone
         return await _poll_token(ctx, wanted)
     if wanted is None:
@@ -172,6 +235,7 @@ async def _consensus(
         raise Problem(404, "No consensus", detail, token=token)
     view = judge(view, _asked_at(t))
     view.update(token=token, as_of=as_of, recorded_as_of=recorded_as_of, valid_at=valid_at)
+    _label(ctx, view)
     if d is not None:
         seg = segment_at(view["segments"], d)
         if seg is None:
@@ -223,7 +287,7 @@ async def get_consensus(
     recorded_as_of: RecordedAsOf = None,
     valid_at: ValidAt = None,
     min_token: MinToken = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """`/v1/consensus/{subject}/{attribute}` and `.../history`.
@@ -237,6 +301,12 @@ async def get_consensus(
     if len(parts) != 2 or not all(parts):
         raise Problem(404, "Not found", "use /v1/consensus/{subject}/{attribute}[/history]")
     return await _consensus(ctx, parts[0], parts[1], as_of, recorded_as_of, valid_at, min_token)
+
+
+def _label(ctx: QueryContext, view: dict[str, Any]) -> dict[str, Any]:
+    """Adds the attribute's registry label (None for an attribute not in the registry)."""
+    view["attribute_label"] = ctx.labels.get(view["attribute"])
+    return view
 
 
 def _raw_segments(request: Request, prefix: str) -> list[str]:
@@ -254,10 +324,11 @@ async def _history(
     if not items and after == 0:
         raise Problem(404, "No consensus", f"no claims about {subject!r}/{attribute!r}")
     more = len(items) > limit
-    items = items[:limit]
+    items = [_label(ctx, item) for item in items[:limit]]
     return {
         "subject": subject,
         "attribute": attribute,
+        "attribute_label": ctx.labels.get(attribute),
         "items": items,
         "token": token,
         "next_cursor": str(items[-1]["version"]) if more else None,
@@ -280,7 +351,7 @@ async def get_snapshot(
     items = await asyncio.to_thread(views.snapshot, ctx.engine, t, r, after, limit + 1)
     more = len(items) > limit
     asked = _asked_at(t)
-    items = [judge(item, asked) for item in items[:limit]]
+    items = [_label(ctx, judge(item, asked)) for item in items[:limit]]
     nxt = json.dumps([items[-1]["subject"], items[-1]["attribute"]]) if more else None
     return {
         "items": items,
@@ -307,11 +378,28 @@ def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
 
 
 @router.get("/subjects")
-async def get_subjects(ctx: Ctx, cursor: str | None = None, limit: Limit = 500) -> dict[str, Any]:
-    """Subjects with how many attributes each has."""
-    items = await asyncio.to_thread(views.subjects, ctx.engine, cursor, limit + 1)
+async def get_subjects(
+    ctx: Ctx,
+    cursor: str | None = None,
+    limit: Limit = 500,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="text in the subject key or label"),
+    ] = None,
+) -> dict[str, Any]:
+    """Subjects with how many attributes each has; `q` keeps those whose key or label
+    contains it (ignoring case)."""
+    if q is None:
+        items = await asyncio.to_thread(views.subjects, ctx.engine, cursor, limit + 1)
+    else:
+        items = await asyncio.to_thread(views.search_subjects, ctx.engine, q, cursor, limit + 1)
     more = len(items) > limit
     items = items[:limit]
+    published = await asyncio.to_thread(
+        views.latest_publications, ctx.engine, [i["subject"] for i in items]
+    )
+    for item in items:
+        item["published_at"] = published.get(item["subject"])
     return {"items": items, "next_cursor": items[-1]["subject"] if more else None}
 
 
@@ -329,7 +417,7 @@ async def get_subject(request: Request, ctx: Ctx, subject: str) -> dict[str, Any
     return {
         "subject": subject,
         "subject_label": attrs[0].get("subject_label"),
-        "attributes": attrs,
+        "attributes": [_label(ctx, a) for a in attrs],
         "token": token,
     }
 
@@ -371,21 +459,27 @@ async def stream(
     subject: Annotated[list[str] | None, Query()] = None,
     attribute: Annotated[list[str] | None, Query()] = None,
     since: str | None = None,
+    snapshot: Annotated[
+        bool, Query(description="first send the current version of each matching key")
+    ] = False,
+    access_token: Annotated[
+        str | None,
+        Query(
+            alias=STREAM_KEY_PARAM,
+            description="a read key, for clients that cannot send Authorization (EventSource)",
+        ),
+    ] = None,
 ) -> EventSourceResponse:
     """Server-sent consensus versions (`event: consensus`, `id:` = the version's position).
 
     Resumes after `Last-Event-ID` (or `since`) with no gap and no duplicate: the backlog
     is read from the stored versions, then it switches to live. A key that does not
     exist yet may be subscribed to. A subscriber that falls too far behind gets
-    `event: resync` (its `id:` is where to resume) and the stream ends."""
-    resume = request.headers.get("last-event-id") or since
-    if resume is not None and not resume.isdigit():
-        raise Problem(
-            422,
-            "Invalid since",
-            "pass an event id you received",
-            errors=[{"pointer": "/since", "detail": "not an event id"}],
-        )
+    `event: resync` (its `id:` is where to resume) and the stream ends. With
+    `snapshot=true` and no resume id, the current version of each matching key comes
+    first (without `id:`), then the start id, then live versions."""
+    del access_token  # checked by require_read
+    resume = _resume_id(request, since)
     for name, values in (("subject", subject), ("attribute", attribute)):
         if len(values or []) > MAX_FILTER_VALUES:
             raise Problem(
@@ -399,7 +493,56 @@ async def stream(
                 raise Problem(
                     422, f"Invalid {name}", errors=[{"pointer": f"/{name}", "detail": "bad filter"}]
                 )
+    if ctx.fanout is None:
+        raise Problem(503, "Streams unavailable", "the update fan-out is not running")
     client = request.client.host if request.client else "unknown"
+    slot = _take_slot(ctx, client)  # no await between the check and the count
+    flt = StreamFilter(frozenset(subject or ()), frozenset(attribute or ()))
+    start = resume if resume is not None else ctx.fanout.position
+    body = feed(
+        ctx.fanout, start, flt, announce=resume is None, snapshot=snapshot and resume is None
+    )
+    return _CountedStream(
+        slot,
+        body,
+        ping=15,
+        sep=SEP,
+        send_timeout=ctx.stream_send_timeout_s,
+    )
+
+
+def _resume_id(request: Request, since: str | None) -> int | None:
+    header = request.headers.get("last-event-id")
+    if header is not None:
+        return _position("Last-Event-ID", header, "send back an event id you received")
+    if since is not None:
+        return _position("since", since, "pass an event id you received")
+    return None
+
+
+class _Slot:
+    """One open stream counted against its client's limit; released exactly once."""
+
+    def __init__(self, ctx: QueryContext, client: str) -> None:
+        self.ctx, self.client, self.open = ctx, client, True
+        ctx.subscribers += 1
+        ctx.streams_by_client[client] = ctx.streams_by_client.get(client, 0) + 1
+
+    def release(self) -> None:
+        if not self.open:
+            return
+        self.open = False
+        self.ctx.subscribers -= 1
+        left = self.ctx.streams_by_client.get(self.client, 1) - 1
+        if left > 0:
+            self.ctx.streams_by_client[self.client] = left
+        else:
+            self.ctx.streams_by_client.pop(self.client, None)
+
+
+def _take_slot(ctx: QueryContext, client: str) -> _Slot:
+    """Checks the per-client limit and counts the stream in one synchronous step: checked
+    here and counted later (when the body starts), a burst got past the limit."""
     if 0 < ctx.max_streams_per_client <= ctx.streams_by_client.get(client, 0):
         raise Problem(
             429,
@@ -407,30 +550,19 @@ async def stream(
             f"at most {ctx.max_streams_per_client} open streams per client",
             headers={"Retry-After": "5"},
         )
-    if ctx.fanout is None:
-        raise Problem(503, "Streams unavailable", "the update fan-out is not running")
-    flt = StreamFilter(frozenset(subject or ()), frozenset(attribute or ()))
-    start = int(resume) if resume is not None else ctx.fanout.position
-    return EventSourceResponse(
-        _counted(ctx, client, feed(ctx.fanout, start, flt, announce=resume is None)),
-        ping=15,
-        sep=SEP,
-        send_timeout=ctx.stream_send_timeout_s,
-    )
+    return _Slot(ctx, client)
 
 
-async def _counted(ctx: QueryContext, client: str, body: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """Counts open streams (per client, for the limit, and in total, for /metrics)."""
-    ctx.subscribers += 1
-    ctx.streams_by_client[client] = ctx.streams_by_client.get(client, 0) + 1
-    try:
-        async for chunk in body:
-            yield chunk
-    finally:
-        await body.aclose()  # type: ignore[attr-defined]
-        ctx.subscribers -= 1
-        left = ctx.streams_by_client.get(client, 1) - 1
-        if left > 0:
-            ctx.streams_by_client[client] = left
-        else:
-            ctx.streams_by_client.pop(client, None)
+class _CountedStream(EventSourceResponse):
+    """Frees its slot when the response ends, however it ends (even if never started)."""
+
+    def __init__(self, slot: _Slot, body: AsyncGenerator[Any, None], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self.slot, self.feed = slot, body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
+            await self.feed.aclose()  # unsubscribes now, not whenever it is collected

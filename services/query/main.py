@@ -36,7 +36,13 @@ class QuerySettings(CommonSettings):
     require_read_key: bool = False  # reads need a read/write/admin key when true
     max_streams_per_client: int = 100  # open SSE streams per client address; 0: no limit
     stream_buffer: int = 4096  # frames a live SSE subscriber may lag before `resync`
+    stream_buffer_bytes: int = 2 * 2**20  # and bytes: frames differ much in size
     stream_send_timeout_s: float = 30.0  # an SSE client that reads nothing this long is dropped
+
+
+def attribute_labels(registry: AttributeRegistry) -> dict[str, str]:
+    """Attribute -> label from the registry (packaged plus the operator's file)."""
+    return {spec.name: spec.label for spec in registry if spec.label}
 
 
 def create_app(settings: QuerySettings | None = None) -> FastAPI:
@@ -47,12 +53,14 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(create_schema, engine)
         redis = connect(settings, socket_timeout=5)
+        registry = AttributeRegistry.load(settings.attributes_file)
         ctx = api.QueryContext(
             engine=engine,
             min_token_wait_s=settings.min_token_wait_s,
             max_streams_per_client=settings.max_streams_per_client,
             stream_send_timeout_s=settings.stream_send_timeout_s,
-            registry=AttributeRegistry.load(settings.attributes_file),
+            registry=registry,
+            labels=attribute_labels(registry),
         )
         app.state.query = ctx
         if settings.require_read_key:
@@ -63,7 +71,11 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         )
         ctx.watermark.start()
         fanout = Fanout(
-            engine, redis, buffer=settings.stream_buffer, on_announce=ctx.watermark.nudge
+            engine,
+            redis,
+            buffer=settings.stream_buffer,
+            buffer_bytes=settings.stream_buffer_bytes,
+            on_announce=ctx.watermark.nudge,
         )
         await fanout.start()
         ctx.fanout = fanout
@@ -101,6 +113,10 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(WEB / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(WEB / "favicon.svg", media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     app.add_middleware(RequestContext)  # outermost: every response has an id

@@ -16,6 +16,10 @@ stored versions between its resume id and the anchor from SQL in pages. Then it
 drains the buffer. History and live never overlap, and nothing between them is
 missed. A subscriber whose buffer overflows while live is told `event: resync` with
 the id to resume from, and its stream ends; the fan-out never waits for anyone.
+Buffers are bounded in bytes as well as frames, and a subscriber hands at most 64 KiB to
+one write: one that stops reading holds one write plus its bounded buffer, never its own
+copy of everything it was sent. With `snapshot`, a subscriber first gets the current
+version of each matching key as of its anchor (without ids), then continues as above.
 
 Why hand-written: sse-starlette renders and sends one response; sharing rendered
 frames among many responses with per-subscriber bounds is this module's job.
@@ -27,7 +31,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -72,13 +76,17 @@ def render(item: dict[str, Any]) -> Frame:
     return _frame(int(item["position"]), item["subject"], item["attribute"], _encode(item))
 
 
-def _frame(position: int, subject: str, attribute: str, data: bytes) -> Frame:
+def _frame(
+    position: int, subject: str, attribute: str, data: bytes, *, with_id: bool = True
+) -> Frame:
     if b"\n" in data or b"\r" in data:  # never from msgspec; sse-starlette splits lines
         text = ServerSentEvent(
-            data=data.decode(), event="consensus", id=str(position), sep=SEP
+            data=data.decode(), event="consensus", id=str(position) if with_id else None, sep=SEP
         ).encode()
-    else:
+    elif with_id:
         text = b"id: %d\r\nevent: consensus\r\ndata: %b\r\n\r\n" % (position, data)
+    else:
+        text = b"event: consensus\r\ndata: %b\r\n\r\n" % data
     return Frame(position, subject, attribute, text)
 
 
@@ -116,8 +124,10 @@ class _StoredResult(msgspec.Struct):
 _decode_result = msgspec.json.Decoder(_StoredResult).decode
 
 
-def render_row(row: Any) -> Frame:
-    """The SSE frame of one stored version row, without parsing its stored result."""
+def render_row(row: Any, *, with_id: bool = True) -> Frame:
+    """The SSE frame of one stored version row, without parsing its stored result.
+
+    Without `id:` for snapshot frames: they are not a place to resume from."""
     r = _decode_result(row.result)
     item = {
         "subject": row.subject,
@@ -152,7 +162,7 @@ def render_row(row: Any) -> Frame:
         "diff": msgspec.Raw(row.diff.encode() if isinstance(row.diff, str) else row.diff),
         "position": row.id,
     }
-    return _frame(int(row.id), row.subject, row.attribute, _encode(item))
+    return _frame(int(row.id), row.subject, row.attribute, _encode(item), with_id=with_id)
 
 
 def resync_frame(resume_from: int) -> bytes:
@@ -290,14 +300,24 @@ def fresh(frames: Iterable[Frame], delivered: int) -> tuple[list[Frame], int]:
 # -- subscriptions and the fan-out -----------------------------------------------------
 
 
+CHUNK_BYTES = 64 * 1024  # at most this much is handed to one write: a client that stops
+# reading blocks with one chunk in flight, and the rest stays in its (bounded) buffer
+
+
 @dataclass(eq=False)
 class Subscription:
-    """One subscriber's bounded buffer of frames above its anchor."""
+    """One subscriber's buffer of frames above its anchor, bounded in frames and in bytes.
+
+    Bytes, because frames differ in size by orders of magnitude (a key with many claims
+    renders a large version): a bound in frames alone let one slow reader hold tens of MB.
+    """
 
     filter: StreamFilter
     limit: int
+    limit_bytes: int = 2 * 2**20
     anchor: int = 0  # the fan-out's position when (re)registered: live frames are above it
     buffer: deque[Frame] = field(default_factory=deque)
+    size: int = 0  # bytes of the frames in `buffer`
     overflowed: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -306,17 +326,43 @@ class Subscription:
         if self.overflowed:
             return False
         self.wake.set()
-        if len(self.buffer) >= self.limit:
+        if len(self.buffer) >= self.limit or self.size + len(frame.data) > self.limit_bytes:
             self.overflowed = True
-            self.buffer.clear()  # what it held is in SQL; the subscriber resumes from there
+            self.clear()  # what it held is in SQL; the subscriber resumes from there
             return True
         self.buffer.append(frame)
+        self.size += len(frame.data)
         return False
 
-    def take(self) -> list[Frame]:
-        items = list(self.buffer)
-        self.buffer.clear()
+    def take(self, max_bytes: int = CHUNK_BYTES) -> list[Frame]:
+        """Frames from the front, up to `max_bytes` (at least one): the rest stays
+        buffered, and counted, while these are written."""
+        items: list[Frame] = []
+        taken = 0
+        while self.buffer and (not items or taken + len(self.buffer[0].data) <= max_bytes):
+            frame = self.buffer.popleft()
+            taken += len(frame.data)
+            items.append(frame)
+        self.size -= taken
         return items
+
+    def clear(self) -> None:
+        self.buffer.clear()
+        self.size = 0
+
+
+def chunks(frames: Sequence[Frame], max_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The frames' bytes joined into writes of at most `max_bytes` (or one frame)."""
+    batch: list[bytes] = []
+    size = 0
+    for frame in frames:
+        if batch and size + len(frame.data) > max_bytes:
+            yield b"".join(batch)
+            batch, size = [], 0
+        batch.append(frame.data)
+        size += len(frame.data)
+    if batch:
+        yield b"".join(batch)
 
 
 def _load(
@@ -328,6 +374,18 @@ def _load(
     return [render_row(row) for row in rows]
 
 
+def _load_current(
+    engine: Engine, upto: int, flt: StreamFilter, after: tuple[str, str] | None, limit: int
+) -> list[Frame]:
+    rows = views.current_rows_upto(
+        engine, upto, sorted(flt.subjects), sorted(flt.attributes), after, limit
+    )
+    return [render_row(row, with_id=False) for row in rows]
+
+
+HISTORY_PAGE = 64  # rows a subscriber reads from SQL at once: what it holds while blocked
+
+
 class Fanout:
     """Reads each committed version once and hands its frame to matching subscribers."""
 
@@ -337,6 +395,7 @@ class Fanout:
         redis: Redis,
         *,
         buffer: int = 4096,
+        buffer_bytes: int = 2 * 2**20,
         page: int = 500,
         probe_s: float = 1.0,
         on_announce: Callable[[], None] | None = None,
@@ -344,6 +403,7 @@ class Fanout:
         self.engine, self.redis = engine, redis
         self.on_announce = on_announce  # told of every announcement read (min_token waits)
         self.buffer, self.page, self.probe_s = buffer, page, probe_s
+        self.buffer_bytes = buffer_bytes
         self.position = 0  # highest version id handed to subscribers
         self.index = SubscriberIndex()
         self.redis_ok = False
@@ -354,13 +414,13 @@ class Fanout:
         self.position = await asyncio.to_thread(views.last_version_id, self.engine)
 
     def subscribe(self, flt: StreamFilter) -> Subscription:
-        sub = Subscription(flt, self.buffer, anchor=self.position)
+        sub = Subscription(flt, self.buffer, self.buffer_bytes, anchor=self.position)
         self.index.add(flt, sub)
         return sub
 
     def reanchor(self, sub: Subscription) -> None:
         """Drop what it buffered (still in SQL) and anchor it at the present again."""
-        sub.buffer.clear()
+        sub.clear()
         sub.overflowed = False
         sub.anchor = self.position
 
@@ -386,7 +446,9 @@ class Fanout:
                     _load, self.engine, self.position, None, StreamFilter(), self.page
                 )
                 ok = contiguous(self.position, [f.id for f in frames])
-                self.publish(frames[:ok])
+                for i in range(0, ok, PUBLISH_SLICE):
+                    self.publish(frames[i : min(ok, i + PUBLISH_SLICE)])
+                    await asyncio.sleep(0)  # let subscribers drain: buffers are bounded
                 if ok < len(frames):  # a hole: a row not visible yet (should not happen)
                     holes += 1
                     if holes > 50:
@@ -440,6 +502,9 @@ class Fanout:
                 await asyncio.sleep(self.probe_s)
 
 
+PUBLISH_SLICE = 64  # frames published between chances for subscribers to write
+
+
 def _filter_of(sub: Subscription) -> StreamFilter:
     return sub.filter
 
@@ -450,23 +515,33 @@ async def feed(
     flt: StreamFilter,
     *,
     announce: bool = False,
-) -> AsyncIterator[Any]:
-    """One subscriber's SSE body: stored versions after `start`, then live ones."""
+    snapshot: bool = False,
+) -> AsyncGenerator[Any, None]:
+    """One subscriber's SSE body: stored versions after `start`, then live ones; with
+    `snapshot`, first the current version of each matching key (as of the anchor), and
+    the stream starts at the anchor instead of `start`."""
     sub = fanout.subscribe(flt)
     delivered = start
     try:
+        if snapshot:
+            delivered = sub.anchor  # the snapshot holds every matching key up to here
+            async for chunk in _snapshot(fanout, flt, delivered):
+                yield chunk
+            if sub.overflowed:  # live versions came faster than it read: fill from SQL
+                fanout.reanchor(sub)
         if announce:  # tell a fresh subscriber where it starts, so it can resume from there
-            yield {"id": str(start), "comment": "start"}
+            yield {"id": str(delivered), "comment": "start"}
         # history: (scanned, anchor] from SQL; live frames above the anchor wait in the buffer
         scanned = delivered  # every matching version up to here has been sent
         while scanned < sub.anchor:
             page = await asyncio.to_thread(
-                _load, fanout.engine, scanned, sub.anchor, flt, fanout.page
+                _load, fanout.engine, scanned, sub.anchor, flt, HISTORY_PAGE
             )
             if page:
                 delivered = page[-1].id
-                yield b"".join(f.data for f in page)
-            scanned = page[-1].id if len(page) == fanout.page else sub.anchor
+                for chunk in chunks(page):
+                    yield chunk
+            scanned = page[-1].id if len(page) == HISTORY_PAGE else sub.anchor
             if sub.overflowed:  # fell behind while reading history: keep reading SQL
                 fanout.reanchor(sub)
         while True:
@@ -482,3 +557,15 @@ async def feed(
                 yield b"".join(f.data for f in frames)
     finally:
         fanout.unsubscribe(sub)
+
+
+async def _snapshot(fanout: Fanout, flt: StreamFilter, upto: int) -> AsyncIterator[bytes]:
+    """The current version (among ids <= upto) of each key the filter matches, by key."""
+    after: tuple[str, str] | None = None
+    while True:
+        page = await asyncio.to_thread(_load_current, fanout.engine, upto, flt, after, HISTORY_PAGE)
+        for chunk in chunks(page):
+            yield chunk
+        if len(page) < HISTORY_PAGE:
+            return
+        after = (page[-1].subject, page[-1].attribute)

@@ -293,3 +293,74 @@ def version_rows_after(
 def last_version_id(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.max(versions.c.id))).scalar() or 0)
+
+
+def current_rows_upto(
+    engine: Engine,
+    upto: int,
+    subjects_: list[str],
+    attributes: list[str],
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[Any]:
+    """The current version rows with id <= upto, by (subject, attribute) after `after`:
+    an SSE snapshot (versions above `upto` reach the subscriber live)."""
+    query = _at(select(versions), None, None).where(versions.c.id <= upto)
+    if subjects_:
+        query = query.where(versions.c.subject.in_(subjects_))
+    if attributes:
+        query = query.where(versions.c.attribute.in_(attributes))
+    if after is not None:
+        query = query.where(
+            or_(
+                versions.c.subject > after[0],
+                and_(versions.c.subject == after[0], versions.c.attribute > after[1]),
+            )
+        )
+    query = query.order_by(versions.c.subject, versions.c.attribute).limit(limit)
+    with engine.connect() as conn:
+        return list(conn.execute(query).all())
+
+
+def search_subjects(engine: Engine, q: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+    """Subjects (as `subjects`) whose key or label contains `q`, ignoring case."""
+    needle = q.lower()
+    matching = (
+        select(keys.c.subject)
+        .where(
+            or_(
+                func.lower(keys.c.subject).contains(needle, autoescape=True),
+                func.lower(keys.c.subject_label).contains(needle, autoescape=True),
+            )
+        )
+        .distinct()
+    )
+    query = (
+        select(
+            keys.c.subject,
+            func.max(keys.c.subject_label).label("label"),
+            func.count().label("attributes"),
+            func.max(keys.c.updated_at).label("updated_at"),
+        )
+        .where(keys.c.subject.in_(matching))
+        .group_by(keys.c.subject)
+        .order_by(keys.c.subject)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(keys.c.subject > after)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query).all()]
+
+
+def latest_publications(engine: Engine, subjects_: list[str]) -> dict[str, str | None]:
+    """Subject -> when the newest report about it was published (as it stands now)."""
+    if not subjects_:
+        return {}
+    query = (
+        select(versions.c.subject, func.max(versions.c.pub_from).label("published"))
+        .where(versions.c.subject.in_(subjects_), versions.c.rec_to == MAX_TIME)
+        .group_by(versions.c.subject)
+    )
+    with engine.connect() as conn:
+        return {r.subject: public_time(r.published) for r in conn.execute(query).all()}

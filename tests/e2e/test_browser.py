@@ -246,3 +246,119 @@ def test_the_page_charts_a_subject_updates_live_and_replays_the_past(
         assert requested and all(u.startswith(f"{query}/") for u in requested), requested
     finally:
         page.close()
+
+
+OVERFLOWING = """() => [...document.querySelectorAll('body *')]
+  .filter((el) => { const r = el.getBoundingClientRect();
+                    return r.width > 0 && r.right > window.innerWidth + 1; })
+  .map((el) => el.tagName + '.' + el.className)"""
+
+
+def test_a_first_visit_reads_labels_dates_and_whole_charts(browser: Any, demo: Cluster) -> None:
+    query = demo.url("query")
+    icon = httpx.get(f"{query}/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    try:
+        page.goto(f"{query}/?subject={SUBJECT}")
+        page.wait_for_selector(f"{CARD} svg.chart-svg")
+        # attributes by their registry labels, on the card and in the navigation
+        assert page.locator(f"{CARD} h2.attr-name").inner_text() == "Personnel deployed"
+        assert "Personnel deployed" in page.locator("#attribute-nav").inner_text()
+        assert "personnel_deployed" not in page.locator("#cards h2").all_inner_texts()
+        # the sidebar dates a subject by its newest publication, not by when it was recorded
+        meta = page.locator(f'.subject-item[data-subject="{SUBJECT}"] .si-meta').inner_text()
+        claims = httpx.get(f"{query}/v1/claims", params={"subject": SUBJECT, "limit": 1000})
+        newest = max(c["published_at"] for c in claims.json()["items"])
+        assert f"published {newest[:10]}" in meta
+        # the time axis fits the data (a relative claim, not plotted, does not stretch it)
+        killed = '.attribute-card[data-attribute="killed"] svg.chart-svg'
+        page.wait_for_selector(killed)
+        t0, t1 = (int(page.locator(killed).get_attribute(f"data-t{i}") or 0) for i in (0, 1))
+        history = httpx.get(f"{query}/v1/consensus/{SUBJECT}/killed/history").json()["items"]
+        starts = [_ms(v["published_from"]) for v in history]
+        month = 31 * 86_400_000
+        assert min(starts) - month <= t0 <= min(starts) and max(starts) <= t1 <= max(starts) + month
+        # state charts name each origin whole (the margin makes room)
+        lanes = page.locator('.attribute-card[data-attribute="deployment_status"] .claim-lane')
+        assert lanes.count() >= 1
+        for i in range(lanes.count()):
+            lane = lanes.nth(i).locator(".lane-label")
+            shown = lane.evaluate("(t) => t.childNodes[0].textContent")
+            assert not shown.endswith("…"), shown
+            assert lane.evaluate("(t) => t.getBBox().x") >= 0
+        assert missing == []  # favicon included
+    finally:
+        page.close()
+    narrow = browser.new_page(viewport={"width": 420, "height": 900})
+    try:
+        narrow.goto(f"{query}/?subject={SUBJECT}")
+        narrow.wait_for_selector(f"{CARD} tr.claim-row")
+        assert narrow.evaluate(OVERFLOWING) == []
+        _shot(narrow, "browser-5-420px")
+    finally:
+        narrow.close()
+
+
+def _ms(stamp: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def test_the_page_asks_for_a_read_key_when_reads_need_one(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from services.db import make_engine
+    from services.keys import create_key
+
+    with system(tmp_path_factory.mktemp("keyed"), CLAIMLEDGER_REPUBLISH_AFTER_S="5") as c:
+        engine = make_engine(c.db_url)
+        try:
+            c.start("ingest")  # creates the schema the keys live in
+            read, write = (create_key(engine, [s], name=s)[1] for s in ("read", "write"))
+        finally:
+            engine.dispose()
+        c.start("reconcile")
+        c.start("query", CLAIMLEDGER_REQUIRE_READ_KEY="true")
+        query, auth = c.url("query"), {"Authorization": f"Bearer {write}"}
+
+        def post(value: int, day: int) -> None:
+            body = report(
+                claim(subject="keyed-subject", value=value), published_at=f"2025-01-{day:02d}"
+            )
+            assert (
+                httpx.post(f"{c.url('ingest')}/v1/reports", json=body, headers=auth).status_code
+                == 202
+            )
+
+        post(100, 1)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(f"{query}/")
+            page.wait_for_selector("#key-form:not([hidden])")
+            page.fill("#read-key", read)
+            page.click("#key-form button[type=submit]")
+            page.wait_for_selector("#key-form", state="hidden")
+            page.click('.subject-item[data-subject="keyed-subject"]', timeout=30_000)
+            card = '.attribute-card[data-attribute="personnel_deployed"]'
+            page.wait_for_selector(f"{card} .claim-point")
+            # the stream carries the key too: a new report shows without a reload
+            page.wait_for_function(
+                "document.querySelector('#live-status').classList.contains('live')"
+            )
+            post(200, 2)
+            page.wait_for_function(
+                f"document.querySelectorAll('{card} .claim-point').length === 2", timeout=30_000
+            )
+            # kept for the session: a reload does not ask again
+            page.reload()
+            page.wait_for_selector('.subject-item[data-subject="keyed-subject"]')
+            assert page.locator("#key-form").is_hidden()
+            assert errors == []
+        finally:
+            page.close()

@@ -14,6 +14,7 @@ from services.query.stream import (
     StreamFilter,
     SubscriberIndex,
     Subscription,
+    chunks,
     contiguous,
     fresh,
     newest_announced,
@@ -114,6 +115,38 @@ def test_a_full_buffer_marks_the_subscriber_to_resync_and_drops_its_buffer() -> 
     assert sub.overflowed and not sub.buffer and sub.wake.is_set()
     assert not sub.push(_frame(4))  # ignored once overflowed
     assert not sub.buffer
+
+
+def _sized(i: int, size: int) -> Frame:
+    return Frame(i, "s", "a", b"x" * size)
+
+
+def test_a_buffer_is_bounded_in_bytes_whatever_the_number_of_frames() -> None:
+    sub = Subscription(_filter(), limit=1000, limit_bytes=1000)
+    assert not sub.push(_sized(1, 400)) and not sub.push(_sized(2, 600))
+    assert sub.size == 1000 and not sub.overflowed
+    assert sub.push(_sized(3, 1))  # one byte past the bound: resync
+    assert sub.overflowed and not sub.buffer and sub.size == 0
+
+
+def test_take_hands_out_at_most_a_chunk_and_keeps_the_rest_counted() -> None:
+    sub = Subscription(_filter(), limit=1000, limit_bytes=10_000)
+    for i in range(1, 6):
+        sub.push(_sized(i, 300))
+    taken = sub.take(max_bytes=700)
+    assert [f.id for f in taken] == [1, 2]
+    assert [f.id for f in sub.buffer] == [3, 4, 5] and sub.size == 900
+    big = Subscription(_filter(), limit=10, limit_bytes=10_000)
+    big.push(_sized(9, 5000))
+    assert [f.id for f in big.take(max_bytes=700)] == [9]  # a frame larger than a chunk goes alone
+    assert big.size == 0
+
+
+def test_chunks_join_frames_into_writes_of_bounded_size_in_order() -> None:
+    frames = [_sized(i, 300) for i in range(1, 6)] + [_sized(6, 2000)]
+    out = list(chunks(frames, max_bytes=700))
+    assert [len(c) for c in out] == [600, 600, 300, 2000]
+    assert b"".join(out) == b"".join(f.data for f in frames)
 
 
 def test_publish_hands_each_frame_to_matching_subscribers_and_advances_the_position() -> None:

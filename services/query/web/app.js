@@ -64,12 +64,48 @@
     }
   }
 
+  // ---- read key -------------------------------------------------------------------------
+  // When the service requires a key for reads, the user gives one once; it is kept in
+  // sessionStorage (this tab, until it closes), sent as Authorization on fetches and as
+  // access_token on the stream (EventSource cannot send headers).
+  const KEY_SLOT = "claimledger.readKey";
+
+  function readKey() {
+    try { return sessionStorage.getItem(KEY_SLOT) || ""; } catch (e) { return ""; }
+  }
+
+  function askForKey(message) {
+    const form = $("#key-form");
+    if (!form) return;
+    form.hidden = false;
+    $("#key-message").textContent = message;
+    $("#read-key").focus();
+  }
+
+  function useKey(secret) {
+    try { sessionStorage.setItem(KEY_SLOT, secret); } catch (e) { /* private mode: this page only */ }
+    $("#key-form").hidden = true;
+    loadSubjects();
+    if (state.subject) openSubject(state.subject, { attribute: state.focusAttr, asOf: state.asOf });
+  }
+
   async function api(path) {
-    const res = await fetch(path, { headers: { Accept: "application/json" } });
+    const headers = { Accept: "application/json" };
+    const key = readKey();
+    if (key) headers.Authorization = "Bearer " + key;
+    const res = await fetch(path, { headers });
     let body = null;
     try { body = await res.json(); } catch (e) { body = null; }
+    if (res.status === 401) askForKey(key ? "That key was not accepted; enter another." : "This service needs a read key.");
+    if (res.status === 403) askForKey("That key may not read; enter a read key.");
     if (!res.ok) throw new HttpError(res.status, body);
     return body;
+  }
+
+  /** The registry's label of an attribute (its key when it has none). */
+  function attrLabel(a) {
+    const v = a.current || {};
+    return String(v.attribute_label || a.attribute);
   }
 
   /** Follows next_cursor through a list endpoint (bounded). */
@@ -288,7 +324,7 @@
       h("div", { class: "si-meta" },
         h("span", { class: "mono" }, String(s.subject)),
         h("span", null, (nAttrs ?? "?") + " attr" + (nAttrs === 1 ? "" : "s") +
-          (s.updated_at ? " · " + fmtDate(s.updated_at) : ""))));
+          (s.published_at ? " · published " + fmtDate(s.published_at) : ""))));
       list.appendChild(li);
     }
     $("#subject-count").textContent = matches.length === state.subjects.length
@@ -397,7 +433,7 @@
   }
 
   function sortedAttrs() {
-    return [...state.attrs.values()].sort((x, y) => x.attribute.localeCompare(y.attribute));
+    return [...state.attrs.values()].sort((x, y) => attrLabel(x).localeCompare(attrLabel(y)));
   }
 
   async function loadHistory(subject, attribute) {
@@ -433,7 +469,7 @@
           ev.preventDefault();
           focusAttribute(a.attribute, true);
         },
-      }, a.attribute, h("span", { class: "chip-dot", "aria-hidden": "true" })));
+      }, attrLabel(a), h("span", { class: "chip-dot", "aria-hidden": "true" })));
     }
   }
 
@@ -462,7 +498,7 @@
       dataset: { attribute: a.attribute } },
     h("header", { class: "card-head" },
       h("div", { class: "card-title" },
-        h("h2", { class: "attr-name", onclick: () => focusAttribute(a.attribute, false) }, a.attribute),
+        h("h2", { class: "attr-name", title: a.attribute, onclick: () => focusAttribute(a.attribute, false) }, attrLabel(a)),
         h("span", { class: "unit muted" }),
         h("span", { class: "kind muted small" }),
         h("span", { class: "status-badge" })),
@@ -611,7 +647,7 @@
         };
       });
       C.numericChart(box, { width: chartWidth(card), height: 260, timeline, claims: pts, cut,
-        selected, onVersion, onClaim, tip, label: a.attribute + " consensus over publication time" });
+        selected, onVersion, onClaim, tip, label: attrLabel(a) + " consensus over publication time" });
       // legend: clusters by origin, shapes by hedge
       const lv = a.current;
       ((lv && lv.clusters) || []).forEach((cl, i) => {
@@ -642,7 +678,7 @@
       }).sort((x, y) => (x.start ?? 0) - (y.start ?? 0));
       C.segmentChart(box, { width: chartWidth(card), segments, claims: lanes, timeline, cut,
         selected, onVersion, onClaim, tip, colors: a.colors,
-        label: a.attribute + " state over world time" });
+        label: attrLabel(a) + " state over world time" });
       for (const [txt, col] of a.colors) {
         legend.appendChild(h("span", { class: "lg-item" }, h("span", { class: "lg-swatch", style: "background:" + col }), txt));
       }
@@ -653,6 +689,7 @@
   }
 
   const TABLE_MAX = 500;
+  const COLUMNS = ["Published", "Source", "Attributed to", "Value", "Hedge", "Valid time", "Quote", "Role"];
 
   function renderTable(a) {
     const card = cardFor(a.attribute);
@@ -666,8 +703,7 @@
     $(".claims-summary", card).textContent = "Claims (" + rows.length + (a.claimsTruncated ? "+" : "") + ")" +
       (dissentN ? " · " + dissentN + " dissenting" : "");
     const table = h("table", { class: "claims-table" },
-      h("thead", null, h("tr", null,
-        ["Published", "Source", "Attributed to", "Value", "Hedge", "Valid time", "Quote", "Role"].map((t) => h("th", { scope: "col" }, t)))));
+      h("thead", null, h("tr", null, COLUMNS.map((t) => h("th", { scope: "col" }, t)))));
     const tbody = h("tbody");
     for (const c of rows.slice(0, TABLE_MAX)) {
       const role = claimRole(a, c.claim_id);
@@ -699,6 +735,7 @@
       h("td", { class: "valid" }, validText(c.valid_time)),
       h("td", { class: "quote" }, c.quote ? "“" + String(c.quote) + "”" : "—"),
       h("td", { class: "role" }, roleText)));
+      [...tbody.lastChild.children].forEach((td, i) => { td.dataset.label = COLUMNS[i]; });
     }
     table.appendChild(tbody);
     wrap.textContent = "";
@@ -741,7 +778,7 @@
     state.selected = { attribute: a.attribute, version: v.version };
     state.focusAttr = a.attribute;
     const panel = $("#version-details");
-    $("#vd-title").textContent = a.attribute + " · v" + v.version;
+    $("#vd-title").textContent = attrLabel(a) + " · v" + v.version;
     const body = $("#vd-body");
     body.textContent = "";
     const numeric = isNumericVersion(v);
@@ -961,7 +998,8 @@
       return;
     }
     setLive("connecting", "connecting…");
-    const es = new EventSource("/v1/stream?subject=" + enc(subject));
+    const key = readKey();
+    const es = new EventSource("/v1/stream?subject=" + enc(subject) + (key ? "&access_token=" + enc(key) : ""));
     state.es = es;
     es.onopen = () => { if (state.es === es) setLive("live", "live"); };
     es.onerror = () => {
@@ -1091,6 +1129,11 @@
     $("#as-of-prev").addEventListener("click", () => stepAsOf(-1));
     $("#as-of-next").addEventListener("click", () => stepAsOf(1));
     $("#vd-close").addEventListener("click", () => closeDetails(false));
+    $("#key-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const secret = $("#read-key").value.trim();
+      if (secret) useKey(secret);
+    });
     document.addEventListener("keydown", (ev) => {
       if (ev.key === "Escape" && !$("#version-details").hidden) closeDetails(false);
     });

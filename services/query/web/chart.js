@@ -265,10 +265,14 @@
       times.push(parseTime(v.published_from));
       if (v.published_to) times.push(parseTime(v.published_to));
     });
-    opts.claims.forEach((c) => times.push(c.t));
+    // fit the axis to what is drawn: a claim without a plottable value (a relative one)
+    // must not stretch it
+    opts.claims.forEach((c) => { if (c.y !== null && c.y !== undefined) times.push(c.t); });
     if (opts.cut !== null) times.push(opts.cut);
     const [t0, t1] = timeDomain(times);
     const x = linear(t0, t1, M.l, W - M.r);
+    root.dataset.t0 = String(Math.round(t0));
+    root.dataset.t1 = String(Math.round(t1));
 
     const yvals = [];
     opts.timeline.forEach((v) => yvals.push(v.low, v.best, v.high));
@@ -365,10 +369,15 @@
    */
   function segmentChart(container, opts) {
     const W = Math.max(280, opts.width);
-    const M = { l: 112, r: 14, t: 10 };
     const laneH = 16, segH = 30;
     const maxLanes = 14;
     const lanes = opts.claims.filter((c) => c.start !== null).slice(0, maxLanes);
+    // the left margin fits the origins' names (up to 40% of the width); longer ones are
+    // shortened to fit and given whole in their tooltip
+    const CHAR_W = 6.4;
+    const longest = Math.max(9, ...lanes.map((c) => c.laneLabel.length));
+    const M = { l: Math.round(Math.min(W * 0.4, Math.max(112, longest * CHAR_W + 20))), r: 14, t: 10 };
+    const fits = Math.max(4, Math.floor((M.l - 12) / CHAR_W));
     const hidden = opts.claims.filter((c) => c.start !== null).length - lanes.length;
     const segTop = M.t, segBottom = segTop + segH;
     const lanesTop = segBottom + 10;
@@ -426,7 +435,8 @@
         "aria-label": c.label,
       }, root);
       const lab = text(lg, M.l - 8, yy + 11, c.laneLabel, { class: "lane-label", "text-anchor": "end" });
-      if (c.laneLabel.length > 16) lab.textContent = c.laneLabel.slice(0, 15) + "…";
+      if (c.laneLabel.length > fits) lab.textContent = c.laneLabel.slice(0, fits - 1) + "…";
+      title(lab, c.laneLabel);
       svg("rect", { x: x(a), y: yy + 3, width: Math.max(3, x(b) - x(a)), height: laneH - 6, rx: 3,
         fill: c.excluded ? "#fff" : col, stroke: c.dissent ? "#d62728" : col, class: "lane-bar" }, lg);
       const tl = text(lg, x(a) + 4, yy + 11.5, c.text, { class: "lane-text" });
