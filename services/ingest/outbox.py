@@ -252,3 +252,19 @@ def depth(engine: Engine) -> tuple[int, str | None]:
             select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.state == 0)
         ).first()
     return (int(row[0]), row[1]) if row else (0, None)
+
+
+def oldest_unpublished(engine: Engine) -> str | None:
+    """Creation time of the oldest event never sent (None: every event went out).
+
+    Writers commit in seq order (serialize_seqs), so it is the lowest such seq; the
+    (state, seq) index finds it without reading the whole outbox.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(outbox.c.created_at)
+            .where(outbox.c.state == 0, outbox.c.published_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(1)
+        ).first()
+    return row[0] if row else None

@@ -120,6 +120,7 @@ class Relay:
         for item in due:
             pipe.xadd(item.stream, {DATA_FIELD: item.body})
         await pipe.execute()
+        self.redis_ok = True  # whatever recording it in SQL does next, Redis answered
         self._unmarked += [d.seq for d in due]
         if time.monotonic() - self._marked_at >= self.mark_every_s:
             await self.flush_marks()
