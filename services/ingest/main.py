@@ -23,6 +23,7 @@ from services.http import (
 from services.ingest import api, outbox
 from services.ingest.commits import GroupCommit
 from services.ingest.extract_api import router as extract_router
+from services.ingest.leader import publisher_lock
 from services.ingest.relay import Relay
 from services.keys import KeyChecker, register_key
 from services.logs import RequestContext
@@ -79,7 +80,10 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 register_key, engine, settings.bootstrap_write_key, ["write"], "bootstrap"
             )
         redis = connect(settings, socket_timeout=5)
-        relay = Relay(engine, redis, republish_after_s=settings.republish_after_s)
+        relay_lock = publisher_lock(engine)
+        relay = Relay(
+            engine, redis, republish_after_s=settings.republish_after_s, leader=relay_lock
+        )
         commits = GroupCommit(engine)
         app.state.ingest = api.IngestContext(
             engine=engine,
@@ -122,6 +126,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await running
+            await asyncio.to_thread(relay_lock.release)  # a standing-by replica takes over
             await redis.aclose()
             engine.dispose()
 

@@ -6,7 +6,8 @@ re-publishes events not confirmed in time — so a Redis that restarts empty, or
 a message lost anywhere on the way, is sent again. The reconciler applies by
 event_id, so a re-publish never applies twice. To avoid re-publishing a healthy
 backlog, a partition is only re-sent once its consumer group is idle
-(nothing pending, nothing undelivered) or gone.
+(nothing pending, nothing undelivered) or gone. With several ingest replicas, one relay
+publishes and the others stand by (services/ingest/leader.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.engine import Engine
 
 from services.ingest import outbox
+from services.ingest.leader import PublisherLock
 from shared.events import CONSUMER_GROUP
 from shared.timeaxes import iso, now_iso
 
@@ -41,6 +43,8 @@ class Relay:
         batch: int = 1000,
         idle_poll_s: float = 0.2,
         mark_every_s: float = 0.25,
+        leader: PublisherLock | None = None,
+        leader_check_s: float = 1.0,
     ) -> None:
         self.engine, self.redis = engine, redis
         self.republish_after_s, self.batch, self.idle_poll_s = republish_after_s, batch, idle_poll_s
@@ -54,6 +58,10 @@ class Relay:
         self.mark_every_s = mark_every_s
         self._unmarked: list[int] = []
         self._marked_at = 0.0
+        # one publishing relay among ingest replicas (services/ingest/leader.py)
+        self.leader, self.leader_check_s = leader, leader_check_s
+        self.leading = leader is None
+        self._next_leader_check = 0.0
 
     def _fresh_floor(self) -> int:
         """New events are searched above the highest seq sent: outbox writers commit in seq
@@ -87,7 +95,26 @@ class Relay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), self.idle_poll_s)
 
+    async def _lead(self) -> bool:
+        """Whether this relay is the one that publishes (re-checked every leader_check_s)."""
+        if self.leader is None or time.monotonic() < self._next_leader_check:
+            return self.leading
+        self._next_leader_check = time.monotonic() + self.leader_check_s
+        leading = await asyncio.to_thread(self.leader.hold)
+        if leading and not self.leading:
+            log.info("this relay publishes the outbox now")
+            # start from the first never-sent row: the previous leader's last sends may
+            # be unrecorded (sent again, applied once)
+            self._high_seq, self._next_full_scan = 0, 0.0
+        elif self.leading and not leading:
+            log.warning("lost the relay lock: another ingest replica publishes")
+        self.leading = leading
+        return leading
+
     async def publish_once(self) -> int:
+        if not await self._lead():
+            await self.redis.ping()  # standing by: still tell /readyz whether Redis answers
+            return 0
         now = time.monotonic()
         # overdue events are looked for a few times per republish period, not on every
         # poll: that scan reads every unconfirmed row, the fresh one only new rows
