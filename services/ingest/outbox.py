@@ -217,10 +217,11 @@ def due_for_publishing(
     limit: int,
     after_seq: int = 0,
     overdue: bool = True,
+    overdue_after_seq: int = 0,
 ) -> list[Outgoing]:
     """Never-published events (above `after_seq`) first, then, if asked, published ones not
-    confirmed applied in time. Two queries, so overdue events held back by a busy partition
-    never starve new ones.
+    confirmed applied in time (above `overdue_after_seq`: a sweep's next page). Two queries,
+    so overdue events held back by a busy partition never starve new ones.
     """
     cols = (outbox.c.seq, outbox.c.event_id, outbox.c.stream, outbox.c.body, outbox.c.published_at)
     pending = select(*cols).where(outbox.c.state == 0).order_by(outbox.c.seq).limit(limit)
@@ -231,7 +232,11 @@ def due_for_publishing(
             ).all()
         )
         if overdue:
-            rows += conn.execute(pending.where(outbox.c.published_at < republish_before)).all()
+            rows += conn.execute(
+                pending.where(
+                    outbox.c.published_at < republish_before, outbox.c.seq > overdue_after_seq
+                )
+            ).all()
     return [Outgoing(r.seq, r.event_id, r.stream, r.body, r.published_at is not None) for r in rows]
 
 

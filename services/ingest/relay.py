@@ -18,6 +18,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
@@ -29,6 +30,14 @@ from shared.events import CONSUMER_GROUP
 from shared.timeaxes import iso, now_iso
 
 log = logging.getLogger("claimledger.relay")
+
+RELAY_SWEEPS = Counter(
+    "claimledger_relay_republish_sweeps_total",
+    "Sweeps over the overdue outbox events that re-published some (e.g. after Redis lost data)",
+)
+RELAY_REPUBLISHED = Counter(
+    "claimledger_relay_republished_total", "Events re-published as not confirmed applied in time"
+)
 
 DATA_FIELD = "__data__"  # FastStream's field name, so its own parsers read our entries
 
@@ -62,6 +71,12 @@ class Relay:
         self.leader, self.leader_check_s = leader, leader_check_s
         self.leading = leader is None
         self._next_leader_check = 0.0
+        # the overdue sweep in progress (see _overdue_sweep)
+        self._sweep_floor: int | None = None
+        self._sweep_idle: set[str] = set()
+        self._sweep_busy: set[str] = set()
+        self._sweep_sent = 0
+        self.sweeps_resending = 0  # sweeps that re-sent something (also a metric)
 
     def _fresh_floor(self) -> int:
         """New events are searched above the highest seq sent: outbox writers commit in seq
@@ -88,7 +103,7 @@ class Relay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if sent < self.batch:
+            if sent < self.batch and self._sweep_floor is None:
                 if self._unmarked and time.monotonic() - self._marked_at >= self.mark_every_s:
                     await self.flush_marks()
                 self._kick.clear()
@@ -115,27 +130,27 @@ class Relay:
         if not await self._lead():
             await self.redis.ping()  # standing by: still tell /readyz whether Redis answers
             return 0
-        now = time.monotonic()
-        # overdue events are looked for a few times per republish period, not on every
-        # poll: that scan reads every unconfirmed row, the fresh one only new rows
-        check_overdue = now >= self._next_overdue_check
-        if check_overdue:
-            self._next_overdue_check = now + max(0.5, self.republish_after_s / 4)
         cutoff = iso(datetime.now(UTC) - timedelta(seconds=self.republish_after_s))
+        sweep_from = self._overdue_sweep()
         due = await asyncio.to_thread(
             outbox.due_for_publishing,
             self.engine,
             republish_before=cutoff,
             limit=self.batch,
             after_seq=self._fresh_floor(),
-            overdue=check_overdue,
+            overdue=sweep_from is not None,
+            overdue_after_seq=sweep_from or 0,
         )
+        if sweep_from is not None:
+            overdue_seqs = [d.seq for d in due if d.published]
+            # a full page: more is overdue, go on from there at once (not next period)
+            self._sweep_floor = max(overdue_seqs) if len(overdue_seqs) >= self.batch else None
         if not due:
             await self.redis.ping()  # idle: still find out whether Redis answers (/readyz)
+            self._end_sweep()
             return 0
-        overdue = {d.stream for d in due if d.published}
-        idle = await self._idle_streams(overdue) if overdue else set()
-        due = [d for d in due if not d.published or d.stream in idle]
+        due = await self._resendable(due)
+        self._end_sweep()
         if not due:
             return 0
         # MULTI/EXEC: Redis wakes blocked readers only after EXEC, so every partition's
@@ -154,6 +169,48 @@ class Relay:
         self.published += len(due)
         self._high_seq = max(self._high_seq, *(d.seq for d in due))
         return len(due)
+
+    def _overdue_sweep(self) -> int | None:
+        """Where this poll's overdue scan starts (None: no overdue scan this time).
+
+        A sweep starts a few times per republish period, not on every poll (it reads every
+        unconfirmed row; the fresh scan only new ones), and pages through everything
+        overdue back to back: after Redis lost its data, all of it is due at once and was
+        re-sent one page per period (1,000 events per 7.5 s)."""
+        if self._sweep_floor is not None:
+            return self._sweep_floor
+        now = time.monotonic()
+        if now < self._next_overdue_check:
+            return None
+        self._next_overdue_check = now + max(0.5, self.republish_after_s / 4)
+        self._sweep_idle, self._sweep_busy, self._sweep_sent = set(), set(), 0
+        return 0
+
+    async def _resendable(self, due: list[outbox.Outgoing]) -> list[outbox.Outgoing]:
+        """New events, and overdue ones of partitions whose group is idle or gone. A sweep
+        judges each partition once: re-sending its first page makes its stream busy."""
+        overdue = {d.stream for d in due if d.published}
+        unknown = overdue - self._sweep_idle - self._sweep_busy
+        if unknown:
+            idle = await self._idle_streams(unknown)
+            self._sweep_idle |= idle
+            self._sweep_busy |= unknown - idle
+        due = [d for d in due if not d.published or d.stream in self._sweep_idle]
+        self._sweep_sent += sum(1 for d in due if d.published)
+        return due
+
+    def _end_sweep(self) -> None:
+        if self._sweep_floor is not None or self._sweep_sent == 0:
+            return
+        RELAY_SWEEPS.inc()
+        RELAY_REPUBLISHED.inc(self._sweep_sent)
+        self.sweeps_resending += 1
+        log.warning(
+            "re-published %d events not confirmed applied in %.0f s (one sweep)",
+            self._sweep_sent,
+            self.republish_after_s,
+        )
+        self._sweep_sent = 0
 
     async def flush_marks(self) -> None:
         """Records `published_at` for what was sent, at most every `mark_every_s`.
