@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from pathlib import Path
@@ -18,15 +19,22 @@ from sqlmodel import create_engine
 from services import tables  # noqa: F401  (registers the tables)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, sqlite_busy_timeout_ms: int | None = None) -> Engine:
+    """`sqlite_busy_timeout_ms`: how long an SQLite statement waits for the write lock
+    before failing with "database is locked" (default SQLITE_BUSY_TIMEOUT_MS)."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_ms = (
+            SQLITE_BUSY_TIMEOUT_MS if sqlite_busy_timeout_ms is None else sqlite_busy_timeout_ms
+        )
+        engine = create_engine(
+            parsed, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}
+        )
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_ms=busy_ms))
     else:
         engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
     return engine
@@ -35,13 +43,13 @@ def make_engine(url: str) -> Engine:
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn, _record, *, busy_ms: int) -> None:  # type: ignore[no-untyped-def]
     # WAL lets the query service read while the reconciler writes; NORMAL sync in WAL
     # is durable against process crashes (kill -9), the failure mode we test.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     # a log started over is cut back to this size (else the file stays at its largest)
     cur.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -124,11 +132,12 @@ def restart_wal(engine: Engine, wait_ms: int = 200) -> bool | None:
     if engine.dialect.name != "sqlite":
         return None
     with engine.connect() as conn:
+        usual = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
         conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_ms)}")
         try:
             busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").one()[0]
         finally:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={usual}")
     return busy == 0
 
 

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -114,6 +116,37 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # logged by RequestContext
         return problem_response(500, "Internal error", type(exc).__name__)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _busy(_: Request, exc: Exception) -> JSONResponse:
+        if not database_busy(exc):
+            raise exc  # a 500, logged by RequestContext
+        # nothing was written (the transaction rolled back): the client may retry
+        return problem_response(
+            503,
+            "Database busy",
+            "the database did not answer in time (lock wait or timeout); retry shortly",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
+
+
+BUSY_RETRY_AFTER_S = 1
+# PostgreSQL SQLSTATEs of a wait that gave up or a server going away (not a bad request)
+_BUSY_SQLSTATES = ("55P03", "57014", "57P01", "57P02", "57P03", "40P01", "08")
+
+
+def database_busy(exc: BaseException) -> bool:
+    """An SQL lock wait or timeout that a retry can get past: SQLite's "database is
+    locked", PostgreSQL lock/statement timeouts, deadlocks and lost connections, a full
+    connection pool."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    text = str(exc.orig).lower()
+    return sqlstate.startswith(_BUSY_SQLSTATES) or "locked" in text or "busy" in text
 
 
 class BodyLimit:

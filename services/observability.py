@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from services import tasks as supervised
 from services.tables import ReportRow
 from shared.events import CONSUMER_GROUP, DEAD_LETTER_STREAM, UPDATES_STREAM
 from shared.timeaxes import parse_iso
@@ -122,7 +123,7 @@ def start_sampler(
         sampler.registered = True
     except ValueError:  # another app in this process already exposes these names
         pass
-    sampler.task = asyncio.create_task(sampler.run(), name="metrics-sampler")
+    sampler.task = supervised.start("metrics-sampler", sampler.run)
     return sampler
 
 

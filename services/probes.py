@@ -10,14 +10,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 
+class NotReady(Exception):
+    """Raised by a readiness check that can say why it fails; the message is the reason."""
+
+
 def readiness_router() -> APIRouter:
     router = APIRouter(tags=["ops"])
 
     @router.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        """Ready when every dependency answers; lists each one's status."""
+        """Ready when every dependency answers; lists each one's status (and, for a check
+        that says why it fails, the reason)."""
         checks: dict[str, Any] = getattr(request.app.state, "readiness", {})
         status: dict[str, str] = {}
+        reasons: dict[str, str] = {}
         for name, check in checks.items():
             try:
                 ok = check()
@@ -25,13 +31,16 @@ def readiness_router() -> APIRouter:
                     ok = await asyncio.wait_for(ok, 2.0)
                 elif not isinstance(ok, bool):
                     ok = bool(ok)
+            except NotReady as exc:
+                ok = False
+                reasons[name] = str(exc)
             except Exception:
                 ok = False
             status[name] = "ok" if ok else "unavailable"
         ready = bool(checks) and all(v == "ok" for v in status.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "dependencies": status},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "dependencies": status}
+        if reasons:
+            body["reasons"] = reasons
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return router

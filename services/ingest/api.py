@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -168,11 +168,23 @@ def _log_accepted(response: dict[str, Any], created: bool) -> None:
     )
 
 
-@router.post("/reports:batch", responses={413: {}, 422: {}})
-async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
+class BatchAnswer(BaseModel):
+    results: list[dict[str, Any]]
+
+
+@router.post("/reports:batch", response_model=BatchAnswer, responses={413: {}, 422: {}})
+async def post_reports_batch(request: Request, ctx: Ctx) -> Response:
     """Accept many reports (a JSON array or NDJSON); each item gets its own result."""
-    items = _batch_items(await request.body())
-    trace = _trace_id(request)
+    body, trace = await request.body(), _trace_id(request)
+    # up to 8 MiB to parse, validate, store and answer: seconds of CPU, off the event loop
+    answer, accepted = await asyncio.to_thread(_accept_batch, body, ctx, trace)
+    if accepted and ctx.relay is not None:
+        ctx.relay.kick()
+    return answer
+
+
+def _accept_batch(body: bytes, ctx: IngestContext, trace: str) -> tuple[Response, bool]:
+    items = _batch_items(body)
     results: list[dict[str, Any]] = [{} for _ in items]
     ready: list[tuple[int, outbox.Pending]] = []
     for i, raw in enumerate(items):
@@ -184,7 +196,7 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
         except Problem as exc:
             errors = [(e["pointer"], e["detail"]) for e in exc.errors or []]
             results[i] = _item_problem(i, errors, exc.status)
-    outcomes = await asyncio.to_thread(outbox.accept_reports, ctx.engine, [p for _, p in ready])
+    outcomes = outbox.accept_reports(ctx.engine, [p for _, p in ready])
     for (i, item), outcome in zip(ready, outcomes, strict=True):
         if isinstance(outcome, outbox.ReportConflict):
             results[i] = {
@@ -198,9 +210,7 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
             if outcome.created:
                 _count_accepted(outcome.response)
             _log_accepted(outcome.response, outcome.created)
-    if ready and ctx.relay is not None:
-        ctx.relay.kick()
-    return {"results": results}
+    return JSONResponse({"results": results}), bool(ready)
 
 
 class RetractionIn(BaseModel):

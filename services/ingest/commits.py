@@ -15,6 +15,7 @@ import contextlib
 
 from sqlalchemy.engine import Engine
 
+from services import tasks as supervised
 from services.ingest import outbox
 
 
@@ -27,7 +28,7 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="group-commit")
+        self._task = supervised.start("group-commit", self._run)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
+from services import tasks as supervised
 from services.apidocs import install_offline_docs
-from services.db import create_schema, database_ok, make_engine
+from services.db import SQLITE_BUSY_TIMEOUT_MS, create_schema, database_ok, make_engine
 from services.http import (
     NATIVE_TELEMETRY_OFF,
     BodyLimit,
@@ -17,18 +21,20 @@ from services.http import (
     install_error_handlers,
     install_metrics,
 )
-from services.ingest import api
+from services.ingest import api, outbox
 from services.ingest.commits import GroupCommit
 from services.ingest.extract_api import router as extract_router
+from services.ingest.leader import publisher_lock
 from services.ingest.relay import Relay
 from services.keys import KeyChecker, register_key
 from services.logs import RequestContext
 from services.observability import INGEST_METRICS, ingest_sampler, start_sampler
-from services.probes import readiness_router
+from services.probes import NotReady, readiness_router
 from services.redisconn import connect
 from services.reweigh import reweigh_periodically
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
+from shared.timeaxes import parse_iso
 
 
 class IngestSettings(CommonSettings):
@@ -43,6 +49,25 @@ class IngestSettings(CommonSettings):
     # Learned source reliability and copy detection, re-run every N seconds when claims
     # changed (in a worker process; 0 = off, `claimledger reweigh` runs it once).
     reweigh_every_s: float = 10
+    # /readyz answers 503 once the oldest event never sent to Redis is older than this
+    # (the relay is stuck: locked database, Redis gone, a bug): acknowledged work waits
+    outbox_max_age_s: float = 60.0
+    # SQLite: how long a statement waits for the write lock before "database is locked"
+    # (a request then answers 503 with Retry-After; the relay retries)
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+
+
+async def outbox_fresh(engine: Engine, max_age_s: float) -> bool:
+    """Readiness: the oldest event never sent to Redis is younger than `max_age_s`."""
+    oldest = await asyncio.to_thread(outbox.oldest_unpublished, engine)
+    if oldest is None:
+        return True
+    age = (datetime.now(UTC) - parse_iso(oldest)).total_seconds()
+    if age > max_age_s:
+        raise NotReady(
+            f"the oldest unpublished outbox event is {age:.0f} s old (bound {max_age_s:g} s)"
+        )
+    return True
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -50,14 +75,19 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(
+            settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        )
         await asyncio.to_thread(create_schema, engine)
         if settings.bootstrap_write_key:
             await asyncio.to_thread(
                 register_key, engine, settings.bootstrap_write_key, ["write"], "bootstrap"
             )
         redis = connect(settings, socket_timeout=5)
-        relay = Relay(engine, redis, republish_after_s=settings.republish_after_s)
+        relay_lock = publisher_lock(engine)
+        relay = Relay(
+            engine, redis, republish_after_s=settings.republish_after_s, leader=relay_lock
+        )
         commits = GroupCommit(engine)
         app.state.ingest = api.IngestContext(
             engine=engine,
@@ -73,22 +103,23 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         app.state.readiness = {
             "database": lambda: database_ok(engine),
             "redis": lambda: relay.redis_ok,
+            "outbox": functools.partial(outbox_fresh, engine, settings.outbox_max_age_s),
         }
-        task = asyncio.create_task(relay.run(), name="outbox-relay")
+        tasks = [supervised.start("outbox-relay", relay.run)]
         commits.start()
         sampler = start_sampler(ingest_sampler(engine), INGEST_METRICS)
-        tasks = [task]
         if settings.reweigh_every_s > 0:
             tasks.append(
-                asyncio.create_task(
-                    reweigh_periodically(
+                supervised.start(
+                    "reweigh",
+                    functools.partial(
+                        reweigh_periodically,
                         engine,
                         settings.database_url,
                         settings.partitions,
                         settings.reweigh_every_s,
                         relay.kick,
                     ),
-                    name="reweigh",
                 )
             )
         try:
@@ -100,6 +131,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await running
+            await asyncio.to_thread(relay_lock.release)  # a standing-by replica takes over
             await redis.aclose()
             engine.dispose()
 

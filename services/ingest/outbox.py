@@ -217,10 +217,11 @@ def due_for_publishing(
     limit: int,
     after_seq: int = 0,
     overdue: bool = True,
+    overdue_after_seq: int = 0,
 ) -> list[Outgoing]:
     """Never-published events (above `after_seq`) first, then, if asked, published ones not
-    confirmed applied in time. Two queries, so overdue events held back by a busy partition
-    never starve new ones.
+    confirmed applied in time (above `overdue_after_seq`: a sweep's next page). Two queries,
+    so overdue events held back by a busy partition never starve new ones.
     """
     cols = (outbox.c.seq, outbox.c.event_id, outbox.c.stream, outbox.c.body, outbox.c.published_at)
     pending = select(*cols).where(outbox.c.state == 0).order_by(outbox.c.seq).limit(limit)
@@ -231,7 +232,11 @@ def due_for_publishing(
             ).all()
         )
         if overdue:
-            rows += conn.execute(pending.where(outbox.c.published_at < republish_before)).all()
+            rows += conn.execute(
+                pending.where(
+                    outbox.c.published_at < republish_before, outbox.c.seq > overdue_after_seq
+                )
+            ).all()
     return [Outgoing(r.seq, r.event_id, r.stream, r.body, r.published_at is not None) for r in rows]
 
 
@@ -252,3 +257,19 @@ def depth(engine: Engine) -> tuple[int, str | None]:
             select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.state == 0)
         ).first()
     return (int(row[0]), row[1]) if row else (0, None)
+
+
+def oldest_unpublished(engine: Engine) -> str | None:
+    """Creation time of the oldest event never sent (None: every event went out).
+
+    Writers commit in seq order (serialize_seqs), so it is the lowest such seq; the
+    (state, seq) index finds it without reading the whole outbox.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(outbox.c.created_at)
+            .where(outbox.c.state == 0, outbox.c.published_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(1)
+        ).first()
+    return row[0] if row else None

@@ -6,7 +6,8 @@ re-publishes events not confirmed in time — so a Redis that restarts empty, or
 a message lost anywhere on the way, is sent again. The reconciler applies by
 event_id, so a re-publish never applies twice. To avoid re-publishing a healthy
 backlog, a partition is only re-sent once its consumer group is idle
-(nothing pending, nothing undelivered) or gone.
+(nothing pending, nothing undelivered) or gone. With several ingest replicas, one relay
+publishes and the others stand by (services/ingest/leader.py).
 """
 
 from __future__ import annotations
@@ -17,16 +18,26 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.engine import Engine
 
 from services.ingest import outbox
+from services.ingest.leader import PublisherLock
 from shared.events import CONSUMER_GROUP
 from shared.timeaxes import iso, now_iso
 
 log = logging.getLogger("claimledger.relay")
+
+RELAY_SWEEPS = Counter(
+    "claimledger_relay_republish_sweeps_total",
+    "Sweeps over the overdue outbox events that re-published some (e.g. after Redis lost data)",
+)
+RELAY_REPUBLISHED = Counter(
+    "claimledger_relay_republished_total", "Events re-published as not confirmed applied in time"
+)
 
 DATA_FIELD = "__data__"  # FastStream's field name, so its own parsers read our entries
 
@@ -41,6 +52,8 @@ class Relay:
         batch: int = 1000,
         idle_poll_s: float = 0.2,
         mark_every_s: float = 0.25,
+        leader: PublisherLock | None = None,
+        leader_check_s: float = 1.0,
     ) -> None:
         self.engine, self.redis = engine, redis
         self.republish_after_s, self.batch, self.idle_poll_s = republish_after_s, batch, idle_poll_s
@@ -54,6 +67,16 @@ class Relay:
         self.mark_every_s = mark_every_s
         self._unmarked: list[int] = []
         self._marked_at = 0.0
+        # one publishing relay among ingest replicas (services/ingest/leader.py)
+        self.leader, self.leader_check_s = leader, leader_check_s
+        self.leading = leader is None
+        self._next_leader_check = 0.0
+        # the overdue sweep in progress (see _overdue_sweep)
+        self._sweep_floor: int | None = None
+        self._sweep_idle: set[str] = set()
+        self._sweep_busy: set[str] = set()
+        self._sweep_sent = 0
+        self.sweeps_resending = 0  # sweeps that re-sent something (also a metric)
 
     def _fresh_floor(self) -> int:
         """New events are searched above the highest seq sent: outbox writers commit in seq
@@ -80,35 +103,54 @@ class Relay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if sent < self.batch:
+            if sent < self.batch and self._sweep_floor is None:
                 if self._unmarked and time.monotonic() - self._marked_at >= self.mark_every_s:
                     await self.flush_marks()
                 self._kick.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), self.idle_poll_s)
 
+    async def _lead(self) -> bool:
+        """Whether this relay is the one that publishes (re-checked every leader_check_s)."""
+        if self.leader is None or time.monotonic() < self._next_leader_check:
+            return self.leading
+        self._next_leader_check = time.monotonic() + self.leader_check_s
+        leading = await asyncio.to_thread(self.leader.hold)
+        if leading and not self.leading:
+            log.info("this relay publishes the outbox now")
+            # start from the first never-sent row: the previous leader's last sends may
+            # be unrecorded (sent again, applied once)
+            self._high_seq, self._next_full_scan = 0, 0.0
+        elif self.leading and not leading:
+            log.warning("lost the relay lock: another ingest replica publishes")
+        self.leading = leading
+        return leading
+
     async def publish_once(self) -> int:
-        now = time.monotonic()
-        # overdue events are looked for a few times per republish period, not on every
-        # poll: that scan reads every unconfirmed row, the fresh one only new rows
-        check_overdue = now >= self._next_overdue_check
-        if check_overdue:
-            self._next_overdue_check = now + max(0.5, self.republish_after_s / 4)
+        if not await self._lead():
+            await self.redis.ping()  # standing by: still tell /readyz whether Redis answers
+            return 0
         cutoff = iso(datetime.now(UTC) - timedelta(seconds=self.republish_after_s))
+        sweep_from = self._overdue_sweep()
         due = await asyncio.to_thread(
             outbox.due_for_publishing,
             self.engine,
             republish_before=cutoff,
             limit=self.batch,
             after_seq=self._fresh_floor(),
-            overdue=check_overdue,
+            overdue=sweep_from is not None,
+            overdue_after_seq=sweep_from or 0,
         )
+        if sweep_from is not None:
+            overdue_seqs = [d.seq for d in due if d.published]
+            # a full page: more is overdue, go on from there at once (not next period)
+            self._sweep_floor = max(overdue_seqs) if len(overdue_seqs) >= self.batch else None
         if not due:
             await self.redis.ping()  # idle: still find out whether Redis answers (/readyz)
+            self._end_sweep()
             return 0
-        overdue = {d.stream for d in due if d.published}
-        idle = await self._idle_streams(overdue) if overdue else set()
-        due = [d for d in due if not d.published or d.stream in idle]
+        due = await self._resendable(due)
+        self._end_sweep()
         if not due:
             return 0
         # MULTI/EXEC: Redis wakes blocked readers only after EXEC, so every partition's
@@ -120,12 +162,55 @@ class Relay:
         for item in due:
             pipe.xadd(item.stream, {DATA_FIELD: item.body})
         await pipe.execute()
+        self.redis_ok = True  # whatever recording it in SQL does next, Redis answered
         self._unmarked += [d.seq for d in due]
         if time.monotonic() - self._marked_at >= self.mark_every_s:
             await self.flush_marks()
         self.published += len(due)
         self._high_seq = max(self._high_seq, *(d.seq for d in due))
         return len(due)
+
+    def _overdue_sweep(self) -> int | None:
+        """Where this poll's overdue scan starts (None: no overdue scan this time).
+
+        A sweep starts a few times per republish period, not on every poll (it reads every
+        unconfirmed row; the fresh scan only new ones), and pages through everything
+        overdue back to back: after Redis lost its data, all of it is due at once and was
+        re-sent one page per period (1,000 events per 7.5 s)."""
+        if self._sweep_floor is not None:
+            return self._sweep_floor
+        now = time.monotonic()
+        if now < self._next_overdue_check:
+            return None
+        self._next_overdue_check = now + max(0.5, self.republish_after_s / 4)
+        self._sweep_idle, self._sweep_busy, self._sweep_sent = set(), set(), 0
+        return 0
+
+    async def _resendable(self, due: list[outbox.Outgoing]) -> list[outbox.Outgoing]:
+        """New events, and overdue ones of partitions whose group is idle or gone. A sweep
+        judges each partition once: re-sending its first page makes its stream busy."""
+        overdue = {d.stream for d in due if d.published}
+        unknown = overdue - self._sweep_idle - self._sweep_busy
+        if unknown:
+            idle = await self._idle_streams(unknown)
+            self._sweep_idle |= idle
+            self._sweep_busy |= unknown - idle
+        due = [d for d in due if not d.published or d.stream in self._sweep_idle]
+        self._sweep_sent += sum(1 for d in due if d.published)
+        return due
+
+    def _end_sweep(self) -> None:
+        if self._sweep_floor is not None or self._sweep_sent == 0:
+            return
+        RELAY_SWEEPS.inc()
+        RELAY_REPUBLISHED.inc(self._sweep_sent)
+        self.sweeps_resending += 1
+        log.warning(
+            "re-published %d events not confirmed applied in %.0f s (one sweep)",
+            self._sweep_sent,
+            self.republish_after_s,
+        )
+        self._sweep_sent = 0
 
     async def flush_marks(self) -> None:
         """Records `published_at` for what was sent, at most every `mark_every_s`.

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from services import tasks as supervised
 from services.apidocs import install_offline_docs
 from services.db import create_schema, database_ok, make_engine
 from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
@@ -83,7 +84,7 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
             "database": lambda: database_ok(engine),
             "redis": lambda: fanout.redis_ok,
         }
-        task = asyncio.create_task(fanout.run(), name="sse-fanout")
+        task = supervised.start("sse-fanout", fanout.run)
         sampler = start_sampler(query_sampler(ctx), QUERY_METRICS, interval_s=1.0)
         try:
             yield

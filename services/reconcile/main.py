@@ -28,6 +28,7 @@ from faststream.specification import AsyncAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from services import tasks as supervised
 from services.apidocs import install_offline_docs
 from services.db import create_schema, database_ok, make_engine
 from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
@@ -305,8 +306,8 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             "database": lambda: database_ok(engine),
         }
         tasks = [
-            asyncio.create_task(leases.run(), name="partition-leases"),
-            asyncio.create_task(group.run(), name="consumer-group"),
+            supervised.start("partition-leases", leases.run),
+            supervised.start("consumer-group", group.run),
         ]
         sampler = start_sampler(reconcile_sampler(redis, streams), RECONCILE_METRICS)
         try:

@@ -17,7 +17,7 @@ import pytest
 
 from claimledger.client import Client
 from services.bulk import run_export
-from tests.conftest import Cluster, system
+from tests.conftest import Cluster, system, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,15 @@ def _read(live: Cluster, subject: str, attribute: str, token: str, **params: str
 
 
 def _retract(live: Cluster, claim_id: str, **body: str) -> str:
-    r = httpx.post(f"{live.url('ingest')}/v1/claims/{claim_id}/retraction", json=body, timeout=10)
+    """Retracts once the claim is applied (a claim not yet applied is 404 by contract)."""
+
+    def sent() -> httpx.Response | None:
+        r = httpx.post(
+            f"{live.url('ingest')}/v1/claims/{claim_id}/retraction", json=body, timeout=10
+        )
+        return None if r.status_code == 404 else r
+
+    r = wait_for(sent, timeout_s=30, interval_s=0.1)
     assert r.status_code == 202, r.text
     return str(r.json()["token"])
 
