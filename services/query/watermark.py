@@ -28,6 +28,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from services import tasks as supervised
 from services.tables import OutboxRow
 from shared.events import SOURCE_RATED, SOURCE_RELIABILITY_LEARNED
 
@@ -115,7 +116,8 @@ class Watermark:
         self._moved_at = time.monotonic()  # when the global mark last rose
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="watermark")
+        # supervised: a database error in one reading is logged and the loop goes on
+        self._task = supervised.start("watermark", self._run)
 
     async def stop(self) -> None:
         if self._task is not None:
