@@ -10,6 +10,7 @@ quadratic rule.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import date
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from shared.extract import attribution, extract_claims
 from shared.extract._sentences import MAX_SENTENCE
-from shared.values import find_value_phrases
+from shared.values import ValueProblem, find_value_phrases, parse_value
 
 PUB = date(2025, 2, 17)
 SMALL = MAX_SENTENCE // 5
@@ -97,3 +98,14 @@ def test_extraction_answers_any_text_without_raising(parts):
 def test_a_number_too_long_for_a_float_is_skipped_not_raised():
     # "111...1.5" parsed exactly overflows float(): an OverflowError was a 500 of the API
     assert extract_claims("1" * 400 + ".5 troops were killed.", published_at=PUB) == []
+
+
+def _parse(text: str) -> None:
+    with contextlib.suppress(ValueProblem):
+        parse_value(None, raw=text)
+
+
+def test_parse_value_is_linear_on_a_run_of_open_parentheses():
+    # the "(Ukrainian estimate)" suffix rule rescanned to the end from every "("
+    assert growth(_parse, ["("], "1 {}") < RATIO
+    assert growth(_parse, ["( "], "about 1 {})") < RATIO
