@@ -109,6 +109,9 @@ class ReportIn(BaseModel):
     # propose claims from `text` with the rule-based extractor and store them too,
     # marked machine-proposed (the consensus weighs them lower)
     extract: bool = False
+    # the subject of every claim proposed from `text`: required with extract=true, because
+    # the rules cannot tell what prose is about and a guessed subject files claims wrongly
+    subject: Key | None = None
     claims: list[ClaimIn] = Field(default_factory=list, max_length=MAX_CLAIMS_PER_REPORT)
 
 
@@ -172,11 +175,18 @@ def _extracted(
 
     if not report.text:
         errors.append(("/text", "extract=true needs the report's text"))
+    if not report.subject:
+        errors.append(("/subject", "extract=true needs the subject of the proposed claims"))
+    if not report.text or not report.subject:
         return []
     out = []
     start = len(report.claims)
     candidates = extract_claims(
-        report.text, published_at=published_at, source_id=report.source.id, registry=registry
+        report.text,
+        published_at=published_at,
+        source_id=report.source.id,
+        registry=registry,
+        subject=report.subject,
     )
     for offset, cand in enumerate(
         c for c in candidates if c["confidence"] >= MIN_EXTRACTION_CONFIDENCE

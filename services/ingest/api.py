@@ -118,7 +118,11 @@ class ReportAccepted(BaseModel):
 )
 async def post_report(report: ReportIn, ctx: Ctx, request: Request) -> JSONResponse:
     """Accept a report: its events are durable in the outbox before this answers 202."""
-    item = prepare_report(report, ctx, _trace_id(request))
+    trace = _trace_id(request)
+    if report.extract:  # the extraction rules take CPU time: the event loop keeps answering
+        item = await asyncio.to_thread(prepare_report, report, ctx, trace)
+    else:
+        item = prepare_report(report, ctx, trace)
     try:
         if ctx.commits is not None:
             accepted = await ctx.commits.accept(item)
@@ -160,16 +164,11 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
     """Accept many reports (a JSON array or NDJSON); each item gets its own result."""
     items = _batch_items(await request.body())
     trace = _trace_id(request)
-    results: list[dict[str, Any]] = [{} for _ in items]
-    ready: list[tuple[int, outbox.Pending]] = []
-    for i, raw in enumerate(items):
-        try:
-            report = ReportIn.model_validate(raw)
-            ready.append((i, prepare_report(report, ctx, trace)))
-        except ValidationError as exc:
-            results[i] = _item_problem(i, [(_pointer(e["loc"]), e["msg"]) for e in exc.errors()])
-        except Problem as exc:
-            results[i] = _item_problem(i, [(e["pointer"], e["detail"]) for e in exc.errors or []])
+    if any(isinstance(raw, dict) and raw.get("extract") for raw in items):
+        # the extraction rules take CPU time: the event loop keeps answering
+        results, ready = await asyncio.to_thread(_prepare_batch, items, ctx, trace)
+    else:
+        results, ready = _prepare_batch(items, ctx, trace)
     outcomes = await asyncio.to_thread(outbox.accept_reports, ctx.engine, [p for _, p in ready])
     for (i, item), outcome in zip(ready, outcomes, strict=True):
         if isinstance(outcome, outbox.ReportConflict):
@@ -187,6 +186,23 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> dict[str, Any]:
     if ready and ctx.relay is not None:
         ctx.relay.kick()
     return {"results": results}
+
+
+def _prepare_batch(
+    items: list[Any], ctx: IngestContext, trace: str
+) -> tuple[list[dict[str, Any]], list[tuple[int, outbox.Pending]]]:
+    """Each item validated and normalised: (results with the problems, ready to write)."""
+    results: list[dict[str, Any]] = [{} for _ in items]
+    ready: list[tuple[int, outbox.Pending]] = []
+    for i, raw in enumerate(items):
+        try:
+            report = ReportIn.model_validate(raw)
+            ready.append((i, prepare_report(report, ctx, trace)))
+        except ValidationError as exc:
+            results[i] = _item_problem(i, [(_pointer(e["loc"]), e["msg"]) for e in exc.errors()])
+        except Problem as exc:
+            results[i] = _item_problem(i, [(e["pointer"], e["detail"]) for e in exc.errors or []])
+    return results, ready
 
 
 class RetractionIn(BaseModel):
