@@ -700,6 +700,7 @@ _EXTRA_PREFIX = {
     "topped": "more than", "tops": "more than", "surpassed": "more than",
     "well over": "more than", "just over": "more than", "well above": "more than",
     "upwards of": "at least", "close to": "nearly", "approaching": "nearly",
+    "closer to": "approximately", "nearer to": "approximately",
     "just under": "fewer than", "just below": "fewer than", "an approximate": "approximately",
     "perhaps": "approximately", "potentially": "up to", "possibly as many as": "up to",
 }  # fmt: skip

@@ -56,7 +56,7 @@ _AUX = r"(?:(?:has|have|had|also|previously|earlier|now) )*+"
 _CITING = re.compile(r"\bciting ([^,.;]+)", re.I)
 _ACCORDING = re.compile(r"\baccording to ([^,;]+)", re.I)
 _ACCORDING_END = re.compile(r"(?: that\b.*| ?\.)$", re.I)
-_SAYS_AFTER = re.compile(rf" {_AUX}{_SAY}\b", re.I)  # "... the ministry (has) said"
+_SAYS_AFTER = re.compile(rf" {_AUX}({_SAY})\b", re.I)  # "... the ministry (has) said"
 _SAYS_FIRST = re.compile(rf" ?+{_SAY} ", re.I)  # ", said the ministry."
 _WHITESPACE = re.compile(r"\s+")
 _PRONOUNS = _words("it he she they we i you this that there which who one some many others")
@@ -65,7 +65,7 @@ _NOT_SOURCE = re.compile(r"\d|^(?:and|but|so|yet|while|as)\b", re.I)
 
 def _clean_source(x: str) -> str | None:
     x = x.strip(" \"'“”‘’")
-    x = re.sub(r"^(?:and|but|while|as) ", "", x, flags=re.I)
+    x = re.sub(r"^(?:and|but|while|as|though|although|whereas) ", "", x, flags=re.I)
     if not x or x.lower() in _PRONOUNS or _NOT_SOURCE.search(x) or len(x.split()) > 10:
         return None
     if x.split()[-1].lower() in ("a", "an", "the"):  # "an estimated 10,000": not a source
@@ -75,10 +75,12 @@ def _clean_source(x: str) -> str | None:
 
 def _speaker_before_say(segment: str) -> str | None:
     """ "the Pentagon" in "the Pentagon said on Monday": the 2-90 characters before a verb."""
-    m = _SAYS_AFTER.search(segment, 2, 91 + 40)
-    if m is None or m.start() > 90:
-        return None
-    return segment[: m.start()]
+    for m in _SAYS_AFTER.finditer(segment, 2, 91 + 40):
+        if m.start() > 90:
+            return None
+        if segment[m.start(1)].islower():  # "The United States will": a name, not a verb
+            return segment[: m.start()]
+    return None
 
 
 def _according(sentence: str) -> str | None:
@@ -126,6 +128,73 @@ def attribution(sentence: str) -> str | None:
         if who:
             return who
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Speaker:
+    start: int  # offset in the sentence of the comma-free segment naming the speaker
+    end: int
+    who: str
+    citing: bool  # "citing X": the origin behind the reporter, whatever is nearer
+
+
+def _segment_speaker(segment: str, *, first: bool, last: bool) -> tuple[str, bool] | None:
+    """The speaker one comma-free segment names, and whether it is cited."""
+    citing = _CITING.search(segment)
+    finders = (
+        lambda: citing[1] if citing else None,
+        lambda: _according(segment),
+        lambda: _speaker_before_say(segment.lstrip()),
+        lambda: _inverted(segment.lstrip()) if last and not first else None,
+    )
+    for find in finders:
+        found = find()
+        who = _clean_source(found) if found else None
+        if who:
+            return who, citing is not None and found == citing[1]
+    return None
+
+
+def speakers(sentence: str) -> list[Speaker]:
+    """Every speaker the sentence names, with the span of its segment (split at commas)."""
+    out: list[Speaker] = []
+    start = 0
+    parts = sentence.split(",")
+    for i, part in enumerate(parts):
+        found = _segment_speaker(_WHITESPACE.sub(" ", part), first=i == 0, last=i == len(parts) - 1)
+        if found is not None:
+            out.append(Speaker(start, start + len(part), found[0], found[1]))
+        start += len(part) + 1
+    return out
+
+
+def nearest_speaker(found: list[Speaker], at: int, end: int) -> str | None:
+    """The speaker of the words [at, end) when a sentence names several: the cited origin,
+    else the one whose segment holds or lies nearest the words ("killed 230, the authority
+    said, though aid groups put it closer to 300": 230 is the authority's, 300 the groups')."""
+    whos = {s.who for s in found}
+    if len(whos) < 2:
+        return None
+    cited = [s for s in found if s.citing]
+    if cited:
+        return cited[0].who
+
+    def distance(s: Speaker) -> int:
+        return 0 if s.start <= at and end <= s.end else min(abs(s.start - end), abs(at - s.end))
+
+    return min(found, key=distance).who
+
+
+_PRONOUN_SPEAKER = re.compile(
+    rf"(?:^|,) ?(?:it|he|she|they|the (?:agency|ministry|statement|report)) {_AUX}{_SAY}\b"
+    rf"|(?:^|,) ?{_SAY} (?:it|he|she|they)\b",
+    re.I,
+)
+
+
+def names_speaker_by_pronoun(sentence: str) -> bool:
+    """ "..., it said.": the speaker is the one named before."""
+    return _PRONOUN_SPEAKER.search(_WHITESPACE.sub(" ", sentence)) is not None
 
 
 # -- modality ---------------------------------------------------------------------------
@@ -201,6 +270,11 @@ _VERBS = _words(
 )
 
 
+_SAME_COUNT = re.compile(r"(?<![a-z])(?:the|that|this|its) (?:figure|toll|tally|count|number)\b")
+_VERB_BEFORE = re.compile(r"([a-z]+ed|lost|shot down|destroyed) ?(?:\w+ ){0,2}$")
+_VERB_AFTER = re.compile(r"\s*(?:[a-z]+\s+){0,3}?(?:been\s+|be\s+)?([a-z]+ed)(?![a-z])")
+
+
 @dataclass(frozen=True, slots=True)
 class _Np:
     words: list[str]
@@ -238,6 +312,8 @@ def _subject_of(np: _Np, sentence: str) -> tuple[str, str] | None:
     if not words:
         return None
     head = words[-1]
+    if head not in PEOPLE:
+        return None  # "80 villages": what is counted, not what the claim is about
     mods = [DEMONYM_ALIASES.get(w, w) for w in words[:-1]]
     if head in PEOPLE:
         if head in ("koreans", "russians", "ukrainians"):
@@ -347,11 +423,23 @@ class _Sentence:
             self._modality = _sentence_modality(self.low)
         return self._modality
 
+    _speakers: list[Speaker] | None = None
+    before: str | None = None  # the sentence before, whose speaker a pronoun refers to
+
     @property
-    def attributed_to(self) -> str | None:
+    def named(self) -> str | None:
+        """The speaker the sentence names (a pronoun's is the one named before)."""
         if self._source is None:
-            self._source = (attribution(self.text),)
-        return self._source[0] or self.source_id
+            who = attribution(self.text)
+            if who is None and self.before and names_speaker_by_pronoun(self.text):
+                who = attribution(self.before)
+            self._source = (who,)
+        return self._source[0]
+
+    def speaker_of(self, at: int, end: int) -> str | None:
+        if self._speakers is None:
+            self._speakers = speakers(self.text)
+        return nearest_speaker(self._speakers, at, end) or self.named or self.source_id
 
 
 class _Extractor:
@@ -359,6 +447,7 @@ class _Extractor:
         self.registry = registry
         self.subject = subject
         self.doc_subject: tuple[str, str] | None = None
+        self.last_attribute: str | None = None  # of the last count in the registry
 
     def claim(
         self,
@@ -375,7 +464,7 @@ class _Extractor:
         if subject is not None and self.subject is None:
             self.doc_subject = subject
         subject = subject or self.doc_subject
-        slug, label = (self.subject, None) if self.subject else subject or ("unknown", None)
+        slug, label = (self.subject, None) if self.subject else subject or (None, None)
         if not self.subject and subject is None:
             confidence -= 0.1
         return {
@@ -387,7 +476,7 @@ class _Extractor:
             "raw": value["raw"],
             **extra,
             "valid_time": public_valid_time(_nearest_time(sent.times, sent.low, at, end)),
-            "attributed_to": sent.attributed_to,
+            "attributed_to": sent.speaker_of(at, end),
             "modality": modality(sent.low, at, end, sent.modality),
             "quote": sent.text,
             "span": [sent.start, sent.end],
@@ -437,7 +526,8 @@ class _Extractor:
             h for h in _hits(left, right=False, base=0) if h.tier != STOCK or h.distance < 60
         ]
         hit = _choose(hits, np, ph.end)
-        head = np.words[-1] if np.words else None
+        content = [w for w in np.words if w not in NOT_SUBJECT]  # "120 more": no noun
+        head = content[-1] if content else None
         people = head is None or head in PEOPLE or ph.kind in ("fraction", "percent")
         confidence = 0.9
         if hit is not None and people and hit.attribute in self.registry:
@@ -450,8 +540,11 @@ class _Extractor:
             matched = self.registry.match_phrase(f"{left} {right}") if people else None
             if matched is not None:
                 attribute, confidence = matched, 0.55
+            elif self.last_attribute and _SAME_COUNT.search(left[-40:]):
+                # "put the figure closer to 300": the count named just before
+                attribute, confidence = self.last_attribute, 0.6
             else:
-                attribute, confidence = self._suggest(hit, head, left), 0.35
+                attribute, confidence = self._suggest(head, left, right), 0.35
         try:
             tail = " x" if ph.kind in ("fraction", "percent") else ""
             value = parse_value(
@@ -474,6 +567,8 @@ class _Extractor:
         if value.relative_to:
             extra["relative_to"] = value.relative_to
         subject = _subject_of(np, sent.text)
+        if attribute in self.registry and confidence >= 0.5:
+            self.last_attribute = attribute
         return self.claim(
             sent,
             subject=subject,
@@ -486,14 +581,19 @@ class _Extractor:
         )
 
     @staticmethod
-    def _suggest(hit: _Hit | None, head: str | None, left: str) -> str:
-        """A readable attribute name for an unknown phrase: "missiles_fired", "tanks_lost"."""
-        verb = re.search(r"([a-z]+ed|lost|shot down|destroyed)\s*(?:\w+\s+){0,2}$", left)
+    def _suggest(head: str | None, left: str, right: str) -> str:
+        """A readable attribute name for an unknown phrase: "missiles_fired", "displaced".
+
+        Built from the sentence's own words only: a registry attribute whose words are
+        absent would be a guess ("45,000 displaced" is not "wounded").
+        """
+        verb = _VERB_BEFORE.search(left[-60:])
+        after = _VERB_AFTER.match(right)
         parts = [head] if head else []
         if verb:
             parts.append(verb[1].replace(" ", "_"))
-        elif hit is not None:
-            parts.append(hit.attribute)
+        elif after:
+            parts.append(after[1])
         return _slug(parts).replace("-", "_") or "count"
 
 
@@ -631,11 +731,14 @@ def extract_claims(
     ex.doc_subject = _demonym_subject(text[:400])  # the headline usually names the entity
     low_text = _lower(text)
     out: list[dict[str, Any]] = []
+    before: str | None = None
     for start, end in sentence_spans(text):
         low = low_text[start:end]
         if not _TRIGGER.search(low):
+            before = text[start:end]
             continue
-        sent = _Sentence(text[start:end], low, start, end, published, source_id)
+        sent = _Sentence(text[start:end], low, start, end, published, source_id, before=before)
+        before = sent.text
         numeric = ex.numbers(sent)
         out.extend(numeric)
         out.extend(_categoricals(ex, sent, numeric))
