@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -703,6 +704,10 @@ def _categoricals(ex: _Extractor, sent: _Sentence, numeric: list[dict[str, Any]]
     return out
 
 
+class ExtractionStopped(Exception):
+    """`should_stop` said stop (a caller's CPU budget ran out): no partial answer."""
+
+
 def extract_claims(
     text: str,
     *,
@@ -711,6 +716,7 @@ def extract_claims(
     registry: AttributeRegistry | None = None,
     subject: str | None = None,
     max_claims: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Candidate claims in the claim-input shape, in text order; nothing is stored.
 
@@ -719,7 +725,10 @@ def extract_claims(
     one), modality, quote (the sentence), span [start, end) of the quote in `text`,
     confidence 0..1 and extraction {method: "rules", version}. Unknown phrases come back
     with a suggested attribute and confidence < 0.5; they are never dropped. `subject`
-    overrides the subject of every candidate; `max_claims` stops after that many.
+    overrides the subject of every candidate (else a subject is read only from a people
+    noun, "North Korean troops", and is None when there is none); `max_claims` stops after
+    that many. `should_stop` is asked before each sentence; when it answers True,
+    ExtractionStopped is raised (the caller's deadline: the rules stay free of clocks).
     """
     if isinstance(published_at, datetime):
         published = published_at.date()
@@ -733,6 +742,8 @@ def extract_claims(
     out: list[dict[str, Any]] = []
     before: str | None = None
     for start, end in sentence_spans(text):
+        if should_stop is not None and should_stop():
+            raise ExtractionStopped(f"stopped at character {start} of {len(text)}")
         low = low_text[start:end]
         if not _TRIGGER.search(low):
             before = text[start:end]

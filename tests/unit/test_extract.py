@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.http import install_error_handlers
+from services.ingest import extract_api
 from services.ingest.extract_api import router
 from shared.attributes import default_registry
-from shared.extract import extract_claims
+from shared.extract import ExtractionStopped, extract_claims
 from shared.values import find_value_phrases, parse_value
 
 PUB = date(2025, 2, 17)  # a Monday
@@ -358,3 +359,31 @@ def test_a_capitalised_name_is_not_a_speech_verb():
     # "States" in "The United States" is not the verb "states"
     c = one("The United States will send 500 more troops to the region, the Pentagon said.")
     assert c["attributed_to"] == "the Pentagon"
+
+
+def test_should_stop_ends_extraction_between_sentences():
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(ExtractionStopped):
+        extract_claims("12 troops died. 14 troops died. 15 troops died.", published_at=PUB,
+                       should_stop=stop)  # fmt: skip
+    assert len(asked) == 3
+
+
+def test_extract_route_answers_503_when_over_its_cpu_budget(client, monkeypatch):
+    monkeypatch.setattr(extract_api, "EXTRACT_BUDGET_S", -1.0)
+    r = client.post("/v1/extract", json={"text": "12 troops died.", "published_at": "2025-02-17"})
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"][0]["pointer"] == "/text"
+
+
+def test_extract_route_answers_null_subject_when_the_text_names_none(client):
+    r = client.post(
+        "/v1/extract", json={"text": "80 villages were cut off.", "published_at": "2025-02-17"}
+    )
+    assert r.status_code == 200 and r.json()["claims"][0]["subject"] is None
