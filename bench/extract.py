@@ -255,7 +255,7 @@ def main() -> None:
                 for line in evaluate.misses:  # type: ignore[attr-defined]
                     print("  ", line)
     heldout = load("heldout.jsonl")
-    p, r, n_cand, n_exp, misses = evaluate_whole(heldout)
+    held_p, held_r, held_cand, held_exp, misses = evaluate_whole(heldout)
     if verbose:
         print("-- heldout misses --")
         for line in misses:
@@ -269,8 +269,8 @@ def main() -> None:
         print(f"| {name} | {threshold} | {items_n} | {n_cand} | {n_exp} | {cells} |")
     print(
         f"\nheldout ({len(heldout)} paragraphs, whole claim: subject, attribute, value+hedge, "
-        f"speaker; min conf {THRESHOLD}): P {p:.2f} R {r:.2f} ({n_cand} candidates, "
-        f"{n_exp} expected)"
+        f"speaker; min conf {THRESHOLD}): P {held_p:.2f} R {held_r:.2f} ({held_cand} candidates, "
+        f"{held_exp} expected)"
     )
     print(f"\nthroughput: {kbps:,.0f} KB/s on one core ({n} candidates)")
 
