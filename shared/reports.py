@@ -109,6 +109,9 @@ class ReportIn(BaseModel):
     # propose claims from `text` with the rule-based extractor and store them too,
     # marked machine-proposed (the consensus weighs them lower)
     extract: bool = False
+    # the subject of every claim proposed from `text`: required with extract=true, because
+    # the rules cannot tell what prose is about and a guessed subject files claims wrongly
+    subject: Key | None = None
     # the limit is documented here and enforced by ingest, which answers 413 above it (a
     # size limit, like the body's), where pydantic's max_length would answer 422
     claims: list[ClaimIn] = Field(
@@ -176,11 +179,18 @@ def _extracted(
 
     if not report.text:
         errors.append(("/text", "extract=true needs the report's text"))
+    if not report.subject:
+        errors.append(("/subject", "extract=true needs the subject of the proposed claims"))
+    if not report.text or not report.subject:
         return []
     out = []
     start = len(report.claims)
     candidates = extract_claims(
-        report.text, published_at=published_at, source_id=report.source.id, registry=registry
+        report.text,
+        published_at=published_at,
+        source_id=report.source.id,
+        registry=registry,
+        subject=report.subject,
     )
     for offset, cand in enumerate(
         c for c in candidates if c["confidence"] >= MIN_EXTRACTION_CONFIDENCE

@@ -373,7 +373,8 @@ def _parse_phrase(
     signed: bool = False,
 ) -> _Parsed:
     s = re.sub(r"\s+", " ", text.lower().replace("per cent", "percent"))
-    s = re.sub(r"\s*\([^)]*\)\s*$", "", s).strip(" .;,!?\"'")  # "(Ukrainian estimate)"
+    # "(Ukrainian estimate)"; [^()] stops each try at the next "(": linear, not quadratic
+    s = re.sub(r"\s*\([^()]*\)\s*$", "", s).strip(" .;,!?\"'")
     if not signed and re.match(r"[-−]\s*\d", s):
         raise ValueProblem(field, _NEGATIVE_COUNT)
 
@@ -714,6 +715,7 @@ _EXTRA_PREFIX = {
     "topped": "more than", "tops": "more than", "surpassed": "more than",
     "well over": "more than", "just over": "more than", "well above": "more than",
     "upwards of": "at least", "close to": "nearly", "approaching": "nearly",
+    "closer to": "approximately", "nearer to": "approximately",
     "just under": "fewer than", "just below": "fewer than", "an approximate": "approximately",
     "perhaps": "approximately", "potentially": "up to", "possibly as many as": "up to",
 }  # fmt: skip

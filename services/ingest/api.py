@@ -134,11 +134,13 @@ class ReportAccepted(BaseModel):
 )
 async def post_report(report: ReportIn, ctx: Ctx, request: Request) -> JSONResponse:
     """Accept a report: its events are durable in the outbox before this answers 202."""
-    if len(report.claims) > INLINE_CLAIMS:
-        # normalising thousands of claims takes seconds of CPU: not on the event loop
-        item = await asyncio.to_thread(prepare_report, report, ctx, _trace_id(request))
+    trace = _trace_id(request)
+    if report.extract or len(report.claims) > INLINE_CLAIMS:
+        # the extraction rules, or normalising thousands of claims, take CPU time: the
+        # event loop keeps answering
+        item = await asyncio.to_thread(prepare_report, report, ctx, trace)
     else:
-        item = prepare_report(report, ctx, _trace_id(request))
+        item = prepare_report(report, ctx, trace)
     try:
         if ctx.commits is not None:
             accepted = await ctx.commits.accept(item)

@@ -1,11 +1,14 @@
 """POST /v1/extract: candidate claims from the raw text of a report. Nothing is written.
 
 Translate and call: the rules live in shared.extract (pure). The route is a plain `def`,
-so FastAPI runs the CPU-bound extraction in its thread pool, off the event loop.
+so FastAPI runs the CPU-bound extraction in its thread pool, off the event loop. The rules
+run in linear time (1 MB in about a second on one core); a CPU budget per request still
+bounds them: past EXTRACT_BUDGET_S the request answers 503 instead of burning more.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,12 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.http import Problem
 from shared.attributes import AttributeRegistry, default_registry
-from shared.extract import extract_claims
+from shared.extract import ExtractionStopped, extract_claims
 from shared.reports import Key
 from shared.validtime import TimeProblem, parse_instant
 
 MAX_TEXT_BYTES = 1_000_000
 MAX_CANDIDATES = 5_000
+EXTRACT_BUDGET_S = 10.0  # CPU seconds of one request's extraction (thread time)
 
 router = APIRouter(prefix="/v1", tags=["extract"])
 
@@ -46,7 +50,13 @@ def _registry(request: Request) -> AttributeRegistry:
     return registry if isinstance(registry, AttributeRegistry) else default_registry()
 
 
-@router.post("/extract", response_model=ExtractOut, responses={422: {}})
+def _budget(seconds: float) -> Any:
+    """A should_stop for extract_claims: True once this thread spent `seconds` of CPU."""
+    start = time.thread_time()
+    return lambda: time.thread_time() - start > seconds
+
+
+@router.post("/extract", response_model=ExtractOut, responses={422: {}, 503: {}})
 def post_extract(body: ExtractIn, request: Request) -> ExtractOut:
     """Propose claims (claim-input shape plus quote, span, confidence); nothing is stored."""
     if len(body.text.encode("utf-8")) > MAX_TEXT_BYTES:
@@ -65,12 +75,22 @@ def post_extract(body: ExtractIn, request: Request) -> ExtractOut:
             f"/published_at: {exc.detail}",
             errors=[{"pointer": "/published_at", "detail": exc.detail}],
         ) from None
-    claims = extract_claims(
-        body.text,
-        published_at=published,
-        source_id=body.source.id if body.source else None,
-        registry=_registry(request),
-        subject=body.subject,
-        max_claims=MAX_CANDIDATES + 1,
-    )
+    try:
+        claims = extract_claims(
+            body.text,
+            published_at=published,
+            source_id=body.source.id if body.source else None,
+            registry=_registry(request),
+            subject=body.subject,
+            max_claims=MAX_CANDIDATES + 1,
+            should_stop=_budget(EXTRACT_BUDGET_S),
+        )
+    except ExtractionStopped:
+        raise Problem(
+            503,
+            "Extraction over budget",
+            f"/text: extraction used its {EXTRACT_BUDGET_S:g} s of CPU; send shorter text",
+            errors=[{"pointer": "/text", "detail": "too costly to extract in one request"}],
+            headers={"Retry-After": "5"},
+        ) from None
     return ExtractOut(claims=claims[:MAX_CANDIDATES], truncated=len(claims) > MAX_CANDIDATES)

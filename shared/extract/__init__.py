@@ -7,6 +7,12 @@ Everything is a rule; each candidate says so (`extraction: {method: "rules", ver
 and carries a confidence so that a person reviews before anything is posted.
 """
 
-from shared.extract._core import EXTRACTION_VERSION, attribution, extract_claims, modality
+from shared.extract._core import (
+    EXTRACTION_VERSION,
+    ExtractionStopped,
+    attribution,
+    extract_claims,
+    modality,
+)
 
-__all__ = ["EXTRACTION_VERSION", "attribution", "extract_claims", "modality"]
+__all__ = ["EXTRACTION_VERSION", "ExtractionStopped", "attribution", "extract_claims", "modality"]

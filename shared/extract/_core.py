@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -49,19 +50,23 @@ _SAY = (
     r"|noted|warned|insisted|acknowledged|admitted|alleged|alleges|concluded|calculated"
     r"|put\s+the\s+(?:number|total|figure|toll|death\s+toll|count|losses|tally))"
 )
-_AUX = r"(?:(?:has|have|had|also|previously|earlier|now)\s+)*"
-_CITING = re.compile(r"\bciting\s+([^,.;]+)", re.I)
-_ACCORDING = re.compile(r"\baccording\s+to\s+([^,;]+?)(?=\s*(?:[,;]|\.\s*$|$|\s+that\b))", re.I)
-_TAIL = re.compile(rf",\s*([^,]{{2,90}}?)\s+{_AUX}{_SAY}\b[^,]*?[.!?\"”']*\s*$", re.I)
-_INVERTED = re.compile(rf",\s*{_SAY}\s+([^,]{{2,90}}?)[.!?\"”']*\s*$", re.I)
-_HEAD = re.compile(rf"^(?:[^,]{{0,120}},\s*)?([^,]{{2,90}}?)\s+{_AUX}{_SAY}\b", re.I)
+_AUX = r"(?:(?:has|have|had|also|previously|earlier|now) )*+"
+# Linear on any input (issue #24): attribution reads a copy of the sentence with whitespace
+# runs collapsed to one space, every quantifier over spaces is possessive, and the patterns
+# are anchored to one comma-free segment, so no two quantifiers can trade the same characters.
+_CITING = re.compile(r"\bciting ([^,.;]+)", re.I)
+_ACCORDING = re.compile(r"\baccording to ([^,;]+)", re.I)
+_ACCORDING_END = re.compile(r"(?: that\b.*| ?\.)$", re.I)
+_SAYS_AFTER = re.compile(rf" {_AUX}({_SAY})\b", re.I)  # "... the ministry (has) said"
+_SAYS_FIRST = re.compile(rf" ?+{_SAY} ", re.I)  # ", said the ministry."
+_WHITESPACE = re.compile(r"\s+")
 _PRONOUNS = _words("it he she they we i you this that there which who one some many others")
 _NOT_SOURCE = re.compile(r"\d|^(?:and|but|so|yet|while|as)\b", re.I)
 
 
 def _clean_source(x: str) -> str | None:
-    x = re.sub(r"\s+", " ", x).strip(" \"'“”‘’")
-    x = re.sub(r"^(?:and|but|while|as)\s+", "", x, flags=re.I)
+    x = x.strip(" \"'“”‘’")
+    x = re.sub(r"^(?:and|but|while|as|though|although|whereas) ", "", x, flags=re.I)
     if not x or x.lower() in _PRONOUNS or _NOT_SOURCE.search(x) or len(x.split()) > 10:
         return None
     if x.split()[-1].lower() in ("a", "an", "the"):  # "an estimated 10,000": not a source
@@ -69,15 +74,128 @@ def _clean_source(x: str) -> str | None:
     return x
 
 
+def _speaker_before_say(segment: str) -> str | None:
+    """ "the Pentagon" in "the Pentagon said on Monday": the 2-90 characters before a verb."""
+    for m in _SAYS_AFTER.finditer(segment, 2, 91 + 40):
+        if m.start() > 90:
+            return None
+        if segment[m.start(1)].islower():  # "The United States will": a name, not a verb
+            return segment[: m.start()]
+    return None
+
+
+def _according(sentence: str) -> str | None:
+    m = _ACCORDING.search(sentence)
+    if m is None:
+        return None
+    who = _ACCORDING_END.sub("", m[1])  # "according to X that ...", "according to X."
+    return who.strip() or None
+
+
+def _inverted(segment: str) -> str | None:
+    """ ", said the ministry." -> "the ministry" (the whole last segment after the verb)."""
+    m = _SAYS_FIRST.match(segment)
+    if m is None:
+        return None
+    who = segment[m.end() :].rstrip(" .!?\"”'")
+    return who if 2 <= len(who) <= 90 else None
+
+
+def _head(segments: list[str]) -> str | None:
+    """ "X said ..." at the start of the sentence, or after one short opening clause."""
+    if len(segments) > 1 and len(segments[0]) <= 120:
+        who = _speaker_before_say(segments[1].lstrip())
+        if who:
+            return who
+    return _speaker_before_say(segments[0])
+
+
 def attribution(sentence: str) -> str | None:
     """Who the sentence attributes its claims to ("according to X", "X said", "citing X")."""
-    for rx in (_CITING, _ACCORDING, _TAIL, _INVERTED, _HEAD):
-        m = rx.search(sentence)
-        if m:
-            who = _clean_source(m[1])
-            if who:
-                return who
+    text = _WHITESPACE.sub(" ", sentence)
+    segments = text.split(",")
+    last = segments[-1].lstrip() if len(segments) > 1 else None
+    citing = _CITING.search(text)
+    finders = (
+        lambda: citing[1] if citing else None,
+        lambda: _according(text),
+        lambda: _speaker_before_say(last) if last is not None else None,
+        lambda: _inverted(last) if last is not None else None,
+        lambda: _head(segments),
+    )
+    for find in finders:
+        found = find()
+        who = _clean_source(found) if found else None
+        if who:
+            return who
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Speaker:
+    start: int  # offset in the sentence of the comma-free segment naming the speaker
+    end: int
+    who: str
+    citing: bool  # "citing X": the origin behind the reporter, whatever is nearer
+
+
+def _segment_speaker(segment: str, *, first: bool, last: bool) -> tuple[str, bool] | None:
+    """The speaker one comma-free segment names, and whether it is cited."""
+    citing = _CITING.search(segment)
+    finders = (
+        lambda: citing[1] if citing else None,
+        lambda: _according(segment),
+        lambda: _speaker_before_say(segment.lstrip()),
+        lambda: _inverted(segment.lstrip()) if last and not first else None,
+    )
+    for find in finders:
+        found = find()
+        who = _clean_source(found) if found else None
+        if who:
+            return who, citing is not None and found == citing[1]
+    return None
+
+
+def speakers(sentence: str) -> list[Speaker]:
+    """Every speaker the sentence names, with the span of its segment (split at commas)."""
+    out: list[Speaker] = []
+    start = 0
+    parts = sentence.split(",")
+    for i, part in enumerate(parts):
+        found = _segment_speaker(_WHITESPACE.sub(" ", part), first=i == 0, last=i == len(parts) - 1)
+        if found is not None:
+            out.append(Speaker(start, start + len(part), found[0], found[1]))
+        start += len(part) + 1
+    return out
+
+
+def nearest_speaker(found: list[Speaker], at: int, end: int) -> str | None:
+    """The speaker of the words [at, end) when a sentence names several: the cited origin,
+    else the one whose segment holds or lies nearest the words ("killed 230, the authority
+    said, though aid groups put it closer to 300": 230 is the authority's, 300 the groups')."""
+    whos = {s.who for s in found}
+    if len(whos) < 2:
+        return None
+    cited = [s for s in found if s.citing]
+    if cited:
+        return cited[0].who
+
+    def distance(s: Speaker) -> int:
+        return 0 if s.start <= at and end <= s.end else min(abs(s.start - end), abs(at - s.end))
+
+    return min(found, key=distance).who
+
+
+_PRONOUN_SPEAKER = re.compile(
+    rf"(?:^|,) ?(?:it|he|she|they|the (?:agency|ministry|statement|report)) {_AUX}{_SAY}\b"
+    rf"|(?:^|,) ?{_SAY} (?:it|he|she|they)\b",
+    re.I,
+)
+
+
+def names_speaker_by_pronoun(sentence: str) -> bool:
+    """ "..., it said.": the speaker is the one named before."""
+    return _PRONOUN_SPEAKER.search(_WHITESPACE.sub(" ", sentence)) is not None
 
 
 # -- modality ---------------------------------------------------------------------------
@@ -153,6 +271,11 @@ _VERBS = _words(
 )
 
 
+_SAME_COUNT = re.compile(r"(?<![a-z])(?:the|that|this|its) (?:figure|toll|tally|count|number)\b")
+_VERB_BEFORE = re.compile(r"([a-z]+ed|lost|shot down|destroyed) ?(?:\w+ ){0,2}$")
+_VERB_AFTER = re.compile(r"\s*(?:[a-z]+\s+){0,3}?(?:been\s+|be\s+)?([a-z]+ed)(?![a-z])")
+
+
 @dataclass(frozen=True, slots=True)
 class _Np:
     words: list[str]
@@ -190,6 +313,8 @@ def _subject_of(np: _Np, sentence: str) -> tuple[str, str] | None:
     if not words:
         return None
     head = words[-1]
+    if head not in PEOPLE:
+        return None  # "80 villages": what is counted, not what the claim is about
     mods = [DEMONYM_ALIASES.get(w, w) for w in words[:-1]]
     if head in PEOPLE:
         if head in ("koreans", "russians", "ukrainians"):
@@ -299,11 +424,23 @@ class _Sentence:
             self._modality = _sentence_modality(self.low)
         return self._modality
 
+    _speakers: list[Speaker] | None = None
+    before: str | None = None  # the sentence before, whose speaker a pronoun refers to
+
     @property
-    def attributed_to(self) -> str | None:
+    def named(self) -> str | None:
+        """The speaker the sentence names (a pronoun's is the one named before)."""
         if self._source is None:
-            self._source = (attribution(self.text),)
-        return self._source[0] or self.source_id
+            who = attribution(self.text)
+            if who is None and self.before and names_speaker_by_pronoun(self.text):
+                who = attribution(self.before)
+            self._source = (who,)
+        return self._source[0]
+
+    def speaker_of(self, at: int, end: int) -> str | None:
+        if self._speakers is None:
+            self._speakers = speakers(self.text)
+        return nearest_speaker(self._speakers, at, end) or self.named or self.source_id
 
 
 class _Extractor:
@@ -311,6 +448,7 @@ class _Extractor:
         self.registry = registry
         self.subject = subject
         self.doc_subject: tuple[str, str] | None = None
+        self.last_attribute: str | None = None  # of the last count in the registry
 
     def claim(
         self,
@@ -327,7 +465,7 @@ class _Extractor:
         if subject is not None and self.subject is None:
             self.doc_subject = subject
         subject = subject or self.doc_subject
-        slug, label = (self.subject, None) if self.subject else subject or ("unknown", None)
+        slug, label = (self.subject, None) if self.subject else subject or (None, None)
         if not self.subject and subject is None:
             confidence -= 0.1
         return {
@@ -339,7 +477,7 @@ class _Extractor:
             "raw": value["raw"],
             **extra,
             "valid_time": public_valid_time(_nearest_time(sent.times, sent.low, at, end)),
-            "attributed_to": sent.attributed_to,
+            "attributed_to": sent.speaker_of(at, end),
             "modality": modality(sent.low, at, end, sent.modality),
             "quote": sent.text,
             "span": [sent.start, sent.end],
@@ -389,7 +527,8 @@ class _Extractor:
             h for h in _hits(left, right=False, base=0) if h.tier != STOCK or h.distance < 60
         ]
         hit = _choose(hits, np, ph.end)
-        head = np.words[-1] if np.words else None
+        content = [w for w in np.words if w not in NOT_SUBJECT]  # "120 more": no noun
+        head = content[-1] if content else None
         people = head is None or head in PEOPLE or ph.kind in ("fraction", "percent")
         confidence = 0.9
         if hit is not None and people and hit.attribute in self.registry:
@@ -402,8 +541,11 @@ class _Extractor:
             matched = self.registry.match_phrase(f"{left} {right}") if people else None
             if matched is not None:
                 attribute, confidence = matched, 0.55
+            elif self.last_attribute and _SAME_COUNT.search(left[-40:]):
+                # "put the figure closer to 300": the count named just before
+                attribute, confidence = self.last_attribute, 0.6
             else:
-                attribute, confidence = self._suggest(hit, head, left), 0.35
+                attribute, confidence = self._suggest(head, left, right), 0.35
         try:
             tail = " x" if ph.kind in ("fraction", "percent") else ""
             value = parse_value(
@@ -413,7 +555,7 @@ class _Extractor:
                 registry=self.registry,
                 kind=None if ph.kind not in ("fraction", "percent") else "stock",
             )
-        except ValueProblem:
+        except (ValueProblem, OverflowError):  # OverflowError: 400 digits do not fit a float
             return None
         if value.hedge == "categorical":
             return None
@@ -426,6 +568,8 @@ class _Extractor:
         if value.relative_to:
             extra["relative_to"] = value.relative_to
         subject = _subject_of(np, sent.text)
+        if attribute in self.registry and confidence >= 0.5:
+            self.last_attribute = attribute
         return self.claim(
             sent,
             subject=subject,
@@ -438,14 +582,19 @@ class _Extractor:
         )
 
     @staticmethod
-    def _suggest(hit: _Hit | None, head: str | None, left: str) -> str:
-        """A readable attribute name for an unknown phrase: "missiles_fired", "tanks_lost"."""
-        verb = re.search(r"([a-z]+ed|lost|shot down|destroyed)\s*(?:\w+\s+){0,2}$", left)
+    def _suggest(head: str | None, left: str, right: str) -> str:
+        """A readable attribute name for an unknown phrase: "missiles_fired", "displaced".
+
+        Built from the sentence's own words only: a registry attribute whose words are
+        absent would be a guess ("45,000 displaced" is not "wounded").
+        """
+        verb = _VERB_BEFORE.search(left[-60:])
+        after = _VERB_AFTER.match(right)
         parts = [head] if head else []
         if verb:
             parts.append(verb[1].replace(" ", "_"))
-        elif hit is not None:
-            parts.append(hit.attribute)
+        elif after:
+            parts.append(after[1])
         return _slug(parts).replace("-", "_") or "count"
 
 
@@ -555,6 +704,10 @@ def _categoricals(ex: _Extractor, sent: _Sentence, numeric: list[dict[str, Any]]
     return out
 
 
+class ExtractionStopped(Exception):
+    """`should_stop` said stop (a caller's CPU budget ran out): no partial answer."""
+
+
 def extract_claims(
     text: str,
     *,
@@ -563,6 +716,7 @@ def extract_claims(
     registry: AttributeRegistry | None = None,
     subject: str | None = None,
     max_claims: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Candidate claims in the claim-input shape, in text order; nothing is stored.
 
@@ -571,7 +725,10 @@ def extract_claims(
     one), modality, quote (the sentence), span [start, end) of the quote in `text`,
     confidence 0..1 and extraction {method: "rules", version}. Unknown phrases come back
     with a suggested attribute and confidence < 0.5; they are never dropped. `subject`
-    overrides the subject of every candidate; `max_claims` stops after that many.
+    overrides the subject of every candidate (else a subject is read only from a people
+    noun, "North Korean troops", and is None when there is none); `max_claims` stops after
+    that many. `should_stop` is asked before each sentence; when it answers True,
+    ExtractionStopped is raised (the caller's deadline: the rules stay free of clocks).
     """
     if isinstance(published_at, datetime):
         published = published_at.date()
@@ -583,11 +740,16 @@ def extract_claims(
     ex.doc_subject = _demonym_subject(text[:400])  # the headline usually names the entity
     low_text = _lower(text)
     out: list[dict[str, Any]] = []
+    before: str | None = None
     for start, end in sentence_spans(text):
+        if should_stop is not None and should_stop():
+            raise ExtractionStopped(f"stopped at character {start} of {len(text)}")
         low = low_text[start:end]
         if not _TRIGGER.search(low):
+            before = text[start:end]
             continue
-        sent = _Sentence(text[start:end], low, start, end, published, source_id)
+        sent = _Sentence(text[start:end], low, start, end, published, source_id, before=before)
+        before = sent.text
         numeric = ex.numbers(sent)
         out.extend(numeric)
         out.extend(_categoricals(ex, sent, numeric))

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.http import install_error_handlers
+from services.ingest import extract_api
 from services.ingest.extract_api import router
 from shared.attributes import default_registry
-from shared.extract import extract_claims
+from shared.extract import ExtractionStopped, extract_claims
 from shared.values import find_value_phrases, parse_value
 
 PUB = date(2025, 2, 17)  # a Monday
@@ -303,3 +304,100 @@ def test_extract_route_requires_text_and_limits_it_to_one_megabyte(client):
     assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/text"
     r = client.post("/v1/extract", json={"text": "é" * 600_000, "published_at": "2025-02-17"})
     assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/text"
+
+
+# -- unseen prose (issue #20 item 7) ---------------------------------------------------------
+
+FLOOD = (
+    "Local officials said the waters began rising on Tuesday night. Floods in the north of "
+    "the country have killed at least 230, the National Disaster Management Authority said, "
+    "though aid groups put the figure closer to 300. Roughly 45,000 have been displaced, and "
+    "as many as 80 villages remain cut off."
+)
+
+
+def _flood() -> dict[str, dict]:
+    return {c["raw"]: c for c in extract_claims(FLOOD, published_at=date(2025, 8, 20))}
+
+
+def test_each_number_is_attributed_to_its_nearest_speaker():
+    claims = _flood()
+    assert claims["at least 230"]["attributed_to"] == "the National Disaster Management Authority"
+    assert claims["closer to 300"]["attributed_to"] == "aid groups"
+
+
+def test_closer_to_is_approximate_and_the_figure_is_the_count_named_before():
+    c = _flood()["closer to 300"]
+    assert c["hedge"] == "approximately" and bounds(c) == (270, 300, 330)
+    assert c["attribute"] == "killed" and c["confidence"] >= 0.5
+
+
+def test_a_quantity_without_the_attributes_words_is_not_mapped_to_it():
+    claims = _flood()
+    displaced, villages = claims["Roughly 45,000"], claims["as many as 80"]
+    for c in (displaced, villages):
+        assert c["attribute"] not in default_registry() and c["confidence"] < 0.5
+    assert displaced["attribute"] == "displaced"
+
+
+def test_a_counted_thing_is_not_a_subject_and_no_subject_is_null():
+    claims = _flood()
+    assert claims["as many as 80"]["subject"] is None
+    assert {c["subject"] for c in claims.values()} == {None}
+
+
+def test_a_pronoun_speaker_is_the_one_named_in_the_sentence_before():
+    text = (
+        "The health ministry said 40 people died on Sunday. About 120 more were injured, it said."
+    )
+    injured = extract_claims(text, published_at=PUB)[-1]
+    assert injured["attribute"] == "wounded" and injured["confidence"] >= 0.5
+    assert injured["attributed_to"] == "The health ministry"
+
+
+def test_a_capitalised_name_is_not_a_speech_verb():
+    # "States" in "The United States" is not the verb "states"
+    c = one("The United States will send 500 more troops to the region, the Pentagon said.")
+    assert c["attributed_to"] == "the Pentagon"
+
+
+def test_should_stop_ends_extraction_between_sentences():
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(ExtractionStopped):
+        extract_claims("12 troops died. 14 troops died. 15 troops died.", published_at=PUB,
+                       should_stop=stop)  # fmt: skip
+    assert len(asked) == 3
+
+
+def test_extract_route_answers_503_when_over_its_cpu_budget(client, monkeypatch):
+    monkeypatch.setattr(extract_api, "EXTRACT_BUDGET_S", -1.0)
+    r = client.post("/v1/extract", json={"text": "12 troops died.", "published_at": "2025-02-17"})
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"][0]["pointer"] == "/text"
+
+
+def test_extract_route_answers_null_subject_when_the_text_names_none(client):
+    r = client.post(
+        "/v1/extract", json={"text": "80 villages were cut off.", "published_at": "2025-02-17"}
+    )
+    assert r.status_code == 200 and r.json()["claims"][0]["subject"] is None
+
+
+# -- the held-out gold set ---------------------------------------------------------------------
+
+
+def test_held_out_precision_and_recall_do_not_regress():
+    """Whole-claim P/R on tests/data/extract/heldout.jsonl (35 news paragraphs written from
+    public facts, never tuned on; bench/extract.py). The issue's target is P >= 0.9 and
+    R >= 0.8; the rules measure P 23/29 = 0.79 and R 23/34 = 0.68 (bench/RESULTS.md), so the
+    floor is what is measured, raised with every improvement until it reaches the target."""
+    from bench.extract import evaluate_whole, load
+
+    precision, recall, *_ = evaluate_whole(load("heldout.jsonl"))
+    assert precision >= 23 / 29 and recall >= 23 / 34

@@ -17,10 +17,17 @@ TEXT = (
 
 def test_extracted_claims_are_marked_machine_proposed() -> None:
     report = ReportIn.model_validate(
-        {"source": {"id": "blog"}, "published_at": "2025-02-17", "text": TEXT, "extract": True}
+        {
+            "source": {"id": "blog"},
+            "published_at": "2025-02-17",
+            "text": TEXT,
+            "extract": True,
+            "subject": "dprk-troops-kursk",
+        }
     )
     _, claims = normalise_report(report, "r1", REGISTRY)
     assert claims and all(c.machine_proposed for c in claims)
+    assert {c.subject for c in claims} == {"dprk-troops-kursk"}
     found = {(c.attribute, c.value.high, c.modality) for c in claims}
     assert ("additional_deployment", 3000, "possible") in found
 
@@ -32,3 +39,13 @@ def test_a_report_without_claims_or_extraction_is_rejected() -> None:
     with pytest.raises(ReportProblem) as err:
         normalise_report(report, "r1", REGISTRY)
     assert err.value.errors[0][0] == "/claims"
+
+
+def test_extraction_without_a_subject_is_refused_naming_the_field() -> None:
+    # issue #20: proposed claims were stored under the subject "unknown"
+    report = ReportIn.model_validate(
+        {"source": {"id": "blog"}, "published_at": "2025-02-17", "text": TEXT, "extract": True}
+    )
+    with pytest.raises(ReportProblem) as err:
+        normalise_report(report, "r1", REGISTRY)
+    assert [p for p, _ in err.value.errors] == ["/subject"]
