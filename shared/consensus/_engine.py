@@ -73,7 +73,10 @@ def newest_support(items: Sequence[Item], support: Collection[str]) -> str | Non
     times = [it.published for it in items if it.cid in support]
     if not times:
         return None
-    return datetime.fromtimestamp(max(times), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime("%Y"): glibc writes year 999 as "999", which sorts after
+    # 2025 and does not parse back
+    moment = datetime.fromtimestamp(max(times), UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="seconds") + "Z"
 
 
 def _notes(claims: Sequence[ClaimFacts]) -> tuple[tuple[str, str], ...]:

@@ -51,5 +51,7 @@ def test_healthz_answers_while_a_large_batch_is_in_flight(cluster: Cluster) -> N
     assert all(item["status"] == 202 for item in answer.json()["results"])
     stall = max(prober.latencies)
     print(f"{len(body) / 2**20:.1f} MiB batch in {batch_s:.2f} s; longest /healthz {stall:.3f} s")
-    # the loop is never blocked for a large share of the batch's own duration
-    assert stall < 0.2 * batch_s
+    # the loop is never blocked for a large share of the batch's own duration (on the loop:
+    # 0.66 of it; in a thread ~0.05-0.25 of it, the rest being the GIL under a loaded
+    # machine, so the bound leaves room for a busy CI host)
+    assert stall < 0.4 * batch_s

@@ -263,3 +263,19 @@ def test_a_value_for_a_closed_period_is_not_said_to_hold_since() -> None:
     claims = [_status("a", "deployed", "Wire", date(2024, 12, 1), date(2025, 1, 1))]
     result = compute_consensus(claims, STATUS)
     assert result.explanation == "Single origin (Wire): 'deployed' from 2024-12-01 to 2025-01-01."
+
+
+def test_newest_support_of_a_claim_before_year_1000_is_a_padded_iso_time() -> None:
+    """Stored as text that sorts and parses back (glibc's strftime writes "999-...")."""
+    from datetime import UTC, datetime
+
+    from shared.consensus._engine import newest_support
+    from shared.staleness import age_days
+
+    class _Item:
+        cid = "a"
+        published = datetime(999, 6, 1, tzinfo=UTC).timestamp()
+
+    got = newest_support([_Item()], {"a"})  # type: ignore[list-item]
+    assert got == "0999-06-01T00:00:00Z"
+    assert age_days(got, datetime(999, 6, 11, tzinfo=UTC)) == 10
