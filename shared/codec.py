@@ -224,7 +224,13 @@ def _apply_value(old: Any, change: list[Any]) -> Any:
         return apply_result_delta(old, payload)
     if tag == "l":
         prefix, suffix, (how, middle) = payload
-        if how == "p":
+        if how == "s":
+            middle = [
+                item
+                for part in middle
+                for item in (old[part[0] : part[1]] if isinstance(part, list) else (part,))
+            ]
+        elif how == "p":
             mid = old[prefix : len(old) - suffix]
             middle = [
                 m if c is None else _apply_value(m, c) for m, c in zip(mid, middle, strict=True)
@@ -245,12 +251,34 @@ def _list_delta(old: list[Any], new: list[Any]) -> list[Any]:
         suffix += 1
     was, now = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
     if was and len(was) == len(now) and all(_nestable(a, b) for a, b in zip(was, now, strict=True)):
-        return [
-            prefix,
-            suffix,
-            ["p", [None if a == b else _value_delta(a, b) for a, b in zip(was, now, strict=True)]],
-        ]
+        pairs = zip(was, now, strict=True)
+        return [prefix, suffix, ["p", [None if a == b else _value_delta(a, b) for a, b in pairs]]]
+    if was and now and all(isinstance(v, str) for v in now):
+        return [prefix, suffix, ["s", _runs(old, now)]]
     return [prefix, suffix, ["r", now]]
+
+
+def _runs(old: list[Any], now: list[Any]) -> list[Any]:
+    """`now` as runs of `old` ([start, end]: old[start:end]) and single new items: a claim
+    moved from one end of a list to the other is two short runs, not the items between."""
+    where: dict[Any, int] = {}
+    for i, v in enumerate(old):
+        if isinstance(v, str):
+            where.setdefault(v, i)
+    out: list[Any] = []
+    j = 0
+    while j < len(now):
+        i = where.get(now[j])
+        if i is None or old[i] != now[j]:
+            out.append(now[j])
+            j += 1
+            continue
+        k = 1
+        while j + k < len(now) and i + k < len(old) and old[i + k] == now[j + k]:
+            k += 1
+        out.append([i, i + k])
+        j += k
+    return out
 
 
 def _nestable(a: Any, b: Any) -> bool:
