@@ -262,9 +262,9 @@ def _runs(old: list[Any], now: list[Any]) -> list[Any]:
     """`now` as runs of `old` ([start, end]: old[start:end]) and single new items: a claim
     moved from one end of a list to the other is two short runs, not the items between."""
     where: dict[Any, int] = {}
-    for i, v in enumerate(old):
+    for n, v in enumerate(old):
         if isinstance(v, str):
-            where.setdefault(v, i)
+            where.setdefault(v, n)
     out: list[Any] = []
     j = 0
     while j < len(now):
