@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -27,7 +27,15 @@ import msgspec
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from services.tables import ClaimRow, EventRow, KeyRow, ModifierRow, OutboxRow, VersionRow
+from services.tables import (
+    ClaimRow,
+    EventRow,
+    KeyRow,
+    ModifierRow,
+    OutboxRow,
+    PartitionFence,
+    VersionRow,
+)
 from shared.attributes import AttributeRegistry
 from shared.codec import apply_result_delta, claim_from_dict, result_delta, result_to_dict
 from shared.consensus import compute_consensus
@@ -48,6 +56,7 @@ mods_t = ModifierRow.__table__  # type: ignore[attr-defined]
 keys_t = KeyRow.__table__  # type: ignore[attr-defined]
 versions_t = VersionRow.__table__  # type: ignore[attr-defined]
 outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
+fences_t = PartitionFence.__table__  # type: ignore[attr-defined]
 
 _json = msgspec.json.Encoder(order="sorted")
 _decode = msgspec.json.decode
@@ -179,12 +188,18 @@ class Reconciler:
         self._sizes: dict[Key, int] = {}  # claims counted for each cached key
         self._cached_claims = 0
 
-    def apply(self, engine: Engine, events: list[Event]) -> tuple[list[VersionWritten], int]:
-        """Applies the not-yet-applied events; returns new versions and how many applied."""
+    def apply(
+        self, engine: Engine, events: list[Event], fences: Mapping[int, int] | None = None
+    ) -> tuple[list[VersionWritten], int]:
+        """Applies the not-yet-applied events; returns new versions and how many applied.
+
+        `fences`: partition -> lease epoch this process holds for the partitions the events
+        come from; the transaction commits only if each is still the partition's current
+        epoch (else StaleLease: another reconciler took the partition over)."""
         try:
             with engine.begin() as conn:
                 batch = _Batch(self, conn)
-                written, applied = batch.run(events)
+                written, applied = batch.run(events, fences or {})
         except BaseException:
             self._cache.clear()  # in-memory state may hold the rolled-back changes
             self._sizes.clear()
@@ -238,8 +253,11 @@ class _Batch:
         self.written: list[VersionWritten] = []
         self.next_id = 0
 
-    def run(self, events: list[Event]) -> tuple[list[VersionWritten], int]:
+    def run(
+        self, events: list[Event], fences: Mapping[int, int]
+    ) -> tuple[list[VersionWritten], int]:
         _lock_writers(self.conn)
+        _check_fences(self.conn, fences)
         known = _known(self.conn, [e.event_id for e in events])
         fresh: list[Event] = []
         seen = set(known)
@@ -716,6 +734,48 @@ def _top(steps: list[Step]) -> Step | None:
     """The step answering for the latest publication time."""
     open_ended = [s for s in steps if s.pub_to == MAX_TIME]
     return max(open_ended, key=lambda s: s.pub_from) if open_ended else None
+
+
+class StaleLease(Exception):
+    """A partition's lease was taken over since this process took it: its batch is dropped
+    (left pending for the new owner), never committed."""
+
+
+def _check_fences(conn: Connection, fences: Mapping[int, int]) -> None:
+    """Inside the apply transaction, after the writer lock: each partition's epoch is still
+    ours. Written, not only read (PostgreSQL: the row stays locked until commit), so a
+    takeover's bump (take_fence) orders after this commit or makes it fail."""
+    stale = []
+    for partition, epoch in sorted(fences.items()):
+        done = conn.execute(
+            update(fences_t)
+            .where(fences_t.c.partition == partition, fences_t.c.epoch == epoch)
+            .values(epoch=epoch)
+        )
+        if done.rowcount != 1:
+            stale.append(partition)
+    if stale:
+        raise StaleLease(f"lease of partition(s) {stale} taken over")
+
+
+def take_fence(engine: Engine, partition: int, owner: str) -> int:
+    """A new lease epoch for `partition` (called on taking its lease): every batch applied
+    under an older epoch fails from now on. Under the writer lock, so a batch of the
+    previous owner either committed before or fails its check."""
+    with engine.begin() as conn:
+        _lock_writers(conn)
+        epoch = conn.execute(
+            select(fences_t.c.epoch).where(fences_t.c.partition == partition)
+        ).scalar()
+        if epoch is None:
+            conn.execute(insert(fences_t).values(partition=partition, epoch=1, owner=owner))
+            return 1
+        conn.execute(
+            update(fences_t)
+            .where(fences_t.c.partition == partition)
+            .values(epoch=epoch + 1, owner=owner)
+        )
+        return int(epoch) + 1
 
 
 def _lock_writers(conn: Connection) -> None:
