@@ -138,6 +138,11 @@ class ConsumerGroup:
                             await self.broker.start()
                         self.consuming = wanted
                         log.info("consuming %s", wanted)
+                    elif self.leases is not None and surplus:
+                        # taken while a paused member's heartbeat had lapsed, surplus once it
+                        # came back before we read it: not consumed, so hand back now (kept,
+                        # it was renewed and never read: its entries waited for ever)
+                        await self.leases.release(surplus)
                     if self._outage:
                         self._outage = False
                         log.warning("redis available again; consuming %s", self.consuming)

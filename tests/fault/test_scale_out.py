@@ -289,13 +289,15 @@ def _assert_versions_numbered_in_order(engine: Engine) -> None:
         assert causes == sorted(causes), key
 
 
-def _diagnosis(engine: Engine, redis: Redis, acked: helpers.Acked) -> str:
+def _diagnosis(
+    engine: Engine, redis: Redis, acked: helpers.Acked, partitions: int = PARTITIONS
+) -> str:
     """What a failed convergence looked like, for the assertion message."""
     lines = [f"acked events {acked.events}"]
     lines.append(f"applied {_rows(engine, 'SELECT count(*) FROM events')[0][0]}")
     outbox = dict(_rows(engine, "SELECT state, count(*) FROM outbox GROUP BY state"))
     lines.append(f"outbox {outbox}")
-    for p in range(PARTITIONS):
+    for p in range(partitions):
         stream = stream_for(p)
         consumers = {
             _s(c["name"]): (int(c["pending"]), int(c["idle"]))
@@ -356,11 +358,20 @@ def test_a_reconciler_paused_past_its_lease_cannot_commit_after_the_takeover(
             process.send_signal(signal.SIGCONT)
             print(f"round {round_}: paused {holder} for 3.3 s")
         acked = loader.finish(timeout_s=300)
-        wait_for(
-            lambda: _converged(engine, redis_server.url, acked.events, 2),
-            timeout_s=300,
-            interval_s=0.5,
-        )
+        try:
+            wait_for(
+                lambda: _converged(engine, redis_server.url, acked.events, 2),
+                timeout_s=120,
+                interval_s=0.5,
+            )
+        except AssertionError:
+            report = _diagnosis(engine, redis, acked, 2)
+            for name, service in list(cluster.services.items()):
+                if name.startswith("rec-"):
+                    service.process.send_signal(signal.SIGABRT)  # faulthandler: thread stacks
+                    service.process.wait(10)
+                    report += f"\n== {name}\n" + service.log.read_text()[-8000:]
+            raise AssertionError(report) from None
         _assert_applied_once(engine, acked)
         _assert_per_subject_order(engine, redis, 2, subjects=5)
         for name in list(cluster.services):

@@ -178,3 +178,29 @@ def test_versions_read_back_as_computed_and_replay_identically(
     again = make_engine(f"sqlite:///{tmp_path}/again.db")
     replay(engine, again, Reconciler(REGISTRY))
     assert projection_hash(again) == projection_hash(engine)
+
+
+def test_rows_written_before_revision_0003_are_read_and_extended(
+    engine: Any, tmp_path: Any
+) -> None:
+    """A database migrated from 0001 keeps its rows: a whole result, no digest, no base. They
+    answer reads, and a cold reconciler appends to their keys as to its own."""
+    first, rest = _in_order(engine, range(3)), _in_order(engine, range(3, 6))
+    Reconciler(REGISTRY).apply(engine, first)
+    with engine.begin() as conn:
+        rows = views.materialize(conn, conn.execute(select(versions_t)).all())
+        for r in rows:  # as revision 0001 stored them
+            conn.execute(
+                versions_t.update()
+                .where(versions_t.c.id == r.id)
+                .values(result=r.result, delta=None, base=None, digest=None, summary=None)
+            )
+    Reconciler(REGISTRY).apply(engine, rest)
+
+    fresh = make_engine(f"sqlite:///{tmp_path}/fresh.db")
+    create_schema(fresh)
+    Reconciler(REGISTRY).apply(fresh, [*first, *rest])
+    assert views.history(engine, *KEY, 0, 100) == views.history(fresh, *KEY, 0, 100)
+    for i in range(6):
+        at = f"{_day(i)}T12:00:00.000000Z"
+        assert views.consensus(engine, *KEY, at, None) == views.consensus(fresh, *KEY, at, None)
