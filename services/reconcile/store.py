@@ -111,8 +111,10 @@ PART_FIELDS = (
     "weights",
 )
 # a delta chain is cut by a snapshot when its deltas outgrow a whole result (storage stays
-# linear in what changed) or when it is this long (a read applies a bounded chain)
-MAX_CHAIN = 128
+# linear in what changed) or when it is this long (a read applies a bounded chain). Not
+# much lower: a snapshot every N versions costs result/N per version, which grows with the
+# key's claims (bench/storage.py: 128 would add about 1 GB to the 160k-claim batch)
+MAX_CHAIN = 1000
 
 
 @dataclass(frozen=True, slots=True)
