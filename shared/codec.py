@@ -11,6 +11,8 @@ from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
+
 from shared.model import (
     ClaimFacts,
     Cluster,
@@ -186,13 +188,16 @@ def result_from_dict(data: dict[str, Any]) -> ConsensusResult:
 # added to a key's support, weights and cluster is then a few dozen bytes, not the result.
 
 
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
 def result_delta(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """What turns `old` into `new` (`apply_result_delta(old, delta) == new`)."""
     out: dict[str, Any] = {}
     for key, value in new.items():
         if key not in old:
             out[key] = ["=", value]
-        elif old[key] != value:
+        elif not _same(old[key], value):
             out[key] = _value_delta(old[key], value)
     for key in old:
         if key not in new:
@@ -244,15 +249,19 @@ def _list_delta(old: list[Any], new: list[Any]) -> list[Any]:
     has as many items on both sides and they are containers (a cluster that grew)."""
     limit = min(len(old), len(new))
     prefix = 0
-    while prefix < limit and old[prefix] == new[prefix]:
+    while prefix < limit and _same(old[prefix], new[prefix]):
         prefix += 1
     suffix = 0
-    while suffix < limit - prefix and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]:
+    while suffix < limit - prefix and _same(old[len(old) - 1 - suffix], new[len(new) - 1 - suffix]):
         suffix += 1
     was, now = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
     if was and len(was) == len(now) and all(_nestable(a, b) for a, b in zip(was, now, strict=True)):
         pairs = zip(was, now, strict=True)
-        return [prefix, suffix, ["p", [None if a == b else _value_delta(a, b) for a, b in pairs]]]
+        return [
+            prefix,
+            suffix,
+            ["p", [None if _same(a, b) else _value_delta(a, b) for a, b in pairs]],
+        ]
     if was and now and all(isinstance(v, str) for v in now):
         return [prefix, suffix, ["s", _runs(old, now)]]
     return [prefix, suffix, ["r", now]]
@@ -281,9 +290,18 @@ def _runs(old: list[Any], now: list[Any]) -> list[Any]:
     return out
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: Python's == takes 1 for 1.0 and for true, which JSON keeps apart."""
+    if type(a) is not type(b) or a != b:
+        return False
+    if isinstance(a, dict | list):  # == held, but nested values may differ in type
+        return _encode(a) == _encode(b)
+    return True
+
+
 def _nestable(a: Any, b: Any) -> bool:
     return (
-        a == b
+        _same(a, b)
         or (isinstance(a, dict) and isinstance(b, dict))
         or (isinstance(a, list) and isinstance(b, list))
     )
