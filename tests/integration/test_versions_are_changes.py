@@ -204,3 +204,35 @@ def test_rows_written_before_revision_0003_are_read_and_extended(
     for i in range(6):
         at = f"{_day(i)}T12:00:00.000000Z"
         assert views.consensus(engine, *KEY, at, None) == views.consensus(fresh, *KEY, at, None)
+
+
+async def test_the_live_stream_carries_one_event_per_change(engine: Any, redis_server: Any) -> None:
+    """Five reports, each changing the answer, through the reconciler's consumer code: five
+    announcements on the updates stream and five versions in the feed SSE serves."""
+    import json
+
+    from redis.asyncio import Redis
+
+    from services.reconcile.consumer import DATA_FIELD, EntryProcessor
+    from shared.events import UPDATES_STREAM, stream_for
+
+    redis = Redis.from_url(redis_server.url)
+    try:
+        processor = EntryProcessor(engine, redis, Reconciler(REGISTRY), serialize_writes=True)
+        for i in range(5):
+            body = report(claim(value=10000 + 1000 * i), published_at=_day(i), source=f"s{i}")
+            entries = [
+                (f"{i + 1}-{n}".encode(), {DATA_FIELD: e.to_json().encode()})
+                for n, e in enumerate(_events(engine, body))
+            ]
+            assert await processor.process(stream_for(0), entries) == []
+        announced = [
+            json.loads(fields[DATA_FIELD]) for _, fields in await redis.xrange(UPDATES_STREAM)
+        ]
+        assert [(a["subject"], a["version"]) for a in announced] == [
+            (KEY[0], v) for v in (1, 2, 3, 4, 5)
+        ]
+        feed = views.version_rows_after(engine, 0, [KEY[0]], [KEY[1]], 100)
+        assert [r.id for r in feed] == [a["id"] for a in announced]
+    finally:
+        await redis.aclose()
