@@ -60,27 +60,55 @@ def _covers(table: Any, as_of: str | None) -> Any:
     return and_(table.c.pub_from <= as_of, table.c.pub_to > as_of)
 
 
-def _answering(as_of: str | None, recorded_as_of: str | None) -> Any:
-    """Version rows that answer for (as_of, recorded_as_of), one per key: of the rows
-    shown at that recorded time that cover that publication time, the one with the
-    greatest pub_from (a later-published version takes over from an earlier one, see
-    services.tables.VersionRow). An index seek per key (ix_versions_answer)."""
-    inner = versions.alias("later")
-    latest = (
-        select(func.max(inner.c.pub_from))
+def _answers(
+    conn: Any,
+    as_of: str | None,
+    recorded_as_of: str | None,
+    *,
+    limit: int,
+    after: tuple[str, str] | None = None,
+    subject: str | None = None,
+) -> list[Any]:
+    """The version rows answering for (as_of, recorded_as_of), one per key in key order:
+    of the rows shown at that recorded time that cover that publication time, the one
+    with the greatest pub_from (a later-published version takes over from an earlier
+    one, see services.tables.VersionRow). Driven by the keys table in its own order, one
+    index seek per key (ix_versions_answer), however many versions a key has."""
+    answer = (
+        select(versions.c.id)
         .where(
-            inner.c.subject == versions.c.subject,
-            inner.c.attribute == versions.c.attribute,
-            _visible(inner, recorded_as_of),
-            _covers(inner, as_of),
+            versions.c.subject == keys.c.subject,
+            versions.c.attribute == keys.c.attribute,
+            _visible(versions, recorded_as_of),
+            _covers(versions, as_of),
         )
+        .order_by(versions.c.pub_from.desc())
+        .limit(1)
         .scalar_subquery()
     )
-    return and_(
-        _visible(versions, recorded_as_of),
-        _covers(versions, as_of),
-        versions.c.pub_from == latest,
+    per_key = select(keys.c.subject, keys.c.attribute, answer.label("answer"))
+    if subject is not None:
+        per_key = per_key.where(keys.c.subject == subject)
+    if after is not None:
+        per_key = per_key.where(
+            or_(
+                keys.c.subject > after[0],
+                and_(keys.c.subject == after[0], keys.c.attribute > after[1]),
+            )
+        )
+    found = per_key.subquery()
+    ids = (
+        conn.execute(
+            select(found.c.answer)
+            .where(found.c.answer.is_not(None))
+            .order_by(found.c.subject, found.c.attribute)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
     )
+    rows = {r.id: r for r in conn.execute(select(versions).where(versions.c.id.in_(ids)))}
+    return [rows[i] for i in ids]
 
 
 def consensus(
@@ -254,17 +282,8 @@ def snapshot(
     after: tuple[str, str] | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    query = select(versions).where(_answering(as_of, recorded_as_of))
-    if after is not None:
-        query = query.where(
-            or_(
-                versions.c.subject > after[0],
-                and_(versions.c.subject == after[0], versions.c.attribute > after[1]),
-            )
-        )
-    query = query.order_by(versions.c.subject, versions.c.attribute).limit(limit)
     with engine.connect() as conn:
-        rows = materialize(conn, conn.execute(query).all())
+        rows = materialize(conn, _answers(conn, as_of, recorded_as_of, limit=limit, after=after))
     return [version_view(r) for r in rows]
 
 
@@ -288,14 +307,7 @@ def subjects(engine: Engine, after: str | None, limit: int) -> list[dict[str, An
 
 def subject_keys(engine: Engine, subject: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        rows = materialize(
-            conn,
-            conn.execute(
-                select(versions)
-                .where(versions.c.subject == subject, _answering(None, None))
-                .order_by(versions.c.attribute)
-            ).all(),
-        )
+        rows = materialize(conn, _answers(conn, None, None, limit=100_000, subject=subject))
         label = conn.execute(
             select(func.max(keys.c.subject_label)).where(keys.c.subject == subject)
         ).scalar()

@@ -72,6 +72,10 @@ def test_as_of_names_the_report_that_made_that_answer(engine: Any) -> None:
         assert answer is not None and answer["cause"]["report_id"] == report_id
         later = None if i == 4 else f"{_day(i + 1)}T00:00:00.000000Z"
         assert answer["published_to"] == later
+        (snapshot,) = views.snapshot(engine, f"{_day(i)}T12:00:00.000000Z", None, None, 10)
+        assert snapshot["version"] == i + 1
+    assert [v["version"] for v in views.subject_keys(engine, KEY[0])] == [5]
+    assert [v["version"] for v in views.snapshot(engine, None, None, None, 10)] == [5]
 
 
 def _modifier(kind: str, claim_id: str, effective_at: str, **data: Any) -> Event:
