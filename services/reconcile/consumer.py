@@ -60,6 +60,7 @@ class EntryProcessor:
         wal_restart_every_s: float = 5.0,
         fence_of: Callable[[str], tuple[int, int] | None] | None = None,
         consumer: str | None = None,
+        max_deliveries: int = 10,
     ) -> None:
         """`fence_of(stream)`: (partition, epoch) of the lease held on the stream's
         partition, None if not held (PartitionLeases); batches commit only under it.
@@ -67,6 +68,8 @@ class EntryProcessor:
         entries other consumers still hold (see `_earlier`)."""
         self.engine, self.redis, self.reconciler = engine, redis, reconciler
         self.fence_of, self.consumer = fence_of, consumer
+        self.max_deliveries = max_deliveries
+        self._dropped: set[bytes] = set()  # ours, left pending because our lease had lapsed
         self.updates_maxlen = updates_maxlen
         # SQLite has one writer: queueing here beats busy-waiting in the driver
         self._write_lock = asyncio.Lock() if serialize_writes else None
@@ -126,9 +129,20 @@ class EntryProcessor:
         rows = await self.redis.xpending_range(
             stream, CONSUMER_GROUP, min="-", max=f"({_s(first)}", count=10_000
         )
-        # ours too: a batch we dropped while our lease had lapsed, the lease since taken
-        # back (applying one twice is harmless: the event log skips it)
-        earlier: list[Any] = [r["message_id"] for r in rows]
+        # ours too when we dropped them because our lease had lapsed (since taken back),
+        # not those that failed: they are retried and dead-lettered by the Reclaimer, and
+        # others' only while they have deliveries left (a failing one is not retried
+        # before every batch for ever; it then waits as any failing entry does)
+        earlier: list[Any] = [
+            r["message_id"]
+            for r in rows
+            if (
+                _bytes(r["message_id"]) in self._dropped
+                if _s(r["consumer"]) == consumer
+                else int(r["times_delivered"]) < self.max_deliveries
+            )
+        ]
+        self._dropped.difference_update(_bytes(i) for i in earlier)
         if not earlier:
             return []
         claimed: Any = await self.redis.xclaim(stream, CONSUMER_GROUP, consumer, 0, earlier)
@@ -215,6 +229,9 @@ class EntryProcessor:
         """The lease is another reconciler's now: nothing of these batches was committed;
         they stay pending for the new owner (its takeover re-applies them in order)."""
         log.warning("dropped a batch of %d events: %s", sum(len(g) for _, g, _ in decoded), exc)
+        if len(self._dropped) > 100_000:  # ids another consumer took and acknowledged
+            self._dropped.clear()
+        self._dropped.update(_bytes(i) for _, good, _ in decoded for i, _ in good)
         for stream, _, done in decoded:
             if done:  # dead-lettered already
                 await self.redis.xack(stream, CONSUMER_GROUP, *done)
@@ -263,6 +280,7 @@ class EntryProcessor:
             except StaleLease as stale:
                 log.warning("dropped %d events: %s", len(good) - n, stale)
                 failed += [i for i, _ in good[n:]]
+                self._dropped.update(_bytes(i) for i, _ in good[n:])
                 break
             except Exception as one_exc:
                 log.error("event %s failed: %r", event.event_id, one_exc)
@@ -405,6 +423,10 @@ def _entry_id(value: Any) -> tuple[int, int]:
     text = value.decode() if isinstance(value, bytes) else str(value)
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def _s(value: object) -> str:

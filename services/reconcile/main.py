@@ -309,6 +309,7 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             serialize_writes=engine.dialect.name == "sqlite",
             fence_of=fence_of,
             consumer=consumer,
+            max_deliveries=settings.max_deliveries,
         )
         processor.start()
         reclaimer = Reclaimer(
