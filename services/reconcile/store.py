@@ -3,9 +3,14 @@ transaction (the event log row is the applied marker, as in the `eventsourcing` 
 
 For each event it records the input (claim, retraction, assessment, rating), then
 recomputes the affected keys' publication-time timelines from the input's effective
-time on (shared.timeaxes.revise) and stores the new versions bitemporally. The
-recorded time of a change is the event's `recorded_at` (kept monotonic per key), so
-replaying the log in order rebuilds identical versions.
+time on (shared.timeaxes.revise) and stores a version only where what a reader sees
+changes, bitemporally. The recorded time of a change is the event's `recorded_at`
+(kept monotonic per key), so replaying the log in order rebuilds identical versions.
+
+A version row holds a delta against the key's previous version (shared.codec), or a
+whole result as a snapshot when the chain's deltas outgrow one (or MAX_CHAIN), so
+storage grows with what changed, not with the key's claims times its versions; the key
+state keeps the head version's whole result as the next delta's base.
 
 Throughput comes from doing the I/O per batch, not per event: one read of the
 touched keys' state (served from an in-process cache when the stored head version
@@ -120,15 +125,14 @@ MAX_CHAIN = 1000
 @dataclass(frozen=True, slots=True)
 class Computed:
     """A consensus result as stored: compared by content digest only. `counts` are the
-    sizes of COUNTED, `parts` a short hash per PART_FIELDS (for the diff); `data` and
-    `body` (the whole result) are kept only while needed."""
+    sizes of COUNTED, `parts` a short hash per PART_FIELDS (for the diff); `data`, the
+    whole result, only on a freshly computed one (stored steps keep the rest)."""
 
     digest: str
     summary: Summary = field(compare=False)
     counts: tuple[int, int, int] = field(default=(0, 0, 0), compare=False)
     parts: str = field(default="", compare=False)
     data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
-    body: bytes | None = field(default=None, compare=False, repr=False)
 
     def bare(self) -> Computed:
         return Computed(self.digest, self.summary, self.counts, self.parts)
