@@ -111,18 +111,28 @@ class KeyRow(SQLModel, table=True):
 
 
 class VersionRow(SQLModel, table=True):
-    """A consensus version, stored bitemporally.
+    """A consensus version, stored bitemporally: a change of what a reader sees.
 
-    [pub_from, pub_to): publication-time interval it answers for;
+    It answers from `pub_from` (publication time) until a version with a later `pub_from`
+    takes over, or `pub_to`: the answer at publication time t is the version with the
+    greatest `pub_from` among those with pub_from <= t < pub_to (shared.timeaxes).
     [rec_from, rec_to): recorded-time interval during which claimledger showed it.
     `id` is the update-stream position (assigned in commit order: one writer per key
     partition, and the SSE catch-up reads by id).
+
+    The result is stored compactly: `result` holds the whole result only in a snapshot
+    (`base` = its own version); other versions hold `delta`, what changed since the key's
+    previous version, and `base`, the snapshot their chain starts from (a read applies
+    the deltas of versions base+1..version to it). `digest` and `summary` let the
+    reconciler compare and diff results without rebuilding them. Rows written before
+    revision 0003 have a full `result` and no base.
     """
 
     __tablename__ = "versions"
     __table_args__ = (
         UniqueConstraint("subject", "attribute", "version"),
         Index("ix_versions_lookup", "subject", "attribute", "rec_to", "pub_to"),
+        Index("ix_versions_answer", "subject", "attribute", "rec_to", "pub_from"),
     )
     id: int | None = Field(default=None, primary_key=True)
     subject: str = Field(sa_type=Text)
@@ -135,8 +145,27 @@ class VersionRow(SQLModel, table=True):
     status: str
     cause_event_id: str
     cause_report_id: str | None = None
-    result: str = Field(sa_column=Column(Text))  # the full consensus result (JSON)
-    diff: str = Field(sa_column=Column(Text))  # JSON diff vs what it replaced
+    result: str | None = Field(default=None, sa_column=Column(Text))  # whole result (JSON)
+    diff: str = Field(sa_column=Column(Text))  # JSON diff vs what a reader saw before
+    delta: str | None = Field(default=None, sa_column=Column(Text))  # vs version - 1 (JSON)
+    base: int | None = None  # the snapshot version the delta chain starts from
+    digest: str | None = None  # content hash of the whole result
+    summary: str | None = Field(default=None, sa_column=Column(Text))  # see store.Computed
+
+
+class PartitionFence(SQLModel, table=True):
+    """Fencing tokens of the reconcilers' partition leases (services/reconcile/partitions.py).
+
+    `epoch` is bumped by each reconciler that takes a partition's lease over; a batch
+    from that partition commits only if the epoch is still the one its applier holds,
+    checked inside the apply transaction, so a paused owner whose lease expired cannot
+    commit after another took over.
+    """
+
+    __tablename__ = "partition_fences"
+    partition: int = Field(primary_key=True)
+    epoch: int = 0
+    owner: str = ""
 
 
 def compare_text_bytewise(metadata: MetaData) -> MetaData:

@@ -11,6 +11,8 @@ from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
+
 from shared.model import (
     ClaimFacts,
     Cluster,
@@ -178,3 +180,131 @@ def result_from_dict(data: dict[str, Any]) -> ConsensusResult:
         for s in data.get("segments", ())
     )
     return ConsensusResult(**kwargs)
+
+
+# -- result deltas: a stored version holds what changed since the key's previous version --
+#
+# A delta maps each changed key of a dict to [tag, payload]: "=" the new value, "-" removed,
+# "d" a nested dict delta, "l" a list delta [prefix, suffix, middle]: the new list keeps the
+# old one's first `prefix` and last `suffix` items, and in between either ["r", items] (new
+# items) or ["p", [delta or null per item]] (as many items, each changed in place). A claim
+# added to a key's support, weights and cluster is then a few dozen bytes, not the result.
+
+
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+def result_delta(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """What turns `old` into `new` (`apply_result_delta(old, delta) == new`)."""
+    out: dict[str, Any] = {}
+    for key, value in new.items():
+        if key not in old:
+            out[key] = ["=", value]
+        elif not _same(old[key], value):
+            out[key] = _value_delta(old[key], value)
+    for key in old:
+        if key not in new:
+            out[key] = ["-"]
+    return out
+
+
+def apply_result_delta(old: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    out = dict(old)
+    for key, change in delta.items():
+        if change[0] == "-":
+            out.pop(key, None)
+        else:
+            out[key] = _apply_value(old.get(key), change)
+    return out
+
+
+def _value_delta(old: Any, new: Any) -> list[Any]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return ["d", result_delta(old, new)]
+    if isinstance(old, list) and isinstance(new, list):
+        return ["l", _list_delta(old, new)]
+    return ["=", new]
+
+
+def _apply_value(old: Any, change: list[Any]) -> Any:
+    tag, payload = change
+    if tag == "d":
+        return apply_result_delta(old, payload)
+    if tag == "l":
+        prefix, suffix, (how, middle) = payload
+        if how == "s":
+            middle = [
+                item
+                for part in middle
+                for item in (old[part[0] : part[1]] if isinstance(part, list) else (part,))
+            ]
+        elif how == "p":
+            mid = old[prefix : len(old) - suffix]
+            middle = [
+                m if c is None else _apply_value(m, c) for m, c in zip(mid, middle, strict=True)
+            ]
+        return [*old[:prefix], *middle, *old[len(old) - suffix :]]
+    return payload
+
+
+def _list_delta(old: list[Any], new: list[Any]) -> list[Any]:
+    """Common prefix and suffix kept; the middle replaced, or changed item by item when it
+    has as many items on both sides and they are containers (a cluster that grew)."""
+    limit = min(len(old), len(new))
+    prefix = 0
+    while prefix < limit and _same(old[prefix], new[prefix]):
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and _same(old[len(old) - 1 - suffix], new[len(new) - 1 - suffix]):
+        suffix += 1
+    was, now = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
+    if was and len(was) == len(now) and all(_nestable(a, b) for a, b in zip(was, now, strict=True)):
+        pairs = zip(was, now, strict=True)
+        return [
+            prefix,
+            suffix,
+            ["p", [None if _same(a, b) else _value_delta(a, b) for a, b in pairs]],
+        ]
+    if was and now and all(isinstance(v, str) for v in now):
+        return [prefix, suffix, ["s", _runs(old, now)]]
+    return [prefix, suffix, ["r", now]]
+
+
+def _runs(old: list[Any], now: list[Any]) -> list[Any]:
+    """`now` as runs of `old` ([start, end]: old[start:end]) and single new items: a claim
+    moved from one end of a list to the other is two short runs, not the items between."""
+    where: dict[Any, int] = {}
+    for n, v in enumerate(old):
+        if isinstance(v, str):
+            where.setdefault(v, n)
+    out: list[Any] = []
+    j = 0
+    while j < len(now):
+        i = where.get(now[j])
+        if i is None or old[i] != now[j]:
+            out.append(now[j])
+            j += 1
+            continue
+        k = 1
+        while j + k < len(now) and i + k < len(old) and old[i + k] == now[j + k]:
+            k += 1
+        out.append([i, i + k])
+        j += k
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: Python's == takes 1 for 1.0 and for true, which JSON keeps apart."""
+    if type(a) is not type(b) or a != b:
+        return False
+    if isinstance(a, dict | list):  # == held, but nested values may differ in type
+        return _encode(a) == _encode(b)
+    return True
+
+
+def _nestable(a: Any, b: Any) -> bool:
+    return (
+        _same(a, b)
+        or (isinstance(a, dict) and isinstance(b, dict))
+        or (isinstance(a, list) and isinstance(b, list))
+    )

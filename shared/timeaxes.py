@@ -6,17 +6,23 @@ comparisons. Intervals are half-open [from, to); open ends use sentinels
 instead of NULL so that `from <= t < to` needs no special case.
 
 A key's consensus over publication time is a step function: it changes only at
-the publication (or effective) times of its inputs. When an input arrives with
-publication time p, every step from p on is recomputed; steps before p are
-untouched (the past before p did not know this input). `revise` computes which
+the publication (or effective) times of its inputs. A stored step answers from its
+`pub_from` on, up to its `pub_to`, until a step recorded with a later `pub_from`
+takes over: the answer at publication time t is the step with the greatest
+`pub_from` among those with `pub_from <= t < pub_to` (`answer_at`). So an input
+published after everything else costs one new step and leaves the others as they
+are; a step is stored only where what a reader sees changes. When an input arrives
+with publication time p, every answer from p on is recomputed; answers before p
+are untouched (the past before p did not know this input). `revise` computes which
 stored steps end (in recorded time) and which new steps begin.
 """
 
 from __future__ import annotations
 
 import calendar
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -58,19 +64,36 @@ def public_time(value: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One piece of a key's publication-time timeline, as currently believed."""
+    """One piece of a key's publication-time timeline, as currently believed: it answers
+    from `pub_from` until a step with a later `pub_from` takes over, or `pub_to`."""
 
     pub_from: str
     pub_to: str
     result: Any  # a consensus result (compared by equality)
     version: int | None = None  # stored version number; None for a new step
-    previous: Any = None  # the result this step replaces at pub_from (for the diff)
+    previous: Any = None  # what a reader saw at pub_from before this step (for the diff)
 
 
 @dataclass(frozen=True, slots=True)
 class Revision:
     closed: tuple[Step, ...]  # stored steps whose recorded-time interval ends now
     opened: tuple[Step, ...]  # new steps, in publication order
+
+
+def answer_at(steps: Sequence[Step], t: str) -> Step | None:
+    """The step answering at publication time t (`steps` in pub_from order): the greatest
+    `pub_from` covering t. Searched from the end: most reads are near the head."""
+    i = bisect_right(steps, t, key=lambda s: s.pub_from)
+    while i > 0:
+        i -= 1
+        if t < steps[i].pub_to:
+            return steps[i]
+    return None
+
+
+def _result_at(steps: Sequence[Step], t: str) -> Any:
+    step = answer_at(steps, t)
+    return None if step is None else step.result
 
 
 def revise(
@@ -81,43 +104,50 @@ def revise(
 ) -> Revision:
     """Recompute the timeline from publication time `since` on.
 
-    `current`: the key's steps as currently recorded (recorded-time open).
+    `current`: the key's steps as currently recorded (recorded-time open), one per pub_from.
     `input_times`: effective times of all the key's inputs (claims, retractions...).
     `evaluate(t)`: the consensus from every input effective at or before t.
+
+    A new step is opened only at a time where the answer a reader would see changes; a
+    stored step recomputed to its own result stays. Steps written together tile the
+    range they change (each ends where the next begins); a step opened at the head
+    ends nowhere (`MAX_TIME`): a later one takes over.
     """
-    affected = [s for s in current if s.pub_to > since]
+    current = sorted(current, key=lambda s: s.pub_from)
+    chosen = [s for s in current if s.pub_from < since]  # the past before `since` stays
+    stored = {s.pub_from: s for s in current if s.pub_from >= since}
+    closed: list[Step] = []
     opened: list[Step] = []
-    for step in affected:
-        if step.pub_from < since:  # the part before `since` keeps its result
-            opened.append(Step(step.pub_from, since, step.result, previous=step.result))
-    times = sorted({t for t in input_times if t >= since} | {since})
-    for i, start in enumerate(times):
-        end = times[i + 1] if i + 1 < len(times) else MAX_TIME
-        before = _covering(current, start)
-        opened.append(Step(start, end, evaluate(start), previous=before))
-    return _drop_unchanged(affected, opened)
+    for t in sorted({t for t in input_times if t >= since} | {since}):
+        want = evaluate(t)
+        old = stored.pop(t, None)
+        if old is not None and old.result == want:
+            _append(chosen, old, opened)
+            continue
+        if old is not None:
+            closed.append(old)
+        under = _result_at(chosen, t)  # what a reader would see at t without a step here
+        if under == want:
+            continue
+        before = _result_at(current, t)
+        # the diff names what changed for a reader of t; if the recorded answer at t was
+        # already this one, the step only stops an earlier new one: diff against that
+        _append(
+            chosen, Step(t, MAX_TIME, want, previous=under if before == want else before), opened
+        )
+    closed += stored.values()  # cannot happen (inputs are never removed): kept correct anyway
+    return Revision(tuple(sorted(closed, key=lambda s: s.pub_from)), tuple(opened))
 
 
-def _covering(steps: Sequence[Step], t: str) -> Any:
-    for step in steps:
-        if step.pub_from <= t < step.pub_to:
-            return step.result
-    return None
-
-
-def _drop_unchanged(affected: list[Step], opened: list[Step]) -> Revision:
-    """A step recomputed to exactly what is stored stays as it is (no new version)."""
-    stored = {(s.pub_from, s.pub_to): s for s in affected}
-    closed, new = [], []
-    kept: set[tuple[str, str]] = set()
-    for step in opened:
-        old = stored.get((step.pub_from, step.pub_to))
-        if old is not None and old.result == step.result:
-            kept.add((step.pub_from, step.pub_to))
-        else:
-            new.append(step)
-    closed = [s for s in affected if (s.pub_from, s.pub_to) not in kept]
-    return Revision(tuple(closed), tuple(new))
+def _append(chosen: list[Step], step: Step, opened: list[Step]) -> None:
+    """Adds `step` to the new timeline; a step opened just before it in this revision ends
+    where it begins (it would be shadowed from here on anyway)."""
+    if chosen and opened and chosen[-1] is opened[-1] and step.pub_to == MAX_TIME:
+        bounded = replace(opened[-1], pub_to=step.pub_from)
+        chosen[-1] = opened[-1] = bounded
+    chosen.append(step)
+    if step.version is None:
+        opened.append(step)
 
 
 def segment_at(segments: Sequence[dict[str, Any]], day: date) -> dict[str, Any] | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -10,9 +12,11 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 
 from services.tables import ClaimRow, EventRow, KeyRow, OutboxRow, ReportRow, VersionRow
+from shared.codec import apply_result_delta
 from shared.timeaxes import MAX_TIME, public_time
 
 _decode = msgspec.json.decode  # ~3x json.loads; snapshots decode thousands of versions
+_encode = msgspec.json.Encoder(order="sorted").encode  # as the reconciler stores results
 
 
 class _Traced(msgspec.Struct):
@@ -44,41 +48,155 @@ def watermark(engine: Engine) -> int:
         return int(conn.execute(mark).scalar_one())
 
 
-def _at(query: Any, as_of: str | None, recorded_as_of: str | None) -> Any:
+def _visible(table: Any, recorded_as_of: str | None) -> Any:
     if recorded_as_of is None:
-        query = query.where(versions.c.rec_to == MAX_TIME)
-    else:
-        query = query.where(
-            versions.c.rec_from <= recorded_as_of, versions.c.rec_to > recorded_as_of
-        )
+        return table.c.rec_to == MAX_TIME
+    return and_(table.c.rec_from <= recorded_as_of, table.c.rec_to > recorded_as_of)
+
+
+def _covers(table: Any, as_of: str | None) -> Any:
     if as_of is None:
-        return query.where(versions.c.pub_to == MAX_TIME)
-    return query.where(versions.c.pub_from <= as_of, versions.c.pub_to > as_of)
+        return table.c.pub_to == MAX_TIME
+    return and_(table.c.pub_from <= as_of, table.c.pub_to > as_of)
+
+
+def _answers(
+    conn: Any,
+    as_of: str | None,
+    recorded_as_of: str | None,
+    *,
+    limit: int,
+    after: tuple[str, str] | None = None,
+    subject: str | None = None,
+    subjects_: Sequence[str] = (),
+    attributes: Sequence[str] = (),
+    upto: int | None = None,
+) -> list[Any]:
+    """The version rows answering for (as_of, recorded_as_of), one per key in key order:
+    of the rows shown at that recorded time that cover that publication time, the one
+    with the greatest pub_from (a later-published version takes over from an earlier
+    one, see services.tables.VersionRow). Driven by the keys table in its own order, one
+    index seek per key (ix_versions_answer), however many versions a key has. `upto`:
+    only rows with an id up to it (an SSE snapshot; later rows reach it live)."""
+    conditions = [
+        versions.c.subject == keys.c.subject,
+        versions.c.attribute == keys.c.attribute,
+        _visible(versions, recorded_as_of),
+        _covers(versions, as_of),
+    ]
+    if upto is not None:
+        conditions.append(versions.c.id <= upto)
+    answer = (
+        select(versions.c.id)
+        .where(*conditions)
+        .order_by(versions.c.pub_from.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    per_key = select(keys.c.subject, keys.c.attribute, answer.label("answer"))
+    if subject is not None:
+        per_key = per_key.where(keys.c.subject == subject)
+    if subjects_:
+        per_key = per_key.where(keys.c.subject.in_(subjects_))
+    if attributes:
+        per_key = per_key.where(keys.c.attribute.in_(attributes))
+    if after is not None:
+        per_key = per_key.where(
+            or_(
+                keys.c.subject > after[0],
+                and_(keys.c.subject == after[0], keys.c.attribute > after[1]),
+            )
+        )
+    found = per_key.subquery()
+    ids = (
+        conn.execute(
+            select(found.c.answer)
+            .where(found.c.answer.is_not(None))
+            .order_by(found.c.subject, found.c.attribute)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    rows = {r.id: r for r in conn.execute(select(versions).where(versions.c.id.in_(ids)))}
+    return [rows[i] for i in ids]
 
 
 def consensus(
     engine: Engine, subject: str, attribute: str, as_of: str | None, recorded_as_of: str | None
 ) -> dict[str, Any] | None:
+    key = (versions.c.subject == subject, versions.c.attribute == attribute)
     query = (
-        _at(
-            select(versions).where(
-                versions.c.subject == subject, versions.c.attribute == attribute
-            ),
-            as_of,
-            recorded_as_of,
-        )
-        .order_by(versions.c.id.desc())
+        select(versions)
+        .where(*key, _visible(versions, recorded_as_of), _covers(versions, as_of))
+        .order_by(versions.c.pub_from.desc())
         .limit(1)
     )
     with engine.connect() as conn:
         row = conn.execute(query).first()
+        if row is None:
+            return None
+        until = None
+        if as_of is not None:  # where a later-published version takes over
+            until = conn.execute(
+                select(func.min(versions.c.pub_from)).where(
+                    *key,
+                    _visible(versions, recorded_as_of),
+                    versions.c.pub_from > as_of,
+                    versions.c.pub_from < row.pub_to,
+                )
+            ).scalar()
+        (row,) = materialize(conn, [row])
         label = conn.execute(
             select(keys.c.subject_label)
             .where(keys.c.subject == subject)
             .where(keys.c.subject_label.is_not(None))
             .limit(1)
         ).scalar()
-    return version_view(row, label) if row else None
+    view = version_view(row, label)
+    if until is not None:
+        view["published_to"] = public_time(until)
+    return view
+
+
+class _Row(SimpleNamespace):
+    """A version row with its whole result rebuilt (attribute access like a SQL row)."""
+
+
+def materialize(conn: Any, rows: Sequence[Any]) -> list[Any]:
+    """The rows with `result` holding the whole result JSON: a row stored as a delta gets
+    its chain (snapshot `base` .. its version) read in one indexed range per key and applied."""
+    need: dict[tuple[str, str], tuple[int, int]] = {}
+    for r in rows:
+        if r.result is None:
+            k = (r.subject, r.attribute)
+            lo, hi = need.get(k, (r.base, r.version))
+            need[k] = (min(lo, r.base), max(hi, r.version))
+    built: dict[tuple[str, str, int], str] = {}
+    for (subject, attribute), (lo, hi) in need.items():
+        data: Any = None
+        for c in conn.execute(
+            select(versions.c.version, versions.c.result, versions.c.delta)
+            .where(
+                versions.c.subject == subject,
+                versions.c.attribute == attribute,
+                versions.c.version >= lo,
+                versions.c.version <= hi,
+            )
+            .order_by(versions.c.version)
+        ):
+            if c.delta is None:
+                data = _decode(c.result)
+            elif data is not None:
+                data = apply_result_delta(data, _decode(c.delta))
+                built[(subject, attribute, c.version)] = _encode(data).decode()
+    out = []
+    for r in rows:
+        if r.result is not None:
+            out.append(r)
+        else:
+            out.append(_Row(**{**r._mapping, "result": built[(r.subject, r.attribute, r.version)]}))
+    return out
 
 
 def key_exists(engine: Engine, subject: str, attribute: str) -> bool:
@@ -145,6 +263,7 @@ def history(
             .limit(limit)
         ).all()
         traces = _cause_traces(conn, sorted({r.cause_event_id for r in rows if r.cause_event_id}))
+        rows = materialize(conn, rows)
     items = [version_view(r) for r in rows]
     for item in items:
         item["cause"]["trace_id"] = traces.get(item["cause"]["event_id"])
@@ -176,17 +295,8 @@ def snapshot(
     after: tuple[str, str] | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    query = _at(select(versions), as_of, recorded_as_of)
-    if after is not None:
-        query = query.where(
-            or_(
-                versions.c.subject > after[0],
-                and_(versions.c.subject == after[0], versions.c.attribute > after[1]),
-            )
-        )
-    query = query.order_by(versions.c.subject, versions.c.attribute).limit(limit)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = materialize(conn, _answers(conn, as_of, recorded_as_of, limit=limit, after=after))
     return [version_view(r) for r in rows]
 
 
@@ -210,11 +320,7 @@ def subjects(engine: Engine, after: str | None, limit: int) -> list[dict[str, An
 
 def subject_keys(engine: Engine, subject: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            _at(select(versions).where(versions.c.subject == subject), None, None).order_by(
-                versions.c.attribute
-            )
-        ).all()
+        rows = materialize(conn, _answers(conn, None, None, limit=100_000, subject=subject))
         label = conn.execute(
             select(func.max(keys.c.subject_label)).where(keys.c.subject == subject)
         ).scalar()
@@ -287,7 +393,7 @@ def version_rows_after(
     if attributes:
         query = query.where(versions.c.attribute.in_(attributes))
     with engine.connect() as conn:
-        return list(conn.execute(query.order_by(versions.c.id).limit(limit)).all())
+        return materialize(conn, conn.execute(query.order_by(versions.c.id).limit(limit)).all())
 
 
 def last_version_id(engine: Engine) -> int:
@@ -305,21 +411,18 @@ def current_rows_upto(
 ) -> list[Any]:
     """The current version rows with id <= upto, by (subject, attribute) after `after`:
     an SSE snapshot (versions above `upto` reach the subscriber live)."""
-    query = _at(select(versions), None, None).where(versions.c.id <= upto)
-    if subjects_:
-        query = query.where(versions.c.subject.in_(subjects_))
-    if attributes:
-        query = query.where(versions.c.attribute.in_(attributes))
-    if after is not None:
-        query = query.where(
-            or_(
-                versions.c.subject > after[0],
-                and_(versions.c.subject == after[0], versions.c.attribute > after[1]),
-            )
-        )
-    query = query.order_by(versions.c.subject, versions.c.attribute).limit(limit)
     with engine.connect() as conn:
-        return list(conn.execute(query).all())
+        rows = _answers(
+            conn,
+            None,
+            None,
+            limit=limit,
+            after=after,
+            subjects_=subjects_,
+            attributes=attributes,
+            upto=upto,
+        )
+        return materialize(conn, rows)
 
 
 def search_subjects(engine: Engine, q: str, after: str | None, limit: int) -> list[dict[str, Any]]:

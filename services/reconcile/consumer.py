@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from services.db import restart_wal
-from services.reconcile.store import Reconciler, VersionWritten, outbox_t
+from services.reconcile.store import Reconciler, StaleLease, VersionWritten, outbox_t
 from shared.events import (
     CONSUMER_GROUP,
     DEAD_LETTER_STREAM,
@@ -43,6 +43,7 @@ DEAD = Counter("claimledger_events_dead_lettered_total", "Entries moved to the d
 APPLY_SECONDS = Histogram("claimledger_apply_seconds", "Time to apply one batch in SQL")
 
 Entry = tuple[bytes, dict[bytes, bytes]]
+Held = tuple[int, int] | None  # (partition, lease epoch) a batch was read under
 
 
 class EntryProcessor:
@@ -57,8 +58,18 @@ class EntryProcessor:
         max_group: int = 2000,
         linger_s: float = 0.002,
         wal_restart_every_s: float = 5.0,
+        fence_of: Callable[[str], tuple[int, int] | None] | None = None,
+        consumer: str | None = None,
+        max_deliveries: int = 10,
     ) -> None:
+        """`fence_of(stream)`: (partition, epoch) of the lease held on the stream's
+        partition, None if not held (PartitionLeases); batches commit only under it.
+        `consumer`: our name in the group; given, a batch first takes over the earlier
+        entries other consumers still hold (see `_earlier`)."""
         self.engine, self.redis, self.reconciler = engine, redis, reconciler
+        self.fence_of, self.consumer = fence_of, consumer
+        self.max_deliveries = max_deliveries
+        self._dropped: set[bytes] = set()  # ours, left pending because our lease had lapsed
         self.updates_maxlen = updates_maxlen
         # SQLite has one writer: queueing here beats busy-waiting in the driver
         self._write_lock = asyncio.Lock() if serialize_writes else None
@@ -66,7 +77,7 @@ class EntryProcessor:
         self.wal_restart_every_s = wal_restart_every_s
         self._wal_restarted = time.monotonic()
         self._queue: (
-            asyncio.Queue[tuple[str, Sequence[Entry], asyncio.Future[list[bytes]]]] | None
+            asyncio.Queue[tuple[str, Sequence[Entry], asyncio.Future[list[bytes]], Held]] | None
         ) = None
         self._applier: asyncio.Task[None] | None = None
 
@@ -91,11 +102,54 @@ class EntryProcessor:
 
     async def process(self, stream: str, entries: Sequence[Entry]) -> list[bytes]:
         """Applies a batch; returns the entry ids that failed (left pending for retry)."""
+        # the lease this batch was read under: it commits only if that is still current,
+        # not merely if the lease is ours again by then (taken back after another owner)
+        held = self.fence_of(stream) if self.fence_of is not None else None
+        owner = self.fence_of is None or held is not None
+        if self.consumer is not None and entries and owner:
+            entries = [*await self._earlier(stream, entries[0][0], self.consumer), *entries]
         if self._applier is None or self._applier.done() or self._queue is None:
-            return (await self._process_many([(stream, entries)]))[0]
+            return (await self._process_many([(stream, entries, held)]))[0]
         done: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((stream, entries, done))
+        await self._queue.put((stream, entries, done, held))
         return await done
+
+    async def _earlier(self, stream: str, first: bytes, consumer: str) -> list[Entry]:
+        """Entries before `first` still pending (delivered, unapplied), claimed to apply
+        first. A reconciler paused past its lease may have read entries before it
+        noticed; its commit fails (fencing), and they must not wait for the idle reclaimer
+        while later ones are applied: per-subject order is stream order."""
+        summary: Any = await self.redis.xpending(stream, CONSUMER_GROUP)
+        if (
+            not summary
+            or not summary.get("pending")
+            or _entry_id(summary["min"]) >= _entry_id(first)
+        ):
+            return []
+        rows = await self.redis.xpending_range(
+            stream, CONSUMER_GROUP, min="-", max=f"({_s(first)}", count=10_000
+        )
+        # ours too when we dropped them because our lease had lapsed (since taken back),
+        # not those that failed: they are retried and dead-lettered by the Reclaimer, and
+        # others' only while they have deliveries left (a failing one is not retried
+        # before every batch for ever; it then waits as any failing entry does)
+        earlier: list[Any] = [
+            r["message_id"]
+            for r in rows
+            if (
+                _bytes(r["message_id"]) in self._dropped
+                if _s(r["consumer"]) == consumer
+                else int(r["times_delivered"]) < self.max_deliveries
+            )
+        ]
+        self._dropped.difference_update(_bytes(i) for i in earlier)
+        if not earlier:
+            return []
+        claimed: Any = await self.redis.xclaim(stream, CONSUMER_GROUP, consumer, 0, earlier)
+        entries = [e for e in claimed if e and e[1] is not None]
+        if entries:
+            log.warning("took over %d earlier pending entries of %s", len(entries), stream)
+        return sorted(entries, key=lambda e: _entry_id(e[0]))
 
     async def _apply_together(self) -> None:
         assert self._queue is not None
@@ -110,23 +164,28 @@ class EntryProcessor:
                 group.append(self._queue.get_nowait())
                 size += len(group[-1][1])
             try:
-                results = await self._process_many([(s, e) for s, e, _ in group])
+                results = await self._process_many([(s, e, h) for s, e, _, h in group])
             except BaseException as exc:
-                for _, _, done in group:
+                for _, _, done, _ in group:
                     if not done.done():
                         done.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
-            for (_, _, done), failed in zip(group, results, strict=True):
+            for (_, _, done, _), failed in zip(group, results, strict=True):
                 if not done.done():
                     done.set_result(failed)
 
-    async def _process_many(self, batches: list[tuple[str, Sequence[Entry]]]) -> list[list[bytes]]:
+    async def _process_many(
+        self, batches: list[tuple[str, Sequence[Entry], Held]]
+    ) -> list[list[bytes]]:
         """One transaction for the batches of several streams (each in stream order); if it
         fails, each stream's batch alone, and within that event by event."""
         decoded: list[tuple[str, list[tuple[bytes, Event]], list[bytes]]] = []
-        for stream, entries in batches:
+        held_by: dict[str, Held] = {}
+        for stream, _, held in batches:  # read under two leases: the older one is stale
+            held_by[stream] = held if held_by.get(stream, held) == held else None
+        for stream, entries, _ in batches:
             good: list[tuple[bytes, Event]] = []
             done: list[bytes] = []
             for entry_id, fields in entries:
@@ -140,14 +199,18 @@ class EntryProcessor:
         if events:
             started = time.perf_counter()
             try:
-                written = await self._apply(events)
+                written = await self._apply(events, held_by)
+            except StaleLease as exc:
+                return await self._drop(decoded, exc)
             except Exception as exc:
                 if len(decoded) == 1:
-                    return [await self._one_by_one(*decoded[0], exc)]
+                    return [await self._one_by_one(*decoded[0], exc, held_by)]
                 log.warning(
                     "group of %d batches failed (%s); applying each alone", len(decoded), exc
                 )
-                return [await self._alone(stream, good, done) for stream, good, done in decoded]
+                return [
+                    await self._alone(stream, good, done, held_by) for stream, good, done in decoded
+                ]
             streams = ",".join(sorted({s for s, _, _ in decoded}))
             _log_applied(streams, len(events), written, time.perf_counter() - started)
             await self._announce(written)
@@ -160,16 +223,36 @@ class EntryProcessor:
             await pipe.execute()
         return [[] for _ in decoded]
 
+    async def _drop(
+        self, decoded: list[tuple[str, list[tuple[bytes, Event]], list[bytes]]], exc: Exception
+    ) -> list[list[bytes]]:
+        """The lease is another reconciler's now: nothing of these batches was committed;
+        they stay pending for the new owner (its takeover re-applies them in order)."""
+        log.warning("dropped a batch of %d events: %s", sum(len(g) for _, g, _ in decoded), exc)
+        if len(self._dropped) > 100_000:  # ids another consumer took and acknowledged
+            self._dropped.clear()
+        self._dropped.update(_bytes(i) for _, good, _ in decoded for i, _ in good)
+        for stream, _, done in decoded:
+            if done:  # dead-lettered already
+                await self.redis.xack(stream, CONSUMER_GROUP, *done)
+        return [[i for i, _ in good] for _, good, _ in decoded]
+
     async def _alone(
-        self, stream: str, good: list[tuple[bytes, Event]], done: list[bytes]
+        self,
+        stream: str,
+        good: list[tuple[bytes, Event]],
+        done: list[bytes],
+        held_by: dict[str, Held],
     ) -> list[bytes]:
         """One stream's batch in its own transaction; if that fails, event by event."""
         if good:
             started = time.perf_counter()
             try:
-                written = await self._apply([e for _, e in good])
+                written = await self._apply([e for _, e in good], {stream: held_by[stream]})
+            except StaleLease as exc:
+                return (await self._drop([(stream, good, done)], exc))[0]
             except Exception as exc:
-                return await self._one_by_one(stream, good, done, exc)
+                return await self._one_by_one(stream, good, done, exc, held_by)
             _log_applied(stream, len(good), written, time.perf_counter() - started)
             await self._announce(written)
         ids = done + [i for i, _ in good]
@@ -178,17 +261,27 @@ class EntryProcessor:
         return []
 
     async def _one_by_one(
-        self, stream: str, good: list[tuple[bytes, Event]], done: list[bytes], exc: Exception
+        self,
+        stream: str,
+        good: list[tuple[bytes, Event]],
+        done: list[bytes],
+        exc: Exception,
+        held_by: dict[str, Held],
     ) -> list[bytes]:
         """Isolates the failing event(s) of one stream's batch; they stay pending."""
         log.warning("batch failed (%s); applying one by one", exc)
         started = time.perf_counter()
         written: list[VersionWritten] = []
         failed: list[bytes] = []
-        for entry_id, event in good:
+        for n, (entry_id, event) in enumerate(good):
             try:
-                written += await self._apply([event])
+                written += await self._apply([event], {stream: held_by[stream]})
                 done.append(entry_id)
+            except StaleLease as stale:
+                log.warning("dropped %d events: %s", len(good) - n, stale)
+                failed += [i for i, _ in good[n:]]
+                self._dropped.update(_bytes(i) for i, _ in good[n:])
+                break
             except Exception as one_exc:
                 log.error("event %s failed: %r", event.event_id, one_exc)
                 failed.append(entry_id)
@@ -198,14 +291,27 @@ class EntryProcessor:
             await self.redis.xack(stream, CONSUMER_GROUP, *done)
         return failed
 
-    async def _apply(self, events: list[Event]) -> list[VersionWritten]:
+    def _fences(self, held_by: dict[str, Held]) -> dict[int, int]:
+        if self.fence_of is None:
+            return {}
+        fences = {}
+        for stream, held in held_by.items():
+            if held is None:
+                raise StaleLease(f"the lease of {stream} is not ours")
+            fences[held[0]] = held[1]
+        return fences
+
+    async def _apply(self, events: list[Event], held_by: dict[str, Held]) -> list[VersionWritten]:
         start = time.perf_counter()
+        fences = self._fences(held_by)
         if self._write_lock is None:
-            written, applied = await asyncio.to_thread(self.reconciler.apply, self.engine, events)
+            written, applied = await asyncio.to_thread(
+                self.reconciler.apply, self.engine, events, fences
+            )
         else:
             async with self._write_lock:
                 written, applied = await asyncio.to_thread(
-                    self.reconciler.apply, self.engine, events
+                    self.reconciler.apply, self.engine, events, fences
                 )
         APPLY_SECONDS.observe(time.perf_counter() - start)
         APPLIED.inc(applied)
@@ -310,6 +416,21 @@ def _log_applied(stream: str, events: int, written: list[VersionWritten], second
 def _mark_dead(engine: Engine, event_id: str) -> None:
     with engine.begin() as conn:
         conn.execute(update(outbox_t).where(outbox_t.c.event_id == event_id).values(state=2))
+
+
+def _entry_id(value: Any) -> tuple[int, int]:
+    """A stream entry id in stream order (ids do not sort as strings)."""
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _decode(fields: dict[bytes, bytes]) -> Event:

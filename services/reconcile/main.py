@@ -37,7 +37,7 @@ from services.observability import RECONCILE_METRICS, reconcile_sampler, start_s
 from services.probes import readiness_router
 from services.reconcile.consumer import EntryProcessor, Reclaimer
 from services.reconcile.partitions import PartitionLeases
-from services.reconcile.store import Reconciler
+from services.reconcile.store import Reconciler, take_fence
 from services.redisconn import broker_type, connect
 from shared.attributes import AttributeRegistry
 from shared.events import CONSUMER_GROUP, stream_for
@@ -140,6 +140,11 @@ class ConsumerGroup:
                             await self.broker.start()
                         self.consuming = wanted
                         log.info("consuming %s", wanted)
+                    elif self.leases is not None and surplus:
+                        # taken while a paused member's heartbeat had lapsed, surplus once it
+                        # came back before we read it: not consumed, so hand back now (kept,
+                        # it was renewed and never read: its entries waited for ever)
+                        await self.leases.release(surplus)
                     if self._outage:
                         self._outage = False
                         log.warning("redis available again; consuming %s", self.consuming)
@@ -284,11 +289,31 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
         reconciler = Reconciler(
             AttributeRegistry.load(settings.attributes_file), cache_claims=settings.cache_claims
         )
+        streams = [stream_for(p) for p in range(settings.partitions)]
+        leases = PartitionLeases(
+            redis,
+            consumer,
+            settings.partitions,
+            lease_ms=settings.lease_ms,
+            fence=lambda p: asyncio.to_thread(take_fence, engine, p, consumer),
+        )
+        partition_of_stream = {stream: p for p, stream in enumerate(streams)}
+
+        def fence_of(stream: str) -> tuple[int, int] | None:
+            p = partition_of_stream[stream]
+            epoch = leases.epoch_of(p)
+            return None if epoch is None else (p, epoch)
+
         processor = EntryProcessor(
-            engine, redis, reconciler, serialize_writes=engine.dialect.name == "sqlite"
+            engine,
+            redis,
+            reconciler,
+            serialize_writes=engine.dialect.name == "sqlite",
+            fence_of=fence_of,
+            consumer=consumer,
+            max_deliveries=settings.max_deliveries,
         )
         processor.start()
-        streams = [stream_for(p) for p in range(settings.partitions)]
         reclaimer = Reclaimer(
             processor,
             redis,
@@ -297,7 +322,6 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             min_idle_ms=settings.claim_idle_ms,
             max_deliveries=settings.max_deliveries,
         )
-        leases = PartitionLeases(redis, consumer, settings.partitions, lease_ms=settings.lease_ms)
         group = ConsumerGroup(
             settings, processor, redis, streams, consumer, leases=leases, reclaimer=reclaimer
         )

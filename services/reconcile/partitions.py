@@ -11,6 +11,13 @@ partitions evenly. A reconciler that dies stops renewing; its leases and its
 heartbeat expire and the others take its partitions over, first re-applying
 what it left pending (see ConsumerGroup.takeover), then reading new entries.
 
+A Redis lease alone cannot stop an owner paused (SIGSTOP, a long GC, a VM stall) past its
+expiry: it wakes up and commits the batch it held after the new owner applied later
+entries. So each lease is also a fencing token: taking a lease bumps the partition's
+epoch in SQL (`fence`, store.take_fence), and the apply transaction commits only if the
+epochs it was given are still current (store._check_fences); a stale owner's commit fails
+and its batch stays pending for the new owner.
+
 Keys: `claimledger:lease:{p}` shares the `{p}` hash tag with the partition
 stream, so in Redis Cluster it lives on the same node; `claimledger:reconcilers`
 is one small key of its own.
@@ -22,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
@@ -57,10 +64,19 @@ def preferred_order(member: str, partitions: int) -> list[int]:
 class PartitionLeases:
     """The partitions this process owns; `rebalance()` is called periodically."""
 
-    def __init__(self, redis: Redis, member: str, partitions: int, *, lease_ms: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        member: str,
+        partitions: int,
+        *,
+        lease_ms: int,
+        fence: Callable[[int], Awaitable[int]] | None = None,
+    ) -> None:
         self.redis, self.member, self.partitions = redis, member, partitions
-        self.lease_ms = lease_ms
+        self.lease_ms, self.fence = lease_ms, fence
         self.owned: dict[int, Lock] = {}
+        self.epochs: dict[int, int] = {}  # partition -> fencing epoch taken with its lease
         self.surplus: list[int] = []  # owned beyond the fair share: to stop reading, then release
         self.ok = False  # the last renewal reached Redis
 
@@ -100,6 +116,7 @@ class PartitionLeases:
             try:
                 await lock.reacquire()
             except LockError:  # expired (we were paused too long) and maybe taken over
+                self.epochs.pop(partition, None)
                 if self.owned.pop(partition, None) is not None:
                     log.warning("lost the lease of partition %d", partition)
         members = await self.live_members()
@@ -110,14 +127,32 @@ class PartitionLeases:
             if partition not in self.owned:
                 lock = self._lock(partition)
                 if await lock.acquire():
-                    self.owned[partition] = lock
+                    await self._take(partition, lock)
         self.surplus = sorted(self.owned)[share:] if len(self.owned) > share else []
         return set(self.owned), self.surplus
+
+    async def _take(self, partition: int, lock: Lock) -> None:
+        """Owns the partition once its fencing epoch is bumped; if that fails, hands the
+        lease back (tried again at the next rebalance)."""
+        if self.fence is not None:
+            try:
+                self.epochs[partition] = await self.fence(partition)
+            except Exception as exc:
+                log.warning("could not take the fence of partition %d: %s", partition, exc)
+                with contextlib.suppress(LockError):
+                    await lock.release()
+                return
+        self.owned[partition] = lock
+
+    def epoch_of(self, partition: int) -> int | None:
+        """The fencing epoch held for `partition`, None if its lease is not ours."""
+        return self.epochs.get(partition) if partition in self.owned else None
 
     async def release(self, partitions: Sequence[int]) -> None:
         self.surplus = [p for p in self.surplus if p not in partitions]
         for partition in partitions:
             lock = self.owned.pop(partition, None)
+            self.epochs.pop(partition, None)
             if lock is not None:
                 with contextlib.suppress(LockError):  # already expired: nothing to hand back
                     await lock.release()

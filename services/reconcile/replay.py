@@ -58,6 +58,10 @@ def projection_hash(engine: Engine) -> str:
             "cause_report_id",
             "result",
             "diff",
+            "delta",
+            "base",
+            "digest",
+            "summary",
         )
     ]
     with engine.connect() as conn:

@@ -3,9 +3,14 @@ transaction (the event log row is the applied marker, as in the `eventsourcing` 
 
 For each event it records the input (claim, retraction, assessment, rating), then
 recomputes the affected keys' publication-time timelines from the input's effective
-time on (shared.timeaxes.revise) and stores the new versions bitemporally. The
-recorded time of a change is the event's `recorded_at` (kept monotonic per key), so
-replaying the log in order rebuilds identical versions.
+time on (shared.timeaxes.revise) and stores a version only where what a reader sees
+changes, bitemporally. The recorded time of a change is the event's `recorded_at`
+(kept monotonic per key), so replaying the log in order rebuilds identical versions.
+
+A version row holds a delta against the key's previous version (shared.codec), or a
+whole result as a snapshot when the chain's deltas outgrow one (or MAX_CHAIN), so
+storage grows with what changed, not with the key's claims times its versions; the key
+state keeps the head version's whole result as the next delta's base.
 
 Throughput comes from doing the I/O per batch, not per event: one read of the
 touched keys' state (served from an in-process cache when the stored head version
@@ -19,17 +24,25 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import msgspec
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from services.tables import ClaimRow, EventRow, KeyRow, ModifierRow, OutboxRow, VersionRow
+from services.tables import (
+    ClaimRow,
+    EventRow,
+    KeyRow,
+    ModifierRow,
+    OutboxRow,
+    PartitionFence,
+    VersionRow,
+)
 from shared.attributes import AttributeRegistry
-from shared.codec import claim_from_dict, result_to_dict
+from shared.codec import apply_result_delta, claim_from_dict, result_delta, result_to_dict
 from shared.consensus import claim_note, compute_consensus
 from shared.events import (
     CLAIM_ASSERTED,
@@ -40,7 +53,7 @@ from shared.events import (
     Event,
 )
 from shared.model import ClaimFacts, Estimate
-from shared.timeaxes import MAX_TIME, Step, revise
+from shared.timeaxes import MAX_TIME, Step, answer_at, revise
 
 events_t = EventRow.__table__  # type: ignore[attr-defined]
 claims_t = ClaimRow.__table__  # type: ignore[attr-defined]
@@ -48,6 +61,7 @@ mods_t = ModifierRow.__table__  # type: ignore[attr-defined]
 keys_t = KeyRow.__table__  # type: ignore[attr-defined]
 versions_t = VersionRow.__table__  # type: ignore[attr-defined]
 outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
+fences_t = PartitionFence.__table__  # type: ignore[attr-defined]
 
 _json = msgspec.json.Encoder(order="sorted")
 _decode = msgspec.json.decode
@@ -84,15 +98,49 @@ class Summary(NamedTuple):
 
 
 DIFF_FIELDS = Summary._fields  # what a version's diff compares with the version before
+COUNTED = ("support", "dissent", "excluded")  # a diff gives their sizes
+# the other fields of a result: a diff names those that changed (compared by hash)
+PART_FIELDS = (
+    "clusters",
+    "constraints",
+    "dissent",
+    "excluded",
+    "exclusions",
+    "explanation",
+    "kind",
+    "method",
+    "method_version",
+    "segments",
+    "support",
+    "unit",
+    "weights",
+)
+# a delta chain is cut by a snapshot when its deltas outgrow a whole result (storage stays
+# linear in what changed) or when it is this long (a read applies a bounded chain). Not
+# much lower: a snapshot every N versions costs result/N per version, which grows with the
+# key's claims (bench/storage.py: 128 would add about 1 GB to the issue's 160k-claim batch)
+MAX_CHAIN = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class Computed:
-    """A consensus result as stored: compared by content digest only."""
+    """A consensus result as stored: compared by content digest only. `counts` are the
+    sizes of COUNTED, `parts` a short hash per PART_FIELDS (for the diff); `data`, the
+    whole result, only on a freshly computed one (stored steps keep the rest)."""
 
     digest: str
     summary: Summary = field(compare=False)
-    body: bytes | None = field(default=None, compare=False)
+    counts: tuple[int, int, int] = field(default=(0, 0, 0), compare=False)
+    parts: str = field(default="", compare=False)
+    data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def bare(self) -> Computed:
+        return Computed(self.digest, self.summary, self.counts, self.parts)
+
+    def stored_summary(self) -> str:
+        return _json.encode(
+            {"v": list(self.summary), "n": list(self.counts), "p": self.parts}
+        ).decode()
 
 
 @dataclass
@@ -111,6 +159,10 @@ class KeyState:
     step_ids: dict[int, int] = field(default_factory=dict)  # version -> row id
     depends_on: list[str] = field(default_factory=list)
     in_db: bool = False
+    # the whole result of version `head` (the base of the next delta) and the chain it ends
+    head_data: dict[str, Any] | None = field(default=None, repr=False)
+    chain_base: int = 0  # snapshot version the head's delta chain starts from
+    chain_bytes: int = 0  # delta bytes since that snapshot
     # per-claim admissions kept between recomputations (compute_consensus memo)
     admitted: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -142,12 +194,18 @@ class Reconciler:
         self._sizes: dict[Key, int] = {}  # claims counted for each cached key
         self._cached_claims = 0
 
-    def apply(self, engine: Engine, events: list[Event]) -> tuple[list[VersionWritten], int]:
-        """Applies the not-yet-applied events; returns new versions and how many applied."""
+    def apply(
+        self, engine: Engine, events: list[Event], fences: Mapping[int, int] | None = None
+    ) -> tuple[list[VersionWritten], int]:
+        """Applies the not-yet-applied events; returns new versions and how many applied.
+
+        `fences`: partition -> lease epoch this process holds for the partitions the events
+        come from; the transaction commits only if each is still the partition's current
+        epoch (else StaleLease: another reconciler took the partition over)."""
         try:
             with engine.begin() as conn:
                 batch = _Batch(self, conn)
-                written, applied = batch.run(events)
+                written, applied = batch.run(events, fences or {})
         except BaseException:
             self._cache.clear()  # in-memory state may hold the rolled-back changes
             self._sizes.clear()
@@ -199,11 +257,13 @@ class _Batch:
             "closes": [],
         }
         self.written: list[VersionWritten] = []
-        self.opened_rows: dict[int, dict[str, Any]] = {}
         self.next_id = 0
 
-    def run(self, events: list[Event]) -> tuple[list[VersionWritten], int]:
+    def run(
+        self, events: list[Event], fences: Mapping[int, int]
+    ) -> tuple[list[VersionWritten], int]:
         _lock_writers(self.conn)
+        _check_fences(self.conn, fences)
         known = _known(self.conn, [e.event_id for e in events])
         fresh: list[Event] = []
         seen = set(known)
@@ -503,21 +563,21 @@ class _Batch:
 
     def _write(self, state: KeyState, revision: Any, cause: Event, rec_at: str) -> bool:
         closed = {s.version for s in revision.closed}
-        closed_rows = {s.result.digest: state.step_ids[s.version] for s in revision.closed}
         for step in revision.closed:
             self.rows["closes"].append(
                 {"row_id": state.step_ids.pop(step.version), "rec_to": rec_at}
             )
         steps = [s for s in state.steps if s.version not in closed]
+        top = _top([*steps, *revision.opened])  # the step answering for the latest time
         current_changed = False
         for step in revision.opened:
             state.head += 1
             row_id, self.next_id = self.next_id, self.next_id + 1
             result: Computed = step.result
-            previous: Computed | None = step.previous
-            current = step.pub_to == MAX_TIME
+            current = step is top
             current_changed |= current
-            self.opened_rows[row_id] = row = {
+            whole, delta, base = _stored_result(state, result)
+            row = {
                 "id": row_id,
                 "subject": state.subject,
                 "attribute": state.attribute,
@@ -529,17 +589,15 @@ class _Batch:
                 "status": result.summary.status,
                 "cause_event_id": cause.event_id,
                 "cause_report_id": cause.report_id,
-                "result": self._body(result, closed_rows),
-                "diff": _json.encode(
-                    _diff(previous.summary if previous else None, result.summary)
-                ).decode(),
+                "result": whole,
+                "delta": delta,
+                "base": base,
+                "digest": result.digest,
+                "summary": result.stored_summary(),
+                "diff": _json.encode(_diff(step.previous, result)).decode(),
             }
             self.rows["versions"].append(row)
-            # the open-ended step keeps its body: the next event usually splits it
-            kept = result if current else Computed(result.digest, result.summary)
-            if current and kept.body is None:
-                kept = Computed(result.digest, result.summary, row["result"].encode())
-            steps.append(Step(step.pub_from, step.pub_to, kept, version=state.head))
+            steps.append(Step(step.pub_from, step.pub_to, result.bare(), version=state.head))
             state.step_ids[state.head] = row_id
             self.written.append(
                 VersionWritten(
@@ -556,20 +614,6 @@ class _Batch:
         state.steps = sorted(steps, key=lambda s: s.pub_from)
         state.last_rec = rec_at
         return current_changed
-
-    def _body(self, result: Computed, closed_rows: dict[str, int]) -> str:
-        """The full result JSON; a step split off a stored one reuses the stored body."""
-        if result.body is not None:
-            return result.body.decode()
-        row_id = closed_rows[result.digest]
-        pending = self.opened_rows.get(row_id)  # opened earlier in this batch
-        if pending is not None:
-            return str(pending["result"])
-        return str(
-            self.conn.execute(
-                select(versions_t.c.result).where(versions_t.c.id == row_id)
-            ).scalar_one()
-        )
 
     # -- writing -------------------------------------------------------------------------
 
@@ -654,7 +698,101 @@ def _computed(result: dict[str, Any]) -> Computed:
         sys.intern(status) if isinstance(status, str) else status,
         result.get("value_text"),
     )
-    return Computed(hashlib.blake2b(body, digest_size=16).hexdigest(), summary, body)
+    counts = (
+        len(result.get("support") or ()),
+        len(result.get("dissent") or ()),
+        len(result.get("excluded") or ()),
+    )
+    parts = "".join(
+        hashlib.blake2b(_json.encode(result.get(name)), digest_size=4).hexdigest()
+        for name in PART_FIELDS
+    )
+    return Computed(
+        hashlib.blake2b(body, digest_size=16).hexdigest(), summary, counts, parts, result
+    )
+
+
+def _stored(digest: str | None, summary: str | None, result: str | None) -> Computed:
+    """A stored version's Computed, without its whole result when it has a digest."""
+    if digest is None or summary is None:  # written before revision 0003: a whole result
+        return _computed(_decode(result or "{}")).bare()
+    data = _decode(summary)
+    low, best, high, conservative, status, value_text = data["v"]
+    if isinstance(status, str):
+        status = sys.intern(status)
+    summary_ = Summary(low, best, high, conservative, status, value_text)
+    counts = (int(data["n"][0]), int(data["n"][1]), int(data["n"][2]))
+    return Computed(digest, summary_, counts, data["p"])
+
+
+def _stored_result(state: KeyState, result: Computed) -> tuple[str | None, str | None, int]:
+    """(result, delta, base) of the key's next version (state.head): a delta against the
+    previous version while the chain stays short, else a snapshot."""
+    assert result.data is not None  # a freshly computed result
+    whole = _json.encode(result.data)
+    # compared as stored (JSON: tuples read back as lists), so a head rebuilt from SQL
+    # gives the same deltas as one kept in memory, and replay the same rows
+    data = _decode(whole)
+    if (
+        state.head_data is not None
+        and state.chain_base
+        and state.head - state.chain_base <= MAX_CHAIN
+    ):
+        delta = _json.encode(result_delta(state.head_data, data))
+        if state.chain_bytes + len(delta) <= len(whole):
+            state.chain_bytes += len(delta)
+            state.head_data = data
+            return None, delta.decode(), state.chain_base
+    state.chain_base, state.chain_bytes, state.head_data = state.head, 0, data
+    return whole.decode(), None, state.head
+
+
+def _top(steps: list[Step]) -> Step | None:
+    """The step answering for the latest publication time."""
+    open_ended = [s for s in steps if s.pub_to == MAX_TIME]
+    return max(open_ended, key=lambda s: s.pub_from) if open_ended else None
+
+
+class StaleLease(Exception):
+    """A partition's lease was taken over since this process took it: its batch is dropped
+    (left pending for the new owner), never committed."""
+
+
+def _check_fences(conn: Connection, fences: Mapping[int, int]) -> None:
+    """Inside the apply transaction, after the writer lock: each partition's epoch is still
+    ours. Written, not only read (PostgreSQL: the row stays locked until commit), so a
+    takeover's bump (take_fence) orders after this commit or makes it fail."""
+    stale = []
+    for partition, epoch in sorted(fences.items()):
+        done = conn.execute(
+            update(fences_t)
+            .where(fences_t.c.partition == partition, fences_t.c.epoch == epoch)
+            .values(epoch=epoch)
+        )
+        if done.rowcount != 1:
+            stale.append(partition)
+    if stale:
+        raise StaleLease(f"lease of partition(s) {stale} taken over")
+
+
+def take_fence(engine: Engine, partition: int, owner: str) -> int:
+    """A new lease epoch for `partition` (called on taking its lease): every batch applied
+    under an older epoch fails from now on. Under the writer lock, so a batch of the
+    previous owner either committed before or fails its check."""
+    with engine.begin() as conn:
+        _lock_writers(conn)
+        epoch = conn.execute(
+            select(fences_t.c.epoch).where(fences_t.c.partition == partition)
+        ).scalar()
+        if epoch is None:
+            conn.execute(insert(fences_t).values(partition=partition, epoch=1, owner=owner))
+            return 1
+        conn.execute(
+            update(fences_t)
+            .where(fences_t.c.partition == partition)
+            .values(epoch=epoch + 1, owner=owner)
+        )
+        return int(epoch) + 1
 
 
 def _lock_writers(conn: Connection) -> None:
@@ -726,6 +864,7 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         claim = claim_from_dict(_decode(r.facts))
         state.claims[r.claim_id] = claim
         state.published[r.claim_id] = r.published_at
+    legacy = case((versions_t.c.digest.is_(None), versions_t.c.result), else_=None)
     for v in conn.execute(
         select(
             versions_t.c.id,
@@ -734,8 +873,9 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
             versions_t.c.version,
             versions_t.c.pub_from,
             versions_t.c.pub_to,
-            versions_t.c.rec_from,
-            versions_t.c.result,
+            versions_t.c.digest,
+            versions_t.c.summary,
+            legacy.label("result"),
         )
         .where(*_among(versions_t, keys), versions_t.c.rec_to == MAX_TIME)
         .order_by(versions_t.c.pub_from)
@@ -743,12 +883,11 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         state = states.get((v.subject, v.attribute))
         if state is None:
             continue
-        result = _decode(v.result)
-        stored = _computed(result)  # re-encoded: digests compare equal across processes
-        if v.pub_to != MAX_TIME:  # only the open-ended step keeps its body (see _write)
-            stored = Computed(stored.digest, stored.summary)
+        stored = _stored(v.digest, v.summary, v.result)
         state.steps.append(Step(v.pub_from, v.pub_to, stored, version=v.version))
         state.step_ids[v.version] = v.id
+    for state in states.values():
+        _load_head(conn, state)
     for r in conn.execute(
         select(
             keys_t.c.subject,
@@ -765,6 +904,34 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         state.last_rec = r.updated_at
     _load_modifiers(conn, list(states.values()))
     return list(states.values())
+
+
+def _load_head(conn: Connection, state: KeyState) -> None:
+    """The whole result of the key's head version, rebuilt from its delta chain: the base
+    of the next version's delta."""
+    if state.head == 0:
+        return
+    key = (versions_t.c.subject == state.subject, versions_t.c.attribute == state.attribute)
+    base = conn.execute(
+        select(versions_t.c.base).where(*key, versions_t.c.version == state.head)
+    ).scalar()
+    rows = conn.execute(
+        select(versions_t.c.version, versions_t.c.result, versions_t.c.delta)
+        .where(
+            *key, versions_t.c.version >= (base or state.head), versions_t.c.version <= state.head
+        )
+        .order_by(versions_t.c.version)
+    ).all()
+    data: dict[str, Any] | None = None
+    state.chain_bytes = 0
+    for row in rows:
+        if row.delta is None:
+            data = _decode(row.result)
+        else:
+            assert data is not None, "a delta chain starts at a snapshot"
+            data = apply_result_delta(data, _decode(row.delta))
+            state.chain_bytes += len(row.delta.encode())
+    state.head_data, state.chain_base = data, base or 0
 
 
 def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
@@ -810,24 +977,37 @@ def _claim_key(conn: Connection, claim_id: str) -> Key | None:
 
 
 def _estimate_at(steps: list[Step], t: str) -> Estimate | None:
-    for step in steps:
-        if step.pub_from <= t < step.pub_to:
-            r = step.result.summary
-            if r.best is None and r.low is None and r.high is None:
-                return None
-            return Estimate(r.low, r.best, r.high)
-    return None
+    step = answer_at(steps, t)
+    if step is None:
+        return None
+    r = step.result.summary
+    if r.best is None and r.low is None and r.high is None:
+        return None
+    return Estimate(r.low, r.best, r.high)
 
 
-def _diff(previous: Summary | None, result: Summary) -> dict[str, Any]:
+def _diff(previous: Computed | None, result: Computed) -> dict[str, Any]:
+    """What a reader sees change: [old, new] of the figures and of the sizes of support,
+    dissent and excluded; "changed" for the other fields that differ."""
     if previous is None:
-        pairs = zip(DIFF_FIELDS, result, strict=True)
+        pairs = zip(DIFF_FIELDS, result.summary, strict=True)
         return {f: [None, new] for f, new in pairs if new is not None}
-    return {
+    out: dict[str, Any] = {
         f: [old, new]
-        for f, old, new in zip(DIFF_FIELDS, previous, result, strict=True)
+        for f, old, new in zip(DIFF_FIELDS, previous.summary, result.summary, strict=True)
         if old != new
     }
+    for name, old, new in zip(COUNTED, previous.counts, result.counts, strict=True):
+        if old != new:
+            out[name] = [old, new]
+    if len(previous.parts) == len(result.parts) == 8 * len(PART_FIELDS):
+        for i, name in enumerate(PART_FIELDS):
+            part = slice(8 * i, 8 * i + 8)
+            if name not in out and previous.parts[part] != result.parts[part]:
+                out[name] = "changed"
+    if not out and previous.digest != result.digest:
+        out["result"] = "changed"
+    return out
 
 
 def _known(conn: Connection, event_ids: list[str]) -> set[str]:

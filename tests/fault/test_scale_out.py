@@ -70,10 +70,10 @@ def _rows(engine: Engine, sql: str) -> list[Any]:
         return list(conn.execute(text(sql)))
 
 
-def _pending(redis: Redis) -> dict[str, int]:
+def _pending(redis: Redis, partitions: int = PARTITIONS) -> dict[str, int]:
     """Pending entries per consumer, over every partition."""
     out: dict[str, int] = defaultdict(int)
-    for p in range(PARTITIONS):
+    for p in range(partitions):
         try:
             for c in redis.xinfo_consumers(stream_for(p), CONSUMER_GROUP):
                 out[_s(c["name"])] += int(c["pending"])
@@ -103,10 +103,10 @@ def _pending_event_ids(redis: Redis, consumer: str) -> set[str]:
     return ids
 
 
-def _stream_positions(redis: Redis) -> dict[str, tuple[int, int]]:
+def _stream_positions(redis: Redis, partitions: int = PARTITIONS) -> dict[str, tuple[int, int]]:
     """event_id -> (partition, index of its first entry in that partition's stream)."""
     first: dict[str, tuple[int, int]] = {}
-    for p in range(PARTITIONS):
+    for p in range(partitions):
         for i, (_, fields) in enumerate(redis.xrange(stream_for(p))):
             first.setdefault(_event_id(fields), (p, i))
     return first
@@ -122,12 +122,14 @@ def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _converged(engine: Engine, redis_url: str, expected_events: int) -> bool:
+def _converged(
+    engine: Engine, redis_url: str, expected_events: int, partitions: int = PARTITIONS
+) -> bool:
     try:
         events = _rows(engine, "SELECT count(*) FROM events")[0][0]
         unconfirmed = _rows(engine, "SELECT count(*) FROM outbox WHERE state = 0")[0][0]
         with closing(Redis.from_url(redis_url, socket_timeout=5)) as redis:
-            pending = sum(_pending(redis).values())
+            pending = sum(_pending(redis, partitions).values())
         return events >= expected_events and unconfirmed == 0 and pending == 0
     except (RedisError, OSError, OperationalError):
         return False
@@ -244,10 +246,12 @@ def _assert_applied_once(engine: Engine, acked: helpers.Acked) -> None:
     assert states == {1: acked.events}, states  # all confirmed applied, none dead-lettered
 
 
-def _assert_per_subject_order(engine: Engine, redis: Redis) -> None:
+def _assert_per_subject_order(
+    engine: Engine, redis: Redis, partitions: int = PARTITIONS, *, subjects: int = 50
+) -> None:
     """For every subject, the claims were applied (event log position = commit order) in
     the order of their entries in the subject's partition stream."""
-    in_stream = _stream_positions(redis)
+    in_stream = _stream_positions(redis, partitions)
     applied: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for position, event_id, subject in _rows(
         engine,
@@ -255,9 +259,9 @@ def _assert_per_subject_order(engine: Engine, redis: Redis) -> None:
         "ORDER BY position",
     ):
         partition, index = in_stream[event_id]
-        assert partition == partition_of(subject, PARTITIONS), (subject, partition)
+        assert partition == partition_of(subject, partitions), (subject, partition)
         applied[subject].append((index, position))
-    assert len(applied) == 50
+    assert len(applied) == subjects
     for subject, order in applied.items():
         indexes = [index for index, _ in order]
         assert indexes == sorted(indexes), f"{subject} applied out of stream order"
@@ -285,13 +289,15 @@ def _assert_versions_numbered_in_order(engine: Engine) -> None:
         assert causes == sorted(causes), key
 
 
-def _diagnosis(engine: Engine, redis: Redis, acked: helpers.Acked) -> str:
+def _diagnosis(
+    engine: Engine, redis: Redis, acked: helpers.Acked, partitions: int = PARTITIONS
+) -> str:
     """What a failed convergence looked like, for the assertion message."""
     lines = [f"acked events {acked.events}"]
     lines.append(f"applied {_rows(engine, 'SELECT count(*) FROM events')[0][0]}")
     outbox = dict(_rows(engine, "SELECT state, count(*) FROM outbox GROUP BY state"))
     lines.append(f"outbox {outbox}")
-    for p in range(PARTITIONS):
+    for p in range(partitions):
         stream = stream_for(p)
         consumers = {
             _s(c["name"]): (int(c["pending"]), int(c["idle"]))
@@ -313,3 +319,64 @@ def _diagnosis(engine: Engine, redis: Redis, acked: helpers.Acked) -> str:
     ):
         lines.append(f"pg {tuple(row)}")
     return "\n".join(lines)
+
+
+PAUSE_ENV = {
+    **SCALE_ENV,
+    "CLAIMLEDGER_PARTITIONS": "2",
+    "CLAIMLEDGER_LEASE_MS": "1500",  # the issue's setting: paused 3.3 s, the lease expires
+    "CLAIMLEDGER_BATCH_SIZE": "50",
+}
+
+
+@pytest.mark.timeout(900)
+def test_a_reconciler_paused_past_its_lease_cannot_commit_after_the_takeover(
+    tmp_path: Path, redis_server: LocalRedis, databases: Databases
+) -> None:
+    """Issue #24 item 11: SIGSTOP a reconciler holding delivered entries for longer than
+    its lease; the other takes its partitions over and applies later entries; on SIGCONT
+    the paused one's commit must fail (fencing epoch), so per-subject order is kept."""
+    db_url = databases.create("paused")
+    engine = make_engine(db_url)
+    redis = Redis.from_url(redis_server.url, socket_timeout=10)
+    cluster = Cluster(tmp_path, redis_server.url, db_url, **PAUSE_ENV)
+    try:
+        cluster.start("ingest")
+        for name in ("rec-a", "rec-b"):
+            _start_reconciler(cluster, name)
+        wait_for(lambda: all(redis.exists(lease_key(p)) for p in range(2)), timeout_s=30)
+        reports = helpers.make_reports("pause", 240, 5, keys=16, seed=7)  # 1,200 claims
+        loader = helpers.Loader(lambda: cluster.url("ingest"), reports, batch_size=6, pause_s=0.1)
+        loader.start()
+        for round_ in range(4):
+            # pause whichever holds delivered, unapplied entries: its batch is in flight
+            wait_for(lambda: any(_pending(redis, 2).values()), timeout_s=60, interval_s=0.002)
+            holder = max(_pending(redis, 2).items(), key=lambda kv: kv[1])[0]
+            process = cluster.services[holder].process
+            process.send_signal(signal.SIGSTOP)
+            time.sleep(3.3)  # the pause under test, not a wait for a condition
+            process.send_signal(signal.SIGCONT)
+            print(f"round {round_}: paused {holder} for 3.3 s")
+        acked = loader.finish(timeout_s=300)
+        try:
+            wait_for(
+                lambda: _converged(engine, redis_server.url, acked.events, 2),
+                timeout_s=120,
+                interval_s=0.5,
+            )
+        except AssertionError:
+            report = _diagnosis(engine, redis, acked, 2)
+            for name, service in list(cluster.services.items()):
+                if name.startswith("rec-"):
+                    service.process.send_signal(signal.SIGABRT)  # faulthandler: thread stacks
+                    service.process.wait(10)
+                    report += f"\n== {name}\n" + service.log.read_text()[-8000:]
+            raise AssertionError(report) from None
+        _assert_applied_once(engine, acked)
+        _assert_per_subject_order(engine, redis, 2, subjects=5)
+        for name in list(cluster.services):
+            assert "Traceback" not in cluster.services[name].log.read_text(), name
+    finally:
+        cluster.stop_all()
+        redis.close()
+        engine.dispose()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.timeaxes import MAX_TIME, Step, iso, parse_iso, query_instant, revise, segment_at
+from shared.timeaxes import (
+    MAX_TIME,
+    Step,
+    answer_at,
+    iso,
+    parse_iso,
+    query_instant,
+    revise,
+    segment_at,
+)
 
 JAN, FEB, MAR = (
     "2025-01-01T00:00:00.000000Z",
@@ -23,14 +32,40 @@ def test_first_input_opens_one_step_to_the_open_end() -> None:
     assert [(s.pub_from, s.pub_to, s.result) for s in rev.opened] == [(FEB, MAX_TIME, 1)]
 
 
-def test_later_input_splits_the_last_step_and_keeps_the_past() -> None:
+def test_an_input_at_the_head_opens_one_step_and_closes_none() -> None:
+    """Issue #19: an append used to close the open step and write a copy of it."""
     current = [Step(JAN, MAX_TIME, 1, version=1)]
     rev = revise(current, [JAN, FEB], FEB, _count_before([JAN, FEB]))
-    assert [s.version for s in rev.closed] == [1]
+    assert rev.closed == ()
+    assert [(s.pub_from, s.pub_to, s.result) for s in rev.opened] == [(FEB, MAX_TIME, 2)]
+    assert rev.opened[0].previous == 1
+    timeline = [*current, *rev.opened]
+    assert [_at(timeline, t) for t in (JAN, FEB, MAR)] == [1, 2, 2]
+
+
+def _at(steps: list[Step], t: str) -> object:
+    step = answer_at(steps, t)
+    return None if step is None else step.result
+
+
+def test_a_back_dated_change_that_ends_before_a_stored_step_ends_there() -> None:
+    """A step opened between stored ones ends where the stored answer resumes."""
+    current = [Step(JAN, MAX_TIME, "a", version=1), Step(MAR, MAX_TIME, "c", version=2)]
+    rev = revise(current, [JAN, FEB, MAR], FEB, {FEB: "b", MAR: "c"}.__getitem__)
+    assert rev.closed == ()
+    assert [(s.pub_from, s.pub_to, s.result) for s in rev.opened] == [(FEB, MAR, "b")]
+    timeline = sorted([*current, *rev.opened], key=lambda s: s.pub_from)
+    assert [_at(timeline, t) for t in (JAN, FEB, MAR)] == ["a", "b", "c"]
+
+
+def test_a_change_undone_later_opens_a_step_with_what_changed_for_that_reader() -> None:
+    current = [Step(JAN, MAX_TIME, "a", version=1)]
+    rev = revise(current, [JAN, FEB, MAR], FEB, {FEB: "b", MAR: "a"}.__getitem__)
     assert [(s.pub_from, s.pub_to, s.result) for s in rev.opened] == [
-        (JAN, FEB, 1),
-        (FEB, MAX_TIME, 2),
+        (FEB, MAR, "b"),
+        (MAR, MAX_TIME, "a"),
     ]
+    assert [s.previous for s in rev.opened] == ["a", "b"]  # never an empty diff
 
 
 def test_backfill_recomputes_every_later_step() -> None:
@@ -38,7 +73,11 @@ def test_backfill_recomputes_every_later_step() -> None:
     inputs = [JAN, FEB, MAR]
     rev = revise(current, inputs, JAN, _count_before(inputs))
     assert {s.version for s in rev.closed} == {1, 2}
-    assert [(s.pub_from, s.result) for s in rev.opened] == [(JAN, 1), (FEB, 2), (MAR, 3)]
+    assert [(s.pub_from, s.pub_to, s.result) for s in rev.opened] == [
+        (JAN, FEB, 1),
+        (FEB, MAR, 2),
+        (MAR, MAX_TIME, 3),
+    ]
 
 
 def test_recomputing_to_the_stored_result_opens_no_new_version() -> None:
