@@ -51,10 +51,10 @@ from pathlib import Path
 from typing import Any
 
 from claimledger.client import ClaimledgerError, Client
+from services.harness.cluster import Cluster, system
 from shared.attributes import AttributeRegistry
 from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY
 from shared.consensus.reliability import Observation, learn_reliability
-from tests.conftest import Cluster, system
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"

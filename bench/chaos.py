@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from services.harness import load as helpers
+from services.harness.cluster import Cluster
 from services.localredis import LocalRedis
-from tests.conftest import Cluster
-from tests.fault import helpers
 
 FAULTS = ("kill -9 reconcile", "SIGTERM reconcile", "kill -9 ingest", "kill -9 redis (empty)")
 ENV = {"CLAIMLEDGER_REPUBLISH_AFTER_S": "5", "CLAIMLEDGER_CLAIM_IDLE_MS": "5000"}

@@ -42,7 +42,7 @@ from bench.copying_model import (
     precision,
 )
 from claimledger.client import ClaimledgerError, Client
-from tests.conftest import system
+from services.harness.cluster import system
 
 
 def reports(claims: list[Claim], per_report: int = 100) -> Iterator[dict[str, Any]]:

@@ -29,6 +29,7 @@ import redis
 
 from bench.loadgen import LoadResult, Pool, encode_posts, post_all
 from services.db import create_schema, make_engine
+from services.harness.cluster import Cluster
 from services.ingest.api import IngestContext, prepare_report
 from services.keys import KeyChecker
 from services.localredis import LocalRedis, free_port
@@ -38,7 +39,6 @@ from services.reconcile.store import Reconciler, versions_t
 from shared.attributes import AttributeRegistry
 from shared.reports import ReportIn
 from shared.timeaxes import MAX_TIME, iso
-from tests.conftest import Cluster
 
 REGISTRY = AttributeRegistry.load()
 Row = tuple[str, str, str]  # (measure, figure, against baseline)

@@ -38,12 +38,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from services.db import make_engine
+from services.harness import load as helpers
+from services.harness.cluster import Cluster, Service
 from services.localredis import LocalRedis, free_port
 from services.reconcile.partitions import MEMBERS_KEY, lease_key
 from services.reconcile.replay import projection_hash
 from shared.events import CONSUMER_GROUP, stream_for
-from tests.conftest import Cluster, Service
-from tests.fault import helpers
 
 PARTITIONS = 4
 

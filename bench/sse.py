@@ -49,9 +49,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 from redis import Redis
 
+from services.harness.cluster import Cluster, system
+from services.harness.factories import claim, report
 from services.localredis import free_port
-from tests.conftest import Cluster, system
-from tests.factories import claim, report
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 UPDATES = "claimledger:updates"
