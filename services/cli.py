@@ -1,5 +1,5 @@
 """`claimledger`: run | serve | import | export | replay | dlq | keys | migrate | reweigh
-(DESIGN.md §6)."""
+(docs/architecture.md §6)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """SQL tables shared by the services (one database per deployment).
 
 Declared with SQLModel; hot paths write through SQLAlchemy Core on
-`Model.__table__` (the ORM is ~15x slower for bulk inserts, DESIGN.md §7).
+`Model.__table__` (the ORM is ~15x slower for bulk inserts, docs/architecture.md §7).
 Times are fixed-width ISO-8601 UTC strings (see shared.timeaxes).
 """
 

@@ -1,4 +1,4 @@
-"""The three time axes (DESIGN.md §4), as pure functions over plain data.
+"""The three time axes (docs/architecture.md §4), as pure functions over plain data.
 
 Times are stored as fixed-width ISO-8601 UTC strings, so that string order is
 time order on every SQL backend and interval tests are plain indexed

@@ -1,6 +1,6 @@
 """Claim values -> `Value`: numbers, {low, best, high} objects and hedged phrases.
 
-DESIGN.md section 2 fixes the table (bare N, "about N", "up to N", "between A and B",
+docs/architecture.md §2 names the table (bare N, "about N", "up to N", "between A and B",
 "dozens", "a third of X", ...). The phrase grammar is hand-written on purpose: no library
 parses English hedges offline, and number-word packages (word2number and the like) cover
 only bare numbers and guess on failure, where claimledger must refuse ("never a guess").
@@ -302,7 +302,7 @@ class _Parsed:
 
 
 def _bounds(hedge: str, n: Fraction, tol: Fraction, field: str) -> _Parsed:
-    """One number under a hedge -> bounds, per the DESIGN.md table (rule filled by caller)."""
+    """One number under a hedge -> bounds, per the table above (rule filled by caller)."""
     band = abs(n) * tol  # a measure's band is as wide below zero as above
     table: dict[str, tuple[Fraction | None, Fraction | None, Fraction | None]] = {
         "exact": (n, n, n),

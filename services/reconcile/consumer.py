@@ -1,7 +1,7 @@
 """Stream entries -> events -> one SQL transaction -> XACK; poison -> dead-letter stream.
 
 FastStream delivers new entries in batches (see main.py). It adds no retry cap,
-reclaiming or dead-lettering (DESIGN.md §7), so this module supplies them: a
+reclaiming or dead-lettering (docs/operating.md), so this module supplies them: a
 reclaimer takes over entries left pending by dead consumers (XAUTOCLAIM, Redis
 6.2+), counts deliveries, and dead-letters an entry that keeps failing.
 """

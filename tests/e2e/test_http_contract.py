@@ -1,4 +1,4 @@
-"""Public contract details over HTTP (DESIGN.md §6), against one running system."""
+"""Public contract details over HTTP (docs/architecture.md §6), against one running system."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Value normalisation: every row of the DESIGN.md section 2 table, plus the refusals."""
+"""Value normalisation: every row of the table in shared/values.py, plus the refusals."""
 
 from __future__ import annotations
 
