@@ -2,8 +2,8 @@
 
 Used by `claimledger import`. A *mapping* says which column (or constant) fills each report or
 claim field ("target"). Targets are dotted paths into the public report shape
-(docs/architecture.md §6): report fields (`source.id`, `published_at`, ...) and the one claim's fields (`subject`,
-`attribute`, `value`, ...). Columns that are named like a target, or like the fields of the
+(docs/architecture.md §6): report fields (`source.id`, `published_at`, ...) and the one
+claim's fields (`subject`, `attribute`, `value`, ...). Columns that are named like a target, or like the fields of the
 truth-discovery tuple (source, object, attribute, value, timestamp) and its common spellings
 (`ObjectID`, `PropertyID`, `PropertyValue`, `SourceID`, `TimeStamp`), map by themselves.
 
