@@ -3,9 +3,10 @@
 Used by `claimledger import`. A *mapping* says which column (or constant) fills each report or
 claim field ("target"). Targets are dotted paths into the public report shape
 (docs/architecture.md §6): report fields (`source.id`, `published_at`, ...) and the one
-claim's fields (`subject`, `attribute`, `value`, ...). Columns that are named like a target, or like the fields of the
-truth-discovery tuple (source, object, attribute, value, timestamp) and its common spellings
-(`ObjectID`, `PropertyID`, `PropertyValue`, `SourceID`, `TimeStamp`), map by themselves.
+claim's fields (`subject`, `attribute`, `value`, ...). Columns that are named like a
+target, or like the fields of the truth-discovery tuple (source, object, attribute, value,
+timestamp) and its common spellings (`ObjectID`, `PropertyID`, `PropertyValue`, `SourceID`,
+`TimeStamp`), map by themselves.
 
 Every row becomes one report with one claim and a deterministic id (a hash of its content),
 so posting it again is answered "already accepted" (200) and never stored twice. One report
