@@ -1,0 +1,141 @@
+"""The weight policy, as a reader of a result's weights table relies on it (issue #25, item 7).
+
+Each property holds every other factor of the claim fixed, varies one, and reads the weight
+the engine reports (`compute_consensus(...).weights`) as well as `claim_weight` itself: a
+better Admiralty grade, a more credible piece of information, a preferred rank, a firmer
+phrasing or a person's confirmation never makes a claim weigh less, and the documented
+steps are strict. The copy-detection threshold (token Jaccard >= 0.8) is pinned at its edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.consensus import compute_consensus
+from shared.consensus._weights import claim_weight
+from shared.model import AttributeSpec, ClaimFacts, Value
+
+STOCK = AttributeSpec("personnel_deployed", "stock", unit="person")
+GRADES = "ABCDE"  # best first; F and no grade are "cannot be judged"
+CREDIBILITIES = (1, 2, 3, 4, 5)  # best first; 6 is "cannot be judged"
+
+
+def _claim(cid: str = "c1", **kw: Any) -> ClaimFacts:
+    base: dict[str, Any] = dict(
+        claim_id=cid,
+        report_id=f"r-{cid}",
+        subject="dprk-troops-kursk",
+        attribute="personnel_deployed",
+        source_id=f"src-{cid}",
+        published_at=datetime(2025, 1, 15, tzinfo=UTC),
+        value=Value(12000, 12000, 12000, "exact", "test/exact"),
+        attributed_to=f"origin-{cid}",
+    )
+    return ClaimFacts(**{**base, **kw})
+
+
+claims = st.builds(
+    _claim,
+    source_kind=st.sampled_from(["dataset", "think_tank", "news", "official", "other", "blog"]),
+    source_reliability=st.none() | st.sampled_from("ABCDEF"),
+    credibility=st.none() | st.integers(1, 6),
+    rank=st.sampled_from(["preferred", "normal"]),
+    modality=st.sampled_from(["asserted", "reported", "estimated", "possible"]),
+    machine_proposed=st.booleans(),
+    source_score=st.none() | st.floats(0.05, 20),
+)
+
+
+def _engine_weights(*variants: ClaimFacts) -> list[float]:
+    """The weight the engine reports for each variant, each judged alone."""
+    return [dict(compute_consensus([c], STOCK).weights)[c.claim_id] for c in variants]
+
+
+def _strictly_decreasing(weights: list[float]) -> bool:
+    return all(a > b for a, b in pairwise(weights))
+
+
+@settings(max_examples=200, deadline=None)
+@given(claims)
+def test_a_better_reliability_grade_always_weighs_more(claim: ClaimFacts) -> None:
+    variants = [replace(claim, source_reliability=g) for g in GRADES]
+    assert _strictly_decreasing([claim_weight(c, {}) for c in variants])
+    assert _strictly_decreasing(_engine_weights(*variants))
+
+
+@settings(max_examples=200, deadline=None)
+@given(claims)
+def test_more_credible_information_always_weighs_more(claim: ClaimFacts) -> None:
+    variants = [replace(claim, credibility=n) for n in CREDIBILITIES]
+    assert _strictly_decreasing([claim_weight(c, {}) for c in variants])
+    assert _strictly_decreasing(_engine_weights(*variants))
+
+
+@settings(max_examples=200, deadline=None)
+@given(claims)
+def test_ungradable_equals_ungraded(claim: ClaimFacts) -> None:
+    """F ("cannot be judged") and 6 are neutral: they weigh as no grade at all."""
+    assert claim_weight(replace(claim, source_reliability="F"), {}) == claim_weight(
+        replace(claim, source_reliability=None), {}
+    )
+    assert claim_weight(replace(claim, credibility=6), {}) == claim_weight(
+        replace(claim, credibility=None), {}
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(claims)
+def test_preferred_rank_firm_phrasing_and_confirmation_never_weigh_less(claim: ClaimFacts) -> None:
+    w = lambda **kw: claim_weight(replace(claim, **kw), {})  # noqa: E731
+    assert w(rank="preferred") > w(rank="normal")
+    assert w(modality="asserted") > w(modality="reported") == w(modality="estimated")
+    assert w(modality="estimated") > w(modality="possible")
+    assert w(machine_proposed=False) > w(machine_proposed=True)
+    confirmed, proposed = _engine_weights(
+        replace(claim, machine_proposed=False), replace(claim, machine_proposed=True)
+    )
+    assert confirmed > proposed
+
+
+@settings(max_examples=200, deadline=None)
+@given(claims, st.floats(0.0, 30.0), st.floats(0.0, 30.0))
+def test_a_higher_learned_score_never_weighs_less(claim: ClaimFacts, a: float, b: float) -> None:
+    lo, hi = sorted((a, b))
+    assert claim_weight(replace(claim, source_score=lo), {}) <= claim_weight(
+        replace(claim, source_score=hi), {}
+    )
+    # the caller's table, used when the claim carries no score of its own, agrees
+    bare = replace(claim, source_score=None)
+    assert claim_weight(bare, {bare.source_id: lo}) <= claim_weight(bare, {bare.source_id: hi})
+
+
+def test_a_machine_proposed_claim_weighs_seven_tenths_of_a_confirmed_one() -> None:
+    confirmed, proposed = _engine_weights(_claim(), _claim(machine_proposed=True))
+    assert proposed == round(confirmed * 0.7, 6)
+
+
+# --- copy detection at its threshold (token Jaccard >= 0.8) -------------------------------
+
+
+def _clusters_of(quote_a: str, quote_b: str) -> int:
+    value = Value(11437, 11437, 11437, "exact", "test/exact")  # a specific number
+    a = _claim("a", value=value, quote=quote_a, attributed_to="Reuters")
+    b = _claim("b", value=value, quote=quote_b, attributed_to="Blog")
+    return len(compute_consensus([a, b], STOCK).clusters)
+
+
+def test_quotes_sharing_four_of_five_words_are_a_copy() -> None:
+    # Jaccard 4/5 = 0.8 exactly: at the threshold, a copy
+    assert _clusters_of("w1 w2 w3 w4", "w1 w2 w3 w4 w5") == 1
+
+
+def test_quotes_sharing_fifteen_of_nineteen_words_are_not_a_copy() -> None:
+    # Jaccard 15/19 ~ 0.79: just under the threshold, two independent voices
+    shared = " ".join(f"w{i}" for i in range(15))
+    assert _clusters_of(f"{shared} a1 a2", f"{shared} b1 b2") == 2
