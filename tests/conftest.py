@@ -14,9 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from services.localredis import LocalRedis, free_port
 from tests.postgres import PostgresServer, PostgresUnavailable, provide_postgres
+
+# No per-example wall-clock deadline (hypothesis' default is 200 ms): the machine is shared,
+# and a slow example is not a wrong one.
+hypothesis_settings.register_profile("claimledger", deadline=None)
+hypothesis_settings.load_profile("claimledger")
 
 BACKENDS = ["sqlite", "postgresql"]  # `pytest.mark.parametrize("db_url", BACKENDS, indirect=True)`
 
