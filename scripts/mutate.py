@@ -45,11 +45,7 @@ class Target:
 TARGETS = {
     "timeaxes": Target(
         ("shared/timeaxes.py",),
-        (
-            "tests/unit/test_timeaxes.py",
-            "tests/unit/test_timeaxes_edges.py",
-            "tests/integration/test_time_axes_sql.py",
-        ),
+        ("tests/unit/test_timeaxes.py", "tests/unit/test_timeaxes_edges.py"),
     ),
     "watermark": Target(
         ("services/query/watermark.py", "services/query/views.py"),

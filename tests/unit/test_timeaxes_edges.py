@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from shared.timeaxes import MAX_TIME, MIN_TIME, iso, now_iso, parse_iso, public_time, query_instant
+from shared.timeaxes import (
+    MAX_TIME,
+    MIN_TIME,
+    Step,
+    iso,
+    now_iso,
+    parse_iso,
+    public_time,
+    query_instant,
+    revise,
+)
 
 
 @pytest.fixture
@@ -55,3 +65,44 @@ def test_a_period_ends_at_its_last_microsecond_in_utc(
     far_from_utc: None, moment: datetime, precision: str, last_instant: str
 ) -> None:
     assert query_instant(moment, precision) == last_instant
+
+
+def test_iso_reads_naive_times_as_utc_and_converts_aware_ones(far_from_utc: None) -> None:
+    assert iso(date(2025, 1, 2)) == "2025-01-02T00:00:00.000000Z"
+    assert iso(datetime(2025, 1, 2, 3, 4, 5)) == "2025-01-02T03:04:05.000000Z"
+    tokyo = datetime(2025, 1, 2, 9, 0, tzinfo=timezone(timedelta(hours=9)))
+    assert iso(tokyo) == "2025-01-02T00:00:00.000000Z"
+
+
+T1, T2, T3 = (f"2025-01-0{d}T00:00:00.000000Z" for d in (1, 2, 3))
+
+
+def _at(t: str) -> str:
+    return f"result at {t}"
+
+
+def test_revise_opens_one_step_per_input_time_each_ending_where_the_next_begins() -> None:
+    revision = revise([], [T1, T2, T3], T1, _at)
+    assert [(s.pub_from, s.pub_to, s.result) for s in revision.opened] == [
+        (T1, T2, _at(T1)),
+        (T2, T3, _at(T2)),
+        (T3, MAX_TIME, _at(T3)),
+    ]
+    assert revision.closed == ()
+
+
+def test_revise_keeps_the_past_before_since_and_names_what_each_new_step_replaces() -> None:
+    current = [Step(T1, T2, "old 1", version=1), Step(T2, MAX_TIME, "old 2", version=2)]
+    revision = revise(current, [T1, T2, T3], T2, _at)
+    # the step before `since` is untouched (it ends where `since` begins): not reopened
+    assert [s.version for s in revision.closed] == [2]
+    opened = [(s.pub_from, s.pub_to, s.result, s.previous) for s in revision.opened]
+    assert opened == [(T2, T3, _at(T2), "old 2"), (T3, MAX_TIME, _at(T3), "old 2")]
+
+
+def test_revise_splits_a_step_that_since_falls_inside() -> None:
+    current = [Step(T1, MAX_TIME, "old", version=1)]
+    revision = revise(current, [T1, T2], T2, _at)
+    assert [s.version for s in revision.closed] == [1]
+    opened = [(s.pub_from, s.pub_to, s.result, s.previous) for s in revision.opened]
+    assert opened == [(T1, T2, "old", "old"), (T2, MAX_TIME, _at(T2), "old")]
