@@ -88,7 +88,10 @@ def _workspace(name: str, target: Target) -> Path:
         f"source_paths =\n    shared\n    services\n"
         f"only_mutate =\n    {lines(target.files)}\n"
         f"pytest_add_cli_args_test_selection =\n    {lines(target.tests)}\n"
-        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n"
+        # a mutant that makes a test hang (a poller that never wakes) fails in seconds, not at
+        # the suite's 300 s: every test here takes well under a second or two
+        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n    --timeout=20\n"
+        "timeout_multiplier = 5.0\n"
         "use_git_change_detection = false\n"
         # fork from a server process that never ran a test: tests that start redis-server
         # children made the plain fork mode lose track of its workers
