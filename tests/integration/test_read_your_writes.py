@@ -58,6 +58,17 @@ def test_the_watermark_stays_below_a_write_applied_after_later_ones(ledger: Ledg
     assert all(_visible(ledger, w) for w in (a, b, c))
 
 
+@pytest.mark.parametrize("db_url", BACKENDS, indirect=True)
+def test_the_watermark_is_the_last_write_before_the_oldest_unapplied_one(ledger: Ledger) -> None:
+    assert views.watermark(ledger.engine) == 0  # nothing written yet
+    first = ledger.accept(report(claim(subject="ryw-exact-0"), report_id="ryw-exact-0"))
+    a, b, c = _three_writes(ledger, "exact")
+    ledger.apply(first, b, c)
+    assert views.watermark(ledger.engine) == first.token  # exactly: `a` comes next
+    ledger.apply(a)
+    assert views.watermark(ledger.engine) == c.token
+
+
 @pytest.fixture
 def query(ledger: Ledger, redis_server: LocalRedis, db_url: str) -> Iterator[TestClient]:
     """The query service in process (its lifespan: watermark poller, SSE fan-out)."""

@@ -130,3 +130,31 @@ async def test_the_mark_never_goes_back_when_a_read_answers_less() -> None:
         assert await watermark.wait_for(8, 1.0) == 9
     finally:
         await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_token_equal_to_the_mark_is_answered_at_once() -> None:
+    outbox = Outbox()
+    outbox.mark = 3
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    watermark.start()
+    try:
+        await watermark.current()
+        reads = outbox.reads
+        assert await watermark.wait_for(3, 1.0) == 3
+        assert outbox.reads == reads
+    finally:
+        await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_poller_reads_nothing_more() -> None:
+    outbox = Outbox()
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    await watermark.stop()  # stopping what never started is harmless
+    watermark.start()
+    await watermark.stop()
+    with pytest.raises(TimeoutError):
+        await watermark.wait_for(1, 0.05)
+    await _settle()
+    assert outbox.reads == 0
