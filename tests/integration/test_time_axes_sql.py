@@ -145,9 +145,35 @@ def test_recorded_as_of_shows_each_write_from_its_recording_instant_on(ledger: L
     assert (
         views.consensus(ledger.engine, SUBJECT, ATTRIBUTE, later, iso(parse_iso(r1) - US)) is None
     )
+    [snap] = views.snapshot(ledger.engine, later, before, None, 100)  # a snapshot, the same
+    assert snap["best"] == 2000 and len(_ids(snap)) == 1
     # the backfill's past: before it was recorded, nothing was known at P1
     assert views.consensus(ledger.engine, SUBJECT, ATTRIBUTE, iso(parse_iso(P1)), before) is None
     assert views.consensus(ledger.engine, SUBJECT, ATTRIBUTE, iso(parse_iso(P1)), r2) is not None
+
+
+@pytest.mark.parametrize("db_url", BACKENDS, indirect=True)
+def test_snapshot_pages_in_key_order_and_each_answer_is_its_own_keys(ledger: Ledger) -> None:
+    for subject, label in (("page-a", "Alpha"), ("page-b", "Beta")):
+        for attribute, value in (("personnel_deployed", 100), ("killed", 5)):
+            body = claim(subject=subject, attribute=attribute, value=value, subject_label=label)
+            ledger.post(report(body, source=f"src-{subject}", published_at=P1))
+    full = views.snapshot(ledger.engine, None, None, None, 100)
+    keys = [(r["subject"], r["attribute"]) for r in full]
+    assert keys == sorted(keys) and len(keys) == 4
+    paged: list[dict[str, Any]] = []
+    after = None
+    for _ in range(len(full) + 1):  # bounded: a cursor that does not advance must not hang
+        page = views.snapshot(ledger.engine, None, None, after, 1)
+        if not page:
+            break
+        paged += page
+        after = (page[-1]["subject"], page[-1]["attribute"])
+    assert paged == full
+    for subject, label in (("page-a", "Alpha"), ("page-b", "Beta")):
+        view = views.consensus(ledger.engine, subject, "killed", None, None)
+        assert view is not None
+        assert (view["subject"], view["subject_label"], view["best"]) == (subject, label, 5)
 
 
 # --- the property: incremental apply in any order == batch == recomputation from scratch ------
