@@ -147,6 +147,9 @@ def test_recorded_as_of_shows_each_write_from_its_recording_instant_on(ledger: L
     )
     [snap] = views.snapshot(ledger.engine, later, before, None, 100)  # a snapshot, the same
     assert snap["best"] == 2000 and len(_ids(snap)) == 1
+    # from the backfill's recording instant on, only what replaced the first answer shows
+    [snap] = views.snapshot(ledger.engine, later, r2, None, 100)
+    assert len(_ids(snap)) == 2
     # the backfill's past: before it was recorded, nothing was known at P1
     assert views.consensus(ledger.engine, SUBJECT, ATTRIBUTE, iso(parse_iso(P1)), before) is None
     assert views.consensus(ledger.engine, SUBJECT, ATTRIBUTE, iso(parse_iso(P1)), r2) is not None
