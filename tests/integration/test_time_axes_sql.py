@@ -170,6 +170,7 @@ def test_snapshot_pages_in_key_order_and_each_answer_is_its_own_keys(ledger: Led
         page = views.snapshot(ledger.engine, None, None, after, 1)
         if not page:
             break
+        assert len(page) == 1  # the page size asked for
         paged += page
         after = (page[-1]["subject"], page[-1]["attribute"])
     assert paged == full
