@@ -158,3 +158,19 @@ async def test_a_stopped_poller_reads_nothing_more() -> None:
         await watermark.wait_for(1, 0.05)
     await _settle()
     assert outbox.reads == 0
+
+
+@pytest.mark.asyncio
+async def test_a_waiter_that_gives_up_leaves_the_others_waiting() -> None:
+    outbox = Outbox()
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    watermark.start()
+    try:
+        patient = asyncio.create_task(watermark.wait_for(5, 30.0))
+        with pytest.raises(TimeoutError):
+            await watermark.wait_for(9, 0.05)
+        outbox.mark = 5
+        watermark.nudge()
+        assert await asyncio.wait_for(patient, 10.0) == 5
+    finally:
+        await watermark.stop()
