@@ -174,3 +174,26 @@ async def test_a_waiter_that_gives_up_leaves_the_others_waiting() -> None:
         assert await asyncio.wait_for(patient, 10.0) == 5
     finally:
         await watermark.stop()
+
+
+class FlakyOutbox(Outbox):
+    """The database is away for the first read."""
+
+    def read(self) -> int:
+        self.reads += 1
+        if self.reads == 1:
+            raise ConnectionError("database away")
+        return self.mark
+
+
+@pytest.mark.asyncio
+async def test_polling_outlives_a_failed_read() -> None:
+    outbox = FlakyOutbox()
+    outbox.mark = 5
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    watermark.start()
+    try:
+        assert await watermark.wait_for(5, 10.0) == 5
+        assert outbox.reads == 2
+    finally:
+        await watermark.stop()
