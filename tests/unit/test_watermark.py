@@ -190,7 +190,7 @@ class FlakyOutbox(Outbox):
 async def test_polling_outlives_a_failed_read() -> None:
     outbox = FlakyOutbox()
     outbox.mark = 5
-    watermark = Watermark(outbox.read, interval_s=60.0)
+    watermark = Watermark(outbox.read, interval_s=0.01)  # the retry comes at the next poll
     watermark.start()
     try:
         assert await watermark.wait_for(5, 10.0) == 5
