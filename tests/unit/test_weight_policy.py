@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,3 +140,25 @@ def test_quotes_sharing_fifteen_of_nineteen_words_are_not_a_copy() -> None:
     # Jaccard 15/19 ~ 0.79: just under the threshold, two independent voices
     shared = " ".join(f"w{i}" for i in range(15))
     assert _clusters_of(f"{shared} a1 a2", f"{shared} b1 b2") == 2
+
+
+def _copies(number: float, quote: str = "w1 w2 w3 w4 w5") -> bool:
+    """Two claims of `number` with the same quote by different origins: one cluster?"""
+    value = Value(number, number, number, "exact", "test/exact")
+    a = _claim("a", value=value, quote=quote, attributed_to="Reuters")
+    b = _claim("b", value=value, quote=quote, attributed_to="Blog")
+    return len(compute_consensus([a, b], STOCK).clusters) == 1
+
+
+@pytest.mark.parametrize("number", [11, 47, 125, 11500, 12345, 1234.5])
+def test_a_specific_number_with_the_same_quote_is_a_copy(number: float) -> None:
+    assert _copies(number)
+
+
+@pytest.mark.parametrize("number", [3, 9, 10, 120, 3000, 12000])
+def test_a_round_number_with_the_same_quote_is_a_coincidence(number: float) -> None:
+    assert not _copies(number)
+
+
+def test_quotes_without_words_say_nothing_about_copying() -> None:
+    assert not _copies(12345, quote="***")
