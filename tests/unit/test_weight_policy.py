@@ -162,3 +162,12 @@ def test_a_round_number_with_the_same_quote_is_a_coincidence(number: float) -> N
 
 def test_quotes_without_words_say_nothing_about_copying() -> None:
     assert not _copies(12345, quote="***")
+
+
+def test_a_derived_midpoint_does_not_make_a_round_range_specific() -> None:
+    """ "between 11,000 and 12,000": the 11,500 is ours, not the source's."""
+    value = Value(11000, 11500, 12000, "range", "test/range", best_derived=True)
+    quote = "between 11,000 and 12,000 soldiers"
+    a = _claim("a", value=value, quote=quote, attributed_to="Reuters")
+    b = _claim("b", value=value, quote=quote, attributed_to="Blog")
+    assert len(compute_consensus([a, b], STOCK).clusters) == 2
