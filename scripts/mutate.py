@@ -153,9 +153,12 @@ def run(name: str, target: Target) -> tuple[int, int, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("targets", nargs="*", choices=[*TARGETS, []], default=[])
+    parser.add_argument("targets", nargs="*", help=f"some of: {', '.join(TARGETS)}")
     parser.add_argument("--max-alive", type=float, default=0.10)
     args = parser.parse_args()
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets {sorted(unknown)}; choose from {', '.join(TARGETS)}")
     failed = []
     for name in args.targets or list(TARGETS):
         tested, alive, _ = run(name, TARGETS[name])
