@@ -171,3 +171,56 @@ def test_a_derived_midpoint_does_not_make_a_round_range_specific() -> None:
     a = _claim("a", value=value, quote=quote, attributed_to="Reuters")
     b = _claim("b", value=value, quote=quote, attributed_to="Blog")
     assert len(compute_consensus([a, b], STOCK).clusters) == 2
+
+
+# --- values outside the tables, and the learned score ------------------------------------
+
+
+def test_values_outside_the_tables_weigh_as_the_documented_defaults() -> None:
+    base = _claim(source_kind="other", credibility=None, rank="normal", modality="reported")
+    w = lambda c: claim_weight(c, {})  # noqa: E731
+    assert w(replace(base, source_kind="carrier-pigeon")) == w(base)  # unknown kind = other
+    assert w(replace(base, credibility=7)) == w(base)  # out of the scale = ungraded
+    assert w(replace(base, rank="odd")) == w(base)  # unknown rank = normal
+    assert w(replace(base, modality="rumoured")) == w(base)  # unknown phrasing = reported
+
+
+def test_a_claims_own_learned_score_multiplies_its_prior_and_is_rounded() -> None:
+    bare = _claim(source_reliability="C", modality="possible")
+    scored = replace(bare, source_score=0.123456789)
+    expected = round(claim_weight(bare, {}) * 0.123456789, 6)
+    assert claim_weight(scored, {"src-c1": 5.0}) == expected  # its own score wins the table's
+    assert expected != round(claim_weight(bare, {}) * 0.123456789, 7)  # the rounding shows
+
+
+def test_a_non_finite_score_counts_as_no_score() -> None:
+    bare = _claim()
+    assert claim_weight(replace(bare, source_score=float("nan")), {}) == claim_weight(bare, {})
+
+
+# --- independence clusters: buckets and names ---------------------------------------------
+
+
+def test_copies_are_found_after_a_lone_specific_claim() -> None:
+    quote = "w1 w2 w3 w4 w5"
+    lone = _claim("a", value=Value(777, 777, 777, "exact", "t"), quote=quote, attributed_to="A")
+    copy = Value(11437, 11437, 11437, "exact", "t")
+    b = _claim("b", value=copy, quote=quote, attributed_to="B")
+    c = _claim("c", value=copy, quote=quote, attributed_to="C")
+    assert len(compute_consensus([lone, b, c], STOCK).clusters) == 2
+
+
+def test_the_same_quote_with_different_specific_numbers_is_not_a_copy() -> None:
+    quote = "w1 w2 w3 w4 w5"
+    a = _claim("a", value=Value(11437, 11437, 11437, "exact", "t"), quote=quote, attributed_to="A")
+    b = _claim("b", value=Value(11438, 11438, 11438, "exact", "t"), quote=quote, attributed_to="B")
+    assert len(compute_consensus([a, b], STOCK).clusters) == 2
+
+
+def test_a_cluster_is_named_after_the_origin_most_of_its_members_cite() -> None:
+    claims = [
+        _claim("a", attributed_to="Blog 1", cites=("Zeta agency", "Alpha agency")),
+        _claim("b", attributed_to="Blog 2", cites=("Zeta agency",)),
+    ]
+    [cluster] = compute_consensus(claims, STOCK).clusters
+    assert cluster.origin == "Zeta agency"
