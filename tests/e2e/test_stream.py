@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -13,14 +14,22 @@ from tests.factories import claim, report
 
 
 def _read(
-    url: str, params: dict[str, Any], headers: dict[str, str], want: int, timeout_s: float = 20
+    url: str,
+    params: dict[str, Any],
+    headers: dict[str, str],
+    want: int,
+    timeout_s: float = 20,
+    opened: threading.Event | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Reads until `want` consensus events arrived; returns them and the last id seen."""
+    """Reads until `want` consensus events arrived; returns them and the last id seen.
+    `opened` is set once the stream is answered: from then on, no new version is missed."""
     events: list[dict[str, Any]] = []
     last_id, kind = None, None
     deadline = time.monotonic() + timeout_s
     with httpx.stream("GET", url, params=params, headers=headers, timeout=timeout_s) as response:
         assert response.status_code == 200
+        if opened is not None:
+            opened.set()
         for line in response.iter_lines():
             if line.startswith("id:"):
                 last_id = line[3:].strip()
@@ -72,16 +81,15 @@ def test_subscription_to_a_key_that_does_not_exist_yet_starts_when_it_appears(
 ) -> None:
     subject = "stream-later"
     url = f"{running.url('query')}/v1/stream"
-    import threading
-
     result: dict[str, Any] = {}
+    opened = threading.Event()
 
     def listen() -> None:
-        result["events"], _ = _read(url, {"subject": subject}, {}, want=1)
+        result["events"], _ = _read(url, {"subject": subject}, {}, want=1, opened=opened)
 
     thread = threading.Thread(target=listen)
     thread.start()
-    time.sleep(1.0)
+    assert opened.wait(20), "the stream was not answered"
     _post(running, subject, 7, 1)
     thread.join(25)
     assert result["events"][0]["subject"] == subject and result["events"][0]["best"] == 7

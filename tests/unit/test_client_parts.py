@@ -33,8 +33,11 @@ def test_sse_id_counts_only_once_its_event_is_complete() -> None:
 
 def test_retry_after_seconds_and_http_date() -> None:
     assert _retry_after(httpx.Response(429, headers={"Retry-After": "2"})) == 2.0
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    assert 25 < (_retry_after(httpx.Response(503, headers={"Retry-After": later})) or 0) <= 30
+    now = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)  # the client's clock, fixed
+    later = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert _retry_after(httpx.Response(503, headers={"Retry-After": later}), lambda: now) == 30.0
+    past = format_datetime(now - timedelta(seconds=5), usegmt=True)
+    assert _retry_after(httpx.Response(503, headers={"Retry-After": past}), lambda: now) == 0.0
     assert _retry_after(httpx.Response(503)) is None
 
 

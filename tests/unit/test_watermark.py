@@ -1,8 +1,13 @@
-"""The query service's shared min_token poller (services/query/watermark.py)."""
+"""The query service's shared min_token poller (services/query/watermark.py).
+
+No wall-clock windows: the poll interval is long enough never to come during a test, so
+every read is caused by a first waiter or a nudge, and counts are exact. Tests wait for a
+condition (`_until`), never for a duration."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -20,20 +25,32 @@ class Outbox:
         return self.mark
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    """Yields to the loop (and the read thread) until `condition` holds."""
+    while not condition():
+        await asyncio.sleep(0.001)
+
+
+async def _settle() -> None:
+    """Lets every ready task run (no time passes that a poll could use: the interval is 60 s)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
 @pytest.mark.asyncio
 async def test_a_hundred_waiters_share_one_poll_and_all_wake_when_their_write_lands() -> None:
     outbox = Outbox()
-    watermark = Watermark(outbox.read, interval_s=0.01)
+    watermark = Watermark(outbox.read, interval_s=60.0)
     watermark.start()
     try:
-        waits = [asyncio.create_task(watermark.wait_for(5, 5.0)) for _ in range(100)]
-        await asyncio.sleep(0.1)
-        polls_while_waiting = outbox.reads
+        waits = [asyncio.create_task(watermark.wait_for(5, 30.0)) for _ in range(100)]
+        await _until(lambda: outbox.reads == 1)
+        await _settle()
         assert not any(w.done() for w in waits)
         outbox.mark = 7
+        watermark.nudge()
         assert await asyncio.gather(*waits) == [7] * 100
-        # one poller: ~10 polls in 0.1 s, not one per waiter per poll
-        assert polls_while_waiting < 30
+        assert outbox.reads == 2  # one read for all hundred, then one for the nudge
     finally:
         await watermark.stop()
 
@@ -54,17 +71,17 @@ async def test_a_write_already_visible_answers_without_waiting() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_write_never_applied_times_out_and_polling_stops() -> None:
+async def test_a_write_never_applied_times_out_and_nothing_polls_for_it_after() -> None:
     outbox = Outbox()
-    watermark = Watermark(outbox.read, interval_s=0.005)
+    watermark = Watermark(outbox.read, interval_s=60.0)
     watermark.start()
     try:
         with pytest.raises(TimeoutError):
-            await watermark.wait_for(1, 0.05)
-        await asyncio.sleep(0.05)
-        reads = outbox.reads
-        await asyncio.sleep(0.05)
-        assert outbox.reads == reads  # nobody waits: no polling
+            await watermark.wait_for(1, 0.05)  # the caller's bound, not a speed threshold
+        assert outbox.reads == 1
+        watermark.nudge()  # a commit announced after the waiter left
+        await _settle()
+        assert outbox.reads == 1
     finally:
         await watermark.stop()
 
@@ -76,10 +93,11 @@ async def test_an_announced_commit_wakes_waiters_without_waiting_for_the_next_po
     watermark.start()
     try:
         wait = asyncio.create_task(watermark.wait_for(5, 30.0))
-        await asyncio.sleep(0.05)  # the poller has read once and sleeps
+        await _until(lambda: outbox.reads == 1)  # the poller has read once and sleeps
         outbox.mark = 5
         watermark.nudge()
         assert await asyncio.wait_for(wait, 10.0) == 5
+        assert outbox.reads == 2
     finally:
         await watermark.stop()
 
@@ -92,7 +110,7 @@ async def test_a_nudge_with_nobody_waiting_reads_nothing() -> None:
     try:
         for _ in range(10):
             watermark.nudge()
-        await asyncio.sleep(0.05)
+        await _settle()
         assert outbox.reads == 0
     finally:
         await watermark.stop()
@@ -150,5 +168,88 @@ async def test_a_backlog_too_long_to_inspect_waits_for_the_global_mark() -> None
     try:
         with pytest.raises(TimeoutError):
             await watermark.wait_for(MAX_PENDING + 5, 0.2, subject="other")
+    finally:
+        await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_mark_never_goes_back_when_a_read_answers_less() -> None:
+    outbox = Outbox()
+    outbox.mark = 9
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    watermark.start()
+    try:
+        assert await watermark.current() == 9
+        outbox.mark = 4  # e.g. a read from a lagging replica
+        await watermark.current()
+        assert watermark.value == 9
+        assert await watermark.wait_for(8, 1.0) == 9
+    finally:
+        await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_token_equal_to_the_mark_is_answered_at_once() -> None:
+    outbox = Outbox()
+    outbox.mark = 3
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    watermark.start()
+    try:
+        await watermark.current()
+        reads = outbox.reads
+        assert await watermark.wait_for(3, 1.0) == 3
+        assert outbox.reads == reads
+    finally:
+        await watermark.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_poller_reads_nothing_more() -> None:
+    outbox = Outbox()
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    await watermark.stop()  # stopping what never started is harmless
+    watermark.start()
+    await watermark.stop()
+    with pytest.raises(TimeoutError):
+        await watermark.wait_for(1, 0.05)
+    await _settle()
+    assert outbox.reads == 0
+
+
+@pytest.mark.asyncio
+async def test_a_waiter_that_gives_up_leaves_the_others_waiting() -> None:
+    outbox = Outbox()
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    watermark.start()
+    try:
+        patient = asyncio.create_task(watermark.wait_for(5, 30.0))
+        with pytest.raises(TimeoutError):
+            await watermark.wait_for(9, 0.05)
+        outbox.mark = 5
+        watermark.nudge()
+        assert await asyncio.wait_for(patient, 10.0) == 5
+    finally:
+        await watermark.stop()
+
+
+class FlakyOutbox(Outbox):
+    """The database is away for the first read."""
+
+    def read(self) -> int:
+        self.reads += 1
+        if self.reads == 1:
+            raise ConnectionError("database away")
+        return self.mark
+
+
+@pytest.mark.asyncio
+async def test_polling_outlives_a_failed_read() -> None:
+    outbox = FlakyOutbox()
+    outbox.mark = 5
+    watermark = Watermark(outbox.read, interval_s=0.01)  # the retry comes at the next poll
+    watermark.start()
+    try:
+        assert await watermark.wait_for(5, 10.0) == 5
+        assert outbox.reads == 2
     finally:
         await watermark.stop()

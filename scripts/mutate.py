@@ -1,0 +1,174 @@
+"""`make mutate`: mutation testing of the modules whose silent regressions matter most.
+
+One module at a time, each in its own scratch copy of the tree (var/mutate/<target>/), with
+mutmut told to mutate only that module and to run only the tests that cover it, one worker
+and a time bound per target: the machine is shared. Prints, per target, the mutants
+generated, killed and alive, and lists the survivors; exits 1 when more than
+`--max-alive` (default 10 %) of a target's mutants survive.
+
+    python scripts/mutate.py                 # every target
+    python scripts/mutate.py timeaxes views  # some
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COPY = ("shared", "services", "claimledger", "tests", "pyproject.toml")
+CONSENSUS_TESTS = [
+    "tests/unit/test_consensus.py",
+    "tests/unit/test_consensus_properties.py",
+    "tests/unit/test_weight_policy.py",
+    "tests/unit/test_point_best.py",
+    "tests/unit/test_reliability.py",
+    "tests/unit/test_measures.py",
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    files: tuple[str, ...]  # what mutmut may mutate
+    tests: tuple[str, ...]  # the tests it runs against each mutant
+    functions: tuple[str, ...] = ("*",)  # mutant names (fnmatch) counted and run
+    limit_s: int = 1800  # a bound on the whole target
+
+
+TARGETS = {
+    "timeaxes": Target(
+        ("shared/timeaxes.py",),
+        ("tests/unit/test_timeaxes.py", "tests/unit/test_timeaxes_edges.py"),
+    ),
+    "watermark": Target(
+        ("services/query/watermark.py", "services/query/views.py"),
+        ("tests/unit/test_watermark.py", "tests/integration/test_read_your_writes.py"),
+        # the watermark poller, and the SQL that reads the mark
+        ("services.query.watermark.*", "services.query.views.x_watermark__mutmut_*"),
+    ),
+    "views": Target(
+        ("services/query/views.py",),
+        (
+            "tests/integration/test_time_axes_sql.py",
+            "tests/integration/test_time_travel.py",
+        ),
+        # the time-axis SQL: the interval tests and the reads built on them
+        (
+            "services.query.views.x__at__mutmut_*",
+            "services.query.views.x_consensus__mutmut_*",
+            "services.query.views.x_snapshot__mutmut_*",
+        ),
+    ),
+    # the weight policy and independence clusters alone: minutes, where all of consensus
+    # takes about an hour with one worker
+    "weights": Target(
+        ("shared/consensus/_weights.py", "shared/consensus/_cluster.py"),
+        tuple(CONSENSUS_TESTS),
+    ),
+    "consensus": Target(("shared/consensus/*.py",), tuple(CONSENSUS_TESTS), limit_s=5400),
+}
+
+
+def _workspace(name: str, target: Target) -> Path:
+    ws = ROOT / "var" / "mutate" / name
+    if ws.exists():
+        shutil.rmtree(ws)
+    ws.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "artifacts")
+    for item in COPY:
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, ws / item, ignore=ignore)
+        else:
+            shutil.copy2(src, ws / item)
+    lines = "\n    ".join
+    (ws / "setup.cfg").write_text(
+        "[mutmut]\n"
+        f"source_paths =\n    shared\n    services\n"
+        f"only_mutate =\n    {lines(target.files)}\n"
+        f"pytest_add_cli_args_test_selection =\n    {lines(target.tests)}\n"
+        # a mutant that makes a test hang (a poller that never wakes) fails in seconds, not at
+        # the suite's 300 s: every test here takes well under a second or two
+        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n    --timeout=20\n"
+        "timeout_multiplier = 5.0\n"
+        "use_git_change_detection = false\n"
+        # fork from a server process that never ran a test: tests that start redis-server
+        # children made the plain fork mode lose track of its workers
+        "process_isolation = forkserver\n"
+    )
+    return ws
+
+
+def _mutmut(ws: Path, *args: str, timeout: float | None = None) -> str:
+    exe = Path(sys.executable).with_name("mutmut")
+    env = {**os.environ, "PYTHONPATH": str(ws)}
+    proc = subprocess.run(
+        [str(exe), *args],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc.stdout + proc.stderr
+
+
+def _results(ws: Path, target: Target) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in _mutmut(ws, "results", "--all", "true").splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep and any(fnmatch.fnmatch(name, pattern) for pattern in target.functions):
+            out[name] = status
+    return out
+
+
+def run(name: str, target: Target) -> tuple[int, int, list[str]]:
+    ws = _workspace(name, target)
+    started = time.monotonic()
+    names = [] if target.functions == ("*",) else list(target.functions)
+    try:
+        _mutmut(ws, "run", "--max-children", "1", *names, timeout=target.limit_s)
+        bounded = ""
+    except subprocess.TimeoutExpired:
+        bounded = f" (stopped at the {target.limit_s}s bound)"
+    results = _results(ws, target)
+    tested = {n: s for n, s in results.items() if s not in ("not checked", "skipped")}
+    alive = sorted(n for n, s in tested.items() if s in ("survived", "no tests"))
+    print(
+        f"{name}: {len(results)} mutants, {len(tested)} tested, "
+        f"{len(tested) - len(alive)} killed, {len(alive)} alive "
+        f"in {time.monotonic() - started:.0f}s{bounded}"
+    )
+    for n in alive:
+        print(f"    alive: {n} ({results[n]})")
+    return len(tested), len(alive), alive
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("targets", nargs="*", help=f"some of: {', '.join(TARGETS)}")
+    parser.add_argument("--max-alive", type=float, default=0.10)
+    args = parser.parse_args()
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets {sorted(unknown)}; choose from {', '.join(TARGETS)}")
+    failed = []
+    for name in args.targets or list(TARGETS):
+        tested, alive, _ = run(name, TARGETS[name])
+        if tested == 0 or alive > args.max_alive * tested:
+            failed.append(name)
+    if failed:
+        print(f"over {args.max_alive:.0%} of mutants alive (or none tested): {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
