@@ -51,7 +51,11 @@ mods_t = ModifierRow.__table__  # type: ignore[attr-defined]
 
 # The partition key of re-weighting events: they touch keys of every subject.
 PARTITION_KEY = "claimledger:reliability"
-CHANGE = 1e-6  # a score that moved less than this is not re-sent
+# A score that moved by less than this share of itself is not re-sent: while claims keep
+# arriving every run moves every score a little, and each score sent re-derives every key
+# of its source; a 1 % move changes no decision worth that work, and the next run that
+# finds a larger move sends it.
+CHANGE = 0.01
 log = logging.getLogger(__name__)
 
 
@@ -167,15 +171,19 @@ def changed_scores(
 ) -> dict[str, float]:
     """Scores to send: moved sources, sources learned before that fell out (back to 1),
     and sources whose copy finding (copier -> original) appeared, moved or went."""
-    out = {s: v for s, v in new.items() if abs(v - old.get(s, 1.0)) > CHANGE}
+    out = {s: v for s, v in new.items() if _moved(v, old.get(s, 1.0))}
     for s, v in old.items():
-        if s not in new and abs(v - 1.0) > CHANGE:
+        if s not in new and _moved(1.0, v):
             out[s] = 1.0
     copies, old_copies = copies or {}, old_copies or {}
     for s in {*copies, *(k for k, v in old_copies.items() if v)}:
         if copies.get(s) != old_copies.get(s):
             out[s] = new.get(s, 1.0)
     return dict(sorted(out.items()))
+
+
+def _moved(new: float, old: float) -> bool:
+    return abs(new - old) > CHANGE * max(abs(old), 1e-9)
 
 
 def reliability_event(
