@@ -100,9 +100,11 @@ def test_revise_keeps_the_past_before_since_and_names_what_each_new_step_replace
     assert opened == [(T2, T3, _at(T2), "old 2"), (T3, MAX_TIME, _at(T3), "old 2")]
 
 
-def test_revise_splits_a_step_that_since_falls_inside() -> None:
+def test_revise_adds_one_version_where_since_falls_inside_a_step() -> None:
+    """Versions are changes: a later-published version takes over from T2 on, and the one
+    before keeps answering before T2 without being closed or copied (one new row)."""
     current = [Step(T1, MAX_TIME, "old", version=1)]
     revision = revise(current, [T1, T2], T2, _at)
-    assert [s.version for s in revision.closed] == [1]
+    assert revision.closed == ()
     opened = [(s.pub_from, s.pub_to, s.result, s.previous) for s in revision.opened]
-    assert opened == [(T1, T2, "old", "old"), (T2, MAX_TIME, _at(T2), "old")]
+    assert opened == [(T2, MAX_TIME, _at(T2), "old")]
