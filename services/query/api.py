@@ -12,14 +12,16 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
+import msgspec
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 from sqlalchemy.engine import Engine
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
 from services.http import Problem, bearer_scopes
 from services.keys import KeyChecker
-from services.query import views
+from services.query import answers, views
 from services.query.stream import SEP, Fanout, StreamFilter, feed
 from services.query.watermark import Watermark
 from shared.attributes import AttributeRegistry, default_registry
@@ -264,7 +266,7 @@ def _asked_at(as_of: str | None) -> datetime:
     return parse_iso(as_of) if as_of is not None else datetime.now(UTC)
 
 
-@router.get("/consensus")
+@router.get("/consensus", response_model=answers.Consensus)
 async def get_consensus_by_query(
     ctx: Ctx,
     subject: str,
@@ -273,12 +275,18 @@ async def get_consensus_by_query(
     recorded_as_of: RecordedAsOf = None,
     valid_at: ValidAt = None,
     min_token: MinToken = None,
-) -> dict[str, Any]:
+) -> Response:
     """Same as /v1/consensus/{subject}/{attribute}, for keys easier sent as parameters."""
-    return await _consensus(ctx, subject, attribute, as_of, recorded_as_of, valid_at, min_token)
+    return _answer(
+        await _consensus(ctx, subject, attribute, as_of, recorded_as_of, valid_at, min_token)
+    )
 
 
-@router.get("/consensus/{rest:path}", summary="Consensus of a key (or its /history)")
+@router.get(
+    "/consensus/{rest:path}",
+    summary="Consensus of a key (or its /history)",
+    response_model=answers.Consensus | answers.History,
+)
 async def get_consensus(
     request: Request,
     ctx: Ctx,
@@ -289,7 +297,7 @@ async def get_consensus(
     min_token: MinToken = None,
     after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     limit: Limit = 100,
-) -> dict[str, Any]:
+) -> Response:
     """`/v1/consensus/{subject}/{attribute}` and `.../history`.
 
     Subjects and attributes are percent-encoded; an encoded `/` stays inside its
@@ -297,10 +305,22 @@ async def get_consensus(
     """
     parts = _raw_segments(request, "/v1/consensus/")
     if len(parts) == 3 and parts[2] == "history":
-        return await _history(ctx, parts[0], parts[1], after, limit)
+        return _answer(await _history(ctx, parts[0], parts[1], after, limit))
     if len(parts) != 2 or not all(parts):
         raise Problem(404, "Not found", "use /v1/consensus/{subject}/{attribute}[/history]")
-    return await _consensus(ctx, parts[0], parts[1], as_of, recorded_as_of, valid_at, min_token)
+    return _answer(
+        await _consensus(ctx, parts[0], parts[1], as_of, recorded_as_of, valid_at, min_token)
+    )
+
+
+_encode = msgspec.json.encode
+
+
+def _answer(payload: dict[str, Any]) -> Response:
+    """The answer as JSON, sent as is: the route's response_model documents it (OpenAPI)
+    without FastAPI validating it through the model, which would filter or coerce fields
+    (a 3 read as 3.0) and cost time on every read."""
+    return Response(_encode(payload), media_type="application/json")
 
 
 def _label(ctx: QueryContext, view: dict[str, Any]) -> dict[str, Any]:
@@ -335,7 +355,7 @@ async def _history(
     }
 
 
-@router.get("/snapshot")
+@router.get("/snapshot", response_model=answers.Snapshot)
 async def get_snapshot(
     ctx: Ctx,
     as_of: AsOf = None,
@@ -343,7 +363,7 @@ async def get_snapshot(
     cursor: str | None = None,
     limit: Limit = 500,
     min_token: MinToken = None,
-) -> dict[str, Any]:
+) -> Response:
     """Every key's consensus at one time, paginated by a stable (subject, attribute) cursor."""
     t, r = _instant("as_of", as_of), _instant("recorded_as_of", recorded_as_of)
     after = _decode_cursor(cursor)
@@ -353,13 +373,15 @@ async def get_snapshot(
     asked = _asked_at(t)
     items = [_label(ctx, judge(item, asked)) for item in items[:limit]]
     nxt = json.dumps([items[-1]["subject"], items[-1]["attribute"]]) if more else None
-    return {
-        "items": items,
-        "next_cursor": nxt,
-        "token": token,
-        "as_of": as_of,
-        "recorded_as_of": recorded_as_of,
-    }
+    return _answer(
+        {
+            "items": items,
+            "next_cursor": nxt,
+            "token": token,
+            "as_of": as_of,
+            "recorded_as_of": recorded_as_of,
+        }
+    )
 
 
 def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
@@ -377,7 +399,7 @@ def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
         ) from exc
 
 
-@router.get("/subjects")
+@router.get("/subjects", response_model=answers.Subjects)
 async def get_subjects(
     ctx: Ctx,
     cursor: str | None = None,
@@ -386,7 +408,7 @@ async def get_subjects(
         str | None,
         Query(min_length=1, max_length=200, description="text in the subject key or label"),
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Subjects with how many attributes each has; `q` keeps those whose key or label
     contains it (ignoring case)."""
     if q is None:
@@ -400,11 +422,11 @@ async def get_subjects(
     )
     for item in items:
         item["published_at"] = published.get(item["subject"])
-    return {"items": items, "next_cursor": items[-1]["subject"] if more else None}
+    return _answer({"items": items, "next_cursor": items[-1]["subject"] if more else None})
 
 
-@router.get("/subjects/{subject:path}")
-async def get_subject(request: Request, ctx: Ctx, subject: str) -> dict[str, Any]:
+@router.get("/subjects/{subject:path}", response_model=answers.Subject)
+async def get_subject(request: Request, ctx: Ctx, subject: str) -> Response:
     """A subject's attributes with their current consensus."""
     del subject  # declared for OpenAPI; the raw path keeps an encoded '/' inside the subject
     subject = "/".join(_raw_segments(request, "/v1/subjects/"))
@@ -414,15 +436,17 @@ async def get_subject(request: Request, ctx: Ctx, subject: str) -> dict[str, Any
         raise Problem(404, "Unknown subject", f"no claims about {subject!r}")
     asked = _asked_at(None)
     attrs = [judge(a, asked) for a in attrs]
-    return {
-        "subject": subject,
-        "subject_label": attrs[0].get("subject_label"),
-        "attributes": [_label(ctx, a) for a in attrs],
-        "token": token,
-    }
+    return _answer(
+        {
+            "subject": subject,
+            "subject_label": attrs[0].get("subject_label"),
+            "attributes": [_label(ctx, a) for a in attrs],
+            "token": token,
+        }
+    )
 
 
-@router.get("/claims")
+@router.get("/claims", response_model=answers.Claims)
 async def get_claims(
     ctx: Ctx,
     subject: str | None = None,
@@ -430,23 +454,23 @@ async def get_claims(
     source: str | None = None,
     cursor: str | None = None,
     limit: Limit = 500,
-) -> dict[str, Any]:
+) -> Response:
     """Claims as normalised, filtered by key and/or source."""
     items = await asyncio.to_thread(
         views.list_claims, ctx.engine, subject, attribute, source, cursor, limit + 1
     )
     more = len(items) > limit
     items = items[:limit]
-    return {"items": items, "next_cursor": items[-1]["claim_id"] if more else None}
+    return _answer({"items": items, "next_cursor": items[-1]["claim_id"] if more else None})
 
 
-@router.get("/reports/{report_id:path}")
-async def get_report(report_id: str, ctx: Ctx) -> dict[str, Any]:
+@router.get("/reports/{report_id:path}", response_model=answers.Report)
+async def get_report(report_id: str, ctx: Ctx) -> Response:
     """A report as accepted, and whether all its events have been applied."""
     found = await asyncio.to_thread(views.report, ctx.engine, report_id)
     if found is None:
         raise Problem(404, "Unknown report", f"no report {report_id!r}")
-    return found
+    return _answer(found)
 
 
 MAX_FILTER_VALUES = 100  # per filter: more is almost surely a mistake and costs memory

@@ -81,3 +81,78 @@ def test_every_service_answers_health_readiness_metrics_and_openapi(running: Clu
         assert ready["status"] == "ready" and set(ready["dependencies"]) >= {"database", "redis"}
         assert httpx.get(f"{base}/metrics").status_code == 200
         assert httpx.get(f"{base}/openapi.json").status_code == 200
+
+
+def _resolve(spec: dict, schema: dict) -> dict:  # type: ignore[type-arg]
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def _missing(spec: dict, schema: dict, answer: object, at: str) -> list[str]:  # type: ignore[type-arg]
+    """Where `answer` lacks a field its schema requires (nested objects and lists too)."""
+    schema = _resolve(spec, schema)
+    if "anyOf" in schema:
+        tries = [_missing(spec, s, answer, at) for s in schema["anyOf"]]
+        return min(tries, key=len)
+    if isinstance(answer, list) and "items" in schema:
+        return [
+            m for i, a in enumerate(answer) for m in _missing(spec, schema["items"], a, f"{at}/{i}")
+        ]
+    if not isinstance(answer, dict) or "properties" not in schema:
+        return []
+    out = [f"{at}/{name}" for name in schema.get("required", []) if name not in answer]
+    for name, sub in schema["properties"].items():
+        if name in answer:
+            out += _missing(spec, sub, answer[name], f"{at}/{name}")
+    return out
+
+
+def test_every_read_declares_its_answer_and_answers_it(running: Cluster) -> None:
+    """Issue #23: each GET under /v1 (but the SSE stream) has a 200 schema naming its
+    fields, and a real answer holds every field that schema requires, exactly as stored."""
+    subject = "typed answers/one"
+    body = report(
+        claim(subject=subject, attribute="personnel_deployed", value=7),
+        claim(
+            subject=subject,
+            attribute="killed",
+            value={"low": 1, "best": 2, "high": 3},
+            valid_time={"start": "2025-01"},
+        ),
+    )
+    token = _post(running, body)["token"]
+    q, s = running.url("query"), quote(subject, safe="")
+    key = {"subject": subject, "attribute": "personnel_deployed"}
+    samples = {
+        "/v1/consensus": [("/v1/consensus", {**key, "min_token": token})],
+        "/v1/consensus/{rest}": [
+            (f"/v1/consensus/{s}/personnel_deployed", {"min_token": token}),
+            (f"/v1/consensus/{s}/killed", {"valid_at": "2025-06-01"}),
+            (f"/v1/consensus/{s}/killed/history", {}),
+        ],
+        "/v1/snapshot": [("/v1/snapshot", {"limit": 1})],
+        "/v1/subjects": [("/v1/subjects", {"q": subject, "limit": 1})],
+        "/v1/subjects/{subject}": [(f"/v1/subjects/{s}", {})],
+        "/v1/claims": [("/v1/claims", {"subject": subject, "limit": 1})],
+        "/v1/reports/{report_id}": [(f"/v1/reports/{body['report_id']}", {})],
+    }
+    spec = httpx.get(f"{q}/openapi.json").json()
+    reads = {p for p, ops in spec["paths"].items() if p.startswith("/v1/") and "get" in ops}
+    assert reads - {"/v1/stream"} == set(samples)
+    for path, asks in samples.items():
+        schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+        declared = [_resolve(spec, s) for s in schema["schema"].get("anyOf", [schema["schema"]])]
+        assert all(d.get("properties") for d in declared), f"{path} declares no fields"
+        for url, params in asks:
+            got = httpx.get(f"{q}{url}", params=params, timeout=10)
+            assert got.status_code == 200, (url, got.text)
+            assert _missing(spec, schema["schema"], got.json(), url) == []
+    # not filtered nor coerced through the model: a claimed 7 comes back 7, not 7.0, and
+    # the fields only some answers carry are kept
+    one = httpx.get(f"{q}/v1/consensus", params=key, timeout=10)
+    assert (
+        '"best":7,' in one.text and one.json()["status"] == "stale" and "fresh_status" in one.json()
+    )
+    dated = httpx.get(f"{q}/v1/consensus/{s}/killed", params={"valid_at": "2025-06-01"})
+    assert dated.json()["segment"]["best"] == 2
