@@ -61,9 +61,7 @@ def _recomputed(claims: list[ClaimFacts], as_of: str) -> dict[str, Any] | None:
     known = [c for c in claims if iso(c.published_at) <= as_of]
     if not known:
         return None
-    result = json.loads(
-        json.dumps(result_to_dict(compute_consensus(known, SPEC, at=parse_iso(as_of))))
-    )
+    result = json.loads(json.dumps(result_to_dict(compute_consensus(known, SPEC))))
     return {k: result[k] for k in FIELDS + MORE}
 
 
