@@ -11,26 +11,26 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from services import tasks as supervised
-from services.apidocs import install_offline_docs
-from services.db import SQLITE_BUSY_TIMEOUT_MS, create_schema, database_ok, make_engine
-from services.http import (
+from services.infra import tasks as supervised
+from services.infra.apidocs import install_offline_docs
+from services.infra.db import SQLITE_BUSY_TIMEOUT_MS, create_schema, database_ok, make_engine
+from services.infra.http import (
     NATIVE_TELEMETRY_OFF,
     BodyLimit,
     RateLimiter,
     install_error_handlers,
     install_metrics,
 )
+from services.infra.keys import KeyChecker, register_key
+from services.infra.logs import RequestContext
+from services.infra.observability import INGEST_METRICS, ingest_sampler, start_sampler
+from services.infra.probes import NotReady, readiness_router
+from services.infra.redisconn import connect
 from services.ingest import api, outbox
 from services.ingest.commits import GroupCommit
 from services.ingest.extract_api import router as extract_router
 from services.ingest.leader import publisher_lock
 from services.ingest.relay import Relay
-from services.keys import KeyChecker, register_key
-from services.logs import RequestContext
-from services.observability import INGEST_METRICS, ingest_sampler, start_sampler
-from services.probes import NotReady, readiness_router
-from services.redisconn import connect
 from services.reweigh import reweigh_periodically
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
-from services.http import Problem, bearer_scopes
-from services.keys import KeyChecker
+from services.infra.http import Problem, bearer_scopes
+from services.infra.keys import KeyChecker
 from services.query import views
 from services.query.stream import SEP, Fanout, StreamFilter, feed
 from services.query.watermark import Watermark

@@ -13,18 +13,18 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from services import tasks as supervised
-from services.apidocs import install_offline_docs
-from services.db import create_schema, database_ok, make_engine
-from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
-from services.keys import KeyChecker
-from services.logs import RequestContext
-from services.observability import QUERY_METRICS, query_sampler, start_sampler
-from services.probes import readiness_router
+from services.infra import tasks as supervised
+from services.infra.apidocs import install_offline_docs
+from services.infra.db import create_schema, database_ok, make_engine
+from services.infra.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
+from services.infra.keys import KeyChecker
+from services.infra.logs import RequestContext
+from services.infra.observability import QUERY_METRICS, query_sampler, start_sampler
+from services.infra.probes import readiness_router
+from services.infra.redisconn import connect
 from services.query import api, views
 from services.query.stream import Fanout
 from services.query.watermark import Watermark, pending_events
-from services.redisconn import connect
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
 

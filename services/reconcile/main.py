@@ -28,17 +28,17 @@ from faststream.specification import AsyncAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from services import tasks as supervised
-from services.apidocs import install_offline_docs
-from services.db import create_schema, database_ok, make_engine
-from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
-from services.logs import RequestContext
-from services.observability import RECONCILE_METRICS, reconcile_sampler, start_sampler
-from services.probes import readiness_router
+from services.infra import tasks as supervised
+from services.infra.apidocs import install_offline_docs
+from services.infra.db import create_schema, database_ok, make_engine
+from services.infra.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
+from services.infra.logs import RequestContext
+from services.infra.observability import RECONCILE_METRICS, reconcile_sampler, start_sampler
+from services.infra.probes import readiness_router
+from services.infra.redisconn import broker_type, connect
 from services.reconcile.consumer import EntryProcessor, Reclaimer
 from services.reconcile.partitions import PartitionLeases
 from services.reconcile.store import Reconciler, take_fence
-from services.redisconn import broker_type, connect
 from shared.attributes import AttributeRegistry
 from shared.events import CONSUMER_GROUP, stream_for
 from shared.settings import CommonSettings

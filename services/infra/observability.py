@@ -32,8 +32,8 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from services import tasks as supervised
-from services.tables import ReportRow
+from services.infra import tasks as supervised
+from services.infra.tables import ReportRow
 from shared.events import CONSUMER_GROUP, DEAD_LETTER_STREAM, UPDATES_STREAM
 from shared.timeaxes import parse_iso
 

@@ -307,7 +307,7 @@ class RateLimiter:
 def bearer_scopes(request: Any, checker: Any) -> tuple[str, frozenset[str]]:
     """The bearer secret and its scopes; 401 when missing or unknown (shared by the services).
 
-    `checker` is a services.keys.KeyChecker.
+    `checker` is a services.infra.keys.KeyChecker.
     """
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     secret = secret.strip()
