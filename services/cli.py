@@ -638,7 +638,7 @@ def reweigh(
     tolerance: Annotated[float, typer.Option(help="relative error counted as agreement")] = 0.01,
 ) -> None:
     """Learn source reliability from the stored claims; append the scores as an event."""
-    from services.reweigh import reweigh as do_reweigh
+    from services.ingest.learning import reweigh as do_reweigh
     from shared.consensus.reliability import Params
     from shared.settings import CommonSettings
 

@@ -23,15 +23,16 @@ from services.infra.http import (
 )
 from services.infra.keys import KeyChecker, register_key
 from services.infra.logs import RequestContext
-from services.infra.observability import INGEST_METRICS, ingest_sampler, start_sampler
+from services.infra.observability import start_sampler
 from services.infra.probes import NotReady, readiness_router
 from services.infra.redisconn import connect
 from services.ingest import api, outbox
 from services.ingest.commits import GroupCommit
 from services.ingest.extract_api import router as extract_router
 from services.ingest.leader import publisher_lock
+from services.ingest.learning import reweigh_periodically
+from services.ingest.metrics import INGEST_METRICS, ingest_sampler
 from services.ingest.relay import Relay
-from services.reweigh import reweigh_periodically
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
 from shared.timeaxes import parse_iso
