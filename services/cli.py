@@ -467,9 +467,9 @@ def import_(
         TimeRemainingColumn,
     )
 
+    from claimledger.bulk import Counts, plan_import, run_import
     from claimledger.client import ClaimledgerError, Client
-    from services.bulk import Counts, plan_import, run_import
-    from shared.tabular import (
+    from claimledger.tabular import (
         FORMATS,
         MappingProblem,
         MappingSpec,
@@ -605,8 +605,8 @@ def export(
     page_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
 ) -> None:
     """Export every key's consensus (low, best, high, status, support, ...) to CSV or JSON lines."""
+    from claimledger.bulk import run_export
     from claimledger.client import ClaimledgerError, Client
-    from services.bulk import run_export
 
     err = Console(stderr=True)
     if format not in ("csv", "jsonl"):
