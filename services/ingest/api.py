@@ -16,7 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from services.infra.http import Problem, RateLimiter, bearer_scopes, json_pointer
+from services.infra.http import (
+    Problem,
+    RateLimiter,
+    bearer_scopes,
+    json_pointer,
+    time_parameter,
+)
 from services.infra.keys import KeyChecker, digest
 from services.infra.logs import current_trace_id, new_trace_id, trace_id_from
 from services.infra.observability import CLAIMS_ACCEPTED, REPORTS_ACCEPTED
@@ -50,7 +56,6 @@ from shared.reports import (
     report_id_for,
 )
 from shared.timeaxes import iso, now_iso
-from shared.validtime import TimeProblem, parse_instant
 
 MAX_REPORTS_PER_BATCH = 1_000
 log = logging.getLogger("claimledger.ingest")
@@ -448,15 +453,7 @@ def _append_once(engine: Engine, event: Event, stream: str) -> tuple[int, str]:
 def _effective(value: str | None, recorded: str) -> str:
     if value is None:
         return recorded
-    try:
-        return iso(parse_instant(value, field="effective_at")[0])
-    except TimeProblem as exc:
-        raise Problem(
-            422,
-            "Invalid effective_at",
-            exc.detail,
-            errors=[{"pointer": "/effective_at", "detail": exc.detail}],
-        ) from exc
+    return iso(time_parameter("effective_at", value)[0])
 
 
 def _claim_key(engine: Engine, claim_id: str) -> tuple[str, str, str] | None:
