@@ -22,7 +22,7 @@ from pathlib import Path
 
 from services.harness import load as helpers
 from services.harness.cluster import Cluster
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 
 FAULTS = ("kill -9 reconcile", "SIGTERM reconcile", "kill -9 ingest", "kill -9 redis (empty)")
 ENV = {"CLAIMLEDGER_REPUBLISH_AFTER_S": "5", "CLAIMLEDGER_CLAIM_IDLE_MS": "5000"}

@@ -1,4 +1,5 @@
-"""What a `version written` log line costs the reconciler (services/logs.py, JSON to /dev/null).
+"""What a `version written` log line costs the reconciler (services/infra/logs.py,
+JSON to /dev/null).
 
 python -m bench.logcost [--level info|warning] [--versions 1000] [--rounds 20]
 """
@@ -9,7 +10,7 @@ import argparse
 import logging
 import time
 
-from services.logs import configure_logging
+from services.infra.logs import configure_logging
 from services.reconcile.consumer import _log_applied
 from services.reconcile.store import VersionWritten
 

@@ -75,9 +75,9 @@ def budgets() -> list[tuple[str, float]]:
     import random
 
     from bench.run import REGISTRY, report_body
-    from services.db import create_schema, make_engine
+    from services.infra.db import create_schema, make_engine
+    from services.infra.keys import KeyChecker
     from services.ingest.api import IngestContext, prepare_report
-    from services.keys import KeyChecker
     from services.reconcile.store import _computed
     from shared.codec import claim_from_dict, result_to_dict
     from shared.consensus import compute_consensus

@@ -28,11 +28,11 @@ import httpx
 import redis
 
 from bench.loadgen import LoadResult, Pool, encode_posts, post_all
-from services.db import create_schema, make_engine
 from services.harness.cluster import Cluster
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import KeyChecker
+from services.infra.localredis import LocalRedis, free_port
 from services.ingest.api import IngestContext, prepare_report
-from services.keys import KeyChecker
-from services.localredis import LocalRedis, free_port
 from services.query import views
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler, versions_t

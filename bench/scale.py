@@ -37,10 +37,10 @@ from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from services.db import make_engine
 from services.harness import load as helpers
 from services.harness.cluster import Cluster, Service
-from services.localredis import LocalRedis, free_port
+from services.infra.db import make_engine
+from services.infra.localredis import LocalRedis, free_port
 from services.reconcile.partitions import MEMBERS_KEY, lease_key
 from services.reconcile.replay import projection_hash
 from shared.events import CONSUMER_GROUP, stream_for

@@ -51,7 +51,7 @@ from redis import Redis
 
 from services.harness.cluster import Cluster, system
 from services.harness.factories import claim, report
-from services.localredis import free_port
+from services.infra.localredis import free_port
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 UPDATES = "claimledger:updates"

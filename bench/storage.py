@@ -22,9 +22,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import KeyChecker
 from services.ingest.api import IngestContext, prepare_report
-from services.keys import KeyChecker
 from services.reconcile.store import Reconciler, versions_t
 from shared.attributes import AttributeRegistry
 from shared.reports import ReportIn

@@ -8,7 +8,7 @@ import sys
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.http import NATIVE_TELEMETRY_OFF
+from services.infra.http import NATIVE_TELEMETRY_OFF
 
 app = FastAPI(telemetry=NATIVE_TELEMETRY_OFF)
 

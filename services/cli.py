@@ -49,7 +49,7 @@ def serve(
     """
     import uvicorn
 
-    from services.logs import configure_logging
+    from services.infra.logs import configure_logging
     from shared.settings import CommonSettings
 
     factories = {
@@ -88,8 +88,8 @@ def run(
     reconcile_port: Annotated[int, typer.Option(envvar="CLAIMLEDGER_RECONCILE_PORT")] = 8003,
 ) -> None:
     """Run everything on embedded defaults: local Redis, SQLite, the three services."""
-    from services.localredis import LocalRedis
-    from services.processes import die_with_parent
+    from services.infra.localredis import LocalRedis
+    from services.infra.processes import die_with_parent
 
     ports = {"ingest": ingest_port, "query": query_port, "reconcile": reconcile_port}
     taken = ports_taken(host, ports)
@@ -285,7 +285,7 @@ def replay(
     """Rebuild all projections from the stored event log into fresh tables; compare hashes."""
     import tempfile
 
-    from services.db import make_engine
+    from services.infra.db import make_engine
     from services.reconcile.replay import projection_hash
     from services.reconcile.replay import replay as do_replay
     from services.reconcile.store import Reconciler
@@ -357,7 +357,7 @@ app.add_typer(keys_app, name="keys")
 
 
 def _engine() -> Any:
-    from services.db import create_schema, make_engine
+    from services.infra.db import create_schema, make_engine
     from shared.settings import CommonSettings
 
     engine = make_engine(CommonSettings().database_url)
@@ -371,7 +371,7 @@ def keys_create(
     name: str = "",
 ) -> None:
     """Create a key with the given scopes (read, write, admin)."""
-    from services.keys import SCOPES, create_key
+    from services.infra.keys import SCOPES, create_key
 
     bad = [s for s in scope if s not in SCOPES]
     if bad:
@@ -383,7 +383,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (ids and scopes; secrets are never stored)."""
-    from services.keys import list_keys
+    from services.infra.keys import list_keys
 
     for row in list_keys(_engine()):
         console.print(row)
@@ -392,7 +392,7 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key by id."""
-    from services.keys import revoke_key
+    from services.infra.keys import revoke_key
 
     if not revoke_key(_engine(), key_id):
         raise typer.Exit(1)
@@ -403,7 +403,7 @@ def keys_revoke(key_id: str) -> None:
 def migrate() -> None:
     """Bring CLAIMLEDGER_DATABASE_URL's schema to the newest revision (services do this on
     start too; this is for a deploy step that migrates before rolling out)."""
-    from services.db import create_schema, make_engine, schema_revision
+    from services.infra.db import create_schema, make_engine, schema_revision
     from shared.settings import CommonSettings
 
     engine = make_engine(CommonSettings().database_url)
@@ -467,9 +467,9 @@ def import_(
         TimeRemainingColumn,
     )
 
+    from claimledger.bulk import Counts, plan_import, run_import
     from claimledger.client import ClaimledgerError, Client
-    from services.bulk import Counts, plan_import, run_import
-    from shared.tabular import (
+    from claimledger.tabular import (
         FORMATS,
         MappingProblem,
         MappingSpec,
@@ -605,8 +605,8 @@ def export(
     page_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
 ) -> None:
     """Export every key's consensus (low, best, high, status, support, ...) to CSV or JSON lines."""
+    from claimledger.bulk import run_export
     from claimledger.client import ClaimledgerError, Client
-    from services.bulk import run_export
 
     err = Console(stderr=True)
     if format not in ("csv", "jsonl"):
@@ -638,7 +638,7 @@ def reweigh(
     tolerance: Annotated[float, typer.Option(help="relative error counted as agreement")] = 0.01,
 ) -> None:
     """Learn source reliability from the stored claims; append the scores as an event."""
-    from services.reweigh import reweigh as do_reweigh
+    from services.ingest.learning import reweigh as do_reweigh
     from shared.consensus.reliability import Params
     from shared.settings import CommonSettings
 

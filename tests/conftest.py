@@ -11,7 +11,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from services.harness.cluster import Cluster, Service, system, wait_for  # noqa: F401 (re-exported)
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from tests.postgres import PostgresServer, PostgresUnavailable, provide_postgres
 
 # Learning runs by itself in a deployment (every 10 s); a test that counts versions or

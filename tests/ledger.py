@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import KeyChecker
 from services.ingest import outbox
 from services.ingest.api import IngestContext, prepare_report
-from services.keys import KeyChecker
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry
 from shared.reports import ReportIn

@@ -33,7 +33,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
-from services.localredis import free_port
+from services.infra.localredis import free_port
 
 ENV_URL = "CLAIMLEDGER_TEST_POSTGRES_URL"
 # `throwaway`: skip the local server and start a cluster of our own (isolated, no fsync)

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import httpx
 
-from services.localredis import LocalRedis, free_port
+from services.infra.localredis import LocalRedis, free_port
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.db import make_engine
+from services.infra.db import make_engine
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry

@@ -16,14 +16,20 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from services.http import Problem, RateLimiter, bearer_scopes, json_pointer
+from services.infra.http import (
+    Problem,
+    RateLimiter,
+    bearer_scopes,
+    json_pointer,
+    time_parameter,
+)
+from services.infra.keys import KeyChecker, digest
+from services.infra.logs import current_trace_id, new_trace_id, trace_id_from
+from services.infra.observability import CLAIMS_ACCEPTED, REPORTS_ACCEPTED
+from services.infra.tables import ClaimRow
 from services.ingest import outbox
 from services.ingest.commits import GroupCommit
 from services.ingest.relay import Relay
-from services.keys import KeyChecker, digest
-from services.logs import current_trace_id, new_trace_id, trace_id_from
-from services.observability import CLAIMS_ACCEPTED, REPORTS_ACCEPTED
-from services.tables import ClaimRow
 from shared.attributes import AttributeRegistry
 from shared.codec import claim_to_dict
 from shared.events import (
@@ -50,7 +56,6 @@ from shared.reports import (
     report_id_for,
 )
 from shared.timeaxes import iso, now_iso
-from shared.validtime import TimeProblem, parse_instant
 
 MAX_REPORTS_PER_BATCH = 1_000
 log = logging.getLogger("claimledger.ingest")
@@ -80,7 +85,7 @@ Ctx = Annotated[IngestContext, Depends(context)]
 
 
 async def require_write(request: Request, ctx: Ctx) -> None:
-    """Writes need a write-scoped key once any key has existed (services.keys.KeyChecker).
+    """Writes need a write-scoped key once any key has existed (services.infra.keys.KeyChecker).
 
     A configured rate limit then applies per key (per client address when auth is off).
     Async so the usual case (keys cached) costs no thread hop per request; a cache miss
@@ -448,15 +453,7 @@ def _append_once(engine: Engine, event: Event, stream: str) -> tuple[int, str]:
 def _effective(value: str | None, recorded: str) -> str:
     if value is None:
         return recorded
-    try:
-        return iso(parse_instant(value, field="effective_at")[0])
-    except TimeProblem as exc:
-        raise Problem(
-            422,
-            "Invalid effective_at",
-            exc.detail,
-            errors=[{"pointer": "/effective_at", "detail": exc.detail}],
-        ) from exc
+    return iso(time_parameter("effective_at", value)[0])
 
 
 def _claim_key(engine: Engine, claim_id: str) -> tuple[str, str, str] | None:
@@ -581,7 +578,7 @@ def _pointer(loc: tuple[Any, ...]) -> str:
 
 
 def _trace_id(request: Request) -> str:
-    """The request's trace id (set by services.logs.RequestContext), for the events' envelopes.
+    """The request's trace id (set by infra.logs.RequestContext), for the events' envelopes.
 
     Outside that middleware (an app built without it) the headers are read the same way.
     """

@@ -15,7 +15,7 @@ import contextlib
 
 from sqlalchemy.engine import Engine
 
-from services import tasks as supervised
+from services.infra import tasks as supervised
 from services.ingest import outbox
 
 

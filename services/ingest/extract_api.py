@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.http import Problem
+from services.infra.http import Problem
 from shared.attributes import AttributeRegistry, default_registry
 from shared.extract import ExtractionStopped, extract_claims
 from shared.reports import Key

@@ -10,28 +10,22 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from starlette.middleware import Middleware
 
-from services import tasks as supervised
-from services.apidocs import install_offline_docs
-from services.db import SQLITE_BUSY_TIMEOUT_MS, create_schema, database_ok, make_engine
-from services.http import (
-    NATIVE_TELEMETRY_OFF,
-    BodyLimit,
-    RateLimiter,
-    install_error_handlers,
-    install_metrics,
-)
+from services.infra import tasks as supervised
+from services.infra.app import adapters, service_app
+from services.infra.db import SQLITE_BUSY_TIMEOUT_MS, database_ok
+from services.infra.http import BodyLimit, RateLimiter
+from services.infra.keys import KeyChecker, register_key
+from services.infra.observability import start_sampler
+from services.infra.probes import NotReady
 from services.ingest import api, outbox
 from services.ingest.commits import GroupCommit
 from services.ingest.extract_api import router as extract_router
 from services.ingest.leader import publisher_lock
+from services.ingest.learning import reweigh_periodically
+from services.ingest.metrics import INGEST_METRICS, ingest_sampler
 from services.ingest.relay import Relay
-from services.keys import KeyChecker, register_key
-from services.logs import RequestContext
-from services.observability import INGEST_METRICS, ingest_sampler, start_sampler
-from services.probes import NotReady, readiness_router
-from services.redisconn import connect
-from services.reweigh import reweigh_periodically
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
 from shared.timeaxes import parse_iso
@@ -75,80 +69,62 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(
-            settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
-        )
-        await asyncio.to_thread(create_schema, engine)
-        if settings.bootstrap_write_key:
-            await asyncio.to_thread(
-                register_key, engine, settings.bootstrap_write_key, ["write"], "bootstrap"
-            )
-        redis = connect(settings, socket_timeout=5)
-        relay_lock = publisher_lock(engine)
-        relay = Relay(
-            engine, redis, republish_after_s=settings.republish_after_s, leader=relay_lock
-        )
-        commits = GroupCommit(engine)
-        app.state.ingest = api.IngestContext(
-            engine=engine,
-            relay=relay,
-            registry=AttributeRegistry.load(settings.attributes_file),
-            keys=KeyChecker(engine, open_writes=settings.open_writes),
-            partitions=settings.partitions,
-            tolerance=settings.hedge_tolerance,
-            limiter=RateLimiter(settings.rate_limit_per_min),
-            future_tolerance_s=settings.future_tolerance_s,
-            commits=commits,
-        )
-        app.state.readiness = {
-            "database": lambda: database_ok(engine),
-            "redis": lambda: relay.redis_ok,
-            "outbox": functools.partial(outbox_fresh, engine, settings.outbox_max_age_s),
-        }
-        tasks = [supervised.start("outbox-relay", relay.run)]
-        commits.start()
-        sampler = start_sampler(ingest_sampler(engine), INGEST_METRICS)
-        if settings.reweigh_every_s > 0:
-            tasks.append(
-                supervised.start(
-                    "reweigh",
-                    functools.partial(
-                        reweigh_periodically,
-                        engine,
-                        settings.database_url,
-                        settings.partitions,
-                        settings.reweigh_every_s,
-                        relay.kick,
-                    ),
+        async with adapters(
+            settings, socket_timeout=5, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        ) as (engine, redis):
+            if settings.bootstrap_write_key:
+                await asyncio.to_thread(
+                    register_key, engine, settings.bootstrap_write_key, ["write"], "bootstrap"
                 )
+            relay_lock = publisher_lock(engine)
+            relay = Relay(
+                engine, redis, republish_after_s=settings.republish_after_s, leader=relay_lock
             )
-        try:
-            yield
-        finally:
-            await sampler.stop()
-            await commits.stop()
-            for running in tasks:
-                running.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await running
-            await asyncio.to_thread(relay_lock.release)  # a standing-by replica takes over
-            await redis.aclose()
-            engine.dispose()
+            commits = GroupCommit(engine)
+            app.state.ingest = api.IngestContext(
+                engine=engine,
+                relay=relay,
+                registry=AttributeRegistry.load(settings.attributes_file),
+                keys=KeyChecker(engine, open_writes=settings.open_writes),
+                partitions=settings.partitions,
+                tolerance=settings.hedge_tolerance,
+                limiter=RateLimiter(settings.rate_limit_per_min),
+                future_tolerance_s=settings.future_tolerance_s,
+                commits=commits,
+            )
+            app.state.readiness = {
+                "database": lambda: database_ok(engine),
+                "redis": lambda: relay.redis_ok,
+                "outbox": functools.partial(outbox_fresh, engine, settings.outbox_max_age_s),
+            }
+            tasks = [supervised.start("outbox-relay", relay.run)]
+            commits.start()
+            sampler = start_sampler(ingest_sampler(engine), INGEST_METRICS)
+            if settings.reweigh_every_s > 0:
+                tasks.append(
+                    supervised.start(
+                        "reweigh",
+                        functools.partial(
+                            reweigh_periodically,
+                            engine,
+                            settings.database_url,
+                            settings.partitions,
+                            settings.reweigh_every_s,
+                            relay.kick,
+                        ),
+                    )
+                )
+            try:
+                yield
+            finally:
+                await sampler.stop()
+                await commits.stop()
+                await supervised.cancel(tasks)
+                await asyncio.to_thread(relay_lock.release)  # a standing-by replica takes over
 
-    app = FastAPI(
-        title="claimledger ingest",
-        version="0.1.0",
-        lifespan=lifespan,
-        telemetry=NATIVE_TELEMETRY_OFF,
-        docs_url=None,  # install_offline_docs serves them without a CDN
-        redoc_url=None,
+    return service_app(
+        "ingest",
+        lifespan,
+        [api.router, extract_router],
+        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
     )
-    install_offline_docs(app)
-    install_error_handlers(app)
-    install_metrics(app, "ingest")
-    app.include_router(api.router)
-    app.include_router(extract_router)
-    app.include_router(readiness_router())
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContext)  # outermost: every response has an id
-    return app

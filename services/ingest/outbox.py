@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from services.tables import OutboxRow, ReportRow
+from services.infra.tables import OutboxRow, ReportRow
 from shared.events import Event
 
 reports = ReportRow.__table__  # type: ignore[attr-defined]

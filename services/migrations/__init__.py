@@ -1,7 +1,10 @@
-"""Alembic migrations for every backend (SQLite and PostgreSQL); run by services.db.create_schema.
+"""Alembic migrations for every backend (SQLite and PostgreSQL).
+
+Run by services.infra.db.create_schema.
 
 Adding a table or column (another branch, later):
-1. Declare it in services/tables.py (text columns get COLLATE "C" on PostgreSQL by themselves).
+1. Declare it in services/infra/tables.py (text columns get COLLATE "C" on PostgreSQL by
+   themselves).
 2. Generate a revision against a database at head, from the repository root:
        CLAIMLEDGER_DATABASE_URL=sqlite:///var/mig.db .venv/bin/claimledger migrate
        CLAIMLEDGER_DATABASE_URL=sqlite:///var/mig.db .venv/bin/alembic \\

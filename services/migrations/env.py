@@ -1,4 +1,4 @@
-"""Alembic environment: the connection is the caller's (services.db.create_schema, holding the
+"""Alembic environment: the connection is the caller's (services.infra.db.create_schema, holding the
 schema lock in its transaction); the alembic CLI gets one from CLAIMLEDGER_DATABASE_URL."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 from alembic import context
 from sqlmodel import SQLModel
 
-from services import tables
+from services.infra import tables
 
 target_metadata = tables.compare_text_bytewise(SQLModel.metadata)
 
@@ -28,7 +28,7 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    from services.db import make_engine
+    from services.infra.db import make_engine
 
     engine = make_engine(os.environ.get("CLAIMLEDGER_DATABASE_URL", "sqlite:///var/claimledger.db"))
     with engine.begin() as conn:

@@ -19,15 +19,14 @@ from sqlalchemy.engine import Engine
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
-from services.http import Problem, bearer_scopes
-from services.keys import KeyChecker
+from services.infra.http import Problem, bearer_scopes, time_parameter
+from services.infra.keys import KeyChecker
 from services.query import answers, views
 from services.query.stream import SEP, Fanout, StreamFilter, feed
 from services.query.watermark import Watermark
 from shared.attributes import AttributeRegistry, default_registry
 from shared.staleness import judge
 from shared.timeaxes import parse_iso, query_instant, segment_at
-from shared.validtime import TimeProblem, parse_instant
 
 
 @dataclass
@@ -144,30 +143,14 @@ def _position(name: str, value: str, detail: str) -> int:
 def _instant(name: str, value: str | None) -> str | None:
     if value is None:
         return None
-    try:
-        moment, precision = parse_instant(value, field=name)
-    except TimeProblem as exc:
-        raise Problem(
-            422,
-            f"Invalid {name}",
-            exc.detail,
-            errors=[{"pointer": f"/{name}", "detail": exc.detail}],
-        ) from exc
+    moment, precision = time_parameter(name, value)
     return query_instant(moment, precision)
 
 
 def _valid_day(value: str | None) -> date | None:
     if value is None:
         return None
-    try:
-        return parse_instant(value, field="valid_at")[0].date()
-    except TimeProblem as exc:
-        raise Problem(
-            422,
-            "Invalid valid_at",
-            exc.detail,
-            errors=[{"pointer": "/valid_at", "detail": exc.detail}],
-        ) from exc
+    return time_parameter("valid_at", value)[0].date()
 
 
 async def _token(ctx: QueryContext, min_token: str | None, subject: str | None = None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -13,18 +12,14 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from services import tasks as supervised
-from services.apidocs import install_offline_docs
-from services.db import create_schema, database_ok, make_engine
-from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
-from services.keys import KeyChecker
-from services.logs import RequestContext
-from services.observability import QUERY_METRICS, query_sampler, start_sampler
-from services.probes import readiness_router
+from services.infra import tasks as supervised
+from services.infra.app import adapters, service_app
+from services.infra.db import database_ok
+from services.infra.keys import KeyChecker
+from services.infra.observability import QUERY_METRICS, query_sampler, start_sampler
 from services.query import api, views
 from services.query.stream import Fanout
 from services.query.watermark import Watermark, pending_events
-from services.redisconn import connect
 from shared.attributes import AttributeRegistry
 from shared.settings import CommonSettings
 
@@ -51,65 +46,47 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        await asyncio.to_thread(create_schema, engine)
-        redis = connect(settings, socket_timeout=5)
-        registry = AttributeRegistry.load(settings.attributes_file)
-        ctx = api.QueryContext(
-            engine=engine,
-            min_token_wait_s=settings.min_token_wait_s,
-            max_streams_per_client=settings.max_streams_per_client,
-            stream_send_timeout_s=settings.stream_send_timeout_s,
-            registry=registry,
-            labels=attribute_labels(registry),
-        )
-        app.state.query = ctx
-        if settings.require_read_key:
-            ctx.read_keys = KeyChecker(engine)
-        ctx.watermark = Watermark(
-            functools.partial(views.watermark, engine),
-            pending=functools.partial(pending_events, engine),
-        )
-        ctx.watermark.start()
-        fanout = Fanout(
-            engine,
-            redis,
-            buffer=settings.stream_buffer,
-            buffer_bytes=settings.stream_buffer_bytes,
-            on_announce=ctx.watermark.nudge,
-        )
-        await fanout.start()
-        ctx.fanout = fanout
-        app.state.readiness = {
-            "database": lambda: database_ok(engine),
-            "redis": lambda: fanout.redis_ok,
-        }
-        task = supervised.start("sse-fanout", fanout.run)
-        sampler = start_sampler(query_sampler(ctx), QUERY_METRICS, interval_s=1.0)
-        try:
-            yield
-        finally:
-            await sampler.stop()
-            await ctx.watermark.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await redis.aclose()
-            engine.dispose()
+        async with adapters(settings, socket_timeout=5) as (engine, redis):
+            registry = AttributeRegistry.load(settings.attributes_file)
+            ctx = api.QueryContext(
+                engine=engine,
+                min_token_wait_s=settings.min_token_wait_s,
+                max_streams_per_client=settings.max_streams_per_client,
+                stream_send_timeout_s=settings.stream_send_timeout_s,
+                registry=registry,
+                labels=attribute_labels(registry),
+            )
+            app.state.query = ctx
+            if settings.require_read_key:
+                ctx.read_keys = KeyChecker(engine)
+            ctx.watermark = Watermark(
+                functools.partial(views.watermark, engine),
+                pending=functools.partial(pending_events, engine),
+            )
+            ctx.watermark.start()
+            fanout = Fanout(
+                engine,
+                redis,
+                buffer=settings.stream_buffer,
+                buffer_bytes=settings.stream_buffer_bytes,
+                on_announce=ctx.watermark.nudge,
+            )
+            await fanout.start()
+            ctx.fanout = fanout
+            app.state.readiness = {
+                "database": lambda: database_ok(engine),
+                "redis": lambda: fanout.redis_ok,
+            }
+            task = supervised.start("sse-fanout", fanout.run)
+            sampler = start_sampler(query_sampler(ctx), QUERY_METRICS, interval_s=1.0)
+            try:
+                yield
+            finally:
+                await sampler.stop()
+                await ctx.watermark.stop()
+                await supervised.cancel([task])
 
-    app = FastAPI(
-        title="claimledger query",
-        version="0.1.0",
-        lifespan=lifespan,
-        telemetry=NATIVE_TELEMETRY_OFF,
-        docs_url=None,  # install_offline_docs serves them without a CDN
-        redoc_url=None,
-    )
-    install_offline_docs(app)
-    install_error_handlers(app)
-    install_metrics(app, "query")
-    app.include_router(api.router)
-    app.include_router(readiness_router())
+    app = service_app("query", lifespan, [api.router])
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -120,5 +97,4 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         return FileResponse(WEB / "favicon.svg", media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
-    app.add_middleware(RequestContext)  # outermost: every response has an id
     return app

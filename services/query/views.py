@@ -11,7 +11,7 @@ import msgspec
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 
-from services.tables import ClaimRow, EventRow, KeyRow, OutboxRow, ReportRow, VersionRow
+from services.infra.tables import ClaimRow, EventRow, KeyRow, OutboxRow, ReportRow, VersionRow
 from shared.codec import apply_result_delta
 from shared.timeaxes import MAX_TIME, public_time
 
@@ -75,7 +75,7 @@ def _answers(
     """The version rows answering for (as_of, recorded_as_of), one per key in key order:
     of the rows shown at that recorded time that cover that publication time, the one
     with the greatest pub_from (a later-published version takes over from an earlier
-    one, see services.tables.VersionRow). Driven by the keys table in its own order, one
+    one, see services.infra.tables.VersionRow). Driven by the keys table in its own order, one
     index seek per key (ix_versions_answer), however many versions a key has. `upto`:
     only rows with an id up to it (an SSE snapshot; later rows reach it live)."""
     conditions = [

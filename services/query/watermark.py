@@ -28,8 +28,8 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from services import tasks as supervised
-from services.tables import OutboxRow
+from services.infra import tasks as supervised
+from services.infra.tables import OutboxRow
 from shared.events import SOURCE_RATED, SOURCE_RELIABILITY_LEARNED
 
 # events that change keys other than their own subject's

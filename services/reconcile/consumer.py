@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from services.db import restart_wal
+from services.infra.db import restart_wal
 from services.reconcile.store import Reconciler, StaleLease, VersionWritten, outbox_t
 from shared.events import (
     CONSUMER_GROUP,
@@ -320,7 +320,7 @@ class EntryProcessor:
         return written
 
     async def _restart_wal(self) -> None:
-        """SQLite: now and then start the write-ahead log over (services.db.restart_wal),
+        """SQLite: now and then start the write-ahead log over (services.infra.db.restart_wal),
         which SQLite's own checkpoints never do while reads overlap."""
         if self._write_lock is None:
             return  # PostgreSQL

@@ -28,17 +28,14 @@ from faststream.specification import AsyncAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from services import tasks as supervised
-from services.apidocs import install_offline_docs
-from services.db import create_schema, database_ok, make_engine
-from services.http import NATIVE_TELEMETRY_OFF, install_error_handlers, install_metrics
-from services.logs import RequestContext
-from services.observability import RECONCILE_METRICS, reconcile_sampler, start_sampler
-from services.probes import readiness_router
+from services.infra import tasks as supervised
+from services.infra.app import adapters, service_app
+from services.infra.db import database_ok
+from services.infra.observability import RECONCILE_METRICS, reconcile_sampler, start_sampler
+from services.infra.redisconn import broker_type
 from services.reconcile.consumer import EntryProcessor, Reclaimer
 from services.reconcile.partitions import PartitionLeases
 from services.reconcile.store import Reconciler, take_fence
-from services.redisconn import broker_type, connect
 from shared.attributes import AttributeRegistry
 from shared.events import CONSUMER_GROUP, stream_for
 from shared.settings import CommonSettings
@@ -283,82 +280,63 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        await asyncio.to_thread(create_schema, engine)
-        redis = connect(settings, socket_timeout=10)
-        reconciler = Reconciler(
-            AttributeRegistry.load(settings.attributes_file), cache_claims=settings.cache_claims
-        )
-        streams = [stream_for(p) for p in range(settings.partitions)]
-        leases = PartitionLeases(
-            redis,
-            consumer,
-            settings.partitions,
-            lease_ms=settings.lease_ms,
-            fence=lambda p: asyncio.to_thread(take_fence, engine, p, consumer),
-        )
-        partition_of_stream = {stream: p for p, stream in enumerate(streams)}
+        async with adapters(settings, socket_timeout=10) as (engine, redis):
+            reconciler = Reconciler(
+                AttributeRegistry.load(settings.attributes_file), cache_claims=settings.cache_claims
+            )
+            streams = [stream_for(p) for p in range(settings.partitions)]
+            leases = PartitionLeases(
+                redis,
+                consumer,
+                settings.partitions,
+                lease_ms=settings.lease_ms,
+                fence=lambda p: asyncio.to_thread(take_fence, engine, p, consumer),
+            )
+            partition_of_stream = {stream: p for p, stream in enumerate(streams)}
 
-        def fence_of(stream: str) -> tuple[int, int] | None:
-            p = partition_of_stream[stream]
-            epoch = leases.epoch_of(p)
-            return None if epoch is None else (p, epoch)
+            def fence_of(stream: str) -> tuple[int, int] | None:
+                p = partition_of_stream[stream]
+                epoch = leases.epoch_of(p)
+                return None if epoch is None else (p, epoch)
 
-        processor = EntryProcessor(
-            engine,
-            redis,
-            reconciler,
-            serialize_writes=engine.dialect.name == "sqlite",
-            fence_of=fence_of,
-            consumer=consumer,
-            max_deliveries=settings.max_deliveries,
-        )
-        processor.start()
-        reclaimer = Reclaimer(
-            processor,
-            redis,
-            streams,
-            consumer,
-            min_idle_ms=settings.claim_idle_ms,
-            max_deliveries=settings.max_deliveries,
-        )
-        group = ConsumerGroup(
-            settings, processor, redis, streams, consumer, leases=leases, reclaimer=reclaimer
-        )
-        app.state.readiness = {
-            "redis": lambda: group.redis_ok,
-            "database": lambda: database_ok(engine),
-        }
-        tasks = [
-            supervised.start("partition-leases", leases.run),
-            supervised.start("consumer-group", group.run),
-        ]
-        sampler = start_sampler(reconcile_sampler(redis, streams), RECONCILE_METRICS)
-        try:
-            yield
-        finally:
-            await sampler.stop()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await processor.stop()
-            await redis.aclose()
-            engine.dispose()
+            processor = EntryProcessor(
+                engine,
+                redis,
+                reconciler,
+                serialize_writes=engine.dialect.name == "sqlite",
+                fence_of=fence_of,
+                consumer=consumer,
+                max_deliveries=settings.max_deliveries,
+            )
+            processor.start()
+            reclaimer = Reclaimer(
+                processor,
+                redis,
+                streams,
+                consumer,
+                min_idle_ms=settings.claim_idle_ms,
+                max_deliveries=settings.max_deliveries,
+            )
+            group = ConsumerGroup(
+                settings, processor, redis, streams, consumer, leases=leases, reclaimer=reclaimer
+            )
+            app.state.readiness = {
+                "redis": lambda: group.redis_ok,
+                "database": lambda: database_ok(engine),
+            }
+            tasks = [
+                supervised.start("partition-leases", leases.run),
+                supervised.start("consumer-group", group.run),
+            ]
+            sampler = start_sampler(reconcile_sampler(redis, streams), RECONCILE_METRICS)
+            try:
+                yield
+            finally:
+                await sampler.stop()
+                await supervised.cancel(tasks, errors_too=True)
+                await processor.stop()
 
-    app = FastAPI(
-        title="claimledger reconcile",
-        version="0.1.0",
-        lifespan=lifespan,
-        telemetry=NATIVE_TELEMETRY_OFF,
-        docs_url=None,  # install_offline_docs serves them without a CDN
-        redoc_url=None,
-    )
-    install_offline_docs(app)
-    install_error_handlers(app)
-    install_metrics(app, "reconcile")
-    app.include_router(readiness_router())
+    app = service_app("reconcile", lifespan)
     asyncapi: dict[str, Any] = {}
 
     @app.get("/asyncapi", tags=["ops"])
@@ -369,5 +347,4 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
             asyncapi.update(asyncapi_document(settings, streams, consumer))
         return asyncapi
 
-    app.add_middleware(RequestContext)
     return app

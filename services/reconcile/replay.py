@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from services.db import create_schema
+from services.infra.db import create_schema
 from services.reconcile.store import Reconciler, events_t, versions_t
 from shared.events import Event, event_from_json
 

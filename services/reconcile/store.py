@@ -32,7 +32,7 @@ import msgspec
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from services.tables import (
+from services.infra.tables import (
     ClaimRow,
     EventRow,
     KeyRow,

@@ -311,8 +311,8 @@ def _ms(stamp: str) -> int:
 def test_the_page_asks_for_a_read_key_when_reads_need_one(
     browser: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from services.db import make_engine
-    from services.keys import create_key
+    from services.infra.db import make_engine
+    from services.infra.keys import create_key
 
     with system(tmp_path_factory.mktemp("keyed"), CLAIMLEDGER_REPUBLISH_AFTER_S="5") as c:
         engine = make_engine(c.db_url)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from tests.conftest import Cluster
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from claimledger.client import Client
-from services.db import make_engine
+from services.infra.db import make_engine
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry

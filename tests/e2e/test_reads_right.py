@@ -15,8 +15,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from claimledger.bulk import run_export
 from claimledger.client import Client
-from services.bulk import run_export
 from tests.conftest import Cluster, system, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from services.cli import PORTS_TAKEN
-from services.localredis import free_port
+from services.infra.localredis import free_port
 from tests.conftest import system, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.db import make_engine
-from services.keys import create_key
+from services.infra.db import make_engine
+from services.infra.keys import create_key
 from tests.conftest import Cluster, system, wait_for
 from tests.factories import claim, report
 
@@ -306,7 +306,7 @@ def _logged(c: Cluster, name: str, **fields: object) -> bool:
 
 
 def test_the_token_bucket_refills_at_the_configured_rate_and_says_when() -> None:
-    from services.http import RateLimiter
+    from services.infra.http import RateLimiter
 
     now = [0.0]
     limiter = RateLimiter(60, clock=lambda: now[0])  # one a second, bursts of 60

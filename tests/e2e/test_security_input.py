@@ -15,8 +15,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from services.db import create_schema, make_engine
-from services.keys import create_key, revoke_key
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import create_key, revoke_key
 from tests.conftest import Cluster, wait_for
 from tests.factories import claim, report
 

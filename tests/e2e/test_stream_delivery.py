@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from claimledger.client import Client
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from tests.conftest import Cluster, wait_for
 from tests.factories import claim, report
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from services.db import make_engine
-from services.keys import create_key
+from services.infra.db import make_engine
+from services.infra.keys import create_key
 from tests.conftest import Cluster, system
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from tests.conftest import Cluster, wait_for
 
 SUBJECT = "memory-heavy"

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from services.cli import demo_reports
-from services.db import make_engine
+from services.infra.db import make_engine
 from tests.conftest import BACKENDS, Cluster, wait_for
 from tests.factories import claim, report
 

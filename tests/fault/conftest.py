@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from tests.conftest import Cluster
 
 FAULT_ENV = {

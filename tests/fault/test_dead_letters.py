@@ -13,7 +13,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from shared.events import CLAIM_ASSERTED, DEAD_LETTER_STREAM, SCHEMA_VERSION, Event, stream_for
 from shared.timeaxes import now_iso
 from tests.conftest import Cluster, wait_for

@@ -7,7 +7,7 @@ import sqlite3
 import httpx
 import pytest
 
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from tests.conftest import Cluster, wait_for
 from tests.fault import helpers
 

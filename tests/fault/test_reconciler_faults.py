@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from tests.conftest import BACKENDS, Cluster, wait_for
 from tests.fault import helpers
 

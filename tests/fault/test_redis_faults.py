@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from tests.conftest import Cluster, wait_for
 from tests.fault import helpers
 

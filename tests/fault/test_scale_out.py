@@ -19,8 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from services.db import make_engine
-from services.localredis import LocalRedis
+from services.infra.db import make_engine
+from services.infra.localredis import LocalRedis
 from services.reconcile.partitions import MEMBERS_KEY, lease_key
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
 from services.ingest import outbox
 from shared.events import CLAIM_ASSERTED, DEAD_LETTER_STREAM, SCHEMA_VERSION, Event, stream_for
 from shared.timeaxes import now_iso

@@ -19,15 +19,15 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from services.db import create_schema, make_engine
-from services.http import Problem
+from services.infra.db import create_schema, make_engine
+from services.infra.http import Problem
+from services.infra.keys import KeyChecker
 from services.ingest.api import (
     CorrectionTarget,
     IngestContext,
     correction_event,
     prepare_report,
 )
-from services.keys import KeyChecker
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry
 from shared.events import CLAIM_ASSESSED, CLAIM_RETRACTED, SOURCE_RATED, event_from_json

@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import shared.extract
-from services.db import create_schema, make_engine
-from services.http import install_error_handlers
+from services.infra.db import create_schema, make_engine
+from services.infra.http import install_error_handlers
+from services.infra.keys import KeyChecker
+from services.infra.tables import OutboxRow
 from services.ingest import api
-from services.keys import KeyChecker
-from services.tables import OutboxRow
 from shared.attributes import AttributeRegistry
 
 TEXT = "About 1,200 soldiers were killed in January, the ministry said."

@@ -14,8 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, insert, inspect, text
 from sqlmodel import SQLModel
 
-from services.db import FIRST_REVISION, alembic_config, create_schema, make_engine
-from services.tables import ApiKey, compare_text_bytewise
+from services.infra.db import FIRST_REVISION, alembic_config, create_schema, make_engine
+from services.infra.tables import ApiKey, compare_text_bytewise
 from tests.conftest import BACKENDS
 
 pytestmark = pytest.mark.parametrize("db_url", BACKENDS, indirect=True)

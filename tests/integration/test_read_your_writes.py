@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from services.query import views
 from services.query.main import QuerySettings, create_app
 from tests.conftest import BACKENDS

@@ -12,12 +12,12 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import KeyChecker
+from services.infra.localredis import LocalRedis
 from services.ingest import outbox
 from services.ingest.api import IngestContext, prepare_report
 from services.ingest.relay import Relay
-from services.keys import KeyChecker
-from services.localredis import LocalRedis
 from services.query import views
 from services.reconcile.consumer import EntryProcessor
 from services.reconcile.main import ConsumerGroup, ReconcileSettings

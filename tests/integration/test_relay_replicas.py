@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
 from services.ingest import outbox
 from services.ingest.leader import publisher_lock
 from services.ingest.relay import DATA_FIELD, Relay

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from claimledger.client import ClaimledgerError, Client
-from services.db import make_engine
+from services.infra.db import make_engine
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry

@@ -19,7 +19,7 @@ from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from services.cli import app, demo_reports
-from services.db import make_engine
+from services.infra.db import make_engine
 from services.query import views
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler, versions_t

@@ -10,8 +10,8 @@ import structlog
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.http import install_error_handlers
-from services.logs import RequestContext, current_trace_id
+from services.infra.http import install_error_handlers
+from services.infra.logs import RequestContext, current_trace_id
 
 
 class _Captured(logging.Handler):

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from services.db import make_engine, restart_wal
+from services.infra.db import make_engine, restart_wal
 
 ROWS, BATCHES = 200, 40  # ~40k pages of 4 KB written in all
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import KeyChecker
 from services.ingest import outbox
 from services.ingest.api import IngestContext, prepare_report
-from services.keys import KeyChecker
 from services.query import views
 from services.reconcile.store import Reconciler, versions_t
 from shared.attributes import AttributeRegistry

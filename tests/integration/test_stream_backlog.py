@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from services.localredis import LocalRedis
-from services.observability import group_backlogs, reconcile_sampler
+from services.infra.localredis import LocalRedis
+from services.infra.observability import group_backlogs, reconcile_sampler
 
 STREAM = "claimledger:events:{0}"
 

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.localredis import LocalRedis
+from services.infra.localredis import LocalRedis
 from services.query import views
 from services.query.main import QuerySettings, create_app
 from shared.codec import claim_from_dict, result_to_dict

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from services.cli import demo_reports
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import KeyChecker
 from services.ingest.api import IngestContext, prepare_report
-from services.keys import KeyChecker
 from services.query import views
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry

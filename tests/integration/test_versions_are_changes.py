@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import KeyChecker
 from services.ingest.api import IngestContext, prepare_report
-from services.keys import KeyChecker
 from services.query import views
 from services.reconcile import store
 from services.reconcile.replay import projection_hash, replay

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.db import create_schema, make_engine
+from services.infra.db import create_schema, make_engine
 from services.ingest import outbox
 from services.query.watermark import Pending, pending_events
 from shared.events import CLAIM_ASSERTED, SCHEMA_VERSION, SOURCE_RATED, Event, stream_for

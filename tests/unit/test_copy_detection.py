@@ -197,7 +197,7 @@ def test_an_analysts_deprecated_claims_count_against_their_source() -> None:
 def test_a_score_that_moved_by_less_than_one_percent_is_not_sent_again() -> None:
     """Every run moves every score a little while claims arrive; each score sent re-derives
     every key of its source, so only moves that matter are sent."""
-    from services.reweigh import changed_scores
+    from services.ingest.learning import changed_scores
 
     assert changed_scores({"a": 1.005, "b": 2.0}, {"a": 1.0, "b": 1.5}) == {"b": 2.0}
     assert changed_scores({}, {"gone": 1.005}) == {}

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from services.http import database_busy, install_error_handlers
+from services.infra.http import database_busy, install_error_handlers
 
 
 def _app(exc: Exception) -> FastAPI:

@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.http import install_error_handlers
+from services.infra.http import install_error_handlers
 from services.ingest import extract_api
 from services.ingest.extract_api import router
 from shared.attributes import default_registry

@@ -208,7 +208,7 @@ def test_a_key_with_one_measure_reading_follows_the_measure_rule() -> None:
 
 
 def test_reweighing_judges_a_stored_measure_reading_by_the_measure_rule() -> None:
-    from services.reweigh import observation_of
+    from services.ingest.learning import observation_of
 
     measure = observation_of(reading("c1", -3, "msn"), "2010-01-29T08:00:00Z")
     count = observation_of(reading("c2", 12, "msn", "stock", "population"), "2010-01-29T08:00:00Z")

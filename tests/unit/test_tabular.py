@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.bulk import decode_line, read_layout, records
-from shared.reports import ReportIn
-from shared.tabular import (
+from claimledger.bulk import decode_line, read_layout, records
+from claimledger.tabular import (
     ColumnMapping,
     MappingProblem,
     MappingSpec,
@@ -27,6 +26,7 @@ from shared.tabular import (
     split_td_line,
     td_columns,
 )
+from shared.reports import ReportIn
 
 TD = ColumnMapping(
     columns={"source.id": "source", "subject": "object", "attribute": "attribute",

@@ -1,4 +1,4 @@
-"""services.tasks: a background loop that fails is logged at once, counted and restarted."""
+"""services.infra.tasks: a background loop that fails is logged at once, counted and restarted."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from services import tasks
+from services.infra import tasks
 
 
 def _restarts(name: str) -> float:

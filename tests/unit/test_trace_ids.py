@@ -1,8 +1,8 @@
-"""Which trace id a request carries (services.logs.trace_id_from)."""
+"""Which trace id a request carries (services.infra.logs.trace_id_from)."""
 
 from __future__ import annotations
 
-from services.logs import new_trace_id, trace_id_from
+from services.infra.logs import new_trace_id, trace_id_from
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

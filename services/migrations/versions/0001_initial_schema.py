@@ -1,4 +1,4 @@
-"""The initial schema: services/tables.py as of the first migrations (issue #12).
+"""The initial schema: services/infra/tables.py as of the first migrations (issue #12).
 
 Revision ID: 0001
 Revises: (none)
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-# text compares bytewise on PostgreSQL, as on SQLite (services.tables.compare_text_bytewise)
+# text compares bytewise on PostgreSQL, as on SQLite (services.infra.tables.compare_text_bytewise)
 STRING = sa.String().with_variant(sa.String(collation="C"), "postgresql")
 TEXT = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 

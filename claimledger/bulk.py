@@ -1,7 +1,7 @@
 """Bulk import and export over the public HTTP API (`claimledger import` / `export`).
 
 Import streams a file (CSV, TSV, JSON lines or truth-discovery tuples) row by row in constant
-memory: each row becomes one report (`shared.tabular.build_report`), reports go to
+memory: each row becomes one report (`claimledger.tabular.build_report`), reports go to
 `POST /v1/reports:batch` in batches, and after every acknowledged batch a checkpoint records
 the byte offset and line reached. A run that is interrupted (Ctrl-C, kill, a server that stays
 down) resumes from the checkpoint; rows of a batch that was in flight are sent again, which is
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from claimledger.client import Client
-from shared.tabular import (
+from claimledger.tabular import (
     EXPORT_COLUMNS,
     ColumnMapping,
     Format,

@@ -6,14 +6,15 @@ SQL), and a custom collector registered with the default registry answers
 /metrics from that snapshot, so a slow database or Redis never slows a scrape.
 
     ingest     claimledger_outbox_depth, claimledger_outbox_oldest_age_seconds,
-               claimledger_reports_stored
+               claimledger_reports_stored (sampled by services/ingest/metrics.py)
     reconcile  claimledger_stream_pending{stream,group}, claimledger_stream_lag{stream,group}
                (every consumer group of the partition streams and the updates stream,
                from XINFO GROUPS), claimledger_dead_letters
     query      claimledger_sse_subscribers
 
 `REPORTS_ACCEPTED`/`CLAIMS_ACCEPTED` are counters for ingest's API to increment
-on first acceptance (not wired here).
+on first acceptance (not wired here). Ingest's sampler lives in services/ingest/metrics.py:
+it reads the outbox, which is ingest's own.
 """
 
 from __future__ import annotations
@@ -22,20 +23,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 
-from services import tasks as supervised
-from services.tables import ReportRow
+from services.infra import tasks as supervised
 from shared.events import CONSUMER_GROUP, DEAD_LETTER_STREAM, UPDATES_STREAM
-from shared.timeaxes import parse_iso
 
 log = logging.getLogger("claimledger.observability")
 
@@ -125,41 +121,6 @@ def start_sampler(
         pass
     sampler.task = supervised.start("metrics-sampler", sampler.run)
     return sampler
-
-
-# ---- ingest ----------------------------------------------------------------------------
-
-
-def _ingest_counts(engine: Engine) -> tuple[int, str | None, int]:
-    from services.ingest.outbox import depth
-
-    pending, oldest = depth(engine)
-    with engine.connect() as conn:
-        table = ReportRow.__table__  # type: ignore[attr-defined]
-        reports = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-    return pending, oldest, reports
-
-
-def ingest_sampler(engine: Engine) -> Callable[[], Awaitable[Snapshot]]:
-    async def sample() -> Snapshot:
-        pending, oldest, reports = await asyncio.to_thread(_ingest_counts, engine)
-        age = 0.0
-        if pending and oldest:
-            age = max(0.0, (datetime.now(UTC) - parse_iso(oldest)).total_seconds())
-        return {
-            "claimledger_outbox_depth": [((), float(pending))],
-            "claimledger_outbox_oldest_age_seconds": [((), age)],
-            "claimledger_reports_stored": [((), float(reports))],
-        }
-
-    return sample
-
-
-INGEST_METRICS = (
-    "claimledger_outbox_depth",
-    "claimledger_outbox_oldest_age_seconds",
-    "claimledger_reports_stored",
-)
 
 
 # ---- reconcile -------------------------------------------------------------------------

@@ -12,9 +12,10 @@ Cancellation (shutdown) is never caught.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from prometheus_client import Counter
@@ -79,3 +80,17 @@ def start(
     return asyncio.create_task(
         supervise(name, loop, first_delay_s=first_delay_s, max_delay_s=max_delay_s), name=name
     )
+
+
+async def cancel(tasks: Iterable[asyncio.Task[Any]], *, errors_too: bool = False) -> None:
+    """Cancels `tasks`, then waits for each to end. An error a task ends with propagates
+    unless `errors_too` (a service's teardown that must go on whatever the tasks did)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    quiet: tuple[type[BaseException], ...] = (asyncio.CancelledError,)
+    if errors_too:
+        quiet = (asyncio.CancelledError, Exception)
+    for task in tasks:
+        with contextlib.suppress(*quiet):
+            await task

@@ -14,7 +14,7 @@ import time
 from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.engine import Engine
 
-from services.tables import ApiKey
+from services.infra.tables import ApiKey
 from shared.timeaxes import now_iso
 
 keys = ApiKey.__table__  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.validtime import TimeProblem, parse_instant
 
 # Observability is ours (prometheus-client metrics, structlog lines with trace ids); FastAPI's
 # native OpenTelemetry hooks would otherwise look up the global providers on every request.
@@ -46,6 +49,20 @@ class Problem(Exception):
         super().__init__(detail or title)
         self.status, self.title, self.detail = status, title, detail
         self.errors, self.headers, self.extra = errors, headers, extra
+
+
+def time_parameter(name: str, value: str) -> tuple[datetime, str]:
+    """`value` of the time parameter `name` parsed (moment, precision), or a 422 Problem
+    naming the parameter, with TimeProblem's detail."""
+    try:
+        return parse_instant(value, field=name)
+    except TimeProblem as exc:
+        raise Problem(
+            422,
+            f"Invalid {name}",
+            exc.detail,
+            errors=[{"pointer": f"/{name}", "detail": exc.detail}],
+        ) from exc
 
 
 def problem_response(
@@ -307,7 +324,7 @@ class RateLimiter:
 def bearer_scopes(request: Any, checker: Any) -> tuple[str, frozenset[str]]:
     """The bearer secret and its scopes; 401 when missing or unknown (shared by the services).
 
-    `checker` is a services.keys.KeyChecker.
+    `checker` is a services.infra.keys.KeyChecker.
     """
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     secret = secret.strip()

@@ -175,7 +175,7 @@ def compare_text_bytewise(metadata: MetaData) -> MetaData:
     are ordered; SQLite compares bytes, but a PostgreSQL database usually has a linguistic
     default collation (en_US, ICU) that orders 'B' < 'a' or '_' < '0' differently, which
     would change snapshot cursors and claim order between backends. Applied to the whole
-    metadata (idempotent; services.db and the migrations call it after all tables are
+    metadata (idempotent; services.infra.db and the migrations call it after all tables are
     declared), so tables appended later are covered without marking each column.
     """
     for table in metadata.tables.values():

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from services.infra.tables import ClaimRow, ModifierRow
 from services.ingest.outbox import append_events
-from services.tables import ClaimRow, ModifierRow
 from shared.codec import claim_from_dict
 from shared.consensus._admit import norm_text
 from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY
@@ -262,7 +262,7 @@ def inputs_fingerprint(engine: Engine) -> tuple[Any, ...]:
 def reweigh_in_worker(database_url: str, partitions: int) -> tuple[str | None, int]:
     """One run in a worker process (the learner is CPU-bound: in the service's own
     process it would hold the GIL for seconds and stall the HTTP path)."""
-    from services.db import make_engine
+    from services.infra.db import make_engine
 
     engine = make_engine(database_url)
     try:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import create_engine
 
-from services import tables  # noqa: F401  (registers the tables)
+from services.infra import tables  # noqa: F401  (registers the tables)
 
 
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int | None = None) -> Engine:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from services.processes import die_with_parent
+from services.infra.processes import die_with_parent
 
 
 def redis_server_binary() -> str:

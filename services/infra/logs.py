@@ -33,7 +33,7 @@ import msgspec
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.http import problem_response
+from services.infra.http import problem_response
 
 REQUEST_ID_HEADER = "x-request-id"
 _trace_id: ContextVar[str | None] = ContextVar("claimledger_trace_id", default=None)

@@ -1,0 +1,1 @@
+"""Infrastructure the three services share: database, Redis, HTTP, logs, keys, metrics, tasks."""
