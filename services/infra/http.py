@@ -6,13 +6,14 @@ import math
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -247,6 +248,13 @@ class _Timed:
         await self.app(scope, receive, timed_send)
 
 
+class Health(BaseModel):
+    """/healthz: the process serves."""
+
+    status: Literal["ok"]
+    service: str
+
+
 def install_metrics(app: FastAPI, service: str) -> None:
     app.add_middleware(_Timed, service=service)
 
@@ -254,7 +262,7 @@ def install_metrics(app: FastAPI, service: str) -> None:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=Health)
     async def healthz() -> dict[str, str]:
         """Alive: answers as soon as the process serves."""
         return {"status": "ok", "service": service}

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 
 class NotReady(Exception):
     """Raised by a readiness check that can say why it fails; the message is the reason."""
 
 
+class Readiness(BaseModel):
+    """/readyz: 200 when every dependency answers, 503 otherwise."""
+
+    status: Literal["ready", "not_ready"]
+    dependencies: dict[str, Literal["ok", "unavailable"]]
+    reasons: dict[str, str] | None = None  # why a check failed, where it says
+
+
 def readiness_router() -> APIRouter:
     router = APIRouter(tags=["ops"])
 
-    @router.get("/readyz")
+    @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz(request: Request) -> JSONResponse:
         """Ready when every dependency answers; lists each one's status (and, for a check
         that says why it fails, the reason)."""
