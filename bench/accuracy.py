@@ -230,16 +230,21 @@ def reweigh(cluster: Cluster) -> int:
     return int(found.group(1)) if found else 0
 
 
-def read_consensus(client: Client, token: int, timeout_s: float = 1800) -> dict[Key, float]:
-    """Every key's current best, once the write `token` is applied."""
+def wait_visible(client: Client, token: str | int, timeout_s: float = 1800) -> None:
+    """Returns once the write `token` is visible to reads (min_token answers 504 meanwhile)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             next(iter(client.snapshot(min_token=token, page_size=1)), None)
-            break
+            return
         except ClaimledgerError:
             if time.monotonic() > deadline:
                 raise
+
+
+def read_consensus(client: Client, token: int, timeout_s: float = 1800) -> dict[Key, float]:
+    """Every key's current best, once the write `token` is applied."""
+    wait_visible(client, token, timeout_s)
     return {
         (item["subject"], item["attribute"]): item["best"]
         for item in client.snapshot(page_size=1000)

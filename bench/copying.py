@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.accuracy import PEER_ALGORITHMS, RESULTS, defaults, reweigh, settled
+from bench.accuracy import PEER_ALGORITHMS, RESULTS, defaults, reweigh, settled, wait_visible
 from bench.accuracy import peer_baselines as library_peers
 from bench.copying_model import (
     ATTRIBUTES,
@@ -41,7 +41,7 @@ from bench.copying_model import (
     majority_vote,
     precision,
 )
-from claimledger.client import ClaimledgerError, Client
+from claimledger.client import Client
 from services.harness.cluster import system
 
 
@@ -66,14 +66,8 @@ def reports(claims: list[Claim], per_report: int = 100) -> Iterator[dict[str, An
 
 
 def read_back(client: Client, token: str | int) -> dict[Key, Value]:
-    deadline = time.monotonic() + 900
-    while True:
-        try:
-            next(iter(client.snapshot(min_token=token, page_size=1)), None)
-            break
-        except ClaimledgerError:
-            if time.monotonic() > deadline:
-                raise
+    """Every key's answer (a number's best, a name's value) once `token` is visible."""
+    wait_visible(client, token, timeout_s=900)
     out: dict[Key, Value] = {}
     for item in client.snapshot(page_size=1000):
         value = item.get("best")
