@@ -69,7 +69,13 @@ async def test_events_lost_by_redis_are_all_republished_in_one_sweep(
         republish_s = await _until(all_in_redis)
         assert await _in_redis(redis) == EVENTS
         print(f"published in {first_publish_s:.2f} s; re-published in {republish_s:.2f} s")
-        # one sweep went through all the pages, with no republish period between pages
+        # one sweep went through all the pages, with no republish period between pages (the
+        # sweep is counted when its last page comes back short, just after the last XADD)
+
+        async def sweep_counted() -> bool:
+            return relay.sweeps_resending > sweeps_before
+
+        await _until(sweep_counted, timeout_s=10.0)
         assert relay.sweeps_resending - sweeps_before == 1
         # bound relative to the normal rate: waiting for the events to be overdue
         # (republish_after_s), the next sweep (a quarter of it, at least 0.5 s), then about
