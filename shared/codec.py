@@ -294,9 +294,12 @@ def _runs(old: list[Any], now: list[Any]) -> list[Any]:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON: Python's == takes 1 for 1.0 and for true, which JSON keeps apart."""
+    """Equal as JSON: Python's == takes 1 for 1.0 and for true, and 0.0 for -0.0, which
+    JSON keeps apart."""
     if type(a) is not type(b) or a != b:
         return False
+    if isinstance(a, float):
+        return repr(a) == repr(b)
     if isinstance(a, dict | list):  # == held, but nested values may differ in type
         return _encode(a) == _encode(b)
     return True

@@ -584,32 +584,14 @@ class _Context:
         if self.kind in TEXT_KINDS or self.hedge == "categorical":
             if self.kind in NUMERIC_KINDS:
                 raise ValueProblem("hedge", f"a {self.kind} attribute needs a number, not a name")
-            return Value(
-                None,
-                None,
-                None,
-                "categorical",
-                "categorical.text",
-                RULE_VERSION,
-                raw=raw,
-                text=text.strip(),
-            )
+            return _name(text, raw)
         try:
             p = _parse_phrase(
                 text, self.hedge, self.tol, self.relative_to, self.registry, field, self.signed
             )
         except _NotNumeric:
             if self.kind is None and self.hedge is None:  # unknown attribute: a name
-                return Value(
-                    None,
-                    None,
-                    None,
-                    "categorical",
-                    "categorical.text",
-                    RULE_VERSION,
-                    raw=raw,
-                    text=text.strip(),
-                )
+                return _name(text, raw)
             raise ValueProblem(
                 field, f"cannot read a number in {text!r} (e.g. 'about 12,000'); never guessed"
             ) from None
@@ -886,3 +868,17 @@ def _phrase_at(s: str, p: int) -> ValuePhrase | None:
     if sm:
         end = sm.end()
     return ValuePhrase(start, end, f"{hedge} {s[p:end]}".strip(), "number", p)
+
+
+def _name(text: str, raw: str) -> Value:
+    """A categorical value: the name as written (trimmed), with its raw phrase."""
+    return Value(
+        None,
+        None,
+        None,
+        "categorical",
+        "categorical.text",
+        RULE_VERSION,
+        raw=raw,
+        text=text.strip(),
+    )

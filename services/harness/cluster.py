@@ -41,54 +41,31 @@ class Cluster:
         }
         self.services: dict[str, Service] = {}
 
-    def start(
-        self, name: str, *, port: int | None = None, log_level: str = "warning", **env: str
-    ) -> Service:
-        port = port or free_port()
+    def _spawn(self, name: str, port: int, log_level: str, env: dict[str, str]) -> Service:
+        """One service as a child process on `port`, its output in a log file under tmp."""
         log = self.tmp / f"{name}-{port}.log"
+        command = [sys.executable, "-m", "services.cli", "serve", name]
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "serve",
-                name,
-                "--port",
-                str(port),
-                "--log-level",
-                log_level,
-            ],
+            [*command, "--port", str(port), "--log-level", log_level],
             env={**self.env, **env},
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
         service = Service(name, f"http://127.0.0.1:{port}", proc, log)
         self.services[name] = service
+        return service
+
+    def start(
+        self, name: str, *, port: int | None = None, log_level: str = "warning", **env: str
+    ) -> Service:
+        service = self._spawn(name, port or free_port(), log_level, env)
         self.wait_ready(service)
         return service
 
     def start_together(self, *names: str) -> None:
         """Start several services at the same moment (any order must work)."""
         for name in names:
-            port = free_port()
-            log = self.tmp / f"{name}-{port}.log"
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "services.cli",
-                    "serve",
-                    name,
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=self.env,
-                stdout=log.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-            self.services[name] = Service(name, f"http://127.0.0.1:{port}", proc, log)
+            self._spawn(name, free_port(), "warning", {})
         for name in names:
             self.wait_ready(self.services[name])
 

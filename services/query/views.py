@@ -300,7 +300,11 @@ def snapshot(
     return [version_view(r) for r in rows]
 
 
-def subjects(engine: Engine, after: str | None, limit: int) -> list[dict[str, Any]]:
+def subjects(
+    engine: Engine, after: str | None, limit: int, matching: Any | None = None
+) -> list[dict[str, Any]]:
+    """Subjects in key order with their label, attribute count and last update; `matching`:
+    a select of the subjects to keep (a search)."""
     query = (
         select(
             keys.c.subject,
@@ -312,6 +316,8 @@ def subjects(engine: Engine, after: str | None, limit: int) -> list[dict[str, An
         .order_by(keys.c.subject)
         .limit(limit)
     )
+    if matching is not None:
+        query = query.where(keys.c.subject.in_(matching))
     if after is not None:
         query = query.where(keys.c.subject > after)
     with engine.connect() as conn:
@@ -438,22 +444,7 @@ def search_subjects(engine: Engine, q: str, after: str | None, limit: int) -> li
         )
         .distinct()
     )
-    query = (
-        select(
-            keys.c.subject,
-            func.max(keys.c.subject_label).label("label"),
-            func.count().label("attributes"),
-            func.max(keys.c.updated_at).label("updated_at"),
-        )
-        .where(keys.c.subject.in_(matching))
-        .group_by(keys.c.subject)
-        .order_by(keys.c.subject)
-        .limit(limit)
-    )
-    if after is not None:
-        query = query.where(keys.c.subject > after)
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query).all()]
+    return subjects(engine, after, limit, matching)
 
 
 def latest_publications(engine: Engine, subjects_: list[str]) -> dict[str, str | None]:

@@ -53,3 +53,9 @@ def test_a_claim_added_to_a_large_result_is_a_small_delta() -> None:
     delta = json.dumps(result_delta(old, new))
     assert len(delta) < 400 < len(json.dumps(new)) / 100
     assert apply_result_delta(old, json.loads(delta)) == new
+
+
+def test_a_zero_that_changes_sign_comes_back_with_its_sign() -> None:
+    """-0.0 == 0.0 in Python, but not as JSON text: a delta must not keep the old one."""
+    delta = json.loads(json.dumps(result_delta({"l": [0.0], "x": 0.0}, {"l": [-0.0], "x": -0.0})))
+    assert _json(apply_result_delta({"l": [0.0], "x": 0.0}, delta)) == '{"l": [-0.0], "x": -0.0}'
