@@ -10,11 +10,16 @@ from typing import Any
 
 from shared.attributes import AttributeRegistry, default_registry
 from shared.extract._lexicon import (
+    CIVILIANS,
     DEMONYM_ALIASES,
+    DEPLOY_VERB,
     LEXICON_RX,
+    MILITARY,
     NOT_SUBJECT,
     NP_STOP,
+    OTHER_STATE,
     OUTCOME,
+    OUTCOME_NOUNS,
     PARTICIPLES,
     PEOPLE,
     STOCK,
@@ -48,7 +53,8 @@ _SAY = (
     r"|estimated|estimates|estimate|assessed|assesses|assess|believes|believe|believed|wrote"
     r"|writes|suggested|suggests|suggest|indicated|indicates|indicate|denied|denies|deny"
     r"|noted|warned|insisted|acknowledged|admitted|alleged|alleges|concluded|calculated"
-    r"|put\s+the\s+(?:number|total|figure|toll|death\s+toll|count|losses|tally))"
+    r"|put\s+(?:the|its|their|his|her)\s+(?:own\s+)?(?:[a-z]+\s+)?"
+    r"(?:number|total|figure|toll|death\s+toll|count|losses|tally))"
 )
 _AUX = r"(?:(?:has|have|had|also|previously|earlier|now) )*+"
 # Linear on any input (issue #24): attribution reads a copy of the sentence with whitespace
@@ -60,6 +66,10 @@ _ACCORDING_END = re.compile(r"(?: that\b.*| ?\.)$", re.I)
 _SAYS_AFTER = re.compile(rf" {_AUX}({_SAY})\b", re.I)  # "... the ministry (has) said"
 _SAYS_FIRST = re.compile(rf" ?+{_SAY} ", re.I)  # ", said the ministry."
 _WHITESPACE = re.compile(r"\s+")
+# Commas split clauses, but not the thousands of a number ("killed 2,497, the ministry said").
+_COMMA = re.compile(r"(?<!\d),|,(?!\d)")
+# " said" opening a segment: "X, title, said". Only verbs that are never nouns ("reports").
+_VERB_ONLY = re.compile(r" ?+(?:said|says|told|added|stated|announced|estimated|wrote)\b", re.I)
 _PRONOUNS = _words("it he she they we i you this that there which who one some many others")
 _NOT_SOURCE = re.compile(r"\d|^(?:and|but|so|yet|while|as)\b", re.I)
 
@@ -68,6 +78,8 @@ def _clean_source(x: str) -> str | None:
     x = x.strip(" \"'“”‘’")
     x = re.sub(r"^(?:and|but|while|as|though|although|whereas) ", "", x, flags=re.I)
     if not x or x.lower() in _PRONOUNS or _NOT_SOURCE.search(x) or len(x.split()) > 10:
+        return None
+    if _VERB_ONLY.match(x):  # "said some estimates put the toll": the verb, not its subject
         return None
     if x.split()[-1].lower() in ("a", "an", "the"):  # "an estimated 10,000": not a source
         return None
@@ -101,8 +113,23 @@ def _inverted(segment: str) -> str | None:
     return who if 2 <= len(who) <= 90 else None
 
 
+def _apposed(segments: list[str], i: int) -> str | None:
+    """ "the mayor, Abdulmenam al-Ghaithi, said": segment i opens with the verb, so the
+    speaker is the segment before it (with a short title opening the sentence before that)."""
+    if i < 1 or not _VERB_ONLY.match(segments[i]) or _SAYS_AFTER.match(" " + segments[i - 1]):
+        return None
+    who = segments[i - 1].strip()
+    if i == 2 and len(segments[0]) <= 40 and not _NOT_SOURCE.search(segments[0].strip()):
+        who = f"{segments[0].strip()}, {who}"  # "A U.S. envoy, Tom Perriello, said"
+    return who if 2 <= len(who) <= 90 else None
+
+
 def _head(segments: list[str]) -> str | None:
     """ "X said ..." at the start of the sentence, or after one short opening clause."""
+    if len(segments) > 2:
+        who = _apposed(segments, 2)
+        if who:
+            return who
     if len(segments) > 1 and len(segments[0]) <= 120:
         who = _speaker_before_say(segments[1].lstrip())
         if who:
@@ -113,7 +140,7 @@ def _head(segments: list[str]) -> str | None:
 def attribution(sentence: str) -> str | None:
     """Who the sentence attributes its claims to ("according to X", "X said", "citing X")."""
     text = _WHITESPACE.sub(" ", sentence)
-    segments = text.split(",")
+    segments = _COMMA.split(text)
     last = segments[-1].lstrip() if len(segments) > 1 else None
     citing = _CITING.search(text)
     finders = (
@@ -121,6 +148,7 @@ def attribution(sentence: str) -> str | None:
         lambda: _according(text),
         lambda: _speaker_before_say(last) if last is not None else None,
         lambda: _inverted(last) if last is not None else None,
+        lambda: _apposed(segments, len(segments) - 1),
         lambda: _head(segments),
     )
     for find in finders:
@@ -160,10 +188,18 @@ def speakers(sentence: str) -> list[Speaker]:
     """Every speaker the sentence names, with the span of its segment (split at commas)."""
     out: list[Speaker] = []
     start = 0
-    parts = sentence.split(",")
+    parts = _COMMA.split(sentence)
+    flat = [_WHITESPACE.sub(" ", part) for part in parts]
     for i, part in enumerate(parts):
-        found = _segment_speaker(_WHITESPACE.sub(" ", part), first=i == 0, last=i == len(parts) - 1)
-        if found is not None:
+        found = _segment_speaker(flat[i], first=i == 0, last=i == len(parts) - 1)
+        if found is None:
+            who = _apposed(flat, i)
+            if who is not None and (who := _clean_source(who)) is not None:
+                # the speaker's span runs from its name to the verb
+                found = (who, False)
+                start_named = start - len(parts[i - 1]) - 1
+                out.append(Speaker(start_named, start + len(part), *found))
+        elif found is not None:
             out.append(Speaker(start, start + len(part), found[0], found[1]))
         start += len(part) + 1
     return out
@@ -269,6 +305,42 @@ _VERBS = _words(
     "remain remains stay stays face faces fight fights reach reaches arrive arrive die died "
     "are is were was have has had"
 )
+
+
+_DIGIT = re.compile(r"\d")
+_OWN_VERB = re.compile(r" ?(?:[a-z'’]+ ){0,3}?(?:were|was|are|is|have|has|had|remain(?:s|ed)?)\b")
+_COORDINATOR = re.compile(r"(?<![a-z])(?:and|or|while|but|whereas|with)(?![a-z])")
+_DEPLOYMENT = frozenset({"personnel_deployed", "additional_deployment"})
+_OUTCOME_HIT = [rx for tier, _, rx in LEXICON_RX if tier == OUTCOME]
+_LAST_WORD = re.compile(r"([a-z]+)\W*$")
+_DEMONYM_PLURAL = re.compile(r"[A-Z][a-z]+(?:ans|ese|is)")
+
+
+def _is_demonym(text: str, np: _Np) -> bool:
+    """ "10,022 Palestinians", "Israelis", "Sudanese": a people noun spelled as a demonym."""
+    if not np.words:
+        return False
+    start = np.end - len(np.words[-1])
+    return _DEMONYM_PLURAL.fullmatch(text, start, np.end) is not None
+
+
+def _other_state(left: str, right: str) -> bool:
+    """The count's own word is outside the registry: right after it, before any outcome word
+    ("441 missing", "183,159 displaced"), or the verb just before it ("exchanged hundreds")."""
+    m = OTHER_STATE.search(right)
+    if m is not None and not any(rx.search(right, 0, m.start()) for rx in _OUTCOME_HIT):
+        return True
+    last = _LAST_WORD.search(left)
+    return last is not None and OTHER_STATE.fullmatch(last[1]) is not None
+
+
+def _military_context(left: str, right: str) -> bool:
+    """A deployment needs soldiers or a deployment verb around the count: "sent 120 more",
+    "reinforcements of 2,000 men", not "hundreds of people remain"."""
+    window = f"{left} {right}"
+    return DEPLOY_VERB.search(window) is not None or any(
+        m[0] in MILITARY for m in _WORD.finditer(window)
+    )
 
 
 _SAME_COUNT = re.compile(r"(?<![a-z])(?:the|that|this|its) (?:figure|toll|tally|count|number)\b")
@@ -503,7 +575,11 @@ class _Extractor:
         low = sent.low
         if any(t.start < ph.end and ph.start < t.end for t in sent.times):
             return None  # part of a date
-        if ph.kind == "number" and _REFERENTIAL.search(low, max(0, ph.start - 8), ph.start):
+        if (
+            ph.kind == "number"
+            and not _DIGIT.search(low, ph.start, ph.end)
+            and _REFERENTIAL.search(low, max(0, ph.start - 8), ph.start)
+        ):
             return None  # "the two nations", "both three": a reference, not a count
         cut = _CLAUSE_CUT.search(low, ph.end, next_start)
         right_limit = cut.start() if cut else next_start
@@ -523,25 +599,46 @@ class _Extractor:
         )
         left = low[left_from + left_cut : ph.start]
         right = low[right_from:right_limit]
+        if prev_end and _OWN_VERB.match(right):
+            # "73 had died ... and that some 33,000 were in shelters": the words before the
+            # last "and" are the previous number's, this one has its own verb
+            left = left[max((m.end() for m in _COORDINATOR.finditer(left)), default=0) :]
         hits = _hits(right, right=True, base=right_from - ph.end) + [
             h for h in _hits(left, right=False, base=0) if h.tier != STOCK or h.distance < 60
         ]
         hit = _choose(hits, np, ph.end)
         content = [w for w in np.words if w not in NOT_SUBJECT]  # "120 more": no noun
         head = content[-1] if content else None
-        people = head is None or head in PEOPLE or ph.kind in ("fraction", "percent")
+        people = (
+            head is None
+            or head in PEOPLE
+            or head in CIVILIANS
+            or head in OUTCOME_NOUNS
+            or ph.kind in ("fraction", "percent")
+            or _is_demonym(sent.text, np)
+        )
+        counted = people and not _other_state(left, right)
+
+        def allowed(attr: str | None) -> bool:
+            """A registry attribute whose words are there (unknown beats wrong)."""
+            if attr is None or attr not in self.registry or not counted:
+                return False
+            if attr in _DEPLOYMENT:
+                return head in MILITARY or _military_context(left, right)
+            return True
+
         confidence = 0.9
-        if hit is not None and people and hit.attribute in self.registry:
+        if hit is not None and allowed(hit.attribute):
             attribute = hit.attribute
             if hit.tier == STOCK:
                 confidence = 0.75 if hit.distance < 40 else 0.65
             elif hit.distance > 40:
                 confidence = 0.8
         else:
-            matched = self.registry.match_phrase(f"{left} {right}") if people else None
-            if matched is not None:
-                attribute, confidence = matched, 0.55
-            elif self.last_attribute and _SAME_COUNT.search(left[-40:]):
+            matched = self.registry.match_phrase(f"{left} {right}") if counted else None
+            if allowed(matched):
+                attribute, confidence = str(matched), 0.55
+            elif counted and self.last_attribute and _SAME_COUNT.search(left[-40:]):
                 # "put the figure closer to 300": the count named just before
                 attribute, confidence = self.last_attribute, 0.6
             else:

@@ -27,7 +27,7 @@ LEXICON: list[tuple[int, str, str]] = [
     (
         OUTCOME,
         "killed",
-        r"killed|kills|kill|dead|died|die|dying|deaths?|death toll|fatalit(?:y|ies)|perished"
+        r"killed|kills|kill|dead|died|die|dying|deaths?|death toll|toll|fatalit(?:y|ies)|perished"
         r"|lost their lives|slain|kia|bodies|fallen",
     ),
     (OUTCOME, "wounded", r"wounded|injured|injuries|wia|hurt"),
@@ -66,6 +66,38 @@ PEOPLE = _words(
     ukrainians bodies dead wounded casualties members commandos forces force contingent
     north-koreans"""
 )
+# Who else a count of killed or wounded can be about: civilian heads of a noun phrase. They
+# license an outcome attribute ("10,022 Palestinians had been killed") but never a subject
+# or a deployment (only PEOPLE and MILITARY do).
+CIVILIANS = _words(
+    """children child women woman adults residents villagers migrants refugees patients
+    passengers pilgrims worshippers students pupils workers employees staff journalists
+    reporters protesters demonstrators miners peacekeepers officials police policemen
+    hostages detainees inmates rescuers volunteers doctors nurses farmers fishermen
+    tourists voters victims individuals militants rebels insurgents gunmen combatants
+    others people persons civilians"""
+)
+# Heads that are the outcome itself: "537 deaths", "2,400 injuries", "1,200 casualties".
+OUTCOME_NOUNS = _words("deaths death fatalities casualties injuries dead wounded injured losses")
+# Heads and words that license a deployment count (personnel_deployed, additional_deployment):
+# "hundreds of people remain" is not a deployment, "5,200 troops remain" is.
+MILITARY = _words(
+    """troops troop soldiers soldier servicemen serviceman servicemembers personnel marines
+    paratroopers conscripts mercenaries recruits commandos forces force contingent
+    reinforcements officers police policemen peacekeepers men fighters koreans russians
+    ukrainians north-koreans"""
+)
+DEPLOY_VERB = re.compile(
+    r"(?<![a-z])(?:deploy(?:ed|ing|s|ment)?|stationed|dispatched|sen[dt](?:ing|s)?|massed|massing)"
+    r"(?![a-z])"
+)
+# What the registry has no attribute for: a count whose own word is one of these is unknown,
+# whatever outcome word stands nearby ("4,521 injured and 441 missing"; "45,000 displaced").
+OTHER_STATE = re.compile(
+    r"(?<![a-z])(?:missing|displaced|homeless|evacuated|rescued|arrested|hospitali[sz]ed"
+    r"|infected|sick|stranded|unaccounted|affected|released|freed|exchanged|swapped"
+    r"|sheltering|trapped|fled|flee|fleeing|cases|vaccinated|tested)(?![a-z])"
+)
 # Words that end the noun phrase after a number.
 NP_STOP = _words(
     """were was are is be been being have has had who which that whom whose to in at on near
@@ -81,7 +113,7 @@ PARTICIPLES = _words(
 NOT_SUBJECT = _words(
     """additional more further fresh new extra another wounded dead killed injured captured
     initial surviving other remaining deployed estimated the a an some total reported
-    several many few about around"""
+    several many few about around others"""
 )
 DEMONYM_ALIASES = {
     "dprk": "north-korean",
