@@ -91,6 +91,8 @@ def _speaker_before_say(segment: str) -> str | None:
     for m in _SAYS_AFTER.finditer(segment, 2, 91 + 40):
         if m.start() > 90:
             return None
+        if " " not in m[1] and segment.startswith(" of ", m.end()):
+            continue  # "Western estimates of the toll": a noun, not a verb
         if segment[m.start(1)].islower():  # "The United States will": a name, not a verb
             return segment[: m.start()]
     return None
@@ -132,7 +134,7 @@ def _head(segments: list[str]) -> str | None:
             return who
     if len(segments) > 1 and len(segments[0]) <= 120:
         who = _speaker_before_say(segments[1].lstrip())
-        if who:
+        if who and _clean_source(who):
             return who
     return _speaker_before_say(segments[0])
 
@@ -308,10 +310,24 @@ _VERBS = _words(
 
 
 _DIGIT = re.compile(r"\d")
+_OUTCOME_HEADS = OUTCOME_NOUNS - PARTICIPLES  # "537 deaths so far": "deaths" is the head
 _OWN_VERB = re.compile(r" ?(?:[a-z'’]+ ){0,3}?(?:were|was|are|is|have|has|had|remain(?:s|ed)?)\b")
 _COORDINATOR = re.compile(r"(?<![a-z])(?:and|or|while|but|whereas|with)(?![a-z])")
 _DEPLOYMENT = frozenset({"personnel_deployed", "additional_deployment"})
 _OUTCOME_HIT = [rx for tier, _, rx in LEXICON_RX if tier == OUTCOME]
+_LEFT_CUT = re.compile(r"[;:—–]|,\s*(?:while|whereas|but)\b")
+_ASIDE = re.compile(
+    r",\s*(?:including|among them|among whom|mostly|[a-z]+ of (?:them|whom))"
+    r"\b[^,;:()]{0,100},"
+)
+_VERB_OBJECT = re.compile(
+    r"(?<![a-z])(?:killed|killing|kills|killed or wounded|injured|injuring|injures|wounded"
+    r"|wounding|wounds|captured|capturing)\s*$"
+)
+_COUNT_OF = re.compile(
+    r"(?:number|total|count|tally) of (?:the )?([a-z' ]{1,40}?) (?:at|to|was|is|has|had|stood|rose"
+    r"|reached|climbed)\s*$"
+)
 _LAST_WORD = re.compile(r"([a-z]+)\W*$")
 _DEMONYM_PLURAL = re.compile(r"[A-Z][a-z]+(?:ans|ese|is)")
 
@@ -327,11 +343,15 @@ def _is_demonym(text: str, np: _Np) -> bool:
 def _other_state(left: str, right: str) -> bool:
     """The count's own word is outside the registry: right after it, before any outcome word
     ("441 missing", "183,159 displaced"), or the verb just before it ("exchanged hundreds")."""
-    m = OTHER_STATE.search(right)
+    stop = _COORDINATOR.search(right)
+    m = OTHER_STATE.search(right, 0, stop.start() if stop else len(right))
     if m is not None and not any(rx.search(right, 0, m.start()) for rx in _OUTCOME_HIT):
         return True
     last = _LAST_WORD.search(left)
-    return last is not None and OTHER_STATE.fullmatch(last[1]) is not None
+    if last is not None and OTHER_STATE.fullmatch(last[1]) is not None:
+        return True
+    named = _COUNT_OF.search(left)  # "put the number of missing at 10,100"
+    return named is not None and OTHER_STATE.search(named[1]) is not None
 
 
 def _military_context(left: str, right: str) -> bool:
@@ -343,7 +363,9 @@ def _military_context(left: str, right: str) -> bool:
     )
 
 
-_SAME_COUNT = re.compile(r"(?<![a-z])(?:the|that|this|its) (?:figure|toll|tally|count|number)\b")
+_SAME_COUNT = re.compile(
+    r"(?<![a-z])(?:the|that|this|its) (?:figure|toll|tally|count|number|total)\b"
+)
 _VERB_BEFORE = re.compile(r"([a-z]+ed|lost|shot down|destroyed) ?(?:\w+ ){0,2}$")
 _VERB_AFTER = re.compile(r"\s*(?:[a-z]+\s+){0,3}?(?:been\s+|be\s+)?([a-z]+ed)(?![a-z])")
 
@@ -372,7 +394,7 @@ def _noun_phrase(low: str, pos: int, limit: int) -> _Np:
             break  # "men reached", "troops remain"
         words.append(w)
         end = m.end()
-        if (w in PEOPLE and w not in PARTICIPLES) or len(words) == 5:
+        if (w in PEOPLE and w not in PARTICIPLES) or w in _OUTCOME_HEADS or len(words) == 5:
             break  # the head: "north korean troops"
     if words and all(w in PARTICIPLES for w in words):
         return _Np([], start, start)  # "about 1,000 killed": no noun; the participle is a verb
@@ -584,6 +606,10 @@ class _Extractor:
         cut = _CLAUSE_CUT.search(low, ph.end, next_start)
         right_limit = cut.start() if cut else next_start
         np = _noun_phrase(low, ph.end, right_limit)
+        after = ""  # the verb past an aside: "10 people, including five officers, were killed"
+        if cut is not None and (aside := _ASIDE.match(low, cut.start())) is not None:
+            resume = _CLAUSE_CUT.search(low, aside.end(), aside.end() + 120)
+            after = " " + low[aside.end() : resume.start() if resume else aside.end() + 120]
         relative_to = None
         right_from = ph.end
         if ph.kind in ("fraction", "percent"):
@@ -594,11 +620,12 @@ class _Extractor:
                 relative_to = "personnel_deployed"
             right_from = np.end  # "of the deployed force": not the claim's own words
         left_from = max(prev_end, ph.start - 80)
-        left_cut = max(
-            (m.end() for m in re.finditer(r"[;:—–]", low[left_from : ph.start])), default=0
+        left_cut = (
+            max((m.end() for m in _LEFT_CUT.finditer(low, left_from, ph.start)), default=left_from)
+            - left_from
         )
         left = low[left_from + left_cut : ph.start]
-        right = low[right_from:right_limit]
+        right = low[right_from:right_limit] + after
         if prev_end and _OWN_VERB.match(right):
             # "73 had died ... and that some 33,000 were in shelters": the words before the
             # last "and" are the previous number's, this one has its own verb
@@ -616,6 +643,7 @@ class _Extractor:
             or head in OUTCOME_NOUNS
             or ph.kind in ("fraction", "percent")
             or _is_demonym(sent.text, np)
+            or _VERB_OBJECT.search(left) is not None  # "killed 18 climbers": its victims
         )
         counted = people and not _other_state(left, right)
 

@@ -27,15 +27,15 @@ LEXICON: list[tuple[int, str, str]] = [
     (
         OUTCOME,
         "killed",
-        r"killed|kills|kill|dead|died|die|dying|deaths?|death toll|toll|fatalit(?:y|ies)|perished"
-        r"|lost their lives|slain|kia|bodies|fallen",
+        r"killed|killing|kills|kill|dead|died|die|dying|deaths?|death toll|toll|fatalit(?:y|ies)"
+        r"|perished|lost their lives|slain|kia|bodies|fallen",
     ),
-    (OUTCOME, "wounded", r"wounded|injured|injuries|wia|hurt"),
+    (OUTCOME, "wounded", r"wounded|wounding|injured|injuring|injuries|wia|hurt"),
     (
         OUTCOME,
         "captured",
-        r"captured|captures|capture|taken prisoner|took prisoner|prisoners?(?: of war)?|pows?"
-        r"|surrendered|taken captive|captives?|detained|taken",
+        r"captured|captures|capture|capturing|taken prisoner|took prisoner|prisoners?(?: of war)?"
+        r"|pows?|surrendered|taken captive|captives?|detained|taken",
     ),
     (
         DELTA,
