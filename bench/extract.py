@@ -245,7 +245,7 @@ def throughput(items: list[dict[str, Any]], target_bytes: int = 2_000_000) -> tu
     return total / 1000 / elapsed, n
 
 
-WHOLE_SETS = ("dev", "heldout", "heldout2")
+WHOLE_SETS = ("dev", "heldout", "heldout2", "heldout3")
 
 
 def main() -> None:

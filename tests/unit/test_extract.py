@@ -361,6 +361,101 @@ def test_a_capitalised_name_is_not_a_speech_verb():
     assert c["attributed_to"] == "the Pentagon"
 
 
+def _by_raw(text: str, **kw) -> dict[str, dict]:
+    return {c["raw"]: c for c in extract_claims(text, published_at=PUB, **kw)}
+
+
+def _stored(c: dict) -> bool:
+    """What ingest stores: a registry attribute at confidence 0.5 or more."""
+    return c["attribute"] in default_registry() and c["confidence"] >= 0.5
+
+
+def test_a_thousands_comma_does_not_split_the_speakers_clause():
+    c = one("The death toll rose to 2,497, the Interior Ministry said on Monday.")
+    assert c["attribute"] == "killed" and c["attributed_to"] == "the Interior Ministry"
+
+
+@pytest.mark.parametrize(
+    ("text", "who"),
+    [
+        (
+            "Nearly 400 people have died, the chief minister, Pinarayi Vijayan, said.",
+            "Pinarayi Vijayan",
+        ),
+        (
+            "A U.S. envoy, Tom Perriello, said 150,000 people had been killed.",
+            "A U.S. envoy, Tom Perriello",
+        ),
+    ],
+)
+def test_an_apposed_speaker_is_the_name_before_the_verb(text, who):
+    assert one(text)["attributed_to"] == who
+
+
+def test_a_noun_used_like_a_speech_verb_is_not_a_speaker():
+    c = one("Independent estimates of civilian deaths range from 8,000 to 25,000.")
+    assert c["attribute"] == "killed" and c["hedge"] == "range"
+    assert c["attributed_to"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "raw"),
+    [
+        ("The agency has recorded 152 deaths so far this year.", "152"),  # the noun is the outcome
+        ("The ministry said 10,022 Palestinians had been killed.", "10,022"),  # a demonym
+        ("Thirty-three polling officials died of heatstroke.", "Thirty-three"),  # civilians
+        ("The avalanche killed 18 climbers at base camp.", "18"),  # the verb's object
+        ("Nineteen people, including two children, were killed in the fire.", "Nineteen"),
+        ("The floods killed 61 people, bringing the total to 1,208.", "1,208"),  # the count before
+        ("Bombs exploded near the ministry, killing 100 people.", "100"),
+    ],
+)
+def test_a_count_of_the_dead_is_killed_however_the_sentence_names_it(text, raw):
+    c = _by_raw(text)[raw]
+    assert c["attribute"] == "killed" and c["confidence"] >= 0.5
+
+
+def test_an_aside_inside_a_count_is_not_a_count_of_its_own():
+    two = _by_raw("Nineteen people, including two children, were killed in the fire.")["two"]
+    assert not _stored(two)
+
+
+@pytest.mark.parametrize(
+    ("text", "raw"),
+    [
+        ("The quake killed 4,521 people and 441 missing were still sought.", "441"),
+        (
+            "The storm killed 1,774 people and displaced some 660,000 in the provinces.",
+            "some 660,000",
+        ),
+        ("The Red Crescent put the number of missing at 10,100.", "10,100"),
+        ("Ukraine and Russia exchanged hundreds of prisoners on Wednesday.", "hundreds"),
+        ("Russia said 248 of its servicemen had been released from captivity.", "248"),
+        ("Officials said 73 people had died and that some 33,000 were in shelters.", "some 33,000"),
+    ],
+)
+def test_a_count_whose_own_words_are_outside_the_registry_is_not_stored(text, raw):
+    assert not _stored(_by_raw(text)[raw])
+
+
+def test_an_outside_word_after_the_next_and_does_not_unmap_the_count_before_it():
+    c = _by_raw("The storm killed 1,774 people and displaced some 660,000 in the provinces.")
+    assert c["1,774"]["attribute"] == "killed" and c["1,774"]["confidence"] >= 0.5
+
+
+def test_a_deployment_needs_soldiers_or_a_deployment_verb():
+    c = one("Hundreds of people remain unaccounted for in the mountains.")
+    assert c["attribute"] != "personnel_deployed" and not _stored(c)
+    c = _by_raw("Britain will send 800 more soldiers, while about 900 British troops remain there.")
+    assert c["800"]["attribute"] == "additional_deployment"
+    assert c["about 900"]["attribute"] == "personnel_deployed"
+
+
+def test_a_hedged_count_after_the_is_a_count_not_a_reference():
+    c = one("The unit joins the roughly 5,200 troops already in Iraq.")
+    assert c["attribute"] == "personnel_deployed" and bounds(c) == (4680, 5200, 5720)
+
+
 def test_should_stop_ends_extraction_between_sentences():
     asked: list[int] = []
 
