@@ -371,8 +371,9 @@ def _stored(c: dict) -> bool:
 
 
 def test_a_thousands_comma_does_not_split_the_speakers_clause():
-    c = one("The death toll rose to 2,497, the Interior Ministry said on Monday.")
-    assert c["attribute"] == "killed" and c["attributed_to"] == "the Interior Ministry"
+    text = "The toll rose to 2,497, the Interior Ministry said, adding that 2,476 were injured."
+    claims = extract_claims(text, published_at=PUB)
+    assert [c["attributed_to"] for c in claims] == ["the Interior Ministry"] * 2
 
 
 @pytest.mark.parametrize(
@@ -423,12 +424,12 @@ def test_an_aside_inside_a_count_is_not_a_count_of_its_own():
 @pytest.mark.parametrize(
     ("text", "raw"),
     [
-        ("The quake killed 4,521 people and 441 missing were still sought.", "441"),
+        ("The quake killed 2,719, with 4,521 people injured and 441 missing.", "441"),
         (
             "The storm killed 1,774 people and displaced some 660,000 in the provinces.",
             "some 660,000",
         ),
-        ("The Red Crescent put the number of missing at 10,100.", "10,100"),
+        ("Floods killed 5,000. The Red Crescent put the number of missing at 10,100.", "10,100"),
         ("Ukraine and Russia exchanged hundreds of prisoners on Wednesday.", "hundreds"),
         ("Russia said 248 of its servicemen had been released from captivity.", "248"),
         ("Officials said 73 people had died and that some 33,000 were in shelters.", "some 33,000"),
@@ -449,6 +450,13 @@ def test_a_deployment_needs_soldiers_or_a_deployment_verb():
     c = _by_raw("Britain will send 800 more soldiers, while about 900 British troops remain there.")
     assert c["800"]["attribute"] == "additional_deployment"
     assert c["about 900"]["attribute"] == "personnel_deployed"
+
+
+def test_a_contrasting_clause_ends_the_words_that_describe_a_count():
+    c = _by_raw(
+        "Britain will send 800 more soldiers, while 900 troops already stationed would stay."
+    )
+    assert c["900"]["attribute"] == "personnel_deployed"
 
 
 def test_a_hedged_count_after_the_is_a_count_not_a_reference():
@@ -487,12 +495,23 @@ def test_extract_route_answers_null_subject_when_the_text_names_none(client):
 # -- the held-out gold set ---------------------------------------------------------------------
 
 
-def test_held_out_precision_and_recall_do_not_regress():
-    """Whole-claim P/R on tests/data/extract/heldout.jsonl (35 news paragraphs written from
-    public facts, never tuned on; bench/extract.py). The issue's target is P >= 0.9 and
-    R >= 0.8; the rules measure P 23/29 = 0.79 and R 23/34 = 0.68 (bench/RESULTS.md), so the
-    floor is what is measured, raised with every improvement until it reaches the target."""
+@pytest.mark.parametrize(
+    ("name", "right", "candidates", "expected"),
+    [
+        ("heldout3", 32, 34, 37),  # written before the rules' second pass, scored once after it
+        ("heldout2", 40, 40, 41),  # out of sample for the first pass only
+        ("heldout", 31, 33, 34),  # its misses were read before session 6: not out of sample
+        ("dev", 69, 72, 73),  # in sample
+    ],
+)
+def test_gold_set_precision_and_recall_do_not_regress(name, right, candidates, expected):
+    """Whole-claim P/R (subject, attribute, value + hedge and speaker all right) on the news
+    paragraphs of tests/data/extract (bench/extract.py; figures in bench/RESULTS.md). The
+    issue's target is P >= 0.9 and R >= 0.8 on unseen prose; heldout3 is the set the rules
+    have not seen. The floors are what is measured, raised with every improvement."""
     from bench.extract import evaluate_whole, load
 
-    precision, recall, *_ = evaluate_whole(load("heldout.jsonl"))
-    assert precision >= 23 / 29 and recall >= 23 / 34
+    precision, recall, *_ = evaluate_whole(load(f"{name}.jsonl"))
+    assert precision >= right / candidates and recall >= right / expected
+    if name == "heldout3":
+        assert precision >= 0.9 and recall >= 0.8
