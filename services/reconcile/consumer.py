@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.infra.db import restart_wal
 from services.reconcile.store import Reconciler, StaleLease, VersionWritten, outbox_t
@@ -69,6 +70,10 @@ class EntryProcessor:
         self.engine, self.redis, self.reconciler = engine, redis, reconciler
         self.fence_of, self.consumer = fence_of, consumer
         self.max_deliveries = max_deliveries
+        # failed applies per entry, counted here: Redis's delivery count also grows with
+        # every lease takeover and reclaim, which is no fault of the event (a loaded machine
+        # churns leases), so it must not decide what is dead-lettered
+        self.failures: dict[bytes, int] = {}
         self._dropped: set[bytes] = set()  # ours, left pending because our lease had lapsed
         self.updates_maxlen = updates_maxlen
         # SQLite has one writer: queueing here beats busy-waiting in the driver
@@ -139,7 +144,7 @@ class EntryProcessor:
             if (
                 _bytes(r["message_id"]) in self._dropped
                 if _s(r["consumer"]) == consumer
-                else int(r["times_delivered"]) < self.max_deliveries
+                else not self.failing(_bytes(r["message_id"]))
             )
         ]
         self._dropped.difference_update(_bytes(i) for i in earlier)
@@ -285,11 +290,22 @@ class EntryProcessor:
             except Exception as one_exc:
                 log.error("event %s failed: %r", event.event_id, one_exc)
                 failed.append(entry_id)
+                if not _environmental(one_exc):
+                    self._count_failure(entry_id)
         _log_applied(stream, len(good) - len(failed), written, time.perf_counter() - started)
         await self._announce(written)
         if done:
             await self.redis.xack(stream, CONSUMER_GROUP, *done)
         return failed
+
+    def failing(self, entry_id: bytes) -> bool:
+        """Has this entry failed to apply `max_deliveries` times here (a poison event)?"""
+        return self.failures.get(entry_id, 0) >= self.max_deliveries
+
+    def _count_failure(self, entry_id: bytes) -> None:
+        if len(self.failures) > 100_000:  # entries dead-lettered or applied elsewhere since
+            self.failures.clear()
+        self.failures[entry_id] = self.failures.get(entry_id, 0) + 1
 
     def _fences(self, held_by: dict[str, Held]) -> dict[int, int]:
         if self.fence_of is None:
@@ -425,6 +441,12 @@ def _entry_id(value: Any) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def _environmental(exc: Exception) -> bool:
+    """A failure of the database or Redis (locked, gone, deadlock), not of the event: the
+    entry is retried, never counted toward the dead-letter stream."""
+    return isinstance(exc, OperationalError | InterfaceError | RedisError | OSError)
+
+
 def _bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
@@ -475,35 +497,19 @@ class Reclaimer:
                 return total
 
     async def _retry(self, stream: str, entries: list[Entry]) -> None:
-        counts = await self._delivery_counts(stream, [e[0] for e in entries])
+        """Dead-letters the entries that failed to apply `max_deliveries` times in this
+        process (not merely delivered that often: takeovers redeliver without a failure);
+        retries the others."""
         retry = []
         for entry_id, fields in entries:
-            if counts.get(entry_id, 1) > self.max_deliveries:
+            entry = _bytes(entry_id)
+            if self.processor.failing(entry):
+                failures = self.processor.failures.pop(entry, 0)
                 await self.processor.dead_letter(
-                    stream, entry_id, fields, f"failed {counts[entry_id] - 1} deliveries"
+                    stream, entry_id, fields, f"failed to apply {failures} times"
                 )
                 await self.redis.xack(stream, CONSUMER_GROUP, entry_id)
             else:
                 retry.append((entry_id, fields))
         if retry:
             await self.processor.process(stream, retry)
-
-    async def _delivery_counts(self, stream: str, ids: list[bytes]) -> dict[bytes, int]:
-        # XAUTOCLAIM just moved them to us; stream ids do not sort as strings, so
-        # read our whole pending list instead of a min/max range
-        rows = await self.redis.xpending_range(
-            stream,
-            CONSUMER_GROUP,
-            min="-",
-            max="+",
-            count=max(1000, len(ids)),
-            consumername=self.consumer,
-        )
-        return {
-            (
-                r["message_id"]
-                if isinstance(r["message_id"], bytes)
-                else str(r["message_id"]).encode()
-            ): int(r["times_delivered"])
-            for r in rows
-        }

@@ -81,15 +81,44 @@ class PartitionLeases:
         self.ok = False  # the last renewal reached Redis
 
     async def run(self) -> None:
-        """Renews on its own task, so a long batch or takeover never lets a lease lapse."""
+        """Renews on its own task, so a long batch or takeover never lets a lease lapse.
+        Renewal has a loop of its own too: taking a partition waits for its fencing epoch
+        in SQL, which can wait out the database's busy timeout (30 s on SQLite under a held
+        lock), and the leases already held must not expire meanwhile."""
+        renewing = asyncio.create_task(self._renew_forever(), name="lease-renewal")
+        try:
+            while True:
+                try:
+                    await self.rebalance()
+                    self.ok = True
+                except (RedisError, OSError) as exc:
+                    self.ok = False
+                    log.warning("could not renew partition leases: %s", exc)
+                await asyncio.sleep(self.lease_ms / 3000)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _renew_forever(self) -> None:
         while True:
-            try:
-                await self.rebalance()
-                self.ok = True
-            except (RedisError, OSError) as exc:
-                self.ok = False
-                log.warning("could not renew partition leases: %s", exc)
             await asyncio.sleep(self.lease_ms / 3000)
+            try:
+                await self.renew()
+            except (RedisError, OSError) as exc:
+                log.warning("could not renew partition leases: %s", exc)
+
+    async def renew(self) -> None:
+        """Extends every held lease; drops those that expired (paused too long, maybe
+        taken over)."""
+        for partition, lock in list(self.owned.items()):
+            try:
+                await lock.reacquire()
+            except LockError:  # expired (we were paused too long) and maybe taken over
+                if self.owned.get(partition) is lock:
+                    self.epochs.pop(partition, None)
+                    del self.owned[partition]
+                    log.warning("lost the lease of partition %d", partition)
 
     def _lock(self, partition: int) -> Lock:
         return self.redis.lock(
@@ -112,13 +141,7 @@ class PartitionLeases:
         """Renews held leases and takes free partitions up to the fair share. Returns the
         partitions owned now and the surplus among them, which the caller stops consuming
         and then hands back with `release` (never the other way round)."""
-        for partition, lock in list(self.owned.items()):
-            try:
-                await lock.reacquire()
-            except LockError:  # expired (we were paused too long) and maybe taken over
-                self.epochs.pop(partition, None)
-                if self.owned.pop(partition, None) is not None:
-                    log.warning("lost the lease of partition %d", partition)
+        await self.renew()
         members = await self.live_members()
         share = fair_share(self.member, members, self.partitions)
         for partition in preferred_order(self.member, self.partitions):

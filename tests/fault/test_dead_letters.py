@@ -88,14 +88,14 @@ def test_poison_and_repeatedly_failing_events_are_dead_lettered_while_the_rest_f
     poison, failed = _dead(redis)
     assert poison["stream"] == failed["stream"] == stream_for(0)
     assert poison["error"].startswith("poison")
-    assert "failed 3 deliveries" in failed["error"]
+    assert "failed to apply 3 times" in failed["error"]
     assert json.loads(failed["data"])["event_id"] == failing.event_id
     c = helpers.counts(fault_cluster.db_url)
     assert c["events"] == c["distinct_event_ids"] == expected
 
     listed = _dlq(redis_server.url, "list")
     assert poison["id"] in listed and failed["id"] in listed
-    assert "poison" in listed and "failed 3 deliveries" in listed
+    assert "poison" in listed and "failed to apply 3 times" in listed
 
     # re-drive only the failing event: it fails again and returns with a fresh error
     assert "re-driven 1 entries" in _dlq(redis_server.url, "redrive", failed["id"])

@@ -19,12 +19,12 @@ from services.ingest import outbox
 from services.ingest.api import IngestContext, prepare_report
 from services.ingest.relay import Relay
 from services.query import views
-from services.reconcile.consumer import EntryProcessor
+from services.reconcile.consumer import EntryProcessor, Reclaimer
 from services.reconcile.main import ConsumerGroup, ReconcileSettings
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler, events_t
 from shared.attributes import AttributeRegistry
-from shared.events import DEAD_LETTER_STREAM, stream_for
+from shared.events import CONSUMER_GROUP, DEAD_LETTER_STREAM, stream_for
 from shared.reports import ReportIn
 from tests.conftest import BACKENDS
 from tests.factories import claim, report
@@ -155,3 +155,33 @@ def test_backfill_corrects_as_of_while_recorded_as_of_keeps_what_was_shown(engin
     now = views.consensus(engine, *key, None, None)
     assert now is not None and len(now["support"]) + len(now["dissent"]) == 2
     assert [v["version"] for v in views.history(engine, *key, 0, 100)] == [1, 2, 3]
+
+
+async def test_entries_redelivered_by_takeovers_are_applied_not_dead_lettered(
+    redis_server: LocalRedis, engine: Any
+) -> None:
+    """Redis counts a delivery at every takeover (a loaded machine churns leases); only
+    failures to apply may send an acknowledged report to the dead-letter stream."""
+    redis = Redis.from_url(redis_server.url)
+    accepted = _accept(engine, report(claim(value=7)))
+    await Relay(engine, redis).publish_once()
+    streams = [stream_for(0), stream_for(1)]
+    for s in streams:
+        await redis.xgroup_create(s, CONSUMER_GROUP, id="0", mkstream=True)
+    read = await redis.xreadgroup(CONSUMER_GROUP, "gone-1", {s: ">" for s in streams})
+    held = {s.decode(): [i for i, _ in entries] for s, entries in read if entries}
+    assert accepted.created and held
+    for n in range(8):  # eight takeovers that each died before applying
+        for stream, ids in held.items():
+            await redis.xclaim(stream, CONSUMER_GROUP, f"gone-{n + 2}", 0, ids)
+    processor = EntryProcessor(
+        engine, redis, Reconciler(REGISTRY), serialize_writes=True, max_deliveries=3
+    )
+    reclaimer = Reclaimer(processor, redis, streams, "t-1", max_deliveries=3)
+    for stream in held:
+        await reclaimer.reclaim(stream, min_idle_ms=0)
+    assert await redis.xrange(DEAD_LETTER_STREAM) == []
+    assert _event_count(engine) == sum(len(ids) for ids in held.values())
+    for stream in streams:
+        assert (await redis.xpending(stream, CONSUMER_GROUP))["pending"] == 0
+    await redis.aclose()
