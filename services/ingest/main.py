@@ -127,4 +127,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         lifespan,
         [api.router, extract_router],
         middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
+        innermost=[Middleware(api.FastReports)],
     )
