@@ -215,7 +215,7 @@ class FastReports:
         self.route = next(
             r
             for r in router.routes
-            if isinstance(r, APIRoute) and r.path == REPORTS_PATH and "POST" in r.methods
+            if isinstance(r, APIRoute) and r.path == REPORTS_PATH and "POST" in (r.methods or ())
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
