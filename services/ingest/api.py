@@ -57,7 +57,8 @@ from shared.reports import (
     Reliability,
     ReportIn,
     ReportProblem,
-    content_hash,
+    canonical_json,
+    hash_of_canonical,
     normalise_report,
     report_id_for,
 )
@@ -586,7 +587,8 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
             errors=[{"pointer": "/claims", "detail": f"limit {MAX_CLAIMS_PER_REPORT}"}],
         )
     body = report.model_dump(mode="json", exclude_none=True)
-    body_hash = content_hash(body)
+    canonical = canonical_json(body)
+    body_hash = hash_of_canonical(canonical)
     report_id = report_id_for(report, body_hash)
     try:
         published_at, claims = normalise_report(
@@ -643,7 +645,7 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
         ],
         "recorded_at": recorded,
     }
-    return outbox.Pending(report_id, body_hash, body, events, streams, response)
+    return outbox.Pending(report_id, body_hash, body, events, streams, response, canonical)
 
 
 def _batch_items(raw: bytes) -> list[Any]:

@@ -49,6 +49,8 @@ class Pending:
     events: list[Event]
     streams: list[str]
     response: dict[str, Any]
+    # the body as stored: its canonical JSON when the caller has it (encoded once)
+    body_json: str | None = None
 
 
 def accept_reports(engine: Engine, items: list[Pending]) -> list[Accepted | ReportConflict]:
@@ -134,7 +136,7 @@ def _insert(conn: Any, items: list[Pending]) -> dict[str, dict[str, Any]]:
             "recorded_at": item.response["recorded_at"],
             "event_count": len(item.events),
             "response": json.dumps(answered[item.report_id]),
-            "body": json.dumps(item.body, ensure_ascii=False),
+            "body": item.body_json or json.dumps(item.body, ensure_ascii=False),
         }
         for item in items
     ]
