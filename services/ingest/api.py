@@ -335,7 +335,9 @@ def _accept_batch(body: bytes, ctx: IngestContext, trace: str) -> tuple[Response
             if outcome.created:
                 _count_accepted(outcome.response)
             _log_accepted(outcome.response, outcome.created)
-    return JSONResponse({"results": results}), bool(ready)
+    # msgspec: a 1,000-report answer is ~100k values; Starlette's json.dumps took 3% of :batch
+    answer = Response(msgspec.json.encode({"results": results}), media_type="application/json")
+    return answer, bool(ready)
 
 
 class RetractionIn(BaseModel):
