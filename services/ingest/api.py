@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -638,7 +639,7 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
                 trace_id=trace_id,
             )
         )
-        streams.append(stream_for(partition_of(claim.subject, ctx.partitions)))
+        streams.append(_stream_of(claim.subject, ctx.partitions))
     response = {
         "report_id": report_id,
         "claim_ids": [c.claim_id for c in claims],
@@ -648,6 +649,12 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
         "recorded_at": recorded,
     }
     return outbox.Pending(report_id, body_hash, body, events, streams, response, canonical)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _stream_of(subject: str, partitions: int) -> str:
+    # a feed's subjects repeat: their stream is computed once (pure: crc32 of the subject)
+    return stream_for(partition_of(subject, partitions))
 
 
 def _batch_items(raw: bytes) -> list[Any]:
