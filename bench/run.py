@@ -440,6 +440,11 @@ def main(argv: list[str] | None = None) -> None:
         help="default: claims / 10, the density of the issue's 100k claims on 10k keys",
     )
     parser.add_argument("--skip-replay", action="store_true")
+    parser.add_argument(
+        "--only-ingest",
+        action="store_true",
+        help="the raw baselines and the two ingest figures only (issue #21, ~1 minute)",
+    )
     parser.add_argument("--no-record", action="store_true", help="print only, no RESULTS.md")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="claimledger-bench-"))
@@ -476,6 +481,9 @@ def main(argv: list[str] | None = None) -> None:
                 "baseline",
             ),
         ]
+        if args.only_ingest:
+            _finish(rows, began, argv, args.no_record)
+            return
         redis.Redis.from_url(server.url).flushall()
         run = sustained(tmp, server.url, args.claims, args.keys)
         rows += [
@@ -560,6 +568,10 @@ def main(argv: list[str] | None = None) -> None:
         ]
     finally:
         server.stop(kill=True)
+    _finish(rows, began, argv, args.no_record)
+
+
+def _finish(rows: list[Row], began: float, argv: list[str] | None, no_record: bool) -> None:
     wall = time.perf_counter() - began
     table = ["| measure | figure | ratio / target |", "|---|---|---|"]
     table += [f"| {m} | {f} | {b} |" for m, f, b in rows]
@@ -567,7 +579,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wall time {wall:.0f} s")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    if args.no_record:
+    if no_record:
         return
     with open(Path(__file__).with_name("RESULTS.md"), "a", encoding="utf-8") as out:
         out.write(

@@ -127,9 +127,18 @@ class ReportProblem(ValueError):
         self.errors = errors
 
 
-def content_hash(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def canonical_json(body: dict[str, Any]) -> str:
+    """The body's one spelling (sorted keys, no spaces): what its hash is of, and what
+    ingest stores, so a report is encoded once."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def hash_of_canonical(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def content_hash(body: dict[str, Any]) -> str:
+    return hash_of_canonical(canonical_json(body))
 
 
 def report_id_for(report: ReportIn, body_hash: str) -> str:

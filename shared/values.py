@@ -509,7 +509,74 @@ def parse_value(
 
     `kind` is the attribute's kind (None: unknown attribute, numeric when the value reads as a
     number). Raises ValueProblem for anything it cannot read; it never guesses.
+
+    Pure, so answers are remembered: a feed repeats its numbers and phrases ("about 1,000"
+    with the same hedge and unit), and reading one again cost ~60 us of exact Fraction
+    arithmetic per claim, a third of ingest's CPU (bench/RESULTS.md, issue #21). A Value
+    is immutable, so one instance is shared; a refusal (ValueProblem) is not remembered.
     """
+    key = _cache_key(value, hedge, raw, unit, kind, relative_to, tolerance, registry)
+    if key is None:
+        return _parse_value(value, hedge, raw, unit, kind, relative_to, tolerance, registry)
+    found = _PARSED.get(key)
+    if found is None:
+        found = _parse_value(value, hedge, raw, unit, kind, relative_to, tolerance, registry)
+        if len(_PARSED) >= PARSED_CACHE_SIZE:
+            _PARSED.clear()  # bounded; a working set of phrases refills it at once
+        _PARSED[key] = found
+    return found
+
+
+PARSED_CACHE_SIZE = 65_536
+_PARSED: dict[tuple[Any, ...], Value] = {}
+_SCALARS = (int, float, str, type(None))
+
+
+def _frozen(value: Any) -> Any:
+    """`value` as a hashable key that tells 1, 1.0 and True apart (they are == in Python
+    but not the same claim); None when it holds anything but JSON scalars."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return (kind, value)
+    if kind is dict:
+        items = []
+        for k, v in value.items():
+            if type(k) is not str or type(v) not in _SCALARS:
+                return None
+            items.append((k, type(v), v))
+        return (dict, tuple(sorted(items, key=lambda item: item[0])))
+    return None
+
+
+def _cache_key(
+    value: Any,
+    hedge: str | None,
+    raw: str | None,
+    unit: str | None,
+    kind: str | None,
+    relative_to: str | None,
+    tolerance: float,
+    registry: AttributeRegistry | None,
+) -> tuple[Any, ...] | None:
+    frozen = _frozen(value)
+    if frozen is None or not all(
+        type(x) in _SCALARS for x in (hedge, raw, unit, kind, relative_to, tolerance)
+    ):
+        return None
+    # the registry by identity: it is immutable once built (relative targets read it)
+    return (frozen, hedge, raw, unit, kind, relative_to, type(tolerance), tolerance, registry)
+
+
+def _parse_value(
+    value: Any,
+    hedge: str | None,
+    raw: str | None,
+    unit: str | None,
+    kind: str | None,
+    relative_to: str | None,
+    tolerance: float,
+    registry: AttributeRegistry | None,
+) -> Value:
     if hedge is not None and hedge not in HEDGE_NAMES:
         raise ValueProblem("hedge", f"unknown hedge {hedge!r}; one of {', '.join(HEDGE_NAMES)}")
     if kind is not None and kind not in KINDS:

@@ -51,9 +51,12 @@ def service_app(
     routers: Sequence[APIRouter] = (),
     *,
     middleware: Sequence[Middleware] = (),
+    innermost: Sequence[Middleware] = (),
 ) -> FastAPI:
     """The app of service `name`: its routers, then /readyz; `middleware` runs inside
-    RequestContext, so every response, theirs too, carries a request id."""
+    RequestContext, so every response, theirs too, carries a request id. `innermost` runs
+    inside the latency metrics too, just outside the routing: a hot route served there
+    (services.ingest.api.FastReports) is measured and limited like any other."""
     app = FastAPI(
         title=f"claimledger {name}",
         version="0.1.0",
@@ -64,6 +67,8 @@ def service_app(
     )
     install_offline_docs(app)
     install_error_handlers(app)
+    for inner in innermost:  # added first: the innermost of the middlewares
+        app.add_middleware(inner.cls, *inner.args, **inner.kwargs)
     install_metrics(app, name)
     for router in routers:
         app.include_router(router)

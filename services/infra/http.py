@@ -103,12 +103,32 @@ def _is_branch_label(part: str) -> bool:
     } or part.startswith(("function-after", "constrained-", "union[", "literal[", "json-or-python"))
 
 
+def problem_answer(exc: Problem) -> JSONResponse:
+    """The answer to a raised Problem (the app's handler, and routes served outside FastAPI's
+    routing such as services.ingest.api.FastReports)."""
+    return problem_response(
+        exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers, **exc.extra
+    )
+
+
+def busy_answer(exc: Exception) -> JSONResponse | None:
+    """503 with Retry-After for a database lock wait or timeout (see database_busy); None
+    for any other error."""
+    if not database_busy(exc):
+        return None
+    # nothing was written (the transaction rolled back): the client may retry
+    return problem_response(
+        503,
+        "Database busy",
+        "the database did not answer in time (lock wait or timeout); retry shortly",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(
-            exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers, **exc.extra
-        )
+        return problem_answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -138,15 +158,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)
     async def _busy(_: Request, exc: Exception) -> JSONResponse:
-        if not database_busy(exc):
+        answer = busy_answer(exc)
+        if answer is None:
             raise exc  # a 500, logged by RequestContext
-        # nothing was written (the transaction rolled back): the client may retry
-        return problem_response(
-            503,
-            "Database busy",
-            "the database did not answer in time (lock wait or timeout); retry shortly",
-            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
-        )
+        return answer
 
 
 BUSY_RETRY_AFTER_S = 1
@@ -183,7 +198,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await self._too_large(scope, receive, send)
             return

@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+import msgspec
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.infra.http import (
     Problem,
     RateLimiter,
     bearer_scopes,
+    busy_answer,
     json_pointer,
+    problem_answer,
     time_parameter,
 )
 from services.infra.keys import KeyChecker, digest
@@ -51,7 +58,8 @@ from shared.reports import (
     Reliability,
     ReportIn,
     ReportProblem,
-    content_hash,
+    canonical_json,
+    hash_of_canonical,
     normalise_report,
     report_id_for,
 )
@@ -139,7 +147,12 @@ class ReportAccepted(BaseModel):
 )
 async def post_report(report: ReportIn, ctx: Ctx, request: Request) -> JSONResponse:
     """Accept a report: its events are durable in the outbox before this answers 202."""
-    trace = _trace_id(request)
+    return await accept_one(report, ctx, _trace_id(request))
+
+
+async def accept_one(report: ReportIn, ctx: IngestContext, trace: str) -> JSONResponse:
+    """The work of POST /v1/reports once the request is authorised and its body valid
+    (the route above, and FastReports below)."""
     if report.extract or len(report.claims) > INLINE_CLAIMS:
         # the extraction rules, or normalising thousands of claims, take CPU time: the
         # event loop keeps answering
@@ -180,6 +193,105 @@ def _log_accepted(response: dict[str, Any], created: bool) -> None:
             "token": response.get("token"),
         },
     )
+
+
+REPORTS_PATH = "/v1/reports"
+
+
+class FastReports:
+    """POST /v1/reports served without FastAPI's routing, dependency and body layers.
+
+    Single reports are the hot path (issue #21): at 64 connections those layers, not the
+    report, took most of ingest's CPU (bench/RESULTS.md). This ASGI middleware sits inside
+    RequestContext, BodyLimit and the latency metrics (services.infra.app.service_app's
+    `innermost`), so ids, logs, size limits and metrics are theirs as for any route. It
+    serves only the plain case, with the same functions as the route: a JSON body that
+    decodes and validates as ReportIn, and a key answered from memory. Anything else goes
+    to the app with the body replayed, and gets its answer (400s, 422s, schema errors)
+    from there: one home for every error. The OpenAPI document still comes from the route.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # what FastAPI puts in scope["route"] for this path (metrics and logs name it)
+        self.route = next(
+            r
+            for r in router.routes
+            if isinstance(r, APIRoute) and r.path == REPORTS_PATH and "POST" in (r.methods or ())
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != REPORTS_PATH:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away (or BodyLimit answered 413): nothing to say
+        replay = _replaying(body, receive)
+        report = self._plain_report(scope, body)
+        if report is None:
+            await self.app(scope, replay, send)
+            return
+        ctx: IngestContext = scope["app"].state.ingest
+        request = Request(scope, replay)
+        scope["route"] = self.route
+        try:
+            _check_write(request, ctx)
+            response = await accept_one(report, ctx, _trace_id(request))
+        except Problem as exc:
+            response = problem_answer(exc)
+        except (OperationalError, PoolTimeout) as exc:
+            busy = busy_answer(exc)
+            if busy is None:
+                raise  # a 500, answered and logged by RequestContext as from the app
+            response = busy
+        await response(scope, replay, send)
+
+    @staticmethod
+    def _plain_report(scope: Scope, body: bytes) -> ReportIn | None:
+        """The body as a ReportIn when this request is the plain case, else None."""
+        content_type, secret = b"", ""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"authorization":
+                secret = value.decode("latin-1").partition(" ")[2].strip()
+        if content_type.partition(b";")[0].strip().lower() != b"application/json":
+            return None
+        ctx: IngestContext = scope["app"].state.ingest
+        if not ctx.keys.answers_from_memory(secret or None):
+            return None  # the route reads the keys table in a thread
+        try:
+            # parsed as FastAPI does (JSON to Python, then the model in Python mode); what
+            # msgspec refuses (NaN, huge integers, lone surrogates) takes the route's path
+            return ReportIn.model_validate(msgspec.json.decode(body))
+        except (msgspec.DecodeError, ValidationError, ValueError, TypeError, RecursionError):
+            return None
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` with the body, already read, given again first."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 class BatchAnswer(BaseModel):
@@ -224,7 +336,9 @@ def _accept_batch(body: bytes, ctx: IngestContext, trace: str) -> tuple[Response
             if outcome.created:
                 _count_accepted(outcome.response)
             _log_accepted(outcome.response, outcome.created)
-    return JSONResponse({"results": results}), bool(ready)
+    # msgspec: a 1,000-report answer is ~100k values; Starlette's json.dumps took 3% of :batch
+    answer = Response(msgspec.json.encode({"results": results}), media_type="application/json")
+    return answer, bool(ready)
 
 
 class RetractionIn(BaseModel):
@@ -476,7 +590,8 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
             errors=[{"pointer": "/claims", "detail": f"limit {MAX_CLAIMS_PER_REPORT}"}],
         )
     body = report.model_dump(mode="json", exclude_none=True)
-    body_hash = content_hash(body)
+    canonical = canonical_json(body)
+    body_hash = hash_of_canonical(canonical)
     report_id = report_id_for(report, body_hash)
     try:
         published_at, claims = normalise_report(
@@ -524,7 +639,7 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
                 trace_id=trace_id,
             )
         )
-        streams.append(stream_for(partition_of(claim.subject, ctx.partitions)))
+        streams.append(_stream_of(claim.subject, ctx.partitions))
     response = {
         "report_id": report_id,
         "claim_ids": [c.claim_id for c in claims],
@@ -533,7 +648,13 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
         ],
         "recorded_at": recorded,
     }
-    return outbox.Pending(report_id, body_hash, body, events, streams, response)
+    return outbox.Pending(report_id, body_hash, body, events, streams, response, canonical)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _stream_of(subject: str, partitions: int) -> str:
+    # a feed's subjects repeat: their stream is computed once (pure: crc32 of the subject)
+    return stream_for(partition_of(subject, partitions))
 
 
 def _batch_items(raw: bytes) -> list[Any]:

@@ -19,6 +19,7 @@ from services.infra.http import BodyLimit, RateLimiter
 from services.infra.keys import KeyChecker, register_key
 from services.infra.observability import start_sampler
 from services.infra.probes import NotReady
+from services.infra.processes import tune_gc_for_throughput
 from services.ingest import api, outbox
 from services.ingest.commits import GroupCommit
 from services.ingest.extract_api import router as extract_router
@@ -114,6 +115,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                         ),
                     )
                 )
+            tune_gc_for_throughput()
             try:
                 yield
             finally:
@@ -127,4 +129,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         lifespan,
         [api.router, extract_router],
         middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
+        innermost=[Middleware(api.FastReports)],
     )
