@@ -1,11 +1,14 @@
 """The reconciler's SQL: apply events exactly once, with their projection changes, in ONE
 transaction (the event log row is the applied marker, as in the `eventsourcing` library).
 
-For each event it records the input (claim, retraction, assessment, rating), then
-recomputes the affected keys' publication-time timelines from the input's effective
-time on (shared.timeaxes.revise) and stores a version only where what a reader sees
-changes, bitemporally. The recorded time of a change is the event's `recorded_at`
-(kept monotonic per key), so replaying the log in order rebuilds identical versions.
+For each event it records the input (claim, retraction, assessment, rating); each
+affected key's publication-time timeline is then recomputed ONCE per recorded time
+(a request's events share one) from the earliest effective time its inputs affect
+(shared.timeaxes.revise), and a version is stored only where what a reader sees
+changes, bitemporally. The recorded time of a change is the events' `recorded_at`
+(kept monotonic per key). A version opened and superseded at one recorded time is never
+stored, also when the request's events reach several transactions (see "recomputation"
+below), so replaying the log in batches of any size rebuilds identical versions.
 
 A version row holds a delta against the key's previous version (shared.codec), or a
 whole result as a snapshot when the chain's deltas outgrow one (or MAX_CHAIN), so
