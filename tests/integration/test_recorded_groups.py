@@ -20,7 +20,7 @@ from sqlalchemy import select
 from services.infra.db import create_schema, make_engine
 from services.infra.keys import KeyChecker
 from services.ingest.api import CorrectionTarget, IngestContext, correction_event, prepare_report
-from services.query import views
+from services.query import stream, views
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler, versions_t
 from shared.events import CLAIM_RETRACTED, Event
@@ -168,5 +168,10 @@ def test_a_request_spread_over_transactions_leaves_no_version_nobody_saw(tmp_pat
         stored = conn.execute(select(versions_t.c.id, versions_t.c.version)).all()
     ids = sorted(r.id for r in stored)
     assert ids == list(range(1, len(ids) + 1))  # the update stream's ids stay gapless
+    # what an SSE client resuming from the start gets: every position, and a frame for each
+    # stored version only (a dropped row's id is kept by a placeholder that sends nothing)
+    frames = stream._load(engine, 0, None, stream.StreamFilter(), 10_000)
+    assert [f.id for f in frames] == ids
+    assert sum(1 for f in frames if f.data) == len(rows) < len(ids)
     current = [r for r in rows if r.rec_to == MAX_TIME]
     assert {(r.subject, r.attribute) for r in current} == set(KEYS)
