@@ -144,8 +144,8 @@ def test_any_chunking_stores_the_same_rows_and_answers_as_one_transaction(
 
     runs = [
         ("one", f"sqlite:///{tmp_path / 'one.db'}", 1, 100_000),
-        ("seven, read back from SQL", f"sqlite:///{tmp_path / 'seven.db'}", 7, 0),
-        ("500, on this backend", db_url, 500, 100_000),
+        ("seven on this backend, read back from SQL", db_url, 7, 0),
+        ("500", f"sqlite:///{tmp_path / '500.db'}", 500, 100_000),
     ]
     for name, url, chunk, cache in runs:
         engine = _apply(url, events, chunk, cache)
