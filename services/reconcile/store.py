@@ -615,16 +615,17 @@ class _Batch:
             return _computed(result_to_dict(result))
 
         times = state.times()
+        # nothing answers before the key's first input (a dependency's change there reaches
+        # a key whose own claims came later in the same group)
+        since = max(group.since, times[0])
         revision = revise(
-            state.steps,
-            times,
-            # nothing answers before the key's first input (a dependency's change there
-            # reaches a key whose own claims came later in the same group)
-            max(group.since, times[0]),
-            evaluate,
-            fresh=state.fresh,
-            closed_now=state.closed_now,
+            state.steps, times, since, evaluate, fresh=state.fresh, closed_now=state.closed_now
         )
+        if not _is_tail(state, revision.dropped):
+            # rows of this recorded time not numbered in publication order (written before
+            # recorded times were grouped): closed as before, never renumbered
+            state.fresh, state.closed_now, state.closed_ids = set(), [], {}
+            revision = revise(state.steps, times, since, evaluate)
         if not any(
             (
                 revision.closed,
@@ -726,7 +727,6 @@ class _Batch:
         and the dropped ones are all from `since` on), so the version count rewinds and
         the next versions take their numbers and chain from the last row that stays."""
         versions = sorted(s.version for s in dropped)  # type: ignore[type-var]
-        assert versions == list(range(state.head - len(versions) + 1, state.head + 1))
         self._flush_versions()  # the rows to delete and the chain to rebuild are in SQL
         ids = sorted(state.step_ids.pop(v) for v in versions)  # type: ignore[arg-type]
         self.rows["drops"] += [{"row_id": i} for i in ids]
@@ -969,6 +969,12 @@ def _stored_result(state: KeyState, result: Computed) -> tuple[str | None, str |
     return whole.decode(), None, state.head
 
 
+def _is_tail(state: KeyState, dropped: tuple[Step, ...]) -> bool:
+    """Whether the rows to drop are the key's last versions (so numbering can rewind)."""
+    versions = sorted(s.version for s in dropped)  # type: ignore[type-var]
+    return versions == list(range(state.head - len(versions) + 1, state.head + 1))
+
+
 def _top(steps: list[Step]) -> Step | None:
     """The step answering for the latest publication time."""
     open_ended = [s for s in steps if s.pub_to == MAX_TIME]
@@ -1162,7 +1168,8 @@ def _load_closed_now(conn: Connection, states: dict[Key, KeyState]) -> None:
                 & (keys_t.c.updated_at == versions_t.c.rec_to),
             )
         )
-        .where(*_among(versions_t, list(states)))
+        # not a row opened and closed at one recorded time (stored before they were grouped)
+        .where(*_among(versions_t, list(states)), versions_t.c.rec_from < versions_t.c.rec_to)
     ):
         state = states.get((row.subject, row.attribute))
         if state is None:
