@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from services.infra.db import create_schema, make_engine
+from services.infra.http import install_error_handlers
 from services.infra.keys import KeyChecker
+from services.ingest import api as ingest_api
 from services.ingest.api import CorrectionTarget, IngestContext, correction_event, prepare_report
 from services.query import stream, views
 from services.reconcile.replay import projection_hash, replay
@@ -175,3 +179,23 @@ def test_a_request_spread_over_transactions_leaves_no_version_nobody_saw(tmp_pat
     assert sum(1 for f in frames if f.data) == len(rows) < len(ids)
     current = [r for r in rows if r.rec_to == MAX_TIME]
     assert {(r.subject, r.attribute) for r in current} == set(KEYS)
+
+
+def test_a_batch_request_is_recorded_at_one_time(tmp_path: Path) -> None:
+    """Ingest stamps every report of one :batch with one recorded time (a retry keeps it)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ingest.db'}")
+    create_schema(engine)
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(ingest_api.router)
+    app.state.ingest = IngestContext(engine, None, REGISTRY, KeyChecker(engine), 4, 0.1)
+    bodies = _bodies(30, 3)
+    with TestClient(app) as client:
+        first = client.post("/v1/reports:batch", json=bodies[:20]).json()["results"]
+        second = client.post("/v1/reports:batch", json=bodies[10:]).json()["results"]
+    engine.dispose()
+    assert [r["status"] for r in first] == [202] * 20
+    assert len({r["recorded_at"] for r in first}) == 1
+    assert [r["recorded_at"] for r in second[:10]] == [r["recorded_at"] for r in first[10:]]
+    assert len({r["recorded_at"] for r in second[10:]}) == 1
+    assert second[10]["recorded_at"] > first[0]["recorded_at"]
