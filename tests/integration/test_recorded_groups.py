@@ -38,6 +38,7 @@ R1, R2, R3 = (
     "2026-01-11T09:00:00.000000Z",
     "2026-01-12T09:00:00.000000Z",
 )
+R1_LATE = "2026-01-10T10:00:00.000000Z"
 KEYS = [("group-a", "personnel_deployed"), ("group-a", "killed"), ("group-b", "killed")]
 
 
@@ -89,6 +90,13 @@ def _log(engine: Any) -> list[Event]:
         if recorded == R2:
             events += [e for p in second[:10] for e in p.events] + [event]
             events += [e for p in second[10:] for e in p.events]
+            # a request stamped before the second but logged after it (two ingest threads):
+            # its events join each key's later recorded time
+            late = [
+                prepare_report(ReportIn.model_validate(b), ctx, None, R1_LATE)
+                for b in _bodies(12, 4)
+            ]
+            events += [e for p in late for e in p.events]
         else:
             events.append(event)
     return events
