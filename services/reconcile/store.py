@@ -1182,7 +1182,8 @@ def _load_closed_now(conn: Connection, states: dict[Key, KeyState]) -> None:
 def _load_head(conn: Connection, state: KeyState) -> None:
     """The whole result of the key's head version, rebuilt from its delta chain: the base
     of the next version's delta."""
-    if state.head == 0:
+    if state.head == 0:  # no version (or every one dropped): the next is a snapshot
+        state.head_data, state.chain_base, state.chain_bytes = None, 0, 0
         return
     key = (versions_t.c.subject == state.subject, versions_t.c.attribute == state.attribute)
     base = conn.execute(

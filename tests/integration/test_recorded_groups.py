@@ -207,3 +207,31 @@ def test_a_batch_request_is_recorded_at_one_time(tmp_path: Path) -> None:
     assert [r["recorded_at"] for r in second[:10]] == [r["recorded_at"] for r in first[10:]]
     assert len({r["recorded_at"] for r in second[10:]}) == 1
     assert second[10]["recorded_at"] > first[0]["recorded_at"]
+
+
+def test_a_first_version_rewritten_in_a_later_transaction_is_a_snapshot_again(
+    tmp_path: Path,
+) -> None:
+    """A key's only rows of its first recorded time dropped: the rewritten first version
+    starts a chain of its own (not a delta against the rows that are gone)."""
+    scratch = make_engine(f"sqlite:///{tmp_path / 'ingest.db'}")
+    create_schema(scratch)
+    ctx = IngestContext(scratch, None, REGISTRY, KeyChecker(scratch), 4, 0.1)
+    bodies = [
+        {
+            "report_id": f"first-{i}",
+            "source": {"id": f"outlet-{i}", "kind": "news"},
+            "published_at": published,
+            "claims": [{"subject": "first", "attribute": "killed", "value": value}],
+        }
+        for i, (published, value) in enumerate([("2025-05-01", 1000), ("2025-01-01", 1001)])
+    ]
+    events = [
+        e for b in bodies for e in prepare_report(ReportIn.model_validate(b), ctx, None, R1).events
+    ]
+    whole = _apply(f"sqlite:///{tmp_path / 'whole.db'}", events, 100)
+    split = _apply(f"sqlite:///{tmp_path / 'split.db'}", events, 2)  # the back-dated one alone
+    assert projection_hash(split) == projection_hash(whole)
+    with split.connect() as conn:
+        first = conn.execute(select(versions_t).where(versions_t.c.version == 1)).one()
+    assert first.result is not None and first.delta is None and first.base == 1
