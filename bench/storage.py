@@ -28,6 +28,7 @@ from services.ingest.api import IngestContext, prepare_report
 from services.reconcile.store import Reconciler, versions_t
 from shared.attributes import AttributeRegistry
 from shared.reports import ReportIn
+from shared.timeaxes import now_iso
 
 REGISTRY = AttributeRegistry.load()
 BATCH_CLAIMS = 160_000  # the issue's batch
@@ -36,7 +37,8 @@ BATCH_KEYS = 20
 
 def _reports(keys: int, per_key: int, shuffled: bool, seed: int = 5) -> list[dict[str, Any]]:
     """One claim per report (a batch of single-claim reports, as `claimledger import`
-    sends), each key's claims published on successive days from many sources."""
+    sends, in one request), each key's claims published on successive days from many
+    sources."""
     rnd = random.Random(seed)
     start = date(2020, 1, 1)
     out = []
@@ -69,10 +71,11 @@ def run(keys: int, per_key: int, shuffled: bool, batch: int = 500) -> dict[str, 
         engine = make_engine(f"sqlite:///{Path(tmp) / 'storage.db'}")
         create_schema(engine)
         ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), partitions=4, tolerance=0.1)
+        recorded = now_iso()  # one batch request: ingest stamps it with one recorded time
         events = [
             e
             for body in _reports(keys, per_key, shuffled)
-            for e in prepare_report(ReportIn.model_validate(body), ctx, None).events
+            for e in prepare_report(ReportIn.model_validate(body), ctx, None, recorded).events
         ]
         reconciler = Reconciler(REGISTRY)
         started = time.perf_counter()

@@ -78,6 +78,13 @@ class Step:
 class Revision:
     closed: tuple[Step, ...]  # stored steps whose recorded-time interval ends now
     opened: tuple[Step, ...]  # new steps, in publication order
+    # steps opened earlier at this same recorded time and superseded at it: their recorded
+    # interval would be empty (no reader at any recorded time saw them), so they are removed
+    dropped: tuple[Step, ...] = ()
+    # steps closed earlier at this same recorded time that answer again: the close is undone
+    reopened: tuple[Step, ...] = ()
+    # a step opened earlier at this recorded time whose end moves (with its new `pub_to`)
+    retimed: tuple[Step, ...] = ()
 
 
 def answer_at(steps: Sequence[Step], t: str) -> Step | None:
@@ -101,53 +108,94 @@ def revise(
     input_times: Sequence[str],
     since: str,
     evaluate: Callable[[str], Any],
+    *,
+    fresh: frozenset[int] | set[int] = frozenset(),
+    closed_now: Sequence[Step] = (),
 ) -> Revision:
     """Recompute the timeline from publication time `since` on.
 
     `current`: the key's steps as currently recorded (recorded-time open), one per pub_from.
     `input_times`: effective times of all the key's inputs (claims, retractions...).
     `evaluate(t)`: the consensus from every input effective at or before t.
+    `fresh`: versions of `current` opened at the recorded time of this revision (by an
+    earlier part of the same recorded-time group), `closed_now`: steps closed at it.
 
     A new step is opened only at a time where the answer a reader would see changes; a
     stored step recomputed to its own result stays. Steps written together tile the
     range they change (each ends where the next begins); a step opened at the head
     ends nowhere (`MAX_TIME`): a later one takes over.
+
+    Supersession is decided per recorded time, not per call: the result is the same as if
+    every input of the recorded time had been revised at once against the timeline as it
+    was before that recorded time (the baseline: `current` without `fresh`, with
+    `closed_now`). So fresh steps from `since` on are dropped and recomputed, a baseline
+    step closed at this recorded time is reopened if it answers again, and the diff
+    (`previous`) is against the baseline. Given how the earlier part was revised (by this
+    same function), only `since` onwards can differ; before it everything is kept, except
+    the end of the last fresh step, which the first step from `since` decides.
     """
     current = sorted(current, key=lambda s: s.pub_from)
+    closed_versions = {s.version for s in closed_now}
+    baseline = sorted(
+        [s for s in current if s.version not in fresh] + list(closed_now), key=lambda s: s.pub_from
+    )
     chosen = [s for s in current if s.pub_from < since]  # the past before `since` stays
-    stored = {s.pub_from: s for s in current if s.pub_from >= since}
+    dropped = tuple(s for s in current if s.pub_from >= since and s.version in fresh)
+    stored = {s.pub_from: s for s in baseline if s.pub_from >= since}
+    seed: Step | None = None  # the last fresh step before `since`: its end is decided again
+    if chosen and chosen[-1].version in fresh:
+        seed = chosen[-1]
+        chosen[-1] = replace(seed, pub_to=MAX_TIME)
+    tail_new = seed is not None  # chosen[-1] was opened at this recorded time
     closed: list[Step] = []
     opened: list[Step] = []
+    reopened: list[Step] = []
+
+    def append(step: Step, new: bool) -> None:
+        # a step opened at this recorded time just before `step` ends where it begins (it
+        # would be shadowed from here on anyway)
+        nonlocal tail_new
+        if tail_new and step.pub_to == MAX_TIME:
+            bounded = replace(chosen[-1], pub_to=step.pub_from)
+            if opened and chosen[-1] is opened[-1]:
+                opened[-1] = bounded
+            chosen[-1] = bounded
+        chosen.append(step)
+        tail_new = new
+        if new:
+            opened.append(step)
+
     for t in sorted({t for t in input_times if t >= since} | {since}):
         want = evaluate(t)
         old = stored.pop(t, None)
         if old is not None and old.result == want:
-            _append(chosen, old, opened)
+            if old.version in closed_versions:
+                reopened.append(old)
+            append(old, False)
             continue
-        if old is not None:
+        if old is not None and old.version not in closed_versions:
             closed.append(old)
         under = _result_at(chosen, t)  # what a reader would see at t without a step here
         if under == want:
             continue
-        before = _result_at(current, t)
+        before = _result_at(baseline, t)
         # the diff names what changed for a reader of t; if the recorded answer at t was
         # already this one, the step only stops an earlier new one: diff against that
-        _append(
-            chosen, Step(t, MAX_TIME, want, previous=under if before == want else before), opened
-        )
-    closed += stored.values()  # cannot happen (inputs are never removed): kept correct anyway
-    return Revision(tuple(sorted(closed, key=lambda s: s.pub_from)), tuple(opened))
-
-
-def _append(chosen: list[Step], step: Step, opened: list[Step]) -> None:
-    """Adds `step` to the new timeline; a step opened just before it in this revision ends
-    where it begins (it would be shadowed from here on anyway)."""
-    if chosen and opened and chosen[-1] is opened[-1] and step.pub_to == MAX_TIME:
-        bounded = replace(opened[-1], pub_to=step.pub_from)
-        chosen[-1] = opened[-1] = bounded
-    chosen.append(step)
-    if step.version is None:
-        opened.append(step)
+        append(Step(t, MAX_TIME, want, previous=under if before == want else before), True)
+    # cannot happen (inputs are never removed): kept correct anyway
+    closed += [s for s in stored.values() if s.version not in closed_versions]
+    retimed: tuple[Step, ...] = ()
+    if seed is not None:
+        end = next(s for s in chosen if s.version == seed.version).pub_to
+        if end != seed.pub_to:
+            retimed = (replace(seed, pub_to=end),)
+    return Revision(
+        tuple(sorted(closed, key=lambda s: s.pub_from)),
+        tuple(opened),
+        dropped,
+        tuple(reopened),
+        retimed,
+    )
 
 
 def segment_at(segments: Sequence[dict[str, Any]], day: date) -> dict[str, Any] | None:

@@ -313,10 +313,11 @@ def _accept_batch(body: bytes, ctx: IngestContext, trace: str) -> tuple[Response
     items = _batch_items(body)
     results: list[dict[str, Any]] = [{} for _ in items]
     ready: list[tuple[int, outbox.Pending]] = []
+    recorded = now_iso()  # one request, one recorded time
     for i, raw in enumerate(items):
         try:
             report = ReportIn.model_validate(raw)
-            ready.append((i, prepare_report(report, ctx, trace)))
+            ready.append((i, prepare_report(report, ctx, trace, recorded)))
         except ValidationError as exc:
             results[i] = _item_problem(i, [(_pointer(e["loc"]), e["msg"]) for e in exc.errors()])
         except Problem as exc:
@@ -581,7 +582,11 @@ def _claim_key(engine: Engine, claim_id: str) -> tuple[str, str, str] | None:
     return (row.subject, row.attribute, row.report_id) if row else None
 
 
-def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -> outbox.Pending:
+def prepare_report(
+    report: ReportIn, ctx: IngestContext, trace_id: str | None, recorded: str | None = None
+) -> outbox.Pending:
+    """`recorded`: the request's recorded time (a batch stamps all its reports with one, so
+    the reconciler revises each key once for the batch: services/reconcile/store.py)."""
     if len(report.claims) > MAX_CLAIMS_PER_REPORT:
         raise Problem(
             413,
@@ -606,7 +611,7 @@ def prepare_report(report: ReportIn, ctx: IngestContext, trace_id: str | None) -
         raise Problem(
             422, "Invalid report", f"{errors[0]['pointer']}: {errors[0]['detail']}", errors=errors
         ) from exc
-    recorded = now_iso()
+    recorded = recorded or now_iso()
     labels = {c.subject: c.subject_label for c in report.claims if c.subject_label}
     meta = {k: v for k, v in body.items() if k not in ("claims", "text")}
     received = Event(

@@ -41,7 +41,8 @@ def replay(source: Engine, target: Engine, reconciler: Reconciler) -> int:
 
 
 def projection_hash(engine: Engine) -> str:
-    """Content hash of every version row (ids excluded: they are storage positions)."""
+    """Content hash of every version row (ids excluded: they are storage positions; so are
+    the placeholders that keep a dropped row's id, services/reconcile/store.py)."""
     digest = hashlib.sha256()
     cols = [
         versions_t.c[name]
@@ -66,9 +67,9 @@ def projection_hash(engine: Engine) -> str:
     ]
     with engine.connect() as conn:
         result = conn.execute(
-            select(*cols).order_by(
-                versions_t.c.subject, versions_t.c.attribute, versions_t.c.version
-            )
+            select(*cols)
+            .where(versions_t.c.version > 0)  # not the placeholders of dropped rows' ids
+            .order_by(versions_t.c.subject, versions_t.c.attribute, versions_t.c.version)
         )
         for row in result:
             digest.update(json.dumps(list(row), ensure_ascii=False).encode())

@@ -1,11 +1,14 @@
 """The reconciler's SQL: apply events exactly once, with their projection changes, in ONE
 transaction (the event log row is the applied marker, as in the `eventsourcing` library).
 
-For each event it records the input (claim, retraction, assessment, rating), then
-recomputes the affected keys' publication-time timelines from the input's effective
-time on (shared.timeaxes.revise) and stores a version only where what a reader sees
-changes, bitemporally. The recorded time of a change is the event's `recorded_at`
-(kept monotonic per key), so replaying the log in order rebuilds identical versions.
+For each event it records the input (claim, retraction, assessment, rating); each
+affected key's publication-time timeline is then recomputed ONCE per recorded time
+(a request's events share one) from the earliest effective time its inputs affect
+(shared.timeaxes.revise), and a version is stored only where what a reader sees
+changes, bitemporally. The recorded time of a change is the events' `recorded_at`
+(kept monotonic per key). A version opened and superseded at one recorded time is never
+stored, also when the request's events reach several transactions (see "recomputation"
+below), so replaying the log in batches of any size rebuilds identical versions.
 
 A version row holds a delta against the key's previous version (shared.codec), or a
 whole result as a snapshot when the chain's deltas outgrow one (or MAX_CHAIN), so
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -51,9 +55,10 @@ from shared.events import (
     SOURCE_RATED,
     SOURCE_RELIABILITY_LEARNED,
     Event,
+    stable_id,
 )
 from shared.model import ClaimFacts, Estimate
-from shared.timeaxes import MAX_TIME, Step, answer_at, revise
+from shared.timeaxes import MAX_TIME, MIN_TIME, Revision, Step, answer_at, revise
 
 events_t = EventRow.__table__  # type: ignore[attr-defined]
 claims_t = ClaimRow.__table__  # type: ignore[attr-defined]
@@ -154,9 +159,15 @@ class KeyState:
     label: str | None = None
     claims: dict[str, ClaimFacts] = field(default_factory=dict)
     published: dict[str, str] = field(default_factory=dict)
+    recorded: dict[str, str] = field(default_factory=dict)  # claim id -> its recorded time
     modifiers: list[Modifier] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)  # current (recorded-time open) steps
     step_ids: dict[int, int] = field(default_factory=dict)  # version -> row id
+    # the recorded-time group at `last_rec`: versions it opened (still open), and the steps
+    # it closed with their row ids (shared.timeaxes.revise: `fresh`, `closed_now`)
+    fresh: set[int] = field(default_factory=set)
+    closed_now: list[Step] = field(default_factory=list)
+    closed_ids: dict[int, int] = field(default_factory=dict)
     depends_on: list[str] = field(default_factory=list)
     in_db: bool = False
     # the whole result of version `head` (the base of the next delta) and the chain it ends
@@ -255,9 +266,16 @@ class _Batch:
             "mods": [],
             "versions": [],
             "closes": [],
+            "drops": [],
+            "reopens": [],
+            "retimes": [],
         }
         self.written: list[VersionWritten] = []
         self.next_id = 0
+        # keys with inputs waiting for their one revision per recorded-time group
+        self.pending: dict[Key, _Group] = {}
+        self.free_ids: list[int] = []  # ids of dropped rows, given to the next new rows
+        self.traces: dict[str, str | None] = {}  # event id -> trace id (for the logs)
 
     def run(
         self, events: list[Event], fences: Mapping[int, int]
@@ -278,6 +296,8 @@ class _Batch:
             self._prefetch(fresh)
             for event in fresh:
                 self._apply(event)
+            while self.pending:  # revise each touched key once for its group
+                self._revise_group(next(iter(self.pending)))
             self._flush()
             for state in self.states.values():
                 state.in_db = True
@@ -339,6 +359,7 @@ class _Batch:
     # -- applying ------------------------------------------------------------------------
 
     def _apply(self, event: Event) -> None:
+        self.traces[event.event_id] = event.trace_id
         self.rows["events"].append(
             {
                 "event_id": event.event_id,
@@ -368,6 +389,7 @@ class _Batch:
             state = KeyState(claim.subject, claim.attribute)
             self.states[key] = state
             self.subject_keys.setdefault(claim.subject, set()).add(claim.attribute)
+        rec = self._begin(state, event.recorded_at)
         since = data["published_at"]
         if claim.claim_id not in state.claims:
             if _makes_names(claim, state.claims.values()):
@@ -376,6 +398,7 @@ class _Batch:
                 since = min(state.times())
             state.claims[claim.claim_id] = claim
             state.published[claim.claim_id] = data["published_at"]
+            state.recorded[claim.claim_id] = rec
             self.claim_keys[claim.claim_id] = key
             self.rows["claims"].append(
                 {
@@ -385,14 +408,14 @@ class _Batch:
                     "attribute": claim.attribute,
                     "source_id": claim.source_id,
                     "published_at": data["published_at"],
-                    "recorded_at": event.recorded_at,
+                    "recorded_at": rec,
                     "facts": _json.encode(data).decode(),
                 }
             )
             self._note_dependencies(state, claim)
         if event.payload.get("subject_label"):
             state.label = event.payload["subject_label"]
-        self._recompute(state, since, event)
+        self._touch(state, since, event, rec)
 
     def _note_dependencies(self, state: KeyState, claim: ClaimFacts) -> None:
         spec = self.registry.get(state.attribute)
@@ -415,8 +438,9 @@ class _Batch:
         state = self._state(*key)
         if state is None:
             return
+        rec = self._begin(state, event.recorded_at)
         state.modifiers = sorted([*state.modifiers, modifier])
-        self._recompute(state, payload["effective_at"], event)
+        self._touch(state, payload["effective_at"], event, rec)
 
     def _source_rated(self, event: Event) -> None:
         source_id = event.payload["source_id"]
@@ -436,8 +460,9 @@ class _Batch:
                 self._prefetch_subject(key[0])
             state = self._state(*key)
             if state is not None:
+                rec = self._begin(state, event.recorded_at)
                 state.modifiers = sorted([*state.modifiers, modifier])
-                self._recompute(state, event.payload["effective_at"], event)
+                self._touch(state, event.payload["effective_at"], event, rec)
 
     def _reliability_learned(self, event: Event) -> None:
         """A re-weighting run: one modifier row per scored source (row id = event id #
@@ -475,8 +500,9 @@ class _Batch:
         for key in sorted(touched):
             state = self._state(*key)
             if state is not None:
+                rec = self._begin(state, event.recorded_at)
                 state.modifiers = sorted([*state.modifiers, *touched[key]])
-                self._recompute(state, effective, event)
+                self._touch(state, effective, event, rec)
 
     def _keys_of_sources(self, sources: list[str]) -> dict[str, set[Key]]:
         out: dict[str, set[Key]] = {}
@@ -531,10 +557,48 @@ class _Batch:
         return (data["effective_at"], event.recorded_at, event.event_id, kind, target, data)
 
     # -- recomputation -------------------------------------------------------------------
+    #
+    # Supersession is decided per recorded time, not per event or transaction: the events
+    # of one key that share a recorded time (one ingest request) are a group, and the key's
+    # timeline is revised once for the group, from the earliest publication time it
+    # affects. A version opened and superseded at the same recorded time would have an
+    # empty recorded interval (no reader at any recorded time can see it): it is never
+    # stored. Within a batch the group's events are folded before the one revision; a group
+    # that spans transactions revises again and drops (deletes) the rows its earlier part
+    # wrote from `since` on (shared.timeaxes.revise: `fresh`), so whatever the chunking,
+    # the stored rows are those of one revision of the whole group.
 
-    def _recompute(self, state: KeyState, since: str, cause: Event, *, follow: bool = True) -> None:
+    def _begin(self, state: KeyState, recorded_at: str) -> str:
+        """The recorded time of an input to `state` (its own, or the key's latest if that
+        is later: kept monotonic per key). A pending group of an earlier recorded time is
+        revised first: it must not see this input."""
+        group = self.pending.get(state.key)
+        rec = max(recorded_at, group.rec if group else state.last_rec)
+        if group is not None and group.rec != rec:
+            self._revise_group(state.key)
+        return rec
+
+    def _touch(
+        self, state: KeyState, since: str, event: Event, rec: str, *, follow: bool = True
+    ) -> None:
+        group = self.pending.get(state.key)
+        if group is None:
+            self.pending[state.key] = _Group(rec, since, follow, event)
+        else:
+            group.since, group.follow = min(group.since, since), group.follow or follow
+            group.trigger = event
+
+    def _revise_group(self, key: Key) -> None:
+        group = self.pending.pop(key)
+        state = self.states.get(key)
+        if state is not None:
+            self._recompute(state, group)
+
+    def _recompute(self, state: KeyState, group: _Group) -> None:
         if not state.claims:
             return
+        if group.rec != state.last_rec:  # a new recorded time: nothing of it is stored yet
+            state.fresh, state.closed_now, state.closed_ids = set(), [], {}
         numeric = all(c.value.is_numeric for c in state.claims.values())
         spec = self.registry.spec_for(state.attribute, numeric=numeric)
         related = {
@@ -550,33 +614,74 @@ class _Batch:
             )
             return _computed(result_to_dict(result))
 
-        revision = revise(state.steps, state.times(), since, evaluate)
-        if not revision.closed and not revision.opened:
+        times = state.times()
+        # nothing answers before the key's first input (a dependency's change there reaches
+        # a key whose own claims came later in the same group)
+        since = max(group.since, times[0])
+        revision = revise(
+            state.steps, times, since, evaluate, fresh=state.fresh, closed_now=state.closed_now
+        )
+        if not _is_tail(state, revision.dropped):
+            # rows of this recorded time not numbered in publication order (written before
+            # recorded times were grouped): closed as before, never renumbered
+            state.fresh, state.closed_now, state.closed_ids = set(), [], {}
+            revision = revise(state.steps, times, since, evaluate)
+        if not any(
+            (
+                revision.closed,
+                revision.opened,
+                revision.dropped,
+                revision.reopened,
+                revision.retimed,
+            )
+        ):
             return
-        rec_at = max(cause.recorded_at, state.last_rec)
-        current_changed = self._write(state, revision, cause, rec_at)
-        if follow and current_changed:
+        current_changed = self._write(state, revision, group)
+        if group.follow and current_changed:
             for attribute in sorted(set(self.dependents.get(state.key, ()))):
                 other = self._state(state.subject, attribute)
                 if other is not None and other is not state:
-                    self._recompute(other, since, cause, follow=False)
+                    rec = self._begin(other, group.rec)
+                    self._touch(other, group.since, group.trigger, rec, follow=False)
 
-    def _write(self, state: KeyState, revision: Any, cause: Event, rec_at: str) -> bool:
-        closed = {s.version for s in revision.closed}
+    def _write(self, state: KeyState, revision: Revision, group: _Group) -> bool:
+        rec_at = group.rec
+        old_top = _top(state.steps)
+        gone = {s.version for s in revision.closed} | {s.version for s in revision.dropped}
+        if revision.dropped:
+            self._drop(state, revision.dropped)
         for step in revision.closed:
-            self.rows["closes"].append(
-                {"row_id": state.step_ids.pop(step.version), "rec_to": rec_at}
-            )
-        steps = [s for s in state.steps if s.version not in closed]
+            row_id = state.step_ids.pop(step.version)  # type: ignore[arg-type]
+            self.rows["closes"].append({"row_id": row_id, "rec_to": rec_at})
+            state.closed_now.append(step)
+            state.closed_ids[step.version] = row_id  # type: ignore[index]
+        steps = [s for s in state.steps if s.version not in gone]
+        for step in revision.reopened:  # closed earlier at this recorded time: open again
+            row_id = state.closed_ids.pop(step.version)  # type: ignore[arg-type]
+            state.closed_now = [s for s in state.closed_now if s.version != step.version]
+            self.rows["reopens"].append({"row_id": row_id})
+            state.step_ids[step.version] = row_id  # type: ignore[index]
+            steps.append(step)
+        for step in revision.retimed:
+            row_id = state.step_ids[step.version]  # type: ignore[index]
+            self.rows["retimes"].append({"row_id": row_id, "pub_to": step.pub_to})
+            steps = [step if s.version == step.version else s for s in steps]
         top = _top([*steps, *revision.opened])  # the step answering for the latest time
-        current_changed = False
+        current_changed = old_top is None or top is None or old_top.version != top.version
+        causes = _Causes(state, rec_at, group.trigger)
         for step in revision.opened:
             state.head += 1
-            row_id, self.next_id = self.next_id, self.next_id + 1
+            # a dropped row's id goes to a new row of the past, never to the current one:
+            # the live stream announces ids above those it has sent (services/query/stream)
+            if self.free_ids and step is not top:
+                row_id = self.free_ids.pop(0)
+            else:
+                row_id, self.next_id = self.next_id, self.next_id + 1
             result: Computed = step.result
             current = step is top
             current_changed |= current
             whole, delta, base = _stored_result(state, result)
+            event_id, report_id = causes.of(step.pub_from)
             row = {
                 "id": row_id,
                 "subject": state.subject,
@@ -587,8 +692,8 @@ class _Batch:
                 "rec_from": rec_at,
                 "rec_to": MAX_TIME,
                 "status": result.summary.status,
-                "cause_event_id": cause.event_id,
-                "cause_report_id": cause.report_id,
+                "cause_event_id": event_id,
+                "cause_report_id": report_id,
                 "result": whole,
                 "delta": delta,
                 "base": base,
@@ -599,6 +704,7 @@ class _Batch:
             self.rows["versions"].append(row)
             steps.append(Step(step.pub_from, step.pub_to, result.bare(), version=state.head))
             state.step_ids[state.head] = row_id
+            state.fresh.add(state.head)
             self.written.append(
                 VersionWritten(
                     row_id,
@@ -606,16 +712,87 @@ class _Batch:
                     state.attribute,
                     state.head,
                     current,
-                    cause.event_id,
-                    cause.report_id,
-                    cause.trace_id,
+                    event_id,
+                    report_id,
+                    self.traces.get(event_id),
                 )
             )
         state.steps = sorted(steps, key=lambda s: s.pub_from)
         state.last_rec = rec_at
         return current_changed
 
+    def _drop(self, state: KeyState, dropped: tuple[Step, ...]) -> None:
+        """Removes rows opened earlier at this recorded time and superseded at it. They are
+        the key's last versions (versions at one recorded time follow publication order,
+        and the dropped ones are all from `since` on), so the version count rewinds and
+        the next versions take their numbers and chain from the last row that stays."""
+        versions = sorted(s.version for s in dropped)  # type: ignore[type-var]
+        self._flush_versions()  # the rows to delete and the chain to rebuild are in SQL
+        ids = sorted(state.step_ids.pop(v) for v in versions)  # type: ignore[arg-type]
+        self.rows["drops"] += [{"row_id": i} for i in ids]
+        self.free_ids = sorted([*self.free_ids, *ids])
+        state.fresh -= set(versions)  # type: ignore[arg-type]
+        state.head = versions[0] - 1  # type: ignore[operator]
+        _load_head(self.conn, state)
+
     # -- writing -------------------------------------------------------------------------
+
+    def _tombstones(self) -> None:
+        """Ids of dropped rows that no new row took: the update stream's ids stay gapless
+        (services/query/stream.py reads by id), so each keeps a row no reader sees: an
+        empty recorded interval, no payload, version -id (history lists versions > 0)."""
+        for row_id in self.free_ids:
+            self.rows["versions"].append(
+                {
+                    "id": row_id,
+                    "subject": "",
+                    "attribute": "",
+                    "version": -row_id,
+                    "pub_from": MIN_TIME,
+                    "pub_to": MIN_TIME,
+                    "rec_from": MIN_TIME,
+                    "rec_to": MIN_TIME,
+                    "status": "",
+                    "cause_event_id": "",
+                    "cause_report_id": None,
+                    "result": "{}",
+                    "delta": None,
+                    "base": None,
+                    "digest": None,
+                    "summary": None,
+                    "diff": "{}",
+                }
+            )
+        self.free_ids = []
+
+    def _flush_versions(self) -> None:
+        """Version rows written so far, in an order that keeps each statement valid:
+        deletes before the inserts that reuse their ids and version numbers; closes,
+        reopens and new ends after the inserts (a version may open and close in one batch)."""
+        conn, rows = self.conn, self.rows
+        _update_many(conn, "DELETE FROM versions WHERE id = ?", ["row_id"], rows["drops"])
+        if rows["versions"]:
+            _insert_many(conn, versions_t, rows["versions"])
+        _update_many(
+            conn,
+            "UPDATE versions SET rec_to = ? WHERE id = ?",
+            ["rec_to", "row_id"],
+            rows["closes"],
+        )
+        _update_many(
+            conn,
+            f"UPDATE versions SET rec_to = '{MAX_TIME}' WHERE id = ?",
+            ["row_id"],
+            rows["reopens"],
+        )
+        _update_many(
+            conn,
+            "UPDATE versions SET pub_to = ? WHERE id = ?",
+            ["pub_to", "row_id"],
+            rows["retimes"],
+        )
+        for name in ("drops", "versions", "closes", "reopens", "retimes"):
+            rows[name] = []
 
     def _flush(self) -> None:
         conn, rows = self.conn, self.rows
@@ -625,21 +802,8 @@ class _Batch:
             _insert_many(conn, claims_t, rows["claims"])
         if rows["mods"]:
             _insert_many(conn, mods_t, rows["mods"])
-        if rows["versions"]:
-            _insert_many(conn, versions_t, rows["versions"])
-        if rows["closes"]:  # after the inserts: a version may open and close in one batch
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql(
-                    "UPDATE versions SET rec_to = ? WHERE id = ?",
-                    [(r["rec_to"], r["row_id"]) for r in rows["closes"]],
-                )
-            else:
-                conn.execute(
-                    update(versions_t)
-                    .where(versions_t.c.id == bindparam("row_id"))
-                    .values(rec_to=bindparam("rec_to")),
-                    rows["closes"],
-                )
+        self._tombstones()
+        self._flush_versions()
         new = [s for s in self.states.values() if s.key not in self.heads]
         if new:
             conn.execute(insert(keys_t), [_key_row(s) for s in new])
@@ -674,6 +838,64 @@ def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
     names = list(rows[0])
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
+
+
+def _update_many(conn: Connection, sql: str, names: list[str], rows: list[dict[str, Any]]) -> None:
+    """One statement run for many rows (`?` parameters, in `names` order)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
+
+
+@dataclass
+class _Group:
+    """A key's inputs of one recorded time waiting for their revision."""
+
+    rec: str
+    since: str  # the earliest publication time they affect
+    follow: bool  # revise dependent keys when the current answer changes
+    trigger: Event  # the last event (the cause when none of the group's inputs is the key's)
+
+
+class _Causes:
+    """The cause of a changed step: the event of the key's recorded-time group that affects
+    it most recently in publication time (the greatest effective time at or before the
+    step's `pub_from`, ties by event id), so an as-of answer never names an input published
+    after it; a step before all of them (a first name turning earlier numbers into names)
+    names the group's earliest. Derived from the key's stored inputs (claims and modifiers
+    recorded at that time), so it does not depend on how the group was split into batches.
+    A key with no input of its own in the group (a dependent revised because its
+    dependency changed) names the event that triggered it."""
+
+    def __init__(self, state: KeyState, rec: str, trigger: Event) -> None:
+        found: list[tuple[str, str, str | None]] = [
+            (
+                state.published[cid],
+                stable_id("e_", cid, CLAIM_ASSERTED),
+                state.claims[cid].report_id,
+            )
+            for cid, recorded in state.recorded.items()
+            if recorded == rec
+        ]
+        for effective, recorded, row_id, kind, target, _ in state.modifiers:
+            if recorded == rec:
+                claim = state.claims.get(target)
+                report = claim.report_id if claim is not None and kind in _CLAIM_MODS else None
+                found.append((effective, row_id.split("#", 1)[0], report))
+        found.sort()
+        self.found, self.trigger = found, trigger
+
+    def of(self, t: str) -> tuple[str, str | None]:
+        if not self.found:
+            return self.trigger.event_id, self.trigger.report_id
+        i = bisect_right(self.found, t, key=lambda f: f[0])
+        _, event_id, report_id = self.found[max(i - 1, 0)]
+        return event_id, report_id
+
+
+_CLAIM_MODS = ("retraction", "assessment")
 
 
 def _key_row(state: KeyState) -> dict[str, Any]:
@@ -745,6 +967,12 @@ def _stored_result(state: KeyState, result: Computed) -> tuple[str | None, str |
             return None, delta.decode(), state.chain_base
     state.chain_base, state.chain_bytes, state.head_data = state.head, 0, data
     return whole.decode(), None, state.head
+
+
+def _is_tail(state: KeyState, dropped: tuple[Step, ...]) -> bool:
+    """Whether the rows to drop are the key's last versions (so numbering can rewind)."""
+    versions = sorted(s.version for s in dropped)  # type: ignore[type-var]
+    return versions == list(range(state.head - len(versions) + 1, state.head + 1))
 
 
 def _top(steps: list[Step]) -> Step | None:
@@ -847,12 +1075,14 @@ def _among(table: Any, keys: list[Key]) -> tuple[Any, Any]:
 
 def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> list[KeyState]:
     states = {k: KeyState(k[0], k[1], head=heads.get(k, 0), in_db=True) for k in keys}
+    opened_at: dict[tuple[str, str, int], str] = {}
     for r in conn.execute(
         select(
             claims_t.c.subject,
             claims_t.c.attribute,
             claims_t.c.claim_id,
             claims_t.c.published_at,
+            claims_t.c.recorded_at,
             claims_t.c.facts,
         )
         .where(*_among(claims_t, keys))
@@ -864,6 +1094,7 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         claim = claim_from_dict(_decode(r.facts))
         state.claims[r.claim_id] = claim
         state.published[r.claim_id] = r.published_at
+        state.recorded[r.claim_id] = r.recorded_at
     legacy = case((versions_t.c.digest.is_(None), versions_t.c.result), else_=None)
     for v in conn.execute(
         select(
@@ -873,6 +1104,7 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
             versions_t.c.version,
             versions_t.c.pub_from,
             versions_t.c.pub_to,
+            versions_t.c.rec_from,
             versions_t.c.digest,
             versions_t.c.summary,
             legacy.label("result"),
@@ -886,9 +1118,10 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         stored = _stored(v.digest, v.summary, v.result)
         state.steps.append(Step(v.pub_from, v.pub_to, stored, version=v.version))
         state.step_ids[v.version] = v.id
+        opened_at[(v.subject, v.attribute, v.version)] = v.rec_from
     for state in states.values():
         _load_head(conn, state)
-    for r in conn.execute(
+    for kr in conn.execute(
         select(
             keys_t.c.subject,
             keys_t.c.attribute,
@@ -897,19 +1130,60 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
             keys_t.c.updated_at,
         ).where(*_among(keys_t, keys))
     ):
-        state = states.get((r.subject, r.attribute))
+        state = states.get((kr.subject, kr.attribute))
         if state is None:
             continue
-        state.label, state.depends_on = r.subject_label, _decode(r.depends_on)
-        state.last_rec = r.updated_at
+        state.label, state.depends_on = kr.subject_label, _decode(kr.depends_on)
+        state.last_rec = kr.updated_at
+    for state in states.values():
+        state.fresh = {
+            s.version  # type: ignore[misc]
+            for s in state.steps
+            if opened_at[(state.subject, state.attribute, s.version)] == state.last_rec  # type: ignore[index]
+        }
+    _load_closed_now(conn, states)
     _load_modifiers(conn, list(states.values()))
     return list(states.values())
+
+
+def _load_closed_now(conn: Connection, states: dict[Key, KeyState]) -> None:
+    """The steps each key's latest recorded time closed (their close may be undone)."""
+    for row in conn.execute(
+        select(
+            versions_t.c.id,
+            versions_t.c.subject,
+            versions_t.c.attribute,
+            versions_t.c.version,
+            versions_t.c.pub_from,
+            versions_t.c.pub_to,
+            versions_t.c.digest,
+            versions_t.c.summary,
+            case((versions_t.c.digest.is_(None), versions_t.c.result), else_=None).label("result"),
+        )
+        .select_from(
+            versions_t.join(
+                keys_t,
+                (keys_t.c.subject == versions_t.c.subject)
+                & (keys_t.c.attribute == versions_t.c.attribute)
+                & (keys_t.c.updated_at == versions_t.c.rec_to),
+            )
+        )
+        # not a row opened and closed at one recorded time (stored before they were grouped)
+        .where(*_among(versions_t, list(states)), versions_t.c.rec_from < versions_t.c.rec_to)
+    ):
+        state = states.get((row.subject, row.attribute))
+        if state is None:
+            continue
+        stored = _stored(row.digest, row.summary, row.result)
+        state.closed_now.append(Step(row.pub_from, row.pub_to, stored, version=row.version))
+        state.closed_ids[row.version] = row.id
 
 
 def _load_head(conn: Connection, state: KeyState) -> None:
     """The whole result of the key's head version, rebuilt from its delta chain: the base
     of the next version's delta."""
-    if state.head == 0:
+    if state.head == 0:  # no version (or every one dropped): the next is a snapshot
+        state.head_data, state.chain_base, state.chain_bytes = None, 0, 0
         return
     key = (versions_t.c.subject == state.subject, versions_t.c.attribute == state.attribute)
     base = conn.execute(
