@@ -42,14 +42,21 @@ class DependenceParams:
     min_shared: int = 10  # objects two sources must both describe to be judged
     min_false: float = 0.0  # false values they must share (expected count)
     threshold: float = 0.99  # posterior above which a pair is reported as dependent
+    # the copy rates a dependent pair may have, equally likely a priori: the likelihood of
+    # copying is their average, so a pair that shares half its values (two feeds that
+    # each copy a third source part of the time, a copier that lags) is judged by the
+    # rate that fits it, not taken for independent because it differs more than a
+    # wholesale copier would (Dong et al. 2010 estimate the rate per pair likewise)
+    copy_rates: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | list[float]]:
         return {
             "alpha": self.alpha,
             "copy_rate": self.copy_rate,
             "min_shared": self.min_shared,
             "min_false": self.min_false,
             "threshold": self.threshold,
+            "copy_rates": list(self.copy_rates),
         }
 
 
@@ -87,6 +94,7 @@ def detect_copying(
     belief: Mapping[str, Mapping[Answer, float]],
     accuracy: Mapping[str, float],
     params: DependenceParams = DependenceParams(),
+    same_time: bool = False,
 ) -> dict[str, Copying]:
     """`values`: key -> source -> the source's answer there; `published`: the same with
     publication times; `belief`: key -> answer -> the probability that it is the true
@@ -97,7 +105,9 @@ def detect_copying(
     counts = _pair_counts(values, published, belief)
     found: dict[str, Copying] = {}
     for (s1, s2), c in sorted(counts.items()):
-        if c.shared < params.min_shared or c.false < params.min_false or c.later == c.earlier:
+        if c.shared < params.min_shared or c.false < params.min_false:
+            continue
+        if c.later == c.earlier and not same_time:
             continue
         p = posterior(c.true, c.false, c.different, accuracy, s1, s2, n, params)
         if p < params.threshold:
@@ -132,16 +142,23 @@ def posterior(
     n: int,
     params: DependenceParams,
 ) -> float:
-    """P(s1 and s2 are dependent | kt, kf, kd), both directions together (section 3.1)."""
+    """P(s1 and s2 are dependent | kt, kf, kd), both directions together (section 3.1),
+    the likelihood of dependence averaged over `params.copy_rates`."""
     a = math.sqrt(_clip(accuracy.get(s1, 0.8)) * _clip(accuracy.get(s2, 0.8)))
-    c = params.copy_rate
     pt_i, pf_i = a * a, (1 - a) ** 2 / n
     pd_i = max(1e-12, 1 - pt_i - pf_i)
-    pt_c = a * c + pt_i * (1 - c)
-    pf_c = (1 - a) * c + pf_i * (1 - c)
-    pd_c = pd_i * (1 - c)
-    log_ratio = kt * math.log(pt_i / pt_c) + kf * math.log(pf_i / pf_c) + kd * math.log(pd_i / pd_c)
-    log_odds_independent = math.log((1 - 2 * params.alpha) / (2 * params.alpha)) + log_ratio
+    rates = params.copy_rates or (params.copy_rate,)
+    ratios = []  # log P(counts | copying at rate c) - log P(counts | independent)
+    for c in rates:
+        pt_c = a * c + pt_i * (1 - c)
+        pf_c = (1 - a) * c + pf_i * (1 - c)
+        pd_c = pd_i * (1 - c)
+        ratios.append(
+            kt * math.log(pt_c / pt_i) + kf * math.log(pf_c / pf_i) + kd * math.log(pd_c / pd_i)
+        )
+    top = max(ratios)
+    log_ratio = top + math.log(math.fsum(math.exp(r - top) for r in ratios) / len(ratios))
+    log_odds_independent = math.log((1 - 2 * params.alpha) / (2 * params.alpha)) - log_ratio
     return 1 / (1 + math.exp(min(700.0, log_odds_independent)))
 
 

@@ -166,6 +166,7 @@ def learn_reliability(
     judged_copies: dict[str, str] = {}  # copier -> original, as the round before found
     pooled = 0.5
     converged = False
+    same_time = False
     rounds = 0
     while rounds < params.max_rounds:
         rounds += 1
@@ -174,7 +175,7 @@ def learn_reliability(
             # round: every source equally accurate, as AccuCopy starts), so that a
             # copier's repetitions stop counting before they shape what counts as true
             accuracy = agreement or dict.fromkeys(sources, INITIAL_ACCURACY)
-            copies = _copying(keys, accuracy, copies, params.dependence)
+            copies = _copying(keys, accuracy, copies, params.dependence, same_time)
         sums: dict[str, dict[str, list[float]]] = {r: {s: [] for s in sources} for r in rules}
         for key in contested.values():
             best, voices = _fused(key, scores, copies)
@@ -227,6 +228,9 @@ def learn_reliability(
         if pairs != judged_copies:
             moved, judged_copies = math.inf, pairs
         if moved <= params.epsilon:
+            if params.dependence is not None and not same_time:
+                same_time = True
+                continue
             converged = True
             break
     final = {k: _best(key, scores, copies) for k, key in keys.items()}
@@ -247,6 +251,7 @@ def _copying(
     accuracy: Mapping[str, float],
     previous: Mapping[str, Copying],
     params: DependenceParams,
+    same_time: bool = False,
 ) -> dict[str, Copying]:
     """Copy findings under the current accuracies: each source's latest answer per key,
     and how likely each answer is true (dependence.py)."""
@@ -268,7 +273,7 @@ def _copying(
         values[name] = {s: m.value for s, m in latest.items()}
         published[name] = {s: m.published for s, m in latest.items()}
         belief[name] = _belief(key, accuracy, kept, n)
-    return detect_copying(values, published, belief, accuracy, params)
+    return detect_copying(values, published, belief, accuracy, params, same_time)
 
 
 def _answers(key: _Key) -> dict[str, float | str]:
