@@ -48,7 +48,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from shared.consensus._admit import slog
-from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY, best_by_rule
+from shared.consensus._numeric import (
+    EXACT_SHARE,
+    MEDIAN_OR_MODE,
+    PLURALITY,
+    best_by_rule,
+    exact_readings,
+)
 from shared.consensus._weights import SCORE_MAX, SCORE_MIN, clamp_score
 from shared.consensus.dependence import (
     Copying,
@@ -80,6 +86,7 @@ class Observation:
     claim_id: str = ""  # last tie-break, as in the product (smallest id)
     prior: float = 1.0  # the claim's weight before learning (_weights.prior_weight)
     rule: str = MEDIAN_OR_MODE  # the key's decision rule (PLURALITY: a measure's reading)
+    attribute: str = ""  # the attribute it is about: exact readings are told per attribute
     # an analyst's assessment: "preferred" is a gold answer for its key (it anchors what
     # the learner counts as right there), "deprecated" a known error of its source
     rank: str = "normal"
@@ -136,6 +143,9 @@ class _Key:
     clusters: list[_Cluster]
     refuted: list[Observation] = field(default_factory=list)  # deprecated by an analyst
 
+    # the rule a claim here is judged by (`_judged_rules`)
+    judged: str = MEDIAN_OR_MODE
+
     @property
     def anchor(self) -> Observation | None:
         """The heaviest claim an analyst marked preferred: the key's gold answer."""
@@ -149,17 +159,21 @@ def learn_reliability(
     """Scores per source from their agreement with the consensus they shape."""
     keys = _by_key(observations)
     contested = {k: key for k, key in keys.items() if _disputed(key)}
+    _judged_rules(contested)
     sources = sorted(
         {m.source_id for key in contested.values() for c in key.clusters for m in c.members}
         | {m.source_id for key in contested.values() for m in key.refuted}
     )
-    rules = sorted({key.rule for key in contested.values()})
+    rules = sorted({key.judged for key in contested.values()})
     exponents = {
         MEDIAN_OR_MODE: params.exponent,
         PLURALITY: params.plurality_exponent,
         CATEGORICAL: params.plurality_exponent,
     }
     scores = dict.fromkeys(sources, 1.0)
+    n_false = false_values_per_object(
+        {name: _answers(key) for name, key in contested.items() if len(key.clusters) > 1}
+    )
     agreement: dict[str, float] = {}
     counts: dict[str, int] = {}
     copies: dict[str, Copying] = {}
@@ -184,7 +198,7 @@ def learn_reliability(
                 best = anchor.value  # analysts' gold answers teach what is right
             elif key.rule == CATEGORICAL and _tied(voices, scores):
                 voices = []  # decided by the alphabet, not the sources: teaches nothing
-            by_source = sums[key.rule]
+            by_source = sums[key.judged]
             # an analyst's verdict is gold: it counts as `gold_weight` judgements, so a
             # few assessments outweigh the consensus the sources make among themselves
             taught = params.gold_weight if anchor is not None else 1
@@ -196,18 +210,18 @@ def learn_reliability(
             # against it.
             judged = (
                 voices
-                if key.rule in (PLURALITY, CATEGORICAL)
+                if key.judged in (PLURALITY, CATEGORICAL)
                 else [m for c in key.clusters for m in c.members]
             )
             for m in judged:
-                agree = _agree(m.value, best, key.rule, params)
+                agree = _agree(m.value, best, key.judged, params)
                 by_source[m.source_id].extend([agree] * taught)
         total = [a for r in rules for s in sources for a in sums[r][s]]
         pooled = _clip01(math.fsum(total) / len(total)) if total else 0.5
         pooled_by_rule = {r: _pooled(sums[r], sources) for r in rules}
         new: dict[str, float] = {}
         for s in sources:
-            ratio, shrunk_sum, n_all = 1.0, 0.0, 0
+            log_ratio, shrunk_sum, n_all = 0.0, 0.0, 0
             for r in rules:
                 mine = sums[r][s]
                 n = len(mine)
@@ -216,11 +230,18 @@ def learn_reliability(
                 base = pooled_by_rule[r]
                 shrunk = (math.fsum(mine) + params.pseudo_count * base) / (n + params.pseudo_count)
                 shrunk = round(_clip01(shrunk), 9)
-                ratio *= (_trust(shrunk) / _trust(base)) ** exponents[r]
+                if r == MEDIAN_OR_MODE:
+                    factor = (_trust(shrunk) / _trust(base)) ** exponents[r]
+                else:
+                    factor = _vote(shrunk, n_false) / _vote(base, n_false)
+                # one score per source: the rules' factors averaged (geometric, by claims),
+                # so a source judged under two rules is not scored twice as sharply
+                log_ratio += n * math.log(max(factor, 1e-9))
                 shrunk_sum += shrunk * n
                 n_all += n
             agreement[s] = round(shrunk_sum / n_all, 9)
             counts[s] = n_all
+            ratio = math.exp(log_ratio / n_all)
             new[s] = round(min(max(ratio, SCORE_MIN), SCORE_MAX), 6)
         moved = max((abs(new[s] - scores[s]) for s in sources), default=0.0)
         scores = new
@@ -300,6 +321,34 @@ def _belief(
     weights = {v: math.exp(c - top) for v, c in count.items()}
     total = math.fsum(weights.values()) + unseen * math.exp(-top)
     return {v: w / total for v, w in weights.items()}
+
+
+def _judged_rules(contested: Mapping[str, _Key]) -> None:
+    """A count's key is judged as a measure's, right or wrong, when its attribute's
+    sources give exact readings: on the attribute's disputed keys, at least
+    EXACT_SHARE of the clusters give a value another cluster of the key gives too (a
+    gate, a departure time, a seat count; not a population estimate, whose sources
+    differ by a little). Else a relative tolerance judges it, which for a departure
+    time in epoch seconds would be meaninglessly wide. Per attribute, where a key alone
+    has too few claims to say."""
+    repeated: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for key in contested.values():
+        if key.rule != MEDIAN_OR_MODE or len(key.clusters) < 2:
+            continue
+        attribute = key.clusters[0].members[0].attribute
+        values = [c.members[-1].value for c in key.clusters]
+        count: dict[float | str, int] = {}
+        for v in values:
+            count[v] = count.get(v, 0) + 1
+        repeated[attribute] = repeated.get(attribute, 0) + sum(n for n in count.values() if n > 1)
+        total[attribute] = total.get(attribute, 0) + len(values)
+    exact = {a for a, n in total.items() if repeated[a] >= EXACT_SHARE * n}
+    for key in contested.values():
+        if key.rule == MEDIAN_OR_MODE and key.clusters[0].members[0].attribute in exact:
+            key.judged = PLURALITY
+        else:
+            key.judged = key.rule
 
 
 def _disputed(key: _Key) -> bool:
@@ -400,7 +449,15 @@ def _fused(
     )
     if key.rule == CATEGORICAL:
         return _plurality_text(entries), voices  # type: ignore[arg-type]
-    return best_by_rule(entries, key.rule), voices  # type: ignore[arg-type]
+    exact = key.rule == MEDIAN_OR_MODE and exact_readings(
+        [(float(_latest(c).value), 1.0, c.origin) for c in key.clusters]
+    )
+    return best_by_rule(entries, key.rule, exact), voices  # type: ignore[arg-type]
+
+
+def _latest(c: _Cluster) -> Observation:
+    """The origin's latest claim (as _numeric.origin_readings)."""
+    return max(c.members, key=lambda m: (m.published, m.claim_id))
 
 
 def _join_copies(key: _Key, copies: Mapping[str, Copying]) -> list[int]:
@@ -457,6 +514,13 @@ def _agree(value: float | str, best: float | str, rule: str, params: Params) -> 
 
 def _clip01(x: float) -> float:
     return min(max(x, 1e-6), 1.0 - 1e-6)
+
+
+def _vote(agreement: float, n: int) -> float:
+    """AccuCopy's vote count of a source right on the share `agreement` of its readings
+    among n false values per object: ln(n A / (1 - A)), the log-odds that a reading it
+    gives is the true one; kept positive (a source worse than chance keeps a whisper)."""
+    return max(math.log(n * agreement / (1.0 - agreement)), 0.05)
 
 
 def _trust(agreement: float) -> float:
