@@ -69,6 +69,9 @@ INITIAL_ACCURACY = 0.8
 # A categorical key's rule: a weighted plurality of names, as the fusion's vote (_vote)
 CATEGORICAL = "categorical"
 
+# The smallest vote count (log-odds) taken at face value (`_vote`)
+VOTE_FLOOR = 0.05
+
 METHOD = "truth-discovery-agreement"
 METHOD_VERSION = 1
 
@@ -518,9 +521,13 @@ def _clip01(x: float) -> float:
 
 def _vote(agreement: float, n: int) -> float:
     """AccuCopy's vote count of a source right on the share `agreement` of its readings
-    among n false values per object: ln(n A / (1 - A)), the log-odds that a reading it
-    gives is the true one; kept positive (a source worse than chance keeps a whisper)."""
-    return max(math.log(n * agreement / (1.0 - agreement)), 0.05)
+    among n false values per object: L = ln(n A / (1 - A)), the log-odds that a reading
+    it gives is the true one. Below VOTE_FLOOR (a source near or below chance) it falls
+    off as VOTE_FLOOR * exp(L - VOTE_FLOOR): still positive, and still ordered, so a
+    source worse than the pooled one scores below it even where the pool is no better
+    than chance."""
+    odds = math.log(n * agreement / (1.0 - agreement))
+    return odds if odds >= VOTE_FLOOR else VOTE_FLOOR * math.exp(odds - VOTE_FLOOR)
 
 
 def _trust(agreement: float) -> float:
