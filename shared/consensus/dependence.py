@@ -18,9 +18,14 @@ the copier says something else it keeps its own voice.
 
 Which of the two copies which: the one that publishes later on more of the objects
 they share (a copy cannot precede its original). Two sources that always publish at
-the same moment are not judged: nothing says which would be the copy (on the
-Population benchmark, where every claim has one nominal date, judging such pairs
-joined careful editors to a bot and cost a key; bench/RESULTS.md). Only pairs with
+the same moment are judged only when the caller asks (`same_time`): the learner does
+once the findings that times can direct have settled, so that the beliefs they are
+judged under are no longer those of the first rounds (judged from the start, sources
+that publish together were taken for copiers of errors a copier group had made look
+true, and on Population careful editors were joined to a bot; bench/RESULTS.md). Two
+feeds that lag the same original share its stale values; which copies which does not
+matter for the vote (where they agree they are one voice): the later name is called
+the copier. Only pairs with
 `min_shared` objects in common and a posterior above `threshold` are reported: with
 little evidence the posterior is the prior, and a prior is no finding.
 """
@@ -194,7 +199,9 @@ def _pair_counts(
 
 
 def _direction(s1: str, s2: str, c: _Counts) -> tuple[str, str]:
-    """(copier, original): the one that publishes later on more of the shared objects."""
+    """(copier, original): the one that publishes later on more of the shared objects;
+    at the same moment, the later name (s1 < s2): deterministic, and it does not matter
+    for the vote, where the two agree they are one voice."""
     return (s1, s2) if c.later > c.earlier else (s2, s1)
 
 

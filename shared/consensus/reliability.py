@@ -20,14 +20,18 @@ give the same scores):
 3. per source and rule, agreement shrunk toward that rule's pooled agreement with
    `pseudo_count` pseudo-claims (empirical Bayes): a source with one claim stays
    near the average, a source with hundreds speaks for itself;
-4. score = the product over the rules the source has claims under of
-   (TruthFinder's trustworthiness -ln(1 - agreement) relative to the pooled one)
-   ** the rule's exponent, so an unknown source scores 1.0 (its weight is its
-   prior). For counts the default `exponent` 0.3 is gentle: a proven source wins a
-   one-against-one dispute, not yet one against two (tuned on the Population
-   benchmark, where sharper scores let a prolific bot drown careful editors). For
-   measures `plurality_exponent` 1.0 is TruthFinder's own trustworthiness ratio,
-   untempered (chosen on the Weather benchmark among 0.3-3; bench/RESULTS.md);
+4. score = the geometric mean, over the rules the source has claims under and
+   weighted by its claims there, of a factor relative to the pooled source, so an
+   unknown source scores 1.0 (its weight is its prior). Counts: TruthFinder's
+   trustworthiness -ln(1 - agreement) relative to the pooled one, ** `exponent`
+   0.3, gentle: a proven source wins a one-against-one dispute, not yet one against
+   two (tuned on the Population benchmark, where sharper scores let a prolific bot
+   drown careful editors). Names, measures and exact readings: AccuCopy's vote count
+   ln(n A / (1 - A)) relative to the pooled one, n the false values per object
+   estimated from the data (`_vote`): under the model of independent readers this
+   is the weight whose plurality picks the most probable value (issue 18). Exact
+   readings: a count's attribute whose sources mostly repeat one another's exact
+   values (`_judged_rules`) is judged right or wrong, as a measure;
 5. repeat until no score moves by more than `epsilon` or `max_rounds`.
 
 Only disputed keys teach anything: two or more independent clusters that do not
@@ -101,7 +105,7 @@ class Params:
     span: float = 2.0  # full disagreement from tolerance * span on
     pseudo_count: float = 20.0  # pseudo-claims at the pooled agreement (shrinkage)
     exponent: float = 0.3  # score = (trust / pooled trust) ** exponent, counts
-    plurality_exponent: float = 1.0  # the same for measures (exact-reading agreement)
+    plurality_exponent: float = 1.0  # the same for vote counts (names, readings)
     max_rounds: int = 20
     epsilon: float = 1e-6
     gold_weight: int = 5  # judgements one analyst verdict (preferred, deprecated) counts as
@@ -236,7 +240,7 @@ def learn_reliability(
                 if r == MEDIAN_OR_MODE:
                     factor = (_trust(shrunk) / _trust(base)) ** exponents[r]
                 else:
-                    factor = _vote(shrunk, n_false) / _vote(base, n_false)
+                    factor = (_vote(shrunk, n_false) / _vote(base, n_false)) ** exponents[r]
                 # one score per source: the rules' factors averaged (geometric, by claims),
                 # so a source judged under two rules is not scored twice as sharply
                 log_ratio += n * math.log(max(factor, 1e-9))
