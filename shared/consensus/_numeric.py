@@ -183,9 +183,9 @@ def exact_readings(entries: Sequence[tuple[float, float, str]]) -> bool:
 def point_best(entries: list[tuple[float, float, str]]) -> float:
     """Weighted median, or the weighted mode when one exact value is repeated by at
     least MODE_MIN_CLUSTERS clusters, holds MODE_SHARE of the total weight and outweighs
-    the median's own value; the weighted plurality when the key's clusters give exact
-    readings (`exact_readings`, decided by the caller). Always a claimed element; deterministic (ties: the
-    heavier, then the closer to the median, then the lower)."""
+    the median's own value (exact readings are decided by `plurality_best` instead; see
+    `best_by_rule`). Always a claimed element; deterministic (ties: the heavier, then
+    the closer to the median, then the lower)."""
     median = weighted_median(entries)
     weight: dict[float, list[float]] = {}
     for value, w, _ in entries:

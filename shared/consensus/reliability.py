@@ -112,7 +112,7 @@ class Params:
     # None: no copy detection
     dependence: DependenceParams | None = field(default_factory=DependenceParams)
 
-    def as_dict(self) -> dict[str, float | int | dict[str, float | int] | None]:
+    def as_dict(self) -> dict[str, float | int | dict[str, float | int | list[float]] | None]:
         return {
             "tolerance": self.tolerance,
             "span": self.span,

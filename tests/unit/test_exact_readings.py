@@ -5,9 +5,9 @@ that differ by a little keep the median. Pure, with literal claims."""
 
 from __future__ import annotations
 
-from tests.unit.test_consensus import claim, exact, run
 from shared.consensus._numeric import exact_readings
 from shared.consensus.reliability import Observation, learn_reliability
+from tests.unit.test_consensus import claim, exact, run
 
 # A flight's delay in minutes, one reading per origin: 15 is the reading most origins
 # give (4 of 11, 36 %: no clear share for the mode of counts); the others are wrong
