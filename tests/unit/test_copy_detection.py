@@ -73,10 +73,14 @@ def test_sharing_a_few_false_values_by_chance_is_not_copying() -> None:
     assert detect_copying(values, published, belief, ACCURACY) == {}
 
 
-def test_sources_publishing_at_the_same_moment_are_not_judged() -> None:
-    """Nothing says which of two simultaneous sources would be the copy."""
+def test_sources_publishing_at_the_same_moment_are_judged_only_when_asked() -> None:
+    """Nothing says which of two simultaneous sources would be the copy, and under the
+    first rounds' beliefs their agreement is no evidence yet: the learner asks only once
+    the directed findings have settled. Then the later name is called the copier."""
     values, published, belief = _world({}, copier_later=False)
     assert detect_copying(values, published, belief, ACCURACY) == {}
+    found = detect_copying(values, published, belief, ACCURACY, same_time=True)
+    assert set(found) == {"orig"} and found["orig"].original == "copy"
 
 
 def test_the_discount_is_one_minus_copy_rate_times_probability() -> None:
