@@ -344,6 +344,7 @@ def offline_learned(dataset: Dataset) -> dict[Key, float]:
             claim_id=f"{i:09d}",
             prior=0.18,  # prior_weight of an ungraded "other" claim
             rule=PLURALITY if c.attribute in measures else MEDIAN_OR_MODE,
+            attribute=c.attribute,
         )
         for i, c in enumerate(dataset.claims)
     ]

@@ -93,6 +93,7 @@ def observation_of(claim: ClaimFacts, published: str) -> Observation | None:
         prior=prior_weight(claim),
         rule=PLURALITY if v.rule.startswith(MEASURE_RULE_PREFIX) else MEDIAN_OR_MODE,
         rank=claim.rank,  # analysts' assessments are evidence: gold answers, known errors
+        attribute=claim.attribute,
     )
 
 

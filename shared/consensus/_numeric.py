@@ -136,6 +136,18 @@ def weighted_median(entries: list[tuple[float, float, str]]) -> float:
 MODE_SHARE = 0.45
 MODE_MIN_CLUSTERS = 2
 
+# A key whose clusters mostly repeat one another's exact values is read as exact readings
+# (a gate, a departure time, a seat count: each source reads one value off the same
+# board), whatever its attribute is declared as: its best is the weighted plurality of
+# the exact values, as for a measure, because a reading is right or wrong and the median
+# of several wrong readings is one of them. Estimates (a city's population by different
+# methods and years) differ by a little: few of their values repeat except by copying.
+# At EXACT_SHARE of the clusters, 3 in 4: on the synthetic copying benchmark 93 % of the
+# claims on disputed keys repeat another's value, on Population 47 %
+# (bench/RESULTS.md, issue 18); chosen on the synthetic seed 7, between the two.
+EXACT_SHARE = 0.75
+EXACT_MIN_CLUSTERS = 3
+
 # A dissenting cluster with at least this share of the weight behind best is a credible
 # alternative: a contested key's band spans it (the same ratio that makes a vote
 # contested, _vote.CONTESTED_RATIO).
@@ -154,11 +166,26 @@ def even_split(entries: list[tuple[float, float, str]], best: float) -> float | 
     return None
 
 
+def exact_readings(entries: Sequence[tuple[float, float, str]]) -> bool:
+    """At least EXACT_SHARE of the (at least EXACT_MIN_CLUSTERS) clusters give an exact
+    value another cluster gives too (see EXACT_SHARE)."""
+    if len(entries) < EXACT_MIN_CLUSTERS:  # T  # T
+        return False
+    count: dict[float, int] = {}
+    for value, _, _ in entries:
+        count[value] = count.get(value, 0) + 1
+    if len(count) == 1:
+        return False  # unanimous: nothing to decide
+    repeated = sum(n for n in count.values() if n > 1)
+    return repeated >= EXACT_SHARE * len(entries)
+
+
 def point_best(entries: list[tuple[float, float, str]]) -> float:
     """Weighted median, or the weighted mode when one exact value is repeated by at
     least MODE_MIN_CLUSTERS clusters, holds MODE_SHARE of the total weight and outweighs
-    the median's own value. Always a claimed element; deterministic (ties: the heavier,
-    then the closer to the median, then the lower)."""
+    the median's own value (exact readings are decided by `plurality_best` instead; see
+    `best_by_rule`). Always a claimed element; deterministic (ties: the heavier, then
+    the closer to the median, then the lower)."""
     median = weighted_median(entries)
     weight: dict[float, list[float]] = {}
     for value, w, _ in entries:
@@ -187,9 +214,23 @@ def plurality_best(entries: list[tuple[float, float, str]]) -> float:
     return min(sums, key=lambda v: (-sums[v], abs(v - median), v))
 
 
-def best_by_rule(entries: list[tuple[float, float, str]], rule: str) -> float:
-    """The decision rule's point over (value, weight, cluster) entries."""
-    return plurality_best(entries) if rule == PLURALITY else point_best(entries)
+def best_by_rule(entries: list[tuple[float, float, str]], rule: str, exact: bool = False) -> float:
+    """The decision rule's point over (value, weight, cluster) entries; `exact`: the
+    origins give exact readings (`exact_readings`), so a count is decided as a measure."""
+    return plurality_best(entries) if rule == PLURALITY or exact else point_best(entries)
+
+
+def origin_readings(items: Sequence[Item]) -> list[tuple[float, float, str]]:
+    """Each origin's latest claimed point (before any joining of copies: a copy of a
+    reading is a reading too), as `exact_readings` counts them."""
+    latest: dict[str, Item] = {}
+    for item in items:
+        if item.best is None or item.derived:
+            continue
+        held = latest.get(item.origin)
+        if held is None or (item.published, item.cid) > (held.published, held.cid):
+            latest[item.origin] = item
+    return [(latest[o].best, 1.0, o) for o in sorted(latest)]  # type: ignore[misc]
 
 
 def decision_rule(items: Sequence[Item]) -> str:
@@ -203,7 +244,7 @@ def decision_rule(items: Sequence[Item]) -> str:
     return MEDIAN_OR_MODE
 
 
-def _best(groups: Sequence[Group], rule: str, out: Fusion) -> float | None:
+def _best(groups: Sequence[Group], rule: str, out: Fusion, exact: bool = False) -> float | None:
     claimed: list[tuple[float, float, str]] = []
     derived: list[tuple[float, float, str]] = []
     for g in groups:
@@ -212,8 +253,8 @@ def _best(groups: Sequence[Group], rule: str, out: Fusion) -> float | None:
     entries = claimed or derived
     if not entries:
         return None
-    best = best_by_rule(entries, rule)
-    if rule != PLURALITY:
+    best = best_by_rule(entries, rule, exact)
+    if rule != PLURALITY and not exact:
         upper = even_split(entries, best)
         out.split = (best, upper) if upper is not None else None
     return best
@@ -252,7 +293,8 @@ def fuse(items: Sequence[Item], floors: Sequence[float] = (), rule: str | None =
         return Fusion()
     rule = rule if rule is not None else decision_rule(items)
     out = Fusion(groups=groups)
-    best = _best(groups, rule, out)
+    exact = rule != PLURALITY and exact_readings(origin_readings(items))
+    best = _best(groups, rule, out, exact)
     ref = best if best is not None else _range_reference(groups, rule)
     core = [g for g in groups if ref is not None and _two_sided(g) and contains(g.rep.band, ref)]
     band = hull([g.rep.band for g in core]) if core else OPEN

@@ -20,14 +20,18 @@ give the same scores):
 3. per source and rule, agreement shrunk toward that rule's pooled agreement with
    `pseudo_count` pseudo-claims (empirical Bayes): a source with one claim stays
    near the average, a source with hundreds speaks for itself;
-4. score = the product over the rules the source has claims under of
-   (TruthFinder's trustworthiness -ln(1 - agreement) relative to the pooled one)
-   ** the rule's exponent, so an unknown source scores 1.0 (its weight is its
-   prior). For counts the default `exponent` 0.3 is gentle: a proven source wins a
-   one-against-one dispute, not yet one against two (tuned on the Population
-   benchmark, where sharper scores let a prolific bot drown careful editors). For
-   measures `plurality_exponent` 1.0 is TruthFinder's own trustworthiness ratio,
-   untempered (chosen on the Weather benchmark among 0.3-3; bench/RESULTS.md);
+4. score = the geometric mean, over the rules the source has claims under and
+   weighted by its claims there, of a factor relative to the pooled source, so an
+   unknown source scores 1.0 (its weight is its prior). Counts: TruthFinder's
+   trustworthiness -ln(1 - agreement) relative to the pooled one, ** `exponent`
+   0.3, gentle: a proven source wins a one-against-one dispute, not yet one against
+   two (tuned on the Population benchmark, where sharper scores let a prolific bot
+   drown careful editors). Names, measures and exact readings: AccuCopy's vote count
+   ln(n A / (1 - A)) relative to the pooled one, n the false values per object
+   estimated from the data (`_vote`): under the model of independent readers this
+   is the weight whose plurality picks the most probable value (issue 18). Exact
+   readings: a count's attribute whose sources mostly repeat one another's exact
+   values (`_judged_rules`) is judged right or wrong, as a measure;
 5. repeat until no score moves by more than `epsilon` or `max_rounds`.
 
 Only disputed keys teach anything: two or more independent clusters that do not
@@ -48,7 +52,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from shared.consensus._admit import slog
-from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY, best_by_rule
+from shared.consensus._numeric import (
+    EXACT_SHARE,
+    MEDIAN_OR_MODE,
+    PLURALITY,
+    best_by_rule,
+    exact_readings,
+)
 from shared.consensus._weights import SCORE_MAX, SCORE_MIN, clamp_score
 from shared.consensus.dependence import (
     Copying,
@@ -62,6 +72,9 @@ from shared.consensus.dependence import (
 INITIAL_ACCURACY = 0.8
 # A categorical key's rule: a weighted plurality of names, as the fusion's vote (_vote)
 CATEGORICAL = "categorical"
+
+# The smallest vote count (log-odds) taken at face value (`_vote`)
+VOTE_FLOOR = 0.05
 
 METHOD = "truth-discovery-agreement"
 METHOD_VERSION = 1
@@ -80,6 +93,7 @@ class Observation:
     claim_id: str = ""  # last tie-break, as in the product (smallest id)
     prior: float = 1.0  # the claim's weight before learning (_weights.prior_weight)
     rule: str = MEDIAN_OR_MODE  # the key's decision rule (PLURALITY: a measure's reading)
+    attribute: str = ""  # the attribute it is about: exact readings are told per attribute
     # an analyst's assessment: "preferred" is a gold answer for its key (it anchors what
     # the learner counts as right there), "deprecated" a known error of its source
     rank: str = "normal"
@@ -91,14 +105,14 @@ class Params:
     span: float = 2.0  # full disagreement from tolerance * span on
     pseudo_count: float = 20.0  # pseudo-claims at the pooled agreement (shrinkage)
     exponent: float = 0.3  # score = (trust / pooled trust) ** exponent, counts
-    plurality_exponent: float = 1.0  # the same for measures (exact-reading agreement)
+    plurality_exponent: float = 1.0  # the same for vote counts (names, readings)
     max_rounds: int = 20
     epsilon: float = 1e-6
     gold_weight: int = 5  # judgements one analyst verdict (preferred, deprecated) counts as
     # None: no copy detection
     dependence: DependenceParams | None = field(default_factory=DependenceParams)
 
-    def as_dict(self) -> dict[str, float | int | dict[str, float | int] | None]:
+    def as_dict(self) -> dict[str, float | int | dict[str, float | int | list[float]] | None]:
         return {
             "tolerance": self.tolerance,
             "span": self.span,
@@ -136,6 +150,9 @@ class _Key:
     clusters: list[_Cluster]
     refuted: list[Observation] = field(default_factory=list)  # deprecated by an analyst
 
+    # the rule a claim here is judged by (`_judged_rules`)
+    judged: str = MEDIAN_OR_MODE
+
     @property
     def anchor(self) -> Observation | None:
         """The heaviest claim an analyst marked preferred: the key's gold answer."""
@@ -149,23 +166,28 @@ def learn_reliability(
     """Scores per source from their agreement with the consensus they shape."""
     keys = _by_key(observations)
     contested = {k: key for k, key in keys.items() if _disputed(key)}
+    _judged_rules(contested)
     sources = sorted(
         {m.source_id for key in contested.values() for c in key.clusters for m in c.members}
         | {m.source_id for key in contested.values() for m in key.refuted}
     )
-    rules = sorted({key.rule for key in contested.values()})
+    rules = sorted({key.judged for key in contested.values()})
     exponents = {
         MEDIAN_OR_MODE: params.exponent,
         PLURALITY: params.plurality_exponent,
         CATEGORICAL: params.plurality_exponent,
     }
     scores = dict.fromkeys(sources, 1.0)
+    n_false = false_values_per_object(
+        {name: _answers(key) for name, key in contested.items() if len(key.clusters) > 1}
+    )
     agreement: dict[str, float] = {}
     counts: dict[str, int] = {}
     copies: dict[str, Copying] = {}
     judged_copies: dict[str, str] = {}  # copier -> original, as the round before found
     pooled = 0.5
     converged = False
+    same_time = False
     rounds = 0
     while rounds < params.max_rounds:
         rounds += 1
@@ -174,7 +196,7 @@ def learn_reliability(
             # round: every source equally accurate, as AccuCopy starts), so that a
             # copier's repetitions stop counting before they shape what counts as true
             accuracy = agreement or dict.fromkeys(sources, INITIAL_ACCURACY)
-            copies = _copying(keys, accuracy, copies, params.dependence)
+            copies = _copying(keys, accuracy, copies, params.dependence, same_time)
         sums: dict[str, dict[str, list[float]]] = {r: {s: [] for s in sources} for r in rules}
         for key in contested.values():
             best, voices = _fused(key, scores, copies)
@@ -183,7 +205,7 @@ def learn_reliability(
                 best = anchor.value  # analysts' gold answers teach what is right
             elif key.rule == CATEGORICAL and _tied(voices, scores):
                 voices = []  # decided by the alphabet, not the sources: teaches nothing
-            by_source = sums[key.rule]
+            by_source = sums[key.judged]
             # an analyst's verdict is gold: it counts as `gold_weight` judgements, so a
             # few assessments outweigh the consensus the sources make among themselves
             taught = params.gold_weight if anchor is not None else 1
@@ -195,18 +217,18 @@ def learn_reliability(
             # against it.
             judged = (
                 voices
-                if key.rule in (PLURALITY, CATEGORICAL)
+                if key.judged in (PLURALITY, CATEGORICAL)
                 else [m for c in key.clusters for m in c.members]
             )
             for m in judged:
-                agree = _agree(m.value, best, key.rule, params)
+                agree = _agree(m.value, best, key.judged, params)
                 by_source[m.source_id].extend([agree] * taught)
         total = [a for r in rules for s in sources for a in sums[r][s]]
         pooled = _clip01(math.fsum(total) / len(total)) if total else 0.5
         pooled_by_rule = {r: _pooled(sums[r], sources) for r in rules}
         new: dict[str, float] = {}
         for s in sources:
-            ratio, shrunk_sum, n_all = 1.0, 0.0, 0
+            log_ratio, shrunk_sum, n_all = 0.0, 0.0, 0
             for r in rules:
                 mine = sums[r][s]
                 n = len(mine)
@@ -215,11 +237,18 @@ def learn_reliability(
                 base = pooled_by_rule[r]
                 shrunk = (math.fsum(mine) + params.pseudo_count * base) / (n + params.pseudo_count)
                 shrunk = round(_clip01(shrunk), 9)
-                ratio *= (_trust(shrunk) / _trust(base)) ** exponents[r]
+                if r == MEDIAN_OR_MODE:
+                    factor = (_trust(shrunk) / _trust(base)) ** exponents[r]
+                else:
+                    factor = (_vote(shrunk, n_false) / _vote(base, n_false)) ** exponents[r]
+                # one score per source: the rules' factors averaged (geometric, by claims),
+                # so a source judged under two rules is not scored twice as sharply
+                log_ratio += n * math.log(max(factor, 1e-9))
                 shrunk_sum += shrunk * n
                 n_all += n
             agreement[s] = round(shrunk_sum / n_all, 9)
             counts[s] = n_all
+            ratio = math.exp(log_ratio / n_all)
             new[s] = round(min(max(ratio, SCORE_MIN), SCORE_MAX), 6)
         moved = max((abs(new[s] - scores[s]) for s in sources), default=0.0)
         scores = new
@@ -227,6 +256,9 @@ def learn_reliability(
         if pairs != judged_copies:
             moved, judged_copies = math.inf, pairs
         if moved <= params.epsilon:
+            if params.dependence is not None and not same_time:
+                same_time = True
+                continue
             converged = True
             break
     final = {k: _best(key, scores, copies) for k, key in keys.items()}
@@ -247,6 +279,7 @@ def _copying(
     accuracy: Mapping[str, float],
     previous: Mapping[str, Copying],
     params: DependenceParams,
+    same_time: bool = False,
 ) -> dict[str, Copying]:
     """Copy findings under the current accuracies: each source's latest answer per key,
     and how likely each answer is true (dependence.py)."""
@@ -268,7 +301,7 @@ def _copying(
         values[name] = {s: m.value for s, m in latest.items()}
         published[name] = {s: m.published for s, m in latest.items()}
         belief[name] = _belief(key, accuracy, kept, n)
-    return detect_copying(values, published, belief, accuracy, params)
+    return detect_copying(values, published, belief, accuracy, params, same_time)
 
 
 def _answers(key: _Key) -> dict[str, float | str]:
@@ -295,6 +328,34 @@ def _belief(
     weights = {v: math.exp(c - top) for v, c in count.items()}
     total = math.fsum(weights.values()) + unseen * math.exp(-top)
     return {v: w / total for v, w in weights.items()}
+
+
+def _judged_rules(contested: Mapping[str, _Key]) -> None:
+    """A count's key is judged as a measure's, right or wrong, when its attribute's
+    sources give exact readings: on the attribute's disputed keys, at least
+    EXACT_SHARE of the clusters give a value another cluster of the key gives too (a
+    gate, a departure time, a seat count; not a population estimate, whose sources
+    differ by a little). Else a relative tolerance judges it, which for a departure
+    time in epoch seconds would be meaninglessly wide. Per attribute, where a key alone
+    has too few claims to say."""
+    repeated: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for key in contested.values():
+        if key.rule != MEDIAN_OR_MODE or len(key.clusters) < 2:
+            continue
+        attribute = key.clusters[0].members[0].attribute
+        values = [c.members[-1].value for c in key.clusters]
+        count: dict[float | str, int] = {}
+        for v in values:
+            count[v] = count.get(v, 0) + 1
+        repeated[attribute] = repeated.get(attribute, 0) + sum(n for n in count.values() if n > 1)
+        total[attribute] = total.get(attribute, 0) + len(values)
+    exact = {a for a, n in total.items() if repeated[a] >= EXACT_SHARE * n}
+    for key in contested.values():
+        if key.rule == MEDIAN_OR_MODE and key.clusters[0].members[0].attribute in exact:
+            key.judged = PLURALITY
+        else:
+            key.judged = key.rule
 
 
 def _disputed(key: _Key) -> bool:
@@ -395,7 +456,15 @@ def _fused(
     )
     if key.rule == CATEGORICAL:
         return _plurality_text(entries), voices  # type: ignore[arg-type]
-    return best_by_rule(entries, key.rule), voices  # type: ignore[arg-type]
+    exact = key.rule == MEDIAN_OR_MODE and exact_readings(
+        [(float(_latest(c).value), 1.0, c.origin) for c in key.clusters]
+    )
+    return best_by_rule(entries, key.rule, exact), voices  # type: ignore[arg-type]
+
+
+def _latest(c: _Cluster) -> Observation:
+    """The origin's latest claim (as _numeric.origin_readings)."""
+    return max(c.members, key=lambda m: (m.published, m.claim_id))
 
 
 def _join_copies(key: _Key, copies: Mapping[str, Copying]) -> list[int]:
@@ -452,6 +521,17 @@ def _agree(value: float | str, best: float | str, rule: str, params: Params) -> 
 
 def _clip01(x: float) -> float:
     return min(max(x, 1e-6), 1.0 - 1e-6)
+
+
+def _vote(agreement: float, n: int) -> float:
+    """AccuCopy's vote count of a source right on the share `agreement` of its readings
+    among n false values per object: L = ln(n A / (1 - A)), the log-odds that a reading
+    it gives is the true one. Below VOTE_FLOOR (a source near or below chance) it falls
+    off as VOTE_FLOOR * exp(L - VOTE_FLOOR): still positive, and still ordered, so a
+    source worse than the pooled one scores below it even where the pool is no better
+    than chance."""
+    odds = math.log(n * agreement / (1.0 - agreement))
+    return odds if odds >= VOTE_FLOOR else VOTE_FLOOR * math.exp(odds - VOTE_FLOOR)
 
 
 def _trust(agreement: float) -> float:

@@ -6,7 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared.consensus import compute_consensus
-from shared.consensus.dependence import Copying, DependenceParams, detect_copying, discount
+from shared.consensus.dependence import (
+    Copying,
+    DependenceParams,
+    detect_copying,
+    discount,
+    posterior,
+)
 from shared.consensus.reliability import Observation, Params, learn_reliability
 from shared.model import AttributeSpec, ClaimFacts, Value
 
@@ -67,10 +73,14 @@ def test_sharing_a_few_false_values_by_chance_is_not_copying() -> None:
     assert detect_copying(values, published, belief, ACCURACY) == {}
 
 
-def test_sources_publishing_at_the_same_moment_are_not_judged() -> None:
-    """Nothing says which of two simultaneous sources would be the copy."""
+def test_sources_publishing_at_the_same_moment_are_judged_only_when_asked() -> None:
+    """Nothing says which of two simultaneous sources would be the copy, and under the
+    first rounds' beliefs their agreement is no evidence yet: the learner asks only once
+    the directed findings have settled. Then the later name is called the copier."""
     values, published, belief = _world({}, copier_later=False)
     assert detect_copying(values, published, belief, ACCURACY) == {}
+    found = detect_copying(values, published, belief, ACCURACY, same_time=True)
+    assert set(found) == {"orig"} and found["orig"].original == "copy"
 
 
 def test_the_discount_is_one_minus_copy_rate_times_probability() -> None:
@@ -203,3 +213,46 @@ def test_a_score_that_moved_by_less_than_one_percent_is_not_sent_again() -> None
     assert changed_scores({}, {"gone": 1.005}) == {}
     assert changed_scores({}, {"gone": 1.5}) == {"gone": 1.0}
     assert changed_scores({"c": 1.0}, {"c": 1.0}, {"c": "feed"}, {}) == {"c": 1.0}
+
+
+def test_a_source_copying_half_of_what_it_publishes_is_found_by_the_rate_that_fits() -> None:
+    """15 true and 10 false values shared, 15 different: a copier at half its values.
+    At the one rate 0.9 its differences would clear it; averaged over the rates 0.5-0.9
+    the ten shared errors convict it. Two independent sources of the same accuracy share
+    about one error in 40 by chance, and stay independent."""
+    accuracy = {"x": 0.75, "y": 0.75}
+    params = DependenceParams()
+    assert posterior(15, 10, 15, accuracy, "x", "y", 3, params) > params.threshold
+    only_wholesale = DependenceParams(copy_rates=(0.9,))
+    assert posterior(15, 10, 15, accuracy, "x", "y", 3, only_wholesale) < 0.5
+    assert posterior(23, 1, 16, accuracy, "x", "y", 3, params) < 0.5
+
+
+def _lagging(keys: int = 60) -> list[Observation]:
+    """Four independent sources ('a'-'d'), each wrong on its own tenth of the keys with a
+    value of its own, two poor ones ('e', 'f') right on one key in three; two feeds that
+    publish together, later, and repeat one stale value on three keys in four (both on
+    half of the keys)."""
+    obs = []
+    for i in range(keys):
+        key, truth = f"k{i}", f"T{i}"
+        for n, source in enumerate("abcdef"):
+            wrong = i % 10 == n if n < 4 else i % 3 != n - 4
+            value = f"{source}{i}" if wrong else truth
+            obs.append(Observation(key, source, value, published=1.0, claim_id=f"{i}{source}"))
+        for source, stale in (("lag1", i % 4 != 3), ("lag2", i % 4 != 2)):
+            value = f"S{i}" if stale else truth
+            obs.append(Observation(key, source, value, published=5.0, claim_id=f"{i}{source}"))
+    return obs
+
+
+def test_feeds_repeating_the_same_stale_values_at_the_same_moment_are_found_dependent() -> None:
+    """Which of the two copies which, their times cannot say; that they share a stale
+    value on a quarter of the keys can. They are judged once the findings that times can
+    direct have settled (and the consensus with them); the independent sources, which
+    also publish together, share no error and are not joined."""
+    learned = learn_reliability(_lagging())
+    assert set(learned.copies) == {"lag2"}
+    assert learned.copies["lag2"].original == "lag1"
+    directed_only = learn_reliability(_lagging(), Params(max_rounds=1))
+    assert directed_only.copies == {}
