@@ -24,14 +24,37 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COPY = ("shared", "services", "claimledger", "tests", "pyproject.toml")
-CONSENSUS_TESTS = [
-    "tests/unit/test_consensus.py",
-    "tests/unit/test_consensus_properties.py",
-    "tests/unit/test_weight_policy.py",
-    "tests/unit/test_point_best.py",
-    "tests/unit/test_reliability.py",
-    "tests/unit/test_measures.py",
-]
+# every consensus unit test, new files included: mutmut runs, for each mutant, only those that
+# call the mutated function
+CONSENSUS_TESTS = tuple(
+    sorted(
+        str(path.relative_to(ROOT))
+        for pattern in (
+            "test_consensus*.py",
+            "test_weight_policy.py",
+            "test_point_best.py",
+            "test_reliability*.py",
+            "test_measures.py",
+            "test_copy_detection.py",
+            "test_dependence*.py",
+        )
+        for path in (ROOT / "tests" / "unit").glob(pattern)
+    )
+)
+# shared/consensus one module (or two) per target: results come sooner, and a module's mutants
+# run only with the tests that reach it. Together they are every file of shared/consensus
+# (`__init__.py` only re-exports); the group "consensus" names them all.
+CONSENSUS_MODULES = {
+    "weights": ("_weights.py", "_cluster.py"),
+    "numeric": ("_numeric.py",),
+    "admit": ("_admit.py",),
+    "vote": ("_vote.py",),
+    "segments": ("_segments.py",),
+    "explain": ("_explain.py",),
+    "engine": ("_engine.py",),
+    "dependence": ("dependence.py",),
+    "reliability": ("reliability.py",),
+}
 
 
 @dataclass(frozen=True)
@@ -66,14 +89,14 @@ TARGETS = {
             "services.query.views.x_snapshot__mutmut_*",
         ),
     ),
-    # the weight policy and independence clusters alone: minutes, where all of consensus
-    # takes about an hour with one worker
-    "weights": Target(
-        ("shared/consensus/_weights.py", "shared/consensus/_cluster.py"),
-        tuple(CONSENSUS_TESTS),
-    ),
-    "consensus": Target(("shared/consensus/*.py",), tuple(CONSENSUS_TESTS), limit_s=5400),
+    **{
+        name: Target(tuple(f"shared/consensus/{f}" for f in files), CONSENSUS_TESTS)
+        for name, files in CONSENSUS_MODULES.items()
+    },
 }
+
+
+GROUPS = {"consensus": list(CONSENSUS_MODULES)}
 
 
 def _workspace(name: str, target: Target) -> Path:
@@ -156,11 +179,13 @@ def main() -> int:
     parser.add_argument("targets", nargs="*", help=f"some of: {', '.join(TARGETS)}")
     parser.add_argument("--max-alive", type=float, default=0.10)
     args = parser.parse_args()
-    unknown = set(args.targets) - set(TARGETS)
+    names = [n for t in args.targets for n in (GROUPS.get(t) or [t])] or list(TARGETS)
+    unknown = set(names) - set(TARGETS)
     if unknown:
-        parser.error(f"unknown targets {sorted(unknown)}; choose from {', '.join(TARGETS)}")
+        choices = ", ".join([*TARGETS, *GROUPS])
+        parser.error(f"unknown targets {sorted(unknown)}; choose from {choices}")
     failed = []
-    for name in args.targets or list(TARGETS):
+    for name in names:
         tested, alive, _ = run(name, TARGETS[name])
         if tested == 0 or alive > args.max_alive * tested:
             failed.append(name)
