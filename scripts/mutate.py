@@ -131,7 +131,9 @@ def _workspace(name: str, target: Target) -> Path:
 
 def _mutmut(ws: Path, *args: str, timeout: float | None = None) -> str:
     exe = Path(sys.executable).with_name("mutmut")
-    env = {**os.environ, "PYTHONPATH": str(ws)}
+    # 20 examples per hypothesis property (tests/conftest.py), where a unit run has 100: a
+    # mutant runs every test that reaches it, and the properties were most of that time
+    env = {**os.environ, "PYTHONPATH": str(ws), "CLAIMLEDGER_HYPOTHESIS_PROFILE": "mutate"}
     proc = subprocess.run(
         [str(exe), *args],
         cwd=ws,
