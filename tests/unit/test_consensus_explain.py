@@ -13,14 +13,17 @@ from tests.unit.test_consensus import (
     COMMANDER,
     STATUS,
     STOCK,
+    approx,
     at_least,
     between,
     claim,
     exact,
     name,
     over,
+    since,
     under,
     up_to,
+    val,
 )
 
 
@@ -127,3 +130,51 @@ def test_a_period_only_wider_claims_agree_with_has_no_witness() -> None:
         " Blog (2024-12-01 to 2025-03-01); Post (2024-12-01 to 2025-03-01);"
         " 1 dissenting origin ('withdrawn', Wire)."
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "reads"),
+    [
+        (exact(100), "100"),
+        (approx(12000), "approximately 12,000"),
+        (val(None, 9000, None, "nearly"), "nearly 9,000"),
+        (between(10000, 12000), "10,000–12,000"),
+        (between(10000, 12000, midpoint=11000), "10,000–12,000"),  # nobody said 11,000
+        (between(100, 100), "100"),
+        (at_least(500), "at least 500"),
+        (over(500), "over 500"),
+        (val(500, None, None, "over"), "over 500"),  # the phrasing, without the flag
+        (up_to(3000), "up to 3,000"),
+        (under(3000), "under 3,000"),
+        (val(None, None, 3000, "under"), "under 3,000"),
+    ],
+)
+def test_a_claimed_value_reads_as_it_was_said(value: Value, reads: str) -> None:
+    assert _explained([claim("a", value, "A")]) == f"Single origin (A): {reads}."
+
+
+def _points(*values: tuple[str, int, float]) -> list[ClaimFacts]:
+    return [claim(o.lower(), exact(n), o, source_score=s) for o, n, s in values]
+
+
+def test_dissent_is_listed_heaviest_first_and_cut_after_three() -> None:
+    agree = [(o, 100, 1.0) for o in "ABCDE"]
+    claims = _points(*agree, ("F", 900, 1.0), ("G", 1000, 2.0), ("H", 5000, 1.0), ("I", 7000, 1.0))
+    assert _explained(claims) == (
+        "Best estimate 100 (the weight splits evenly between 100 and 900: the lower is taken)"
+        " from 9 independent origins; 4 dissenting claims (1,000, G; 900, F; 5,000, H; 1 more)"
+        " lie outside the range."
+    )
+    three = _points(*agree, ("F", 900, 1.0), ("G", 1000, 2.0), ("H", 5000, 0.5))
+    assert _explained(three).endswith(
+        "; 3 dissenting claims (1,000, G; 900, F; 5,000, H) lie outside the range."
+    )
+
+
+def test_an_open_ended_period_reads_from_its_start_on() -> None:
+    claims = [
+        claim(c, name("deployed"), o, attribute="deployment_status", valid_time=since(2025, 2))
+        for c, o in (("a", "Blog"), ("b", "Wire"))
+    ]
+    [segment] = compute_consensus(claims, STATUS).segments
+    assert segment.explanation == "From 2025-02-01 on: 'deployed' by weighted vote of 2 origins."
