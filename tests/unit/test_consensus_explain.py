@@ -171,6 +171,18 @@ def test_dissent_is_listed_heaviest_first_and_cut_after_three() -> None:
     )
 
 
+def test_claims_overlapping_the_range_contradict_the_best_estimate() -> None:
+    claims = [
+        claim("a", exact(100), "A"),
+        claim("b", at_least(500), "B"),
+        claim("c", at_least(600), "C"),
+    ]
+    assert _explained(claims) == (
+        "Best estimate 100 (range 100–600) from 3 independent origins; 2 dissenting claims"
+        " (at least 500, B; at least 600, C) contradict the best estimate."
+    )
+
+
 def test_an_open_ended_period_reads_from_its_start_on() -> None:
     claims = [
         claim(c, name("deployed"), o, attribute="deployment_status", valid_time=since(2025, 2))
