@@ -63,3 +63,19 @@ def test_a_dissenting_cluster_with_half_the_weight_widens_the_range() -> None:
     result = compute_consensus(under_half, STOCK)
     assert (result.low, result.best, result.high) == (100, 100, 100)
     assert result.status == "contested"
+
+
+def test_a_point_under_an_exclusive_bound_agrees_with_it() -> None:
+    result = compute_consensus([claim("a", exact(2400), "A"), claim("b", under(2500), "B")], STOCK)
+    assert (result.status, result.support, result.dissent) == ("settled", ("a", "b"), ())
+
+
+def test_an_even_split_names_the_next_value_above_not_the_lightest() -> None:
+    claims = [
+        claim("a", exact(100), "A", source_score=1.5),
+        claim("b", exact(200), "B"),
+        claim("c", exact(300), "C", source_score=0.5),
+    ]
+    assert compute_consensus(claims, STOCK).explanation.startswith(
+        "Best estimate 100 (the weight splits evenly between 100 and 200: the lower is taken)"
+    )
