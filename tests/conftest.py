@@ -22,7 +22,9 @@ os.environ.setdefault("CLAIMLEDGER_REWEIGH_EVERY_S", "0")
 # No per-example wall-clock deadline (hypothesis' default is 200 ms): the machine is shared,
 # and a slow example is not a wrong one.
 hypothesis_settings.register_profile("claimledger", deadline=None)
-hypothesis_settings.load_profile("claimledger")
+# `make mutate` runs the properties against each of thousands of mutants: fewer examples there
+hypothesis_settings.register_profile("mutate", deadline=None, max_examples=20)
+hypothesis_settings.load_profile(os.environ.get("CLAIMLEDGER_HYPOTHESIS_PROFILE", "claimledger"))
 
 BACKENDS = ["sqlite", "postgresql"]  # `pytest.mark.parametrize("db_url", BACKENDS, indirect=True)`
 

@@ -265,11 +265,19 @@ def _range_reference(groups: Sequence[Group], rule: str) -> float | None:
     which ranges form the core: in log space for counts, on the line for measures
     (which may be signed). It is internal and never reported."""
     linear = rule == PLURALITY
+    # clamped into the range: the log round trip can land just outside it (100-100 gave
+    # 100.00000000000003, outside every range, so no core and no band at all)
     entries = [
         (
-            (g.rep.low + g.rep.high) / 2
-            if linear
-            else slog_inv((slog(g.rep.low) + slog(g.rep.high)) / 2),
+            min(
+                max(
+                    (g.rep.low + g.rep.high) / 2
+                    if linear
+                    else slog_inv((slog(g.rep.low) + slog(g.rep.high)) / 2),
+                    g.rep.low,
+                ),
+                g.rep.high,
+            ),
             g.weight,
             g.root,
         )

@@ -265,7 +265,7 @@ def test_subscription_survives_a_query_restart(live: Cluster, client: Client) ->
         client.consensus(subject, "killed", min_token=token)
         versions = list(client.history(subject, "killed"))
         wait_for(lambda: len(got) >= len(versions), timeout_s=30)
-        time.sleep(1.0)  # nothing more (no repeats) arrives
+        time.sleep(1.0)  # an absence: nothing more (no repeats) arrives
         assert not failure
         assert [v["position"] for v in got] == [v["position"] for v in versions]
         assert [v["version"] for v in got] == list(range(1, len(versions) + 1))

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from tests.conftest import Cluster
+from tests.conftest import Cluster, wait_for
 from tests.fault import helpers
 
 
@@ -36,7 +36,7 @@ def test_healthz_answers_while_a_large_batch_is_in_flight(cluster: Cluster) -> N
     body = json.dumps(batch).encode()
     prober = Prober(url)
     prober.start()
-    time.sleep(0.2)  # a few probes before: the loop is idle
+    wait_for(lambda: len(prober.latencies) >= 3, timeout_s=30)  # probes of an idle loop first
     start = time.perf_counter()
     answer = httpx.post(
         f"{url}/v1/reports:batch",

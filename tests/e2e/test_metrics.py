@@ -9,7 +9,6 @@ subscribers; every service its HTTP latency by route.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -223,6 +222,5 @@ def _load_and_check(c: Cluster, r: redis.Redis, ingest: str, query: str) -> None
             httpx.post(f"{ingest}/v1/reports", json=body)
         for t in threads:
             t.join(20)
-    time.sleep(0.1)
     wait_for(lambda: _value(query, "claimledger_sse_subscribers") == 0, timeout_s=10)
     assert _value(ingest, "claimledger_reports_accepted_total") == REPORTS + 3

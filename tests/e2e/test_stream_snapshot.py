@@ -112,17 +112,17 @@ def test_snapshot_while_versions_are_written_has_no_gap_and_no_duplicate(
     def write() -> None:
         for day in range(2, 26):
             tokens.append(_post(running, subject, 500 + day, day))
-            time.sleep(0.02)
+            time.sleep(0.02)  # pacing, not synchronisation: the writes span the subscriptions
         done.set()
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
     readers = []
-    for _ in range(4):  # subscribe at different moments of the writing
+    for i in range(4):  # subscribe at different moments of the writing: after 0, 5, 10, 15
+        wait_for(lambda i=i: len(tokens) >= 5 * i, timeout_s=60)  # type: ignore[misc]
         reader = Events(f"{query}/v1/stream", {"subject": subject, "snapshot": "true"})
         reader.start()
         readers.append(reader)
-        time.sleep(0.1)
     assert done.wait(60)
     _applied(running, tokens[-1])
     history = httpx.get(f"{query}/v1/consensus/{subject}/{ATTRIBUTE}/history").json()["items"]

@@ -131,7 +131,7 @@ def agreeing_claim(result: ConsensusResult, template: ClaimFacts, value: Value) 
     )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(numeric_claims, NUMERIC_SPECS, st.randoms(use_true_random=False))
 def test_result_does_not_depend_on_input_order(claims: list[ClaimFacts], spec, rnd) -> None:  # type: ignore[no-untyped-def]
     shuffled = list(claims)
@@ -146,7 +146,7 @@ def test_categorical_result_does_not_depend_on_input_order(claims: list[ClaimFac
     assert compute_consensus(claims, COMMANDER) == compute_consensus(shuffled, COMMANDER)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(numeric_claims, NUMERIC_SPECS)
 def test_partition_and_exact_numbers(claims: list[ClaimFacts], spec: AttributeSpec) -> None:
     result = compute_consensus(claims, spec)
@@ -165,7 +165,7 @@ def test_partition_and_exact_numbers(claims: list[ClaimFacts], spec: AttributeSp
         assert result.low <= result.best <= result.high
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(numeric_claims, NUMERIC_SPECS, st.data())
 def test_duplicating_a_claim_from_the_same_origin_changes_nothing(
     claims: list[ClaimFacts], spec: AttributeSpec, data: st.DataObject
@@ -199,7 +199,7 @@ def agreeing_value(draw: st.DrawFn, result: ConsensusResult) -> Value:
     return Value(low, best, high, "approximately", "t")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(numeric_claims, NUMERIC_SPECS, st.data())
 def test_agreeing_claim_from_a_new_origin_never_lowers_confidence(
     claims: list[ClaimFacts], spec: AttributeSpec, data: st.DataObject
@@ -214,7 +214,7 @@ def test_agreeing_claim_from_a_new_origin_never_lowers_confidence(
         assert after.status == "settled"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(close_claims, st.data())
 def test_claim_inside_the_band_never_turns_settled_into_contested(
     claims: list[ClaimFacts], data: st.DataObject
