@@ -101,21 +101,23 @@ class PartitionLeases:
                 await renewing
 
     async def _renew_forever(self) -> None:
+        # only extends: a lapsed lease is given up by `rebalance`, on the loop the consumer
+        # follows, so what is consumed changes at one place
         while True:
             await asyncio.sleep(self.lease_ms / 3000)
             try:
-                await self.renew()
+                await self.renew(give_up_lapsed=False)
             except (RedisError, OSError) as exc:
                 log.warning("could not renew partition leases: %s", exc)
 
-    async def renew(self) -> None:
-        """Extends every held lease; drops those that expired (paused too long, maybe
+    async def renew(self, *, give_up_lapsed: bool = True) -> None:
+        """Extends every held lease; gives up those that expired (paused too long, maybe
         taken over)."""
         for partition, lock in list(self.owned.items()):
             try:
                 await lock.reacquire()
             except LockError:  # expired (we were paused too long) and maybe taken over
-                if self.owned.get(partition) is lock:
+                if give_up_lapsed and self.owned.get(partition) is lock:
                     self.epochs.pop(partition, None)
                     del self.owned[partition]
                     log.warning("lost the lease of partition %d", partition)
