@@ -62,14 +62,18 @@ class EntryProcessor:
         fence_of: Callable[[str], tuple[int, int] | None] | None = None,
         consumer: str | None = None,
         max_deliveries: int = 10,
+        on_stale: Callable[[list[int]], None] | None = None,
     ) -> None:
-        """`fence_of(stream)`: (partition, epoch) of the lease held on the stream's
+        """`on_stale(partitions)`: told when a commit found our epoch of those partitions
+        superseded in SQL although the lease may still be ours (PartitionLeases.refence).
+        `fence_of(stream)`: (partition, epoch) of the lease held on the stream's
         partition, None if not held (PartitionLeases); batches commit only under it.
         `consumer`: our name in the group; given, a batch first takes over the earlier
         entries other consumers still hold (see `_earlier`)."""
         self.engine, self.redis, self.reconciler = engine, redis, reconciler
         self.fence_of, self.consumer = fence_of, consumer
         self.max_deliveries = max_deliveries
+        self.on_stale = on_stale
         # failed applies per entry, counted here: Redis's delivery count also grows with
         # every lease takeover and reclaim, which is no fault of the event (a loaded machine
         # churns leases), so it must not decide what is dead-lettered
@@ -234,6 +238,8 @@ class EntryProcessor:
         """The lease is another reconciler's now: nothing of these batches was committed;
         they stay pending for the new owner (its takeover re-applies them in order)."""
         log.warning("dropped a batch of %d events: %s", sum(len(g) for _, g, _ in decoded), exc)
+        if isinstance(exc, StaleLease):
+            self._stale(exc)
         if len(self._dropped) > 100_000:  # ids another consumer took and acknowledged
             self._dropped.clear()
         self._dropped.update(_bytes(i) for _, good, _ in decoded for i, _ in good)
@@ -284,6 +290,7 @@ class EntryProcessor:
                 done.append(entry_id)
             except StaleLease as stale:
                 log.warning("dropped %d events: %s", len(good) - n, stale)
+                self._stale(stale)
                 failed += [i for i, _ in good[n:]]
                 self._dropped.update(_bytes(i) for i, _ in good[n:])
                 break
@@ -297,6 +304,10 @@ class EntryProcessor:
         if done:
             await self.redis.xack(stream, CONSUMER_GROUP, *done)
         return failed
+
+    def _stale(self, exc: StaleLease) -> None:
+        if self.on_stale is not None and exc.partitions:
+            self.on_stale(exc.partitions)
 
     def failing(self, entry_id: bytes) -> bool:
         """Has this entry failed to apply `max_deliveries` times here (a poison event)?"""

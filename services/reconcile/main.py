@@ -307,6 +307,7 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
                 fence_of=fence_of,
                 consumer=consumer,
                 max_deliveries=settings.max_deliveries,
+                on_stale=leases.refence,
             )
             processor.start()
             reclaimer = Reclaimer(

@@ -77,6 +77,7 @@ class PartitionLeases:
         self.lease_ms, self.fence = lease_ms, fence
         self.owned: dict[int, Lock] = {}
         self.epochs: dict[int, int] = {}  # partition -> fencing epoch taken with its lease
+        self.stale: set[int] = set()  # held, but a later epoch was taken in SQL: take anew
         self.surplus: list[int] = []  # owned beyond the fair share: to stop reading, then release
         self.ok = False  # the last renewal reached Redis
 
@@ -144,6 +145,7 @@ class PartitionLeases:
         partitions owned now and the surplus among them, which the caller stops consuming
         and then hands back with `release` (never the other way round)."""
         await self.renew()
+        await self._refence()
         members = await self.live_members()
         share = fair_share(self.member, members, self.partitions)
         for partition in preferred_order(self.member, self.partitions):
@@ -168,6 +170,26 @@ class PartitionLeases:
                     await lock.release()
                 return
         self.owned[partition] = lock
+
+    def refence(self, partitions: Sequence[int]) -> None:
+        """A commit found a later epoch than ours for these partitions: a takeover whose
+        fence was delayed (waiting out a database lock) bumped it after we had taken ours,
+        then lost its lease. The lease is still ours, so every batch would fail for ever;
+        the next rebalance takes a new epoch while the lease is held."""
+        self.stale.update(partitions)
+
+    async def _refence(self) -> None:
+        stale, self.stale = self.stale, set()
+        for partition in sorted(stale):
+            lock = self.owned.get(partition)
+            if lock is None or self.fence is None:
+                continue
+            try:
+                self.epochs[partition] = await self.fence(partition)
+                log.warning("took a new epoch for partition %d", partition)
+            except Exception as exc:
+                log.warning("could not take the fence of partition %d: %s", partition, exc)
+                self.stale.add(partition)
 
     def epoch_of(self, partition: int) -> int | None:
         """The fencing epoch held for `partition`, None if its lease is not ours."""

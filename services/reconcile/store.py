@@ -28,7 +28,7 @@ import hashlib
 import sys
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -983,7 +983,12 @@ def _top(steps: list[Step]) -> Step | None:
 
 class StaleLease(Exception):
     """A partition's lease was taken over since this process took it: its batch is dropped
-    (left pending for the new owner), never committed."""
+    (left pending for the new owner), never committed. `partitions`: those whose epoch in
+    SQL moved past ours (empty when the lease itself is not held)."""
+
+    def __init__(self, message: str, partitions: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.partitions = list(partitions)
 
 
 def _check_fences(conn: Connection, fences: Mapping[int, int]) -> None:
@@ -1000,7 +1005,7 @@ def _check_fences(conn: Connection, fences: Mapping[int, int]) -> None:
         if done.rowcount != 1:
             stale.append(partition)
     if stale:
-        raise StaleLease(f"lease of partition(s) {stale} taken over")
+        raise StaleLease(f"lease of partition(s) {stale} taken over", stale)
 
 
 def take_fence(engine: Engine, partition: int, owner: str) -> int:

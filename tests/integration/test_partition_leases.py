@@ -45,3 +45,31 @@ async def test_held_leases_are_renewed_while_taking_another_waits_for_its_fence(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await redis.aclose()
+
+
+async def test_a_held_lease_whose_epoch_was_superseded_takes_a_new_one(
+    redis_server: LocalRedis,
+) -> None:
+    """A takeover whose fence was delayed (behind a database lock) can bump the epoch after
+    the lease's next holder took its own, then lose its lease: the holder's every commit
+    fails (StaleLease). Told so, it takes a new epoch while it holds the lease, instead of
+    dropping every batch for as long as it lives."""
+    redis = Redis.from_url(redis_server.url)
+    epochs = iter(range(1, 100))
+
+    async def fence(partition: int) -> int:
+        return next(epochs)
+
+    leases = PartitionLeases(redis, "r-1", 1, lease_ms=3000, fence=fence)
+    try:
+        await leases.rebalance()
+        assert leases.epoch_of(0) == 1
+        next(epochs)  # the delayed takeover's bump: epoch 2 is nobody's now
+        leases.refence([0])
+        await leases.rebalance()
+        assert leases.epoch_of(0) == 3
+        await leases.rebalance()  # once: a renewal does not take epochs
+        assert leases.epoch_of(0) == 3
+    finally:
+        await leases.leave()
+        await redis.aclose()

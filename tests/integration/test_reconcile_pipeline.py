@@ -22,7 +22,7 @@ from services.query import views
 from services.reconcile.consumer import EntryProcessor, Reclaimer
 from services.reconcile.main import ConsumerGroup, ReconcileSettings
 from services.reconcile.replay import projection_hash, replay
-from services.reconcile.store import Reconciler, events_t
+from services.reconcile.store import Reconciler, events_t, take_fence
 from shared.attributes import AttributeRegistry
 from shared.events import CONSUMER_GROUP, DEAD_LETTER_STREAM, stream_for
 from shared.reports import ReportIn
@@ -184,4 +184,36 @@ async def test_entries_redelivered_by_takeovers_are_applied_not_dead_lettered(
     assert _event_count(engine) == sum(len(ids) for ids in held.values())
     for stream in streams:
         assert (await redis.xpending(stream, CONSUMER_GROUP))["pending"] == 0
+    await redis.aclose()
+
+
+async def test_a_commit_under_a_superseded_epoch_is_dropped_and_reported(
+    redis_server: LocalRedis, engine: Any
+) -> None:
+    """The apply transaction refuses an epoch that a later take of the fence superseded, and
+    says which partition, so the lease holder takes a new epoch instead of failing for ever."""
+    redis = Redis.from_url(redis_server.url)
+    _accept(engine, report(claim(value=9)))
+    await Relay(engine, redis).publish_once()
+    streams = [stream_for(0), stream_for(1)]
+    for s in streams:
+        await redis.xgroup_create(s, CONSUMER_GROUP, id="0", mkstream=True)
+    read = await redis.xreadgroup(CONSUMER_GROUP, "t-1", {s: ">" for s in streams})
+    [(stream, entries)] = [(s.decode(), e) for s, e in read if e]
+    partition = streams.index(stream)
+    take_fence(engine, partition, "t-1")  # epoch 1: ours
+    take_fence(engine, partition, "late")  # epoch 2: a delayed takeover's bump
+    told: list[list[int]] = []
+    processor = EntryProcessor(
+        engine,
+        redis,
+        Reconciler(REGISTRY),
+        serialize_writes=True,
+        fence_of=lambda s: (streams.index(s), 1),
+        on_stale=told.append,
+    )
+    failed = await processor.process(stream, entries)
+    assert failed == [e[0] for e in entries]
+    assert told == [[partition]]
+    assert _event_count(engine) == 0
     await redis.aclose()
