@@ -199,7 +199,8 @@ async def test_a_commit_under_a_superseded_epoch_is_dropped_and_reported(
     for s in streams:
         await redis.xgroup_create(s, CONSUMER_GROUP, id="0", mkstream=True)
     read = await redis.xreadgroup(CONSUMER_GROUP, "t-1", {s: ">" for s in streams})
-    [(stream, entries)] = [(s.decode(), e) for s, e in read if e]
+    held = [(s.decode(), e) for s, e in read if e]
+    stream, entries = held[0]
     partition = streams.index(stream)
     take_fence(engine, partition, "t-1")  # epoch 1: ours
     take_fence(engine, partition, "late")  # epoch 2: a delayed takeover's bump
