@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -41,6 +43,23 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int | None = None) -> Engin
 
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose SELECTs all see one committed state. A read that takes several
+    statements (version rows, then the delta chains they are built from) must not see a
+    reconciler's commit in between: a batch may delete a row and insert its version again
+    as a snapshot, and a chain read after that no longer builds the row read before
+    (the query service answered KeyError under the chaos run). SQLite's driver starts no
+    transaction for a SELECT, so one is begun here (WAL: the snapshot is taken at the
+    first read); PostgreSQL's default READ COMMITTED takes a snapshot per statement."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        elif conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        yield conn
 
 
 def _sqlite_pragmas(dbapi_conn, _record, *, busy_ms: int) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ import msgspec
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 
+from services.infra.db import read_snapshot
 from services.infra.tables import ClaimRow, EventRow, KeyRow, OutboxRow, ReportRow, VersionRow
 from shared.codec import apply_result_delta
 from shared.timeaxes import MAX_TIME, public_time
@@ -132,7 +133,7 @@ def consensus(
         .order_by(versions.c.pub_from.desc())
         .limit(1)
     )
-    with engine.connect() as conn:
+    with read_snapshot(engine) as conn:
         row = conn.execute(query).first()
         if row is None:
             return None
@@ -251,7 +252,7 @@ def version_view(row: Any, label: str | None = None) -> dict[str, Any]:
 def history(
     engine: Engine, subject: str, attribute: str, after_version: int, limit: int
 ) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
+    with read_snapshot(engine) as conn:
         rows = conn.execute(
             select(versions)
             .where(
@@ -295,7 +296,7 @@ def snapshot(
     after: tuple[str, str] | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
+    with read_snapshot(engine) as conn:
         rows = materialize(conn, _answers(conn, as_of, recorded_as_of, limit=limit, after=after))
     return [version_view(r) for r in rows]
 
@@ -325,7 +326,7 @@ def subjects(
 
 
 def subject_keys(engine: Engine, subject: str) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
+    with read_snapshot(engine) as conn:
         rows = materialize(conn, _answers(conn, None, None, limit=100_000, subject=subject))
         label = conn.execute(
             select(func.max(keys.c.subject_label)).where(keys.c.subject == subject)
@@ -398,7 +399,7 @@ def version_rows_after(
         query = query.where(versions.c.subject.in_(subjects_))
     if attributes:
         query = query.where(versions.c.attribute.in_(attributes))
-    with engine.connect() as conn:
+    with read_snapshot(engine) as conn:
         return materialize(conn, conn.execute(query.order_by(versions.c.id).limit(limit)).all())
 
 
@@ -417,7 +418,7 @@ def current_rows_upto(
 ) -> list[Any]:
     """The current version rows with id <= upto, by (subject, attribute) after `after`:
     an SSE snapshot (versions above `upto` reach the subscriber live)."""
-    with engine.connect() as conn:
+    with read_snapshot(engine) as conn:
         rows = _answers(
             conn,
             None,
