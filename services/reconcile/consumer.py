@@ -138,10 +138,11 @@ class EntryProcessor:
         rows = await self.redis.xpending_range(
             stream, CONSUMER_GROUP, min="-", max=f"({_s(first)}", count=10_000
         )
-        # ours too when we dropped them because our lease had lapsed (since taken back),
-        # not those that failed: they are retried and dead-lettered by the Reclaimer, and
-        # others' only while they have deliveries left (a failing one is not retried
-        # before every batch for ever; it then waits as any failing entry does)
+        # ours too when we dropped them (our lease had lapsed, since taken back, or the
+        # database failed), not those that failed: they are retried and dead-lettered by
+        # the Reclaimer, and others' only while they have deliveries left (a failing one
+        # is not retried before every batch for ever; it then waits as any failing entry
+        # does)
         earlier: list[Any] = [
             r["message_id"]
             for r in rows
@@ -212,6 +213,8 @@ class EntryProcessor:
             except StaleLease as exc:
                 return await self._drop(decoded, exc)
             except Exception as exc:
+                if _environmental(exc):  # nothing wrong with the events: keep their place
+                    return await self._drop(decoded, exc)
                 if len(decoded) == 1:
                     return [await self._one_by_one(*decoded[0], exc, held_by)]
                 log.warning(
@@ -235,8 +238,11 @@ class EntryProcessor:
     async def _drop(
         self, decoded: list[tuple[str, list[tuple[bytes, Event]], list[bytes]]], exc: Exception
     ) -> list[list[bytes]]:
-        """The lease is another reconciler's now: nothing of these batches was committed;
-        they stay pending for the new owner (its takeover re-applies them in order)."""
+        """Nothing of these batches was committed, through no fault of their events: the
+        lease is another reconciler's now (its takeover re-applies them in order), or the
+        database or Redis failed (locked past the busy timeout, gone). They stay pending,
+        marked so that our next batch applies them before its own entries (`_earlier`):
+        per-subject order holds, and they do not wait for the idle reclaimer."""
         log.warning("dropped a batch of %d events: %s", sum(len(g) for _, g, _ in decoded), exc)
         if isinstance(exc, StaleLease):
             self._stale(exc)
@@ -263,6 +269,8 @@ class EntryProcessor:
             except StaleLease as exc:
                 return (await self._drop([(stream, good, done)], exc))[0]
             except Exception as exc:
+                if _environmental(exc):
+                    return (await self._drop([(stream, good, done)], exc))[0]
                 return await self._one_by_one(stream, good, done, exc, held_by)
             _log_applied(stream, len(good), written, time.perf_counter() - started)
             await self._announce(written)
@@ -288,17 +296,19 @@ class EntryProcessor:
             try:
                 written += await self._apply([event], {stream: held_by[stream]})
                 done.append(entry_id)
-            except StaleLease as stale:
-                log.warning("dropped %d events: %s", len(good) - n, stale)
-                self._stale(stale)
-                failed += [i for i, _ in good[n:]]
-                self._dropped.update(_bytes(i) for i, _ in good[n:])
-                break
             except Exception as one_exc:
+                if isinstance(one_exc, StaleLease) or _environmental(one_exc):
+                    # not this event's fault: it and the rest keep their place in the
+                    # subject's order (applied first by the next batch, `_earlier`)
+                    log.warning("dropped %d events: %s", len(good) - n, one_exc)
+                    if isinstance(one_exc, StaleLease):
+                        self._stale(one_exc)
+                    failed += [i for i, _ in good[n:]]
+                    self._dropped.update(_bytes(i) for i, _ in good[n:])
+                    break
                 log.error("event %s failed: %r", event.event_id, one_exc)
                 failed.append(entry_id)
-                if not _environmental(one_exc):
-                    self._count_failure(entry_id)
+                self._count_failure(entry_id)
         _log_applied(stream, len(good) - len(failed), written, time.perf_counter() - started)
         await self._announce(written)
         if done:
