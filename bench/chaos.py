@@ -50,7 +50,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -1115,8 +1115,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
     parser.add_argument("--dir", type=Path, help="keep the logs and database here")
+    parser.add_argument(
+        "--converge-timeout",
+        type=float,
+        help="seconds to wait for convergence after the faults (a machine shared with other "
+        "work needs longer than the default: 1,500 full, 600 quick)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.converge_timeout:
+        sizes = replace(sizes, converge_timeout_s=args.converge_timeout)
     if args.dir:
         args.dir.mkdir(parents=True, exist_ok=False)
         result = run(sizes, args.dir)
