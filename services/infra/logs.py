@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 import structlog
+from sse_starlette.sse import SendTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.infra.http import problem_response
@@ -103,6 +104,13 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
+            if started and dropped_reader(exc):  # by design: one line, no traceback
+                access_log.warning(
+                    "dropped a stream client that read nothing for the send timeout "
+                    "(it resumes from its Last-Event-ID)",
+                    extra={"path": scope.get("path")},
+                )
+                raise
             # logged and answered here, while the trace id is bound, so the 500 carries it too
             access_log.error("unhandled error", exc_info=True, extra={"path": scope.get("path")})
             if started:
@@ -125,6 +133,25 @@ class RequestContext:
             )
             structlog.contextvars.reset_contextvars(**bound)
             _trace_id.reset(token)
+
+
+def dropped_reader(exc: BaseException) -> bool:
+    """Is this the end of a stream whose client stopped reading (sse-starlette's send
+    timeout, maybe inside the task group's exception group)? The query service drops such a
+    client on purpose: a warning, not an error with a traceback (60 stalled readers made
+    120 error lines in the chaos run)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(dropped_reader(e) for e in exc.exceptions)
+    return isinstance(exc, SendTimeoutError)
+
+
+class _NotDroppedReaders(logging.Filter):
+    """uvicorn logs the exception that ends a response as an error with its traceback;
+    a dropped stream client was logged as a warning by RequestContext already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or not dropped_reader(exc)
 
 
 def _service(name: str) -> Any:
@@ -186,3 +213,6 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NotDroppedReaders) for f in errors.filters):
+        errors.addFilter(_NotDroppedReaders())
