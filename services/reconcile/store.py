@@ -20,12 +20,23 @@ touched keys' state (served from an in-process cache when the stored head versio
 still matches), then executemany writes. Writers are serialized (SQLite: BEGIN
 IMMEDIATE; PostgreSQL: a transaction advisory lock), so version ids can be assigned
 here and id order is commit order — the update stream never has gaps.
+
+On PostgreSQL the writer lock covers only the writes, not the fold (issue 26): a batch of
+claims, retractions and assessments is first folded without it — a partition's keys are
+written only by its fenced lease holder, so two reconcilers fold at once — with
+provisional ids; then, under the lock, the batch checks that nothing it read has changed
+(the keys rows of its subjects, the events already applied, the count of cross-partition
+modifier commits) and gets its real ids, in fold order, from the highest stored id. If
+something changed (a rating of a source whose claims it folded, a takeover), the cached
+states it touched are forgotten and the batch is folded again under the lock, as a batch
+of ratings or learned reliabilities always is (they reach keys of every partition).
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -194,6 +205,29 @@ class KeyState:
         ]
 
 
+# events whose fold reaches keys of other partitions (every key with a claim of the source):
+# folded under the writer lock, and each commit of theirs bumps GENERATION's count, which
+# an unlocked fold checks before it writes
+CROSS_PARTITION = (SOURCE_RATED, SOURCE_RELIABILITY_LEARNED)
+GENERATION = -1  # the partition_fences row counting those commits (no partition has it)
+PROVISIONAL = 1 << 60  # ids an unlocked fold gives new rows until it holds the lock
+
+
+@dataclass
+class ApplyTiming:
+    """Seconds of one apply: waiting for the writer lock, holding it, in all."""
+
+    wait_s: float = 0.0
+    held_s: float = 0.0
+    total_s: float = 0.0
+    refolded: bool = False  # the unlocked fold was out of date: folded again under the lock
+
+
+class _NeedsLock(Exception):
+    """The unlocked fold met what only the locked one handles (rows to drop: they and the
+    chain they end are read back from SQL)."""
+
+
 class Reconciler:
     def __init__(self, registry: AttributeRegistry, *, cache_claims: int = 100_000) -> None:
         """`cache_claims`: how many claims' key states stay in memory between batches
@@ -204,6 +238,8 @@ class Reconciler:
         self._cache: OrderedDict[Key, KeyState] = OrderedDict()
         self._sizes: dict[Key, int] = {}  # claims counted for each cached key
         self._cached_claims = 0
+        self.timing = ApplyTiming()  # of the last apply
+        self._locked_at = 0.0
 
     def apply(
         self, engine: Engine, events: list[Event], fences: Mapping[int, int] | None = None
@@ -212,17 +248,56 @@ class Reconciler:
 
         `fences`: partition -> lease epoch this process holds for the partitions the events
         come from; the transaction commits only if each is still the partition's current
-        epoch (else StaleLease: another reconciler took the partition over)."""
+        epoch (else StaleLease: another reconciler took the partition over).
+
+        Afterwards `timing` holds the batch's seconds: waiting for the writer lock, holding
+        it (until commit), and in all (bench/scale.py reports the shares)."""
+        started = time.perf_counter()
+        self.timing = ApplyTiming()
         try:
             with engine.begin() as conn:
-                batch = _Batch(self, conn)
-                written, applied = batch.run(events, fences or {})
+                written, applied = self._apply(conn, events, fences or {})
         except BaseException:
-            self._cache.clear()  # in-memory state may hold the rolled-back changes
-            self._sizes.clear()
-            self._cached_claims = 0
+            self._forget()  # in-memory state may hold the rolled-back changes
             raise
+        ended = time.perf_counter()
+        self.timing.held_s = ended - self._locked_at
+        self.timing.total_s = ended - started
         return written, applied
+
+    def _apply(
+        self, conn: Connection, events: list[Event], fences: Mapping[int, int]
+    ) -> tuple[list[VersionWritten], int]:
+        if conn.dialect.name == "postgresql" and not any(e.type in CROSS_PARTITION for e in events):
+            batch: _Batch | None = _Batch(self, conn, locked=False)
+            try:
+                batch.fold(events)  # type: ignore[union-attr]
+            except _NeedsLock:
+                batch = None
+            self._lock(conn)
+            _check_fences(conn, fences)
+            if batch is not None and batch.still_valid():
+                return batch.write()
+            # the fold changed cached states in place, from reads now out of date
+            self._forget()
+            self.timing.refolded = True
+        else:
+            self._lock(conn)
+            _check_fences(conn, fences)
+        batch = _Batch(self, conn, locked=True)
+        batch.fold(events)
+        return batch.write()
+
+    def _lock(self, conn: Connection) -> None:
+        asked = time.perf_counter()
+        _lock_writers(conn)
+        self._locked_at = time.perf_counter()
+        self.timing.wait_s += self._locked_at - asked
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._sizes.clear()
+        self._cached_claims = 0
 
     # -- cache -------------------------------------------------------------------------
 
@@ -253,8 +328,9 @@ class Reconciler:
 class _Batch:
     """One transaction: loads touched keys, applies events in order, writes in bulk."""
 
-    def __init__(self, owner: Reconciler, conn: Connection) -> None:
+    def __init__(self, owner: Reconciler, conn: Connection, *, locked: bool) -> None:
         self.owner, self.conn, self.registry = owner, conn, owner.registry
+        self.locked = locked  # folded under the writer lock (else: ids are provisional)
         self.states: dict[Key, KeyState] = {}
         self.heads: dict[Key, int] = {}  # stored head versions of keys that exist
         self.subject_keys: dict[str, set[str]] = {}
@@ -276,40 +352,82 @@ class _Batch:
         self.pending: dict[Key, _Group] = {}
         self.free_ids: list[int] = []  # ids of dropped rows, given to the next new rows
         self.traces: dict[str, str | None] = {}  # event id -> trace id (for the logs)
+        # what the fold read that another writer could change, checked again under the lock
+        # by an unlocked fold: keys rows (head, updated_at) of the subjects it asked for,
+        # the events already applied, the cross-partition generation
+        self.seen_keys: dict[Key, tuple[int, str]] = {}
+        self.asked: set[str] = set()
+        self.events: list[Event] = []
+        self.known: set[str] = set()
+        self.fresh: list[Event] = []
+        self.generation = 0
 
-    def run(
-        self, events: list[Event], fences: Mapping[int, int]
-    ) -> tuple[list[VersionWritten], int]:
-        _lock_writers(self.conn)
-        _check_fences(self.conn, fences)
-        known = _known(self.conn, [e.event_id for e in events])
-        fresh: list[Event] = []
-        seen = set(known)
+    def fold(self, events: list[Event]) -> None:
+        """Applies the events to the key states in memory; nothing is written yet."""
+        self.events = events
+        if not self.locked:  # first: a cross-partition commit after this read is seen
+            self.generation = _generation(self.conn)
+        self.known = _known(self.conn, [e.event_id for e in events])
+        seen = set(self.known)
         for event in events:
             if event.event_id not in seen:
                 seen.add(event.event_id)
-                fresh.append(event)
-        if fresh:
-            self.next_id = 1 + int(
-                self.conn.execute(select(func.coalesce(func.max(versions_t.c.id), 0))).scalar_one()
-            )
-            self._prefetch(fresh)
-            for event in fresh:
-                self._apply(event)
-            while self.pending:  # revise each touched key once for its group
-                self._revise_group(next(iter(self.pending)))
+                self.fresh.append(event)
+        if not self.fresh:
+            return
+        self.next_id = PROVISIONAL if not self.locked else _next_id(self.conn)
+        self._prefetch(self.fresh)
+        for event in self.fresh:
+            self._apply(event)
+        while self.pending:  # revise each touched key once for its group
+            self._revise_group(next(iter(self.pending)))
+
+    def still_valid(self) -> bool:
+        """Under the writer lock, after an unlocked fold: nothing it read has changed since
+        (so folding now would give the same rows)."""
+        if _generation(self.conn) != self.generation:
+            return False
+        if _known(self.conn, [e.event_id for e in self.events]) != self.known:
+            return False
+        return _keys_rows(self.conn, sorted(self.asked)) == self.seen_keys
+
+    def write(self) -> tuple[list[VersionWritten], int]:
+        """Writes what the fold produced (under the writer lock): new rows get their ids now,
+        so id order is commit order."""
+        if self.fresh:
+            if not self.locked:
+                self._assign_ids(_next_id(self.conn))
             self._flush()
+            if any(e.type in CROSS_PARTITION for e in self.fresh):
+                _bump_generation(self.conn)
             for state in self.states.values():
                 state.in_db = True
                 self.owner.remember(state)
-        confirmed = [e.event_id for e in events]
+        confirmed = [e.event_id for e in self.events]
         for i in range(0, len(confirmed), 500):
             self.conn.execute(
                 update(outbox_t)
                 .where(outbox_t.c.event_id.in_(confirmed[i : i + 500]), outbox_t.c.state == 0)
                 .values(state=1)
             )
-        return self.written, len(fresh)
+        return self.written, len(self.fresh)
+
+    def _assign_ids(self, first: int) -> None:
+        """Provisional ids -> real ones from `first`, in the order the fold gave them (the
+        ids a fold under the lock would have given)."""
+
+        def real(row_id: int) -> int:
+            return first + row_id - PROVISIONAL if row_id >= PROVISIONAL else row_id
+
+        for row in self.rows["versions"]:
+            row["id"] = real(row["id"])
+        for name in ("closes", "reopens", "retimes"):
+            for row in self.rows[name]:
+                row["row_id"] = real(row["row_id"])
+        for state in self.states.values():
+            state.step_ids = {v: real(i) for v, i in state.step_ids.items()}
+            state.closed_ids = {v: real(i) for v, i in state.closed_ids.items()}
+        self.written = [replace(w, id=real(w.id)) for w in self.written]
 
     # -- loading -------------------------------------------------------------------------
 
@@ -532,13 +650,22 @@ class _Batch:
 
     def _know_subjects(self, subjects: list[str]) -> None:
         """Stored keys of these subjects: head versions and what they depend on."""
+        # each subject once: a second read could see keys the first did not, which the
+        # check under the lock (against the first) would then miss
+        subjects = [s for s in subjects if s not in self.asked]
+        self.asked.update(subjects)
         for i in range(0, len(subjects), 400):
             rows = self.conn.execute(
                 select(
-                    keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version, keys_t.c.depends_on
+                    keys_t.c.subject,
+                    keys_t.c.attribute,
+                    keys_t.c.head_version,
+                    keys_t.c.depends_on,
+                    keys_t.c.updated_at,
                 ).where(keys_t.c.subject.in_(subjects[i : i + 400]))
             ).all()
             for r in rows:
+                self.seen_keys.setdefault((r.subject, r.attribute), (r.head_version, r.updated_at))
                 if (r.subject, r.attribute) not in self.heads:
                     self._know_key(r.subject, r.attribute, r.head_version, _decode(r.depends_on))
 
@@ -726,6 +853,8 @@ class _Batch:
         the key's last versions (versions at one recorded time follow publication order,
         and the dropped ones are all from `since` on), so the version count rewinds and
         the next versions take their numbers and chain from the last row that stays."""
+        if not self.locked:  # ids are provisional and nothing may be written yet
+            raise _NeedsLock("rows to drop")
         versions = sorted(s.version for s in dropped)  # type: ignore[type-var]
         self._flush_versions()  # the rows to delete and the chain to rebuild are in SQL
         ids = sorted(state.step_ids.pop(v) for v in versions)  # type: ignore[arg-type]
@@ -1026,6 +1155,45 @@ def take_fence(engine: Engine, partition: int, owner: str) -> int:
             .values(epoch=epoch + 1, owner=owner)
         )
         return int(epoch) + 1
+
+
+def _next_id(conn: Connection) -> int:
+    """The id of the next new version row (under the writer lock)."""
+    return 1 + int(conn.execute(select(func.coalesce(func.max(versions_t.c.id), 0))).scalar_one())
+
+
+def _generation(conn: Connection) -> int:
+    """How many batches with cross-partition events have committed (their modifiers may
+    reach any key, also one whose stored head they did not move)."""
+    found = conn.execute(
+        select(fences_t.c.epoch).where(fences_t.c.partition == GENERATION)
+    ).scalar()
+    return int(found or 0)
+
+
+def _bump_generation(conn: Connection) -> None:
+    done = conn.execute(
+        update(fences_t)
+        .where(fences_t.c.partition == GENERATION)
+        .values(epoch=fences_t.c.epoch + 1)
+    )
+    if done.rowcount != 1:  # the first such batch (under the writer lock: no race)
+        conn.execute(
+            insert(fences_t).values(partition=GENERATION, epoch=1, owner="cross-partition")
+        )
+
+
+def _keys_rows(conn: Connection, subjects: list[str]) -> dict[Key, tuple[int, str]]:
+    """(head version, updated_at) of every stored key of these subjects."""
+    out: dict[Key, tuple[int, str]] = {}
+    for i in range(0, len(subjects), 400):
+        for r in conn.execute(
+            select(
+                keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version, keys_t.c.updated_at
+            ).where(keys_t.c.subject.in_(subjects[i : i + 400]))
+        ):
+            out[(r.subject, r.attribute)] = (r.head_version, r.updated_at)
+    return out
 
 
 def _lock_writers(conn: Connection) -> None:

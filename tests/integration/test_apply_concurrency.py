@@ -1,0 +1,240 @@
+"""Scale-out on PostgreSQL (issue 26): the fold of an apply runs outside the writer lock, so two
+reconcilers fold at once; the lock covers only the writes, which give the version ids, so
+ids still follow commit order; a fold that a cross-partition commit made stale is redone."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from services.infra.db import create_schema, make_engine
+from services.infra.keys import KeyChecker
+from services.ingest.api import CorrectionTarget, IngestContext, correction_event, prepare_report
+from services.query import views
+from services.reconcile import store
+from services.reconcile.replay import projection_hash
+from services.reconcile.store import Reconciler, VersionWritten, versions_t
+from shared.attributes import AttributeRegistry
+from shared.events import SOURCE_RATED, Event
+from shared.reports import ReportIn
+from tests.conftest import wait_for
+from tests.factories import claim, report
+
+REGISTRY = AttributeRegistry.load()
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[Any]:
+    eng = make_engine(postgres_url)
+    create_schema(eng)
+    yield eng
+    eng.dispose()
+
+
+def _events(engine: Any, body: dict[str, Any]) -> list[Event]:
+    ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), partitions=2, tolerance=0.1)
+    return prepare_report(ReportIn.model_validate(body), ctx, None).events
+
+
+def _advisory_waiters(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            ).scalar_one()
+        )
+
+
+def _stored_ids(engine: Any) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(versions_t.c.id).order_by(versions_t.c.id)).scalars())
+
+
+class _Pauses:
+    """Stops the thread named `who` after its fold or inside its write (writer lock held)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.folded: dict[str, threading.Event] = {}
+        self.release: dict[str, threading.Event] = {}
+        self.pause_after_fold: set[str] = set()
+        self.pause_in_write: set[str] = set()
+        fold, write = store._Batch.fold, store._Batch.write
+
+        def paused_fold(batch: Any, events: list[Event]) -> None:
+            fold(batch, events)
+            who = threading.current_thread().name
+            self._event(self.folded, who).set()
+            if who in self.pause_after_fold and not batch.locked:
+                assert self._event(self.release, who).wait(20)
+
+        def paused_write(batch: Any) -> tuple[list[VersionWritten], int]:
+            who = threading.current_thread().name
+            if who in self.pause_in_write:
+                self._event(self.folded, f"{who}:writing").set()
+                assert self._event(self.release, who).wait(20)
+            return write(batch)
+
+        monkeypatch.setattr(store._Batch, "fold", paused_fold)
+        monkeypatch.setattr(store._Batch, "write", paused_write)
+
+    @staticmethod
+    def _event(events: dict[str, threading.Event], name: str) -> threading.Event:
+        return events.setdefault(name, threading.Event())
+
+    def reached(self, name: str) -> threading.Event:
+        return self._event(self.folded, name)
+
+    def go(self, who: str) -> None:
+        self._event(self.release, who).set()
+
+
+def _start(name: str, work: Callable[[], Any], results: dict[str, Any]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: results.__setitem__(name, work()), name=name)
+    thread.start()
+    return thread
+
+
+def test_a_fold_runs_while_another_reconciler_holds_the_writer_lock(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_events = _events(engine, report(claim(subject="alpha", value=1), claim(subject="alpha2")))
+    b_events = _events(engine, report(claim(subject="beta", value=2)))
+    pauses = _Pauses(monkeypatch)
+    pauses.pause_in_write.add("a")
+    a_reconciler, b_reconciler = Reconciler(REGISTRY), Reconciler(REGISTRY)
+    results: dict[str, Any] = {}
+    a = _start("a", lambda: a_reconciler.apply(engine, a_events), results)
+    assert pauses.reached("a:writing").wait(20)  # a's apply transaction holds the lock
+    b = _start("b", lambda: b_reconciler.apply(engine, b_events), results)
+    # b folds its batch while a holds the lock, then waits for the lock to write
+    assert pauses.reached("b").wait(20)
+    wait_for(lambda: _advisory_waiters(engine) == 1)
+    assert "b" not in results
+    pauses.go("a")
+    a.join(20)
+    b.join(20)
+    a_ids = [w.id for w in results["a"][0]]
+    b_ids = [w.id for w in results["b"][0]]
+    assert a_ids and b_ids and max(a_ids) < min(b_ids)  # a committed first
+    assert _stored_ids(engine) == sorted(a_ids + b_ids) == list(range(1, len(a_ids + b_ids) + 1))
+    assert b_reconciler.timing.wait_s > 0 and not b_reconciler.timing.refolded
+
+
+def test_version_ids_follow_commit_order_not_fold_order(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_events = _events(engine, report(claim(subject="first-folded", value=1)))
+    b_events = _events(engine, report(claim(subject="first-committed", value=2)))
+    pauses = _Pauses(monkeypatch)
+    pauses.pause_after_fold.add("a")
+    results: dict[str, Any] = {}
+    a = _start("a", lambda: Reconciler(REGISTRY).apply(engine, a_events), results)
+    assert pauses.reached("a").wait(20)  # a folded, not yet locked
+    b = _start("b", lambda: Reconciler(REGISTRY).apply(engine, b_events), results)
+    b.join(20)  # b folds, writes and commits while a's fold is done
+    b_ids = [w.id for w in results["b"][0]]
+    assert _stored_ids(engine) == b_ids
+    pauses.go("a")
+    a.join(20)
+    a_ids = [w.id for w in results["a"][0]]
+    assert b_ids and a_ids and max(b_ids) < min(a_ids)  # ids given at write time
+    assert _stored_ids(engine) == list(range(1, len(a_ids + b_ids) + 1))
+    with engine.connect() as conn:
+        by_subject = dict(conn.execute(select(versions_t.c.id, versions_t.c.subject)).all())
+    assert {by_subject[i] for i in a_ids} == {"first-folded"}
+
+
+def _rating(source: str, reliability: str = "E") -> Event:
+    target = CorrectionTarget(source, source, None, None)
+    data = {"reliability": reliability, "rationale": "checked"}
+    event, _ = correction_event(SOURCE_RATED, target, data, "2025-02-01", partitions=2)
+    return event
+
+
+def test_a_fold_that_a_rating_committed_since_made_stale_is_folded_again(
+    engine: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A rating reaches keys of every partition: if one commits between a batch's fold and
+    its writes, the batch is folded again under the lock, as if it had come after."""
+    stored = _events(engine, report(claim(value=100), source="src-one", published_at="2025-01-10"))
+    later = _events(engine, report(claim(value=300), source="src-two", published_at="2025-02-10"))
+    rating = _rating("src-one")
+    Reconciler(REGISTRY).apply(engine, stored)
+    pauses = _Pauses(monkeypatch)
+    pauses.pause_after_fold.add("a")
+    a_reconciler = Reconciler(REGISTRY)
+    results: dict[str, Any] = {}
+    a = _start("a", lambda: a_reconciler.apply(engine, later), results)
+    assert pauses.reached("a").wait(20)
+    Reconciler(REGISTRY).apply(engine, [rating])  # another partition's owner
+    pauses.go("a")
+    a.join(20)
+    assert a_reconciler.timing.refolded
+    # the same as applying the three batches one after the other
+    serial = make_engine(f"sqlite:///{tmp_path / 'serial.db'}")
+    create_schema(serial)
+    for batch in (stored, [rating], later):
+        Reconciler(REGISTRY).apply(serial, batch)
+    assert projection_hash(engine) == projection_hash(serial)
+    subject, attribute = "dprk-troops-kursk", "personnel_deployed"
+    assert views.history(engine, subject, attribute, 0, 100) == views.history(
+        serial, subject, attribute, 0, 100
+    )
+    serial.dispose()
+
+
+def test_a_fold_whose_keys_another_writer_changed_since_is_folded_again(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers of one subject (a partition count changed under running reconcilers):
+    the batch whose keys moved after its fold is folded again under the lock."""
+    first = _events(engine, report(claim(value=100), published_at="2025-01-10"))
+    second = _events(engine, report(claim(value=300), published_at="2025-02-10"))
+    pauses = _Pauses(monkeypatch)
+    pauses.pause_after_fold.add("a")
+    a_reconciler = Reconciler(REGISTRY)
+    results: dict[str, Any] = {}
+    a = _start("a", lambda: a_reconciler.apply(engine, second), results)
+    assert pauses.reached("a").wait(20)
+    Reconciler(REGISTRY).apply(engine, first)
+    pauses.go("a")
+    a.join(20)
+    assert a_reconciler.timing.refolded
+    history = views.history(engine, "dprk-troops-kursk", "personnel_deployed", 0, 100)
+    assert [v["version"] for v in history] == [1, 2]  # the second fold saw the first claim
+    assert _stored_ids(engine) == [1, 2]
+
+
+def test_a_rating_that_moved_no_key_still_makes_a_fold_stale(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A modifier recorded before a key's latest change, that changes no answer, leaves the
+    key's row as it was; the fold that read the key without it is redone all the same (it
+    counts when a later input makes it matter), noticed by the cross-partition count."""
+    rating = _rating("src-one", "F")  # recorded now: before the claims below
+    stored = _events(engine, report(claim(value=100), source="src-one", published_at="2025-01-10"))
+    later = _events(engine, report(claim(value=300), source="src-two", published_at="2025-02-10"))
+    Reconciler(REGISTRY).apply(engine, stored)
+    with engine.connect() as conn:
+        keys_before = conn.execute(text("SELECT head_version, updated_at FROM keys")).all()
+    pauses = _Pauses(monkeypatch)
+    pauses.pause_after_fold.add("a")
+    a_reconciler = Reconciler(REGISTRY)
+    results: dict[str, Any] = {}
+    a = _start("a", lambda: a_reconciler.apply(engine, later), results)
+    assert pauses.reached("a").wait(20)
+    Reconciler(REGISTRY).apply(engine, [rating])
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT head_version, updated_at FROM keys")).all() == keys_before
+    pauses.go("a")
+    a.join(20)
+    assert a_reconciler.timing.refolded
