@@ -44,8 +44,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import msgspec
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import Text, any_, bindparam, case, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from services.infra.tables import (
     ClaimRow,
@@ -253,7 +255,7 @@ class Reconciler:
         Afterwards `timing` holds the batch's seconds: waiting for the writer lock, holding
         it (until commit), and in all (bench/scale.py reports the shares)."""
         started = time.perf_counter()
-        self.timing = ApplyTiming()
+        self.timing, self._locked_at = ApplyTiming(), 0.0
         try:
             with engine.begin() as conn:
                 written, applied = self._apply(conn, events, fences or {})
@@ -269,30 +271,46 @@ class Reconciler:
         self, conn: Connection, events: list[Event], fences: Mapping[int, int]
     ) -> tuple[list[VersionWritten], int]:
         if conn.dialect.name == "postgresql" and not any(e.type in CROSS_PARTITION for e in events):
-            batch: _Batch | None = _Batch(self, conn, locked=False)
-            try:
-                batch.fold(events)  # type: ignore[union-attr]
-            except _NeedsLock:
-                batch = None
-            self._lock(conn)
-            _check_fences(conn, fences)
-            if batch is not None and batch.still_valid():
-                return batch.write()
+            done = self._apply_unlocked(conn, events, fences)
+            if done is not None:
+                return done
             # the fold changed cached states in place, from reads now out of date
             self._forget()
             self.timing.refolded = True
-        else:
-            self._lock(conn)
-            _check_fences(conn, fences)
+        # (again after an unlocked attempt: its savepoint's rollback may have released it)
+        self._lock(conn)
+        _check_fences(conn, fences)
         batch = _Batch(self, conn, locked=True)
         batch.fold(events)
+        return batch.write()
+
+    def _apply_unlocked(
+        self, conn: Connection, events: list[Event], fences: Mapping[int, int]
+    ) -> tuple[list[VersionWritten], int] | None:
+        """Folds the batch and writes its inputs before taking the writer lock, then its
+        versions under it; None (nothing written) if it must be folded under the lock."""
+        batch = _Batch(self, conn, locked=False)
+        inputs = conn.begin_nested()  # undone if the fold turns out stale
+        try:
+            batch.fold(events)
+            batch.write_inputs()
+        except (_NeedsLock, IntegrityError):  # IntegrityError: another applied them since
+            inputs.rollback()
+            return None
+        self._lock(conn)
+        _check_fences(conn, fences)
+        if not batch.still_valid():
+            inputs.rollback()
+            return None
+        inputs.commit()
         return batch.write()
 
     def _lock(self, conn: Connection) -> None:
         asked = time.perf_counter()
         _lock_writers(conn)
-        self._locked_at = time.perf_counter()
-        self.timing.wait_s += self._locked_at - asked
+        locked = time.perf_counter()
+        self._locked_at = self._locked_at or locked  # held from the first time
+        self.timing.wait_s += locked - asked
 
     def _forget(self) -> None:
         self._cache.clear()
@@ -351,6 +369,8 @@ class _Batch:
         # keys with inputs waiting for their one revision per recorded-time group
         self.pending: dict[Key, _Group] = {}
         self.free_ids: list[int] = []  # ids of dropped rows, given to the next new rows
+        # (key state, version) of rows given ids from next_id (provisional in an unlocked fold)
+        self.numbered: list[tuple[KeyState, int]] = []
         self.traces: dict[str, str | None] = {}  # event id -> trace id (for the logs)
         # what the fold read that another writer could change, checked again under the lock
         # by an unlocked fold: keys rows (head, updated_at) of the subjects it asked for,
@@ -383,34 +403,50 @@ class _Batch:
             self._revise_group(next(iter(self.pending)))
 
     def still_valid(self) -> bool:
-        """Under the writer lock, after an unlocked fold: nothing it read has changed since
-        (so folding now would give the same rows)."""
+        """Under the writer lock, after an unlocked fold and its inputs' writes: nothing it
+        read has changed since (so folding now would give the same rows). The events it
+        applies need no second look: their rows are written (unique event ids), so another
+        apply of them either committed before that write (which then failed) or fails."""
         if _generation(self.conn) != self.generation:
             return False
-        if _known(self.conn, [e.event_id for e in self.events]) != self.known:
-            return False
         return _keys_rows(self.conn, sorted(self.asked)) == self.seen_keys
+
+    def write_inputs(self) -> None:
+        """The rows that need no version id (events, claims, modifiers, the outbox's
+        confirmation), written before an unlocked fold takes the writer lock."""
+        self._flush_inputs()
+        self._confirm()
 
     def write(self) -> tuple[list[VersionWritten], int]:
         """Writes what the fold produced (under the writer lock): new rows get their ids now,
         so id order is commit order."""
+        if self.locked:
+            self._flush_inputs()
         if self.fresh:
             if not self.locked:
                 self._assign_ids(_next_id(self.conn))
-            self._flush()
+            self._flush_outputs()
             if any(e.type in CROSS_PARTITION for e in self.fresh):
                 _bump_generation(self.conn)
             for state in self.states.values():
                 state.in_db = True
                 self.owner.remember(state)
+        if self.locked:
+            self._confirm()
+        return self.written, len(self.fresh)
+
+    def _confirm(self) -> None:
+        """The outbox rows of the batch's events (applied now or before) are done."""
         confirmed = [e.event_id for e in self.events]
         for i in range(0, len(confirmed), 500):
             self.conn.execute(
                 update(outbox_t)
-                .where(outbox_t.c.event_id.in_(confirmed[i : i + 500]), outbox_t.c.state == 0)
+                .where(
+                    _one_of(self.conn, outbox_t.c.event_id, confirmed[i : i + 500]),
+                    outbox_t.c.state == 0,
+                )
                 .values(state=1)
             )
-        return self.written, len(self.fresh)
 
     def _assign_ids(self, first: int) -> None:
         """Provisional ids -> real ones from `first`, in the order the fold gave them (the
@@ -424,9 +460,10 @@ class _Batch:
         for name in ("closes", "reopens", "retimes"):
             for row in self.rows[name]:
                 row["row_id"] = real(row["row_id"])
-        for state in self.states.values():
-            state.step_ids = {v: real(i) for v, i in state.step_ids.items()}
-            state.closed_ids = {v: real(i) for v, i in state.closed_ids.items()}
+        for state, version in self.numbered:  # its id is the step's, or the closed step's
+            for ids in (state.step_ids, state.closed_ids):
+                if version in ids:
+                    ids[version] = real(ids[version])
         self.written = [replace(w, id=real(w.id)) for w in self.written]
 
     # -- loading -------------------------------------------------------------------------
@@ -662,7 +699,7 @@ class _Batch:
                     keys_t.c.head_version,
                     keys_t.c.depends_on,
                     keys_t.c.updated_at,
-                ).where(keys_t.c.subject.in_(subjects[i : i + 400]))
+                ).where(_one_of(self.conn, keys_t.c.subject, subjects[i : i + 400]))
             ).all()
             for r in rows:
                 self.seen_keys.setdefault((r.subject, r.attribute), (r.head_version, r.updated_at))
@@ -804,6 +841,7 @@ class _Batch:
                 row_id = self.free_ids.pop(0)
             else:
                 row_id, self.next_id = self.next_id, self.next_id + 1
+                self.numbered.append((state, state.head))
             result: Computed = step.result
             current = step is top
             current_changed |= current
@@ -923,7 +961,7 @@ class _Batch:
         for name in ("drops", "versions", "closes", "reopens", "retimes"):
             rows[name] = []
 
-    def _flush(self) -> None:
+    def _flush_inputs(self) -> None:
         conn, rows = self.conn, self.rows
         if rows["events"]:
             _insert_many(conn, events_t, rows["events"])
@@ -931,13 +969,18 @@ class _Batch:
             _insert_many(conn, claims_t, rows["claims"])
         if rows["mods"]:
             _insert_many(conn, mods_t, rows["mods"])
+
+    def _flush_outputs(self) -> None:
+        conn = self.conn
         self._tombstones()
         self._flush_versions()
         new = [s for s in self.states.values() if s.key not in self.heads]
         if new:
             conn.execute(insert(keys_t), [_key_row(s) for s in new])
         touched = [s for s in self.states.values() if s.key in self.heads]
-        if touched:
+        if touched and conn.dialect.name == "postgresql":
+            _update_keys_pg(conn, [_key_row(s) for s in touched])
+        elif touched:
             conn.execute(
                 update(keys_t)
                 .where(
@@ -957,14 +1000,41 @@ class _Batch:
             )
 
 
+def _update_keys_pg(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The keys rows as one UPDATE joined to arrays of the new values: one statement, where
+    an executemany ran one per key under the writer lock (issue 26)."""
+    columns = ("subject", "attribute", "head_version", "updated_at", "subject_label", "depends_on")
+    conn.exec_driver_sql(
+        "UPDATE keys AS k SET head_version = v.head_version, updated_at = v.updated_at,"
+        " subject_label = v.subject_label, depends_on = v.depends_on"
+        " FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[])"
+        " AS v(subject, attribute, head_version, updated_at, subject_label, depends_on)"
+        ' WHERE k.subject = v.subject COLLATE "C" AND k.attribute = v.attribute COLLATE "C"',
+        tuple([r[c] for r in rows] for c in columns),
+    )
+
+
 def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
     """Bulk insert. On SQLite straight to the driver's executemany with tuples: SQLAlchemy's
     per-row parameter processing cost as much as the inserts themselves (bench/RESULTS.md).
-    PostgreSQL keeps Core, whose insertmanyvalues already batches rows per statement."""
+    On PostgreSQL a COPY in the transaction: the version rows are written under the writer
+    lock, and COPY took a third of the time of Core's batched INSERTs (issue 26)."""
+    names = list(rows[0])
+    if conn.dialect.name == "postgresql":
+        import psycopg  # the PostgreSQL driver: an optional dependency (pyproject: postgres)
+
+        sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(sql) as copy:
+                for r in rows:
+                    copy.write_row(tuple(r[n] for n in names))
+        except psycopg.IntegrityError as exc:  # as SQLAlchemy raises it for its statements
+            raise IntegrityError(sql, None, exc) from exc
+        return
     if conn.dialect.name != "sqlite":
         conn.execute(insert(table), rows)
         return
-    names = list(rows[0])
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
 
@@ -1190,7 +1260,7 @@ def _keys_rows(conn: Connection, subjects: list[str]) -> dict[Key, tuple[int, st
         for r in conn.execute(
             select(
                 keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version, keys_t.c.updated_at
-            ).where(keys_t.c.subject.in_(subjects[i : i + 400]))
+            ).where(_one_of(conn, keys_t.c.subject, subjects[i : i + 400]))
         ):
             out[(r.subject, r.attribute)] = (r.head_version, r.updated_at)
     return out
@@ -1462,8 +1532,18 @@ def _known(conn: Connection, event_ids: list[str]) -> set[str]:
     for i in range(0, len(event_ids), 500):
         chunk = event_ids[i : i + 500]
         found.update(
-            conn.execute(select(events_t.c.event_id).where(events_t.c.event_id.in_(chunk)))
+            conn.execute(
+                select(events_t.c.event_id).where(_one_of(conn, events_t.c.event_id, chunk))
+            )
             .scalars()
             .all()
         )
     return found
+
+
+def _one_of(conn: Connection, column: Any, values: list[str]) -> Any:
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)`: one parameter, where
+    binding and planning 500 (the batch's event ids) took longer than the lookups."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(values, type_=PG_ARRAY(Text)))
+    return column.in_(values)
