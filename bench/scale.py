@@ -248,8 +248,24 @@ def _drain(
         cluster.stop_all()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+@dataclass
+class Measured:
+    """One run: the events drained, the raw baseline, and per reconciler count its drain."""
+
+    events: int
+    raw: float
+    rows: list[tuple[int, float, float, float, Locking]]  # n, drain s, wall s, events/s
+    same: bool  # projection hashes equal across the runs
+
+    def rate(self, n: int) -> float:
+        return next(rate for count, _, _, rate, _ in self.rows if count == n)
+
+    def locking(self, n: int) -> Locking:
+        return next(lk for count, _, _, _, lk in self.rows if count == n)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--claims", type=int, default=50_000)
     parser.add_argument("--claims-per-report", type=int, default=10)
     parser.add_argument("--keys", type=int, default=5_000)
@@ -262,11 +278,17 @@ def main(argv: list[str] | None = None) -> int:
             "CLAIMLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def measure(args: argparse.Namespace) -> Measured:
+    """Fills a template database once, then drains a copy of it with each reconciler count."""
     admin = make_engine(args.postgres).execution_options(isolation_level="AUTOCOMMIT")
     tag = uuid.uuid4().hex[:8]
     template = f"claimledger_scale_{tag}"
     created = [template]
+    rows = []
+    hashes = []
     with tempfile.TemporaryDirectory(prefix="claimledger-scale-") as tmp_name:
         tmp = Path(tmp_name)
         redis = LocalRedis(tmp / "redis", persist=False).start()
@@ -276,8 +298,6 @@ def main(argv: list[str] | None = None) -> int:
             events = _fill(tmp, redis, _db_url(args.postgres, template), args)
             raw = _raw_baseline(redis.url, events)
             print(f"raw XREADGROUP+XACK: {raw:,.0f} entries/s", file=sys.stderr)
-            rows = []
-            hashes = []
             for n in args.reconcilers:
                 name = f"claimledger_scale_{tag}_{n}"
                 with admin.connect() as conn:
@@ -292,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((n, drain_s, wall_s, events / drain_s, locking))
                 print(
                     f"{n} reconciler(s): {events / drain_s:,.0f} events/s, lock wait "
-                    f"{locking.wait_share:.1%} of apply time",
+                    f"{locking.wait_share:.1%} of apply time ({_uptime()})",
                     file=sys.stderr,
                 )
         finally:
@@ -301,14 +321,20 @@ def main(argv: list[str] | None = None) -> int:
                 for name in created:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
-    base = rows[0][3]
+    return Measured(events, raw, rows, all(h == hashes[0] for h in hashes))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    run = measure(args)
+    base = run.rows[0][3]
     print(
         f"\n## Reconcile scale-out ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()}, Python {platform.python_version()}, PostgreSQL)\n"
     )
     print(
         f"`.venv/bin/python -m bench.scale --claims {args.claims} --keys {args.keys} "
-        f"--reconcilers {' '.join(map(str, args.reconcilers))}` ({events} events, "
+        f"--reconcilers {' '.join(map(str, args.reconcilers))}` ({run.events} events, "
         f"{PARTITIONS} partitions, {os.cpu_count()} cores)\n"
     )
     print(
@@ -317,20 +343,19 @@ def main(argv: list[str] | None = None) -> int:
         "| reconciler CPU s | PostgreSQL CPU s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for n, drain_s, wall_s, rate, lk in rows:
+    for n, drain_s, wall_s, rate, lk in run.rows:
         print(
             f"| {n} | {drain_s:.1f} s | {wall_s:.1f} s | {rate:,.0f} | {rate / base:.2f}x "
             f"| {lk.wait_share:.1%} | {lk.held_share:.1%} | {lk.refolded} "
             f"| {lk.cpu_s:.1f} | {lk.postgres_cpu_s:.1f} |"
         )
     print(
-        f"| raw XREADGROUP COUNT 1000 + XACK (1 process, no decoding) | | | {raw:,.0f} "
-        f"| {raw / base:.1f}x | | | | | |"
+        f"| raw XREADGROUP COUNT 1000 + XACK (1 process, no decoding) | | | {run.raw:,.0f} "
+        f"| {run.raw / base:.1f}x | | | | | |"
     )
     print(f"\nLoad (`uptime`) at the end: {_uptime()}")
-    same = all(h == hashes[0] for h in hashes)
-    print(f"\nProjection hash equal across runs: {'yes' if same else 'NO'}")
-    return 0 if same else 1
+    print(f"\nProjection hash equal across runs: {'yes' if run.same else 'NO'}")
+    return 0 if run.same else 1
 
 
 if __name__ == "__main__":

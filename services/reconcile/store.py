@@ -225,11 +225,6 @@ class ApplyTiming:
     refolded: bool = False  # the unlocked fold was out of date: folded again under the lock
 
 
-class _NeedsLock(Exception):
-    """The unlocked fold met what only the locked one handles (rows to drop: they and the
-    chain they end are read back from SQL)."""
-
-
 class Reconciler:
     def __init__(self, registry: AttributeRegistry, *, cache_claims: int = 100_000) -> None:
         """`cache_claims`: how many claims' key states stay in memory between batches
@@ -294,7 +289,7 @@ class Reconciler:
         try:
             batch.fold(events)
             batch.write_inputs()
-        except (_NeedsLock, IntegrityError):  # IntegrityError: another applied them since
+        except IntegrityError:  # another apply of these events committed since the fold
             inputs.rollback()
             return None
         self._lock(conn)
@@ -460,6 +455,9 @@ class _Batch:
         for name in ("closes", "reopens", "retimes"):
             for row in self.rows[name]:
                 row["row_id"] = real(row["row_id"])
+        self.free_ids = [real(i) for i in self.free_ids]  # the tombstones' ids
+        for row in self.rows["drops"]:
+            row["row_id"] = real(row["row_id"])
         for state, version in self.numbered:  # its id is the step's, or the closed step's
             for ids in (state.step_ids, state.closed_ids):
                 if version in ids:
@@ -891,16 +889,41 @@ class _Batch:
         the key's last versions (versions at one recorded time follow publication order,
         and the dropped ones are all from `since` on), so the version count rewinds and
         the next versions take their numbers and chain from the last row that stays."""
-        if not self.locked:  # ids are provisional and nothing may be written yet
-            raise _NeedsLock("rows to drop")
         versions = sorted(s.version for s in dropped)  # type: ignore[type-var]
-        self._flush_versions()  # the rows to delete and the chain to rebuild are in SQL
+        if self.locked:
+            self._flush_versions()  # the rows to delete and the chain to rebuild are in SQL
         ids = sorted(state.step_ids.pop(v) for v in versions)  # type: ignore[arg-type]
-        self.rows["drops"] += [{"row_id": i} for i in ids]
+        if self.locked:
+            self.rows["drops"] += [{"row_id": i} for i in ids]
+        else:
+            self._unwrite(set(ids))
         self.free_ids = sorted([*self.free_ids, *ids])
         state.fresh -= set(versions)  # type: ignore[arg-type]
         state.head = versions[0] - 1  # type: ignore[operator]
-        _load_head(self.conn, state)
+        if self.locked:
+            _load_head(self.conn, state)
+        else:
+            _load_head(self.conn, state, self._unwritten(state))
+
+    def _unwrite(self, ids: set[int]) -> None:
+        """An unlocked fold writes nothing before the lock: the rows to drop that this batch
+        made are taken out of what it will write, the others deleted then (before the
+        inserts that may reuse their ids); updates of either are moot. Same rows as the
+        locked fold's write-then-delete."""
+        rows = self.rows
+        mine = {r["id"] for r in rows["versions"] if r["id"] in ids}
+        rows["versions"] = [r for r in rows["versions"] if r["id"] not in mine]
+        for name in ("closes", "reopens", "retimes"):
+            rows[name] = [r for r in rows[name] if r["row_id"] not in ids]
+        rows["drops"] += [{"row_id": i} for i in sorted(ids - mine)]
+
+    def _unwritten(self, state: KeyState) -> dict[int, dict[str, Any]]:
+        """The key's version rows this batch will write, by version."""
+        return {
+            r["version"]: r
+            for r in self.rows["versions"]
+            if r["subject"] == state.subject and r["attribute"] == state.attribute
+        }
 
     # -- writing -------------------------------------------------------------------------
 
@@ -1422,32 +1445,45 @@ def _load_closed_now(conn: Connection, states: dict[Key, KeyState]) -> None:
         state.closed_ids[row.version] = row.id
 
 
-def _load_head(conn: Connection, state: KeyState) -> None:
+def _load_head(
+    conn: Connection, state: KeyState, unwritten: Mapping[int, Mapping[str, Any]] | None = None
+) -> None:
     """The whole result of the key's head version, rebuilt from its delta chain: the base
-    of the next version's delta."""
+    of the next version's delta. `unwritten`: rows of the key not in SQL yet, by version
+    (they stand for any stored row of the same version, which is to be deleted)."""
     if state.head == 0:  # no version (or every one dropped): the next is a snapshot
         state.head_data, state.chain_base, state.chain_bytes = None, 0, 0
         return
+    unwritten = unwritten or {}
     key = (versions_t.c.subject == state.subject, versions_t.c.attribute == state.attribute)
-    base = conn.execute(
-        select(versions_t.c.base).where(*key, versions_t.c.version == state.head)
-    ).scalar()
-    rows = conn.execute(
-        select(versions_t.c.version, versions_t.c.result, versions_t.c.delta)
-        .where(
-            *key, versions_t.c.version >= (base or state.head), versions_t.c.version <= state.head
+    if state.head in unwritten:
+        base = unwritten[state.head]["base"]
+    else:
+        base = conn.execute(
+            select(versions_t.c.base).where(*key, versions_t.c.version == state.head)
+        ).scalar()
+    first = base or state.head
+    chain: dict[int, tuple[str | None, str | None]] = {
+        row.version: (row.result, row.delta)
+        for row in conn.execute(
+            select(versions_t.c.version, versions_t.c.result, versions_t.c.delta).where(
+                *key, versions_t.c.version >= first, versions_t.c.version <= state.head
+            )
         )
-        .order_by(versions_t.c.version)
-    ).all()
+    }
+    for version, row in unwritten.items():
+        if first <= version <= state.head:
+            chain[version] = (row["result"], row["delta"])
     data: dict[str, Any] | None = None
     state.chain_bytes = 0
-    for row in rows:
-        if row.delta is None:
-            data = _decode(row.result)
+    for version in sorted(chain):
+        result, delta = chain[version]
+        if delta is None:
+            data = _decode(result or "{}")
         else:
             assert data is not None, "a delta chain starts at a snapshot"
-            data = apply_result_delta(data, _decode(row.delta))
-            state.chain_bytes += len(row.delta.encode())
+            data = apply_result_delta(data, _decode(delta))
+            state.chain_bytes += len(delta.encode())
     state.head_data, state.chain_base = data, base or 0
 
 

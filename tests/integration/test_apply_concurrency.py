@@ -24,6 +24,7 @@ from shared.events import SOURCE_RATED, Event
 from shared.reports import ReportIn
 from tests.conftest import wait_for
 from tests.factories import claim, report
+from tests.integration import test_recorded_groups as recorded_groups
 
 REGISTRY = AttributeRegistry.load()
 
@@ -238,3 +239,87 @@ def test_a_rating_that_moved_no_key_still_makes_a_fold_stale(
     pauses.go("a")
     a.join(20)
     assert a_reconciler.timing.refolded
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7])
+def test_an_unlocked_fold_drops_rows_of_a_group_spread_over_batches_as_a_locked_one(
+    engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A request's events spread over batches: a later batch drops the rows an earlier one
+    (or itself) wrote at that recorded time. Folded without the lock, with a warm cache, it
+    stores the same rows as one transaction on SQLite, and the ids stay gapless."""
+    scratch = make_engine(f"sqlite:///{tmp_path / 'ingest.db'}")
+    create_schema(scratch)
+    events = recorded_groups._log(scratch)
+    whole = recorded_groups._apply(f"sqlite:///{tmp_path / 'whole.db'}", events, 10_000)
+    refolds = []
+    reconciler = Reconciler(REGISTRY)
+    drops = 0
+    unwrite = store._Batch._unwrite
+
+    def counted(batch: Any, ids: set[int]) -> None:
+        nonlocal drops
+        drops += 1
+        unwrite(batch, ids)
+
+    monkeypatch.setattr(store._Batch, "_unwrite", counted)
+    for i in range(0, len(events), chunk):
+        reconciler.apply(engine, events[i : i + chunk])
+        refolds.append(reconciler.timing.refolded)
+    assert drops and not any(refolds)  # rows were dropped, none by a fold under the lock
+    assert projection_hash(engine) == projection_hash(whole)
+    assert recorded_groups._seen(engine) == recorded_groups._seen(whole)
+    ids = _stored_ids(engine)
+    assert ids == list(range(1, len(ids) + 1))
+
+
+def _composite_log(engine: Any) -> list[Event]:
+    """One request (one recorded time): a composite key's claims first, then claims of the
+    keys it is made of, which revise it again and drop rows it wrote in the same batch."""
+    ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), partitions=2, tolerance=0.1)
+    recorded = "2026-01-10T09:00:00.000000Z"
+    bodies = [
+        report(claim("front", "killed_or_wounded", value=500), published_at="2025-01-01"),
+        report(claim("front", "killed_or_wounded", value=650), published_at="2025-02-01"),
+        report(claim("front", "killed", value=200), published_at="2025-03-01"),
+        report(
+            claim("front", "killed", value=150),
+            claim("front", "wounded", value=90),
+            published_at="2025-01-15",
+        ),
+        report(claim("front", "killed_or_wounded", value=700), published_at="2025-02-20"),
+    ]
+    return [
+        e
+        for body in bodies
+        for e in prepare_report(ReportIn.model_validate(body), ctx, None, recorded).events
+    ]
+
+
+def _history(engine: Any, attribute: str) -> list[dict[str, Any]]:
+    """A key's history without positions (ids: storage order, which batching changes)."""
+    return [
+        {k: v for k, v in item.items() if k != "position"}
+        for item in views.history(engine, "front", attribute, 0, 100)
+    ]
+
+
+@pytest.mark.parametrize("chunk", [2, 100])
+def test_an_unlocked_fold_drops_rows_it_wrote_itself_as_a_locked_one(
+    engine: Any, tmp_path: Path, chunk: int
+) -> None:
+    scratch = make_engine(f"sqlite:///{tmp_path / 'ingest.db'}")
+    create_schema(scratch)
+    events = _composite_log(scratch)
+    whole = make_engine(f"sqlite:///{tmp_path / 'whole.db'}")
+    create_schema(whole)
+    Reconciler(REGISTRY).apply(whole, events)
+    reconciler = Reconciler(REGISTRY)
+    for i in range(0, len(events), chunk):
+        reconciler.apply(engine, events[i : i + chunk])
+        assert not reconciler.timing.refolded
+    assert projection_hash(engine) == projection_hash(whole)
+    for attribute in ("killed_or_wounded", "killed", "wounded"):
+        assert _history(engine, attribute) == _history(whole, attribute)
+    ids = _stored_ids(engine)
+    assert ids == list(range(1, len(ids) + 1))
