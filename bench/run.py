@@ -601,16 +601,22 @@ def scale_out(claims: int) -> list[Row]:
     one, two, lock = run.rate(1), run.rate(2), run.locking(2)
     label = f"{run.events:,} events, {scale.PARTITIONS} partitions"
     return [
-        (f"reconcile scale-out, PostgreSQL, 1 reconciler ({label})", f"{one:,.0f} events/s", "-"),
+        (
+            f"reconcile scale-out, PostgreSQL, 1 reconciler ({label})",
+            f"{one:,.0f} events/s ({run.locking(1).cpu_s:.1f} CPU s)",
+            "-",
+        ),
         (
             "reconcile scale-out, PostgreSQL, 2 reconcilers",
-            f"{two:,.0f} events/s, projection hash "
+            f"{two:,.0f} events/s ({lock.cpu_s:.1f} CPU s), projection hash "
             + ("equal to 1's" if run.same else "DIFFERENT"),
             f"{two / one:.2f}x of 1 reconciler (target >= 1.6x)",
         ),
         (
             "writer lock wait / apply time, 2 reconcilers",
-            f"{lock.wait_share:.1%} (held {lock.held_share:.1%}, {lock.refolded} batches refolded)",
+            f"{lock.wait_share:.1%} (held {lock.held_share:.1%}, "
+            f"{lock.held_s / run.events * 1e6:,.0f} us per event; "
+            f"{lock.refolded} batches refolded)",
             "target < 5%",
         ),
     ]

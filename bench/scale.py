@@ -339,19 +339,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| reconcilers | drain (first -> last applied) | incl. start-up | events/s | vs 1 "
-        "| lock wait / apply time | lock held / apply time | refolded batches "
-        "| reconciler CPU s | PostgreSQL CPU s |"
+        "| lock wait / apply time | lock held / apply time | lock held per event "
+        "| refolded batches | reconciler CPU s | PostgreSQL CPU s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n, drain_s, wall_s, rate, lk in run.rows:
         print(
             f"| {n} | {drain_s:.1f} s | {wall_s:.1f} s | {rate:,.0f} | {rate / base:.2f}x "
-            f"| {lk.wait_share:.1%} | {lk.held_share:.1%} | {lk.refolded} "
+            f"| {lk.wait_share:.1%} | {lk.held_share:.1%} "
+            f"| {lk.held_s / run.events * 1e6:,.0f} us | {lk.refolded} "
             f"| {lk.cpu_s:.1f} | {lk.postgres_cpu_s:.1f} |"
         )
     print(
         f"| raw XREADGROUP COUNT 1000 + XACK (1 process, no decoding) | | | {run.raw:,.0f} "
-        f"| {run.raw / base:.1f}x | | | | | |"
+        f"| {run.raw / base:.1f}x | | | | | | |"
     )
     print(f"\nLoad (`uptime`) at the end: {_uptime()}")
     print(f"\nProjection hash equal across runs: {'yes' if run.same else 'NO'}")

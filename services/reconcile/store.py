@@ -21,15 +21,18 @@ still matches), then executemany writes. Writers are serialized (SQLite: BEGIN
 IMMEDIATE; PostgreSQL: a transaction advisory lock), so version ids can be assigned
 here and id order is commit order — the update stream never has gaps.
 
-On PostgreSQL the writer lock covers only the writes, not the fold (issue 26): a batch of
-claims, retractions and assessments is first folded without it — a partition's keys are
-written only by its fenced lease holder, so two reconcilers fold at once — with
-provisional ids; then, under the lock, the batch checks that nothing it read has changed
-(the keys rows of its subjects, the events already applied, the count of cross-partition
-modifier commits) and gets its real ids, in fold order, from the highest stored id. If
-something changed (a rating of a source whose claims it folded, a takeover), the cached
-states it touched are forgotten and the batch is folded again under the lock, as a batch
-of ratings or learned reliabilities always is (they reach keys of every partition).
+On PostgreSQL the writer lock covers only the writes that need ids, not the fold (issue 26):
+a batch of claims, retractions and assessments is first folded without it — a partition's
+keys are written only by its fenced lease holder, so two reconcilers fold at once — with
+provisional ids, and writes its events, claims and modifiers (in a savepoint; rows to drop
+are taken out of what it will write or deleted later, never written and deleted). Then,
+under the lock, it checks that nothing it read has changed (the keys rows of its subjects,
+the count of cross-partition modifier commits) and gets its real ids, in fold order, from
+the highest stored id, and writes its versions and keys. If something changed (a rating of
+a source whose claims it folded, another writer of its subjects, a duplicate delivery), the
+savepoint is rolled back, the cached states it touched are forgotten and the batch is
+folded again under the lock, as a batch of ratings or learned reliabilities always is
+(they reach keys of every partition).
 """
 
 from __future__ import annotations
@@ -368,12 +371,11 @@ class _Batch:
         self.numbered: list[tuple[KeyState, int]] = []
         self.traces: dict[str, str | None] = {}  # event id -> trace id (for the logs)
         # what the fold read that another writer could change, checked again under the lock
-        # by an unlocked fold: keys rows (head, updated_at) of the subjects it asked for,
-        # the events already applied, the cross-partition generation
+        # by an unlocked fold: keys rows (head, updated_at) of the subjects it asked for, the
+        # cross-partition generation
         self.seen_keys: dict[Key, tuple[int, str]] = {}
         self.asked: set[str] = set()
         self.events: list[Event] = []
-        self.known: set[str] = set()
         self.fresh: list[Event] = []
         self.generation = 0
 
@@ -382,8 +384,7 @@ class _Batch:
         self.events = events
         if not self.locked:  # first: a cross-partition commit after this read is seen
             self.generation = _generation(self.conn)
-        self.known = _known(self.conn, [e.event_id for e in events])
-        seen = set(self.known)
+        seen = _known(self.conn, [e.event_id for e in events])
         for event in events:
             if event.event_id not in seen:
                 seen.add(event.event_id)
