@@ -323,3 +323,19 @@ def test_an_unlocked_fold_drops_rows_it_wrote_itself_as_a_locked_one(
         assert _history(engine, attribute) == _history(whole, attribute)
     ids = _stored_ids(engine)
     assert ids == list(range(1, len(ids) + 1))
+
+
+def test_dropping_rows_before_the_lock_leaves_no_update_aimed_at_their_ids() -> None:
+    """Rows to drop leave what an unlocked fold will write, with their pending closes,
+    reopens and retimes: their ids go to new rows, which those updates must not reach."""
+    batch = store._Batch(Reconciler(REGISTRY), None, locked=False)  # type: ignore[arg-type]
+    mine, other, stored = store.PROVISIONAL, store.PROVISIONAL + 1, 5
+    batch.rows["versions"] = [{"id": mine}, {"id": other}]
+    batch.rows["retimes"] = [{"row_id": mine, "pub_to": "x"}, {"row_id": other, "pub_to": "y"}]
+    batch.rows["closes"] = [{"row_id": stored, "rec_to": "z"}]
+    batch.rows["reopens"] = [{"row_id": mine}]
+    batch._unwrite({mine, stored})
+    assert batch.rows["versions"] == [{"id": other}]
+    assert batch.rows["retimes"] == [{"row_id": other, "pub_to": "y"}]
+    assert batch.rows["closes"] == batch.rows["reopens"] == []
+    assert batch.rows["drops"] == [{"row_id": stored}]  # only a stored row is deleted
