@@ -26,7 +26,9 @@ from typing import Any
 
 import httpx
 import redis
+from sqlalchemy.exc import OperationalError
 
+from bench import scale
 from bench.loadgen import LoadResult, Pool, encode_posts, post_all
 from services.harness.cluster import Cluster
 from services.infra.db import create_schema, make_engine
@@ -445,6 +447,15 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="the raw baselines and the two ingest figures only (issue #21, ~1 minute)",
     )
+    parser.add_argument(
+        "--scale-claims",
+        type=int,
+        default=10_000,
+        help="reconcile scale-out on PostgreSQL (bench/scale.py, 1 and 2 reconcilers); 0: skip",
+    )
+    parser.add_argument(
+        "--only-scale", action="store_true", help="the scale-out figures only (issue #26)"
+    )
     parser.add_argument("--no-record", action="store_true", help="print only, no RESULTS.md")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="claimledger-bench-"))
@@ -452,6 +463,10 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[Row] = []
     began = time.perf_counter()
     try:
+        if args.only_scale:
+            rows += scale_out(args.scale_claims)
+            _finish(rows, began, argv, args.no_record)
+            return
         xadd = raw_xadd(server.url, 100_000)
         readack = raw_readgroup_ack(server.url, 100_000)
         sqlite_rate = raw_sqlite(tmp / "raw.db", 200_000)
@@ -566,9 +581,45 @@ def main(argv: list[str] | None = None) -> None:
                 "target <= 1 s",
             ),
         ]
+        rows += scale_out(args.scale_claims)
     finally:
         server.stop(kill=True)
     _finish(rows, began, argv, args.no_record)
+
+
+def scale_out(claims: int) -> list[Row]:
+    """1 and 2 reconciler processes draining the same log on PostgreSQL (bench/scale.py),
+    and the share of their apply time spent waiting for the writer lock (issue #26)."""
+    if claims <= 0:
+        return []
+    args = scale.parse(["--claims", str(claims), "--keys", str(max(1, claims // 10))])
+    args.reconcilers = [1, 2]
+    try:
+        run = scale.measure(args)
+    except OperationalError as exc:  # no PostgreSQL server: say so, measure the rest
+        return [("reconcile scale-out on PostgreSQL", "skipped", f"no server: {exc!s:.80}")]
+    one, two, lock = run.rate(1), run.rate(2), run.locking(2)
+    label = f"{run.events:,} events, {scale.PARTITIONS} partitions"
+    return [
+        (
+            f"reconcile scale-out, PostgreSQL, 1 reconciler ({label})",
+            f"{one:,.0f} events/s ({run.locking(1).cpu_s:.1f} CPU s)",
+            "-",
+        ),
+        (
+            "reconcile scale-out, PostgreSQL, 2 reconcilers",
+            f"{two:,.0f} events/s ({lock.cpu_s:.1f} CPU s), projection hash "
+            + ("equal to 1's" if run.same else "DIFFERENT"),
+            f"{two / one:.2f}x of 1 reconciler (target >= 1.6x)",
+        ),
+        (
+            "writer lock wait / apply time, 2 reconcilers",
+            f"{lock.wait_share:.1%} (held {lock.held_share:.1%}, "
+            f"{lock.held_s / run.events * 1e6:,.0f} us per event; "
+            f"{lock.refolded} batches refolded)",
+            "target < 5%",
+        ),
+    ]
 
 
 def _finish(rows: list[Row], began: float, argv: list[str] | None, no_record: bool) -> None:

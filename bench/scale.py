@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +47,13 @@ from services.reconcile.replay import projection_hash
 from shared.events import CONSUMER_GROUP, stream_for
 
 PARTITIONS = 4
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "n/a"
 
 
 def _db_url(server: str, name: str) -> str:
@@ -127,10 +135,71 @@ def _raw_baseline(redis_url: str, events: int) -> float:
     return read / elapsed
 
 
+@dataclass
+class Locking:
+    """What the reconcilers of one run spent on the apply path's writer lock (summed over
+    them, from their /metrics), and the CPU seconds they and PostgreSQL used."""
+
+    apply_s: float = 0.0
+    wait_s: float = 0.0
+    held_s: float = 0.0
+    refolded: int = 0
+    cpu_s: float = 0.0
+    postgres_cpu_s: float = 0.0
+
+    @property
+    def wait_share(self) -> float:
+        return self.wait_s / self.apply_s if self.apply_s else 0.0
+
+    @property
+    def held_share(self) -> float:
+        return self.held_s / self.apply_s if self.apply_s else 0.0
+
+
+METRICS = {
+    "claimledger_apply_transaction_seconds_total": "apply_s",
+    "claimledger_apply_lock_wait_seconds_total": "wait_s",
+    "claimledger_apply_lock_held_seconds_total": "held_s",
+    "claimledger_apply_refolded_total": "refolded",
+}
+
+
+def _scrape(url: str, into: Locking) -> None:
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in METRICS:
+            field_ = METRICS[name]
+            setattr(into, field_, type(getattr(into, field_))(getattr(into, field_) + float(value)))
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_s(url: str) -> float:
+    """CPU seconds of every PostgreSQL backend of the bench's database (the reconcilers'
+    sessions and this script's polls), read from /proc: the server runs on this machine."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            pids = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            ).scalars()
+            return sum(_cpu_s(int(pid)) for pid in pids)
+    finally:
+        engine.dispose()
+
+
 def _drain(
     tmp: Path, redis: LocalRedis, db_url: str, n: int, events: int, timeout_s: float
-) -> tuple[float, float]:
-    """Starts n reconcilers; returns (seconds first->last applied, seconds from launch)."""
+) -> tuple[float, float, Locking]:
+    """Starts n reconcilers; returns (seconds first->last applied, seconds from launch, what
+    they spent on the writer lock)."""
     _reset_group(redis.url)
     cluster = Cluster(tmp, redis.url, db_url, CLAIMLEDGER_PARTITIONS=str(PARTITIONS))
     launched = time.perf_counter()
@@ -166,7 +235,12 @@ def _drain(
                 first = now
             if applied >= events:
                 assert first is not None
-                return now - first, now - launched
+                locking = Locking(postgres_cpu_s=_postgres_cpu_s(db_url))
+                for name, service in cluster.services.items():
+                    if name.startswith("rec-"):
+                        _scrape(service.url, locking)
+                        locking.cpu_s += _cpu_s(service.process.pid)
+                return now - first, now - launched, locking
             if now > deadline:
                 raise RuntimeError(f"{n} reconcilers: {applied}/{events} after {timeout_s} s")
             time.sleep(0.1)
@@ -174,8 +248,24 @@ def _drain(
         cluster.stop_all()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+@dataclass
+class Measured:
+    """One run: the events drained, the raw baseline, and per reconciler count its drain."""
+
+    events: int
+    raw: float
+    rows: list[tuple[int, float, float, float, Locking]]  # n, drain s, wall s, events/s
+    same: bool  # projection hashes equal across the runs
+
+    def rate(self, n: int) -> float:
+        return next(rate for count, _, _, rate, _ in self.rows if count == n)
+
+    def locking(self, n: int) -> Locking:
+        return next(lk for count, _, _, _, lk in self.rows if count == n)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--claims", type=int, default=50_000)
     parser.add_argument("--claims-per-report", type=int, default=10)
     parser.add_argument("--keys", type=int, default=5_000)
@@ -188,11 +278,17 @@ def main(argv: list[str] | None = None) -> int:
             "CLAIMLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def measure(args: argparse.Namespace) -> Measured:
+    """Fills a template database once, then drains a copy of it with each reconciler count."""
     admin = make_engine(args.postgres).execution_options(isolation_level="AUTOCOMMIT")
     tag = uuid.uuid4().hex[:8]
     template = f"claimledger_scale_{tag}"
     created = [template]
+    rows = []
+    hashes = []
     with tempfile.TemporaryDirectory(prefix="claimledger-scale-") as tmp_name:
         tmp = Path(tmp_name)
         redis = LocalRedis(tmp / "redis", persist=False).start()
@@ -202,48 +298,65 @@ def main(argv: list[str] | None = None) -> int:
             events = _fill(tmp, redis, _db_url(args.postgres, template), args)
             raw = _raw_baseline(redis.url, events)
             print(f"raw XREADGROUP+XACK: {raw:,.0f} entries/s", file=sys.stderr)
-            rows = []
-            hashes = []
             for n in args.reconcilers:
                 name = f"claimledger_scale_{tag}_{n}"
                 with admin.connect() as conn:
                     conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
                 created.append(name)
                 url = _db_url(args.postgres, name)
-                drain_s, wall_s = _drain(tmp, redis, url, n, events, args.timeout_s)
+                drain_s, wall_s, locking = _drain(tmp, redis, url, n, events, args.timeout_s)
                 assert _count(url) == events
                 engine = make_engine(url)
                 hashes.append(projection_hash(engine))
                 engine.dispose()
-                rows.append((n, drain_s, wall_s, events / drain_s))
-                print(f"{n} reconciler(s): {events / drain_s:,.0f} events/s", file=sys.stderr)
+                rows.append((n, drain_s, wall_s, events / drain_s, locking))
+                print(
+                    f"{n} reconciler(s): {events / drain_s:,.0f} events/s, lock wait "
+                    f"{locking.wait_share:.1%} of apply time ({_uptime()})",
+                    file=sys.stderr,
+                )
         finally:
             redis.stop(kill=True)
             with admin.connect() as conn:
                 for name in created:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
-    base = rows[0][3]
+    return Measured(events, raw, rows, all(h == hashes[0] for h in hashes))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    run = measure(args)
+    base = run.rows[0][3]
     print(
         f"\n## Reconcile scale-out ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()}, Python {platform.python_version()}, PostgreSQL)\n"
     )
     print(
         f"`.venv/bin/python -m bench.scale --claims {args.claims} --keys {args.keys} "
-        f"--reconcilers {' '.join(map(str, args.reconcilers))}` ({events} events, "
+        f"--reconcilers {' '.join(map(str, args.reconcilers))}` ({run.events} events, "
         f"{PARTITIONS} partitions, {os.cpu_count()} cores)\n"
     )
-    print("| reconcilers | drain (first -> last applied) | incl. start-up | events/s | vs 1 |")
-    print("|---|---|---|---|---|")
-    for n, drain_s, wall_s, rate in rows:
-        print(f"| {n} | {drain_s:.1f} s | {wall_s:.1f} s | {rate:,.0f} | {rate / base:.2f}x |")
     print(
-        f"| raw XREADGROUP COUNT 1000 + XACK (1 process, no decoding) | | | {raw:,.0f} "
-        f"| {raw / base:.1f}x |"
+        "| reconcilers | drain (first -> last applied) | incl. start-up | events/s | vs 1 "
+        "| lock wait / apply time | lock held / apply time | lock held per event "
+        "| refolded batches | reconciler CPU s | PostgreSQL CPU s |"
     )
-    same = all(h == hashes[0] for h in hashes)
-    print(f"\nProjection hash equal across runs: {'yes' if same else 'NO'}")
-    return 0 if same else 1
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, drain_s, wall_s, rate, lk in run.rows:
+        print(
+            f"| {n} | {drain_s:.1f} s | {wall_s:.1f} s | {rate:,.0f} | {rate / base:.2f}x "
+            f"| {lk.wait_share:.1%} | {lk.held_share:.1%} "
+            f"| {lk.held_s / run.events * 1e6:,.0f} us | {lk.refolded} "
+            f"| {lk.cpu_s:.1f} | {lk.postgres_cpu_s:.1f} |"
+        )
+    print(
+        f"| raw XREADGROUP COUNT 1000 + XACK (1 process, no decoding) | | | {run.raw:,.0f} "
+        f"| {run.raw / base:.1f}x | | | | | | |"
+    )
+    print(f"\nLoad (`uptime`) at the end: {_uptime()}")
+    print(f"\nProjection hash equal across runs: {'yes' if run.same else 'NO'}")
+    return 0 if run.same else 1
 
 
 if __name__ == "__main__":

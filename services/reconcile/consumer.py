@@ -42,6 +42,12 @@ APPLIED = Counter("claimledger_events_applied_total", "Events applied (first tim
 REDELIVERED = Counter("claimledger_events_redelivered_total", "Events seen again, changed nothing")
 DEAD = Counter("claimledger_events_dead_lettered_total", "Entries moved to the dead-letter stream")
 APPLY_SECONDS = Histogram("claimledger_apply_seconds", "Time to apply one batch in SQL")
+# the writer lock (store._lock_writers) of the apply transactions: what it costs scale-out is
+# the share of apply time spent waiting for it (bench/scale.py reads these)
+APPLY_TOTAL_SECONDS = Counter("claimledger_apply_transaction_seconds", "Apply transactions, in all")
+LOCK_WAIT_SECONDS = Counter("claimledger_apply_lock_wait_seconds", "Waiting for the writer lock")
+LOCK_HELD_SECONDS = Counter("claimledger_apply_lock_held_seconds", "Holding the writer lock")
+REFOLDED = Counter("claimledger_apply_refolded", "Batches folded again under the writer lock")
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 Held = tuple[int, int] | None  # (partition, lease epoch) a batch was read under
@@ -351,6 +357,11 @@ class EntryProcessor:
                     self.reconciler.apply, self.engine, events, fences
                 )
         APPLY_SECONDS.observe(time.perf_counter() - start)
+        timing = self.reconciler.timing
+        APPLY_TOTAL_SECONDS.inc(timing.total_s)
+        LOCK_WAIT_SECONDS.inc(timing.wait_s)
+        LOCK_HELD_SECONDS.inc(timing.held_s)
+        REFOLDED.inc(timing.refolded)
         APPLIED.inc(applied)
         REDELIVERED.inc(len(events) - applied)
         await self._restart_wal()

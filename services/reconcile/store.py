@@ -20,12 +20,26 @@ touched keys' state (served from an in-process cache when the stored head versio
 still matches), then executemany writes. Writers are serialized (SQLite: BEGIN
 IMMEDIATE; PostgreSQL: a transaction advisory lock), so version ids can be assigned
 here and id order is commit order — the update stream never has gaps.
+
+On PostgreSQL the writer lock covers only the writes that need ids, not the fold (issue 26):
+a batch of claims, retractions and assessments is first folded without it — a partition's
+keys are written only by its fenced lease holder, so two reconcilers fold at once — with
+provisional ids, and writes its events, claims and modifiers (in a savepoint; rows to drop
+are taken out of what it will write or deleted later, never written and deleted). Then,
+under the lock, it checks that nothing it read has changed (the keys rows of its subjects,
+the count of cross-partition modifier commits) and gets its real ids, in fold order, from
+the highest stored id, and writes its versions and keys. If something changed (a rating of
+a source whose claims it folded, another writer of its subjects, a duplicate delivery), the
+savepoint is rolled back, the cached states it touched are forgotten and the batch is
+folded again under the lock, as a batch of ratings or learned reliabilities always is
+(they reach keys of every partition).
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,8 +47,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import msgspec
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import Text, any_, bindparam, case, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from services.infra.tables import (
     ClaimRow,
@@ -194,6 +210,24 @@ class KeyState:
         ]
 
 
+# events whose fold reaches keys of other partitions (every key with a claim of the source):
+# folded under the writer lock, and each commit of theirs bumps GENERATION's count, which
+# an unlocked fold checks before it writes
+CROSS_PARTITION = (SOURCE_RATED, SOURCE_RELIABILITY_LEARNED)
+GENERATION = -1  # the partition_fences row counting those commits (no partition has it)
+PROVISIONAL = 1 << 60  # ids an unlocked fold gives new rows until it holds the lock
+
+
+@dataclass
+class ApplyTiming:
+    """Seconds of one apply: waiting for the writer lock, holding it, in all."""
+
+    wait_s: float = 0.0
+    held_s: float = 0.0
+    total_s: float = 0.0
+    refolded: bool = False  # the unlocked fold was out of date: folded again under the lock
+
+
 class Reconciler:
     def __init__(self, registry: AttributeRegistry, *, cache_claims: int = 100_000) -> None:
         """`cache_claims`: how many claims' key states stay in memory between batches
@@ -204,6 +238,8 @@ class Reconciler:
         self._cache: OrderedDict[Key, KeyState] = OrderedDict()
         self._sizes: dict[Key, int] = {}  # claims counted for each cached key
         self._cached_claims = 0
+        self.timing = ApplyTiming()  # of the last apply
+        self._locked_at = 0.0
 
     def apply(
         self, engine: Engine, events: list[Event], fences: Mapping[int, int] | None = None
@@ -212,17 +248,72 @@ class Reconciler:
 
         `fences`: partition -> lease epoch this process holds for the partitions the events
         come from; the transaction commits only if each is still the partition's current
-        epoch (else StaleLease: another reconciler took the partition over)."""
+        epoch (else StaleLease: another reconciler took the partition over).
+
+        Afterwards `timing` holds the batch's seconds: waiting for the writer lock, holding
+        it (until commit), and in all (bench/scale.py reports the shares)."""
+        started = time.perf_counter()
+        self.timing, self._locked_at = ApplyTiming(), 0.0
         try:
             with engine.begin() as conn:
-                batch = _Batch(self, conn)
-                written, applied = batch.run(events, fences or {})
+                written, applied = self._apply(conn, events, fences or {})
         except BaseException:
-            self._cache.clear()  # in-memory state may hold the rolled-back changes
-            self._sizes.clear()
-            self._cached_claims = 0
+            self._forget()  # in-memory state may hold the rolled-back changes
             raise
+        ended = time.perf_counter()
+        self.timing.held_s = ended - self._locked_at
+        self.timing.total_s = ended - started
         return written, applied
+
+    def _apply(
+        self, conn: Connection, events: list[Event], fences: Mapping[int, int]
+    ) -> tuple[list[VersionWritten], int]:
+        if conn.dialect.name == "postgresql" and not any(e.type in CROSS_PARTITION for e in events):
+            done = self._apply_unlocked(conn, events, fences)
+            if done is not None:
+                return done
+            # the fold changed cached states in place, from reads now out of date
+            self._forget()
+            self.timing.refolded = True
+        # (again after an unlocked attempt: its savepoint's rollback may have released it)
+        self._lock(conn)
+        _check_fences(conn, fences)
+        batch = _Batch(self, conn, locked=True)
+        batch.fold(events)
+        return batch.write()
+
+    def _apply_unlocked(
+        self, conn: Connection, events: list[Event], fences: Mapping[int, int]
+    ) -> tuple[list[VersionWritten], int] | None:
+        """Folds the batch and writes its inputs before taking the writer lock, then its
+        versions under it; None (nothing written) if it must be folded under the lock."""
+        batch = _Batch(self, conn, locked=False)
+        inputs = conn.begin_nested()  # undone if the fold turns out stale
+        try:
+            batch.fold(events)
+            batch.write_inputs()
+        except IntegrityError:  # another apply of these events committed since the fold
+            inputs.rollback()
+            return None
+        self._lock(conn)
+        _check_fences(conn, fences)
+        if not batch.still_valid():
+            inputs.rollback()
+            return None
+        inputs.commit()
+        return batch.write()
+
+    def _lock(self, conn: Connection) -> None:
+        asked = time.perf_counter()
+        _lock_writers(conn)
+        locked = time.perf_counter()
+        self._locked_at = self._locked_at or locked  # held from the first time
+        self.timing.wait_s += locked - asked
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._sizes.clear()
+        self._cached_claims = 0
 
     # -- cache -------------------------------------------------------------------------
 
@@ -253,8 +344,9 @@ class Reconciler:
 class _Batch:
     """One transaction: loads touched keys, applies events in order, writes in bulk."""
 
-    def __init__(self, owner: Reconciler, conn: Connection) -> None:
+    def __init__(self, owner: Reconciler, conn: Connection, *, locked: bool) -> None:
         self.owner, self.conn, self.registry = owner, conn, owner.registry
+        self.locked = locked  # folded under the writer lock (else: ids are provisional)
         self.states: dict[Key, KeyState] = {}
         self.heads: dict[Key, int] = {}  # stored head versions of keys that exist
         self.subject_keys: dict[str, set[str]] = {}
@@ -275,41 +367,103 @@ class _Batch:
         # keys with inputs waiting for their one revision per recorded-time group
         self.pending: dict[Key, _Group] = {}
         self.free_ids: list[int] = []  # ids of dropped rows, given to the next new rows
+        # (key state, version) of rows given ids from next_id (provisional in an unlocked fold)
+        self.numbered: list[tuple[KeyState, int]] = []
         self.traces: dict[str, str | None] = {}  # event id -> trace id (for the logs)
+        # what the fold read that another writer could change, checked again under the lock
+        # by an unlocked fold: keys rows (head, updated_at) of the subjects it asked for, the
+        # cross-partition generation
+        self.seen_keys: dict[Key, tuple[int, str]] = {}
+        self.asked: set[str] = set()
+        self.events: list[Event] = []
+        self.fresh: list[Event] = []
+        self.generation = 0
 
-    def run(
-        self, events: list[Event], fences: Mapping[int, int]
-    ) -> tuple[list[VersionWritten], int]:
-        _lock_writers(self.conn)
-        _check_fences(self.conn, fences)
-        known = _known(self.conn, [e.event_id for e in events])
-        fresh: list[Event] = []
-        seen = set(known)
+    def fold(self, events: list[Event]) -> None:
+        """Applies the events to the key states in memory; nothing is written yet."""
+        self.events = events
+        if not self.locked:  # first: a cross-partition commit after this read is seen
+            self.generation = _generation(self.conn)
+        seen = _known(self.conn, [e.event_id for e in events])
         for event in events:
             if event.event_id not in seen:
                 seen.add(event.event_id)
-                fresh.append(event)
-        if fresh:
-            self.next_id = 1 + int(
-                self.conn.execute(select(func.coalesce(func.max(versions_t.c.id), 0))).scalar_one()
-            )
-            self._prefetch(fresh)
-            for event in fresh:
-                self._apply(event)
-            while self.pending:  # revise each touched key once for its group
-                self._revise_group(next(iter(self.pending)))
-            self._flush()
+                self.fresh.append(event)
+        if not self.fresh:
+            return
+        self.next_id = PROVISIONAL if not self.locked else _next_id(self.conn)
+        self._prefetch(self.fresh)
+        for event in self.fresh:
+            self._apply(event)
+        while self.pending:  # revise each touched key once for its group
+            self._revise_group(next(iter(self.pending)))
+
+    def still_valid(self) -> bool:
+        """Under the writer lock, after an unlocked fold and its inputs' writes: nothing it
+        read has changed since (so folding now would give the same rows). The events it
+        applies need no second look: their rows are written (unique event ids), so another
+        apply of them either committed before that write (which then failed) or fails."""
+        if _generation(self.conn) != self.generation:
+            return False
+        return _keys_rows(self.conn, sorted(self.asked)) == self.seen_keys
+
+    def write_inputs(self) -> None:
+        """The rows that need no version id (events, claims, modifiers, the outbox's
+        confirmation), written before an unlocked fold takes the writer lock."""
+        self._flush_inputs()
+        self._confirm()
+
+    def write(self) -> tuple[list[VersionWritten], int]:
+        """Writes what the fold produced (under the writer lock): new rows get their ids now,
+        so id order is commit order."""
+        if self.locked:
+            self._flush_inputs()
+        if self.fresh:
+            if not self.locked:
+                self._assign_ids(_next_id(self.conn))
+            self._flush_outputs()
+            if any(e.type in CROSS_PARTITION for e in self.fresh):
+                _bump_generation(self.conn)
             for state in self.states.values():
                 state.in_db = True
                 self.owner.remember(state)
-        confirmed = [e.event_id for e in events]
+        if self.locked:
+            self._confirm()
+        return self.written, len(self.fresh)
+
+    def _confirm(self) -> None:
+        """The outbox rows of the batch's events (applied now or before) are done."""
+        confirmed = [e.event_id for e in self.events]
         for i in range(0, len(confirmed), 500):
             self.conn.execute(
                 update(outbox_t)
-                .where(outbox_t.c.event_id.in_(confirmed[i : i + 500]), outbox_t.c.state == 0)
+                .where(
+                    _one_of(self.conn, outbox_t.c.event_id, confirmed[i : i + 500]),
+                    outbox_t.c.state == 0,
+                )
                 .values(state=1)
             )
-        return self.written, len(fresh)
+
+    def _assign_ids(self, first: int) -> None:
+        """Provisional ids -> real ones from `first`, in the order the fold gave them (the
+        ids a fold under the lock would have given)."""
+
+        def real(row_id: int) -> int:
+            return first + row_id - PROVISIONAL if row_id >= PROVISIONAL else row_id
+
+        for row in self.rows["versions"]:
+            row["id"] = real(row["id"])
+        for name in ("closes", "reopens", "retimes"):
+            for row in self.rows[name]:
+                row["row_id"] = real(row["row_id"])
+        self.free_ids = [real(i) for i in self.free_ids]  # the tombstones' ids
+        for row in self.rows["drops"]:
+            row["row_id"] = real(row["row_id"])
+        for state, version in self.numbered:  # its id is the step's, or the closed step's
+            for ids in (state.step_ids, state.closed_ids):
+                if version in ids:
+                    ids[version] = real(ids[version])
+        self.written = [replace(w, id=real(w.id)) for w in self.written]
 
     # -- loading -------------------------------------------------------------------------
 
@@ -532,13 +686,22 @@ class _Batch:
 
     def _know_subjects(self, subjects: list[str]) -> None:
         """Stored keys of these subjects: head versions and what they depend on."""
+        # each subject once: a second read could see keys the first did not, which the
+        # check under the lock (against the first) would then miss
+        subjects = [s for s in subjects if s not in self.asked]
+        self.asked.update(subjects)
         for i in range(0, len(subjects), 400):
             rows = self.conn.execute(
                 select(
-                    keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version, keys_t.c.depends_on
-                ).where(keys_t.c.subject.in_(subjects[i : i + 400]))
+                    keys_t.c.subject,
+                    keys_t.c.attribute,
+                    keys_t.c.head_version,
+                    keys_t.c.depends_on,
+                    keys_t.c.updated_at,
+                ).where(_one_of(self.conn, keys_t.c.subject, subjects[i : i + 400]))
             ).all()
             for r in rows:
+                self.seen_keys.setdefault((r.subject, r.attribute), (r.head_version, r.updated_at))
                 if (r.subject, r.attribute) not in self.heads:
                     self._know_key(r.subject, r.attribute, r.head_version, _decode(r.depends_on))
 
@@ -677,6 +840,7 @@ class _Batch:
                 row_id = self.free_ids.pop(0)
             else:
                 row_id, self.next_id = self.next_id, self.next_id + 1
+                self.numbered.append((state, state.head))
             result: Computed = step.result
             current = step is top
             current_changed |= current
@@ -727,13 +891,40 @@ class _Batch:
         and the dropped ones are all from `since` on), so the version count rewinds and
         the next versions take their numbers and chain from the last row that stays."""
         versions = sorted(s.version for s in dropped)  # type: ignore[type-var]
-        self._flush_versions()  # the rows to delete and the chain to rebuild are in SQL
+        if self.locked:
+            self._flush_versions()  # the rows to delete and the chain to rebuild are in SQL
         ids = sorted(state.step_ids.pop(v) for v in versions)  # type: ignore[arg-type]
-        self.rows["drops"] += [{"row_id": i} for i in ids]
+        if self.locked:
+            self.rows["drops"] += [{"row_id": i} for i in ids]
+        else:
+            self._unwrite(set(ids))
         self.free_ids = sorted([*self.free_ids, *ids])
         state.fresh -= set(versions)  # type: ignore[arg-type]
         state.head = versions[0] - 1  # type: ignore[operator]
-        _load_head(self.conn, state)
+        if self.locked:
+            _load_head(self.conn, state)
+        else:
+            _load_head(self.conn, state, self._unwritten(state))
+
+    def _unwrite(self, ids: set[int]) -> None:
+        """An unlocked fold writes nothing before the lock: the rows to drop that this batch
+        made are taken out of what it will write, the others deleted then (before the
+        inserts that may reuse their ids); updates of either are moot. Same rows as the
+        locked fold's write-then-delete."""
+        rows = self.rows
+        mine = {r["id"] for r in rows["versions"] if r["id"] in ids}
+        rows["versions"] = [r for r in rows["versions"] if r["id"] not in mine]
+        for name in ("closes", "reopens", "retimes"):
+            rows[name] = [r for r in rows[name] if r["row_id"] not in ids]
+        rows["drops"] += [{"row_id": i} for i in sorted(ids - mine)]
+
+    def _unwritten(self, state: KeyState) -> dict[int, dict[str, Any]]:
+        """The key's version rows this batch will write, by version."""
+        return {
+            r["version"]: r
+            for r in self.rows["versions"]
+            if r["subject"] == state.subject and r["attribute"] == state.attribute
+        }
 
     # -- writing -------------------------------------------------------------------------
 
@@ -794,7 +985,7 @@ class _Batch:
         for name in ("drops", "versions", "closes", "reopens", "retimes"):
             rows[name] = []
 
-    def _flush(self) -> None:
+    def _flush_inputs(self) -> None:
         conn, rows = self.conn, self.rows
         if rows["events"]:
             _insert_many(conn, events_t, rows["events"])
@@ -802,13 +993,18 @@ class _Batch:
             _insert_many(conn, claims_t, rows["claims"])
         if rows["mods"]:
             _insert_many(conn, mods_t, rows["mods"])
+
+    def _flush_outputs(self) -> None:
+        conn = self.conn
         self._tombstones()
         self._flush_versions()
         new = [s for s in self.states.values() if s.key not in self.heads]
         if new:
             conn.execute(insert(keys_t), [_key_row(s) for s in new])
         touched = [s for s in self.states.values() if s.key in self.heads]
-        if touched:
+        if touched and conn.dialect.name == "postgresql":
+            _update_keys_pg(conn, [_key_row(s) for s in touched])
+        elif touched:
             conn.execute(
                 update(keys_t)
                 .where(
@@ -828,14 +1024,41 @@ class _Batch:
             )
 
 
+def _update_keys_pg(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The keys rows as one UPDATE joined to arrays of the new values: one statement, where
+    an executemany ran one per key under the writer lock (issue 26)."""
+    columns = ("subject", "attribute", "head_version", "updated_at", "subject_label", "depends_on")
+    conn.exec_driver_sql(
+        "UPDATE keys AS k SET head_version = v.head_version, updated_at = v.updated_at,"
+        " subject_label = v.subject_label, depends_on = v.depends_on"
+        " FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[])"
+        " AS v(subject, attribute, head_version, updated_at, subject_label, depends_on)"
+        ' WHERE k.subject = v.subject COLLATE "C" AND k.attribute = v.attribute COLLATE "C"',
+        tuple([r[c] for r in rows] for c in columns),
+    )
+
+
 def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
     """Bulk insert. On SQLite straight to the driver's executemany with tuples: SQLAlchemy's
     per-row parameter processing cost as much as the inserts themselves (bench/RESULTS.md).
-    PostgreSQL keeps Core, whose insertmanyvalues already batches rows per statement."""
+    On PostgreSQL a COPY in the transaction: the version rows are written under the writer
+    lock, and COPY took a third of the time of Core's batched INSERTs (issue 26)."""
+    names = list(rows[0])
+    if conn.dialect.name == "postgresql":
+        import psycopg  # the PostgreSQL driver: an optional dependency (pyproject: postgres)
+
+        sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(sql) as copy:
+                for r in rows:
+                    copy.write_row(tuple(r[n] for n in names))
+        except psycopg.IntegrityError as exc:  # as SQLAlchemy raises it for its statements
+            raise IntegrityError(sql, None, exc) from exc
+        return
     if conn.dialect.name != "sqlite":
         conn.execute(insert(table), rows)
         return
-    names = list(rows[0])
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
 
@@ -1028,6 +1251,45 @@ def take_fence(engine: Engine, partition: int, owner: str) -> int:
         return int(epoch) + 1
 
 
+def _next_id(conn: Connection) -> int:
+    """The id of the next new version row (under the writer lock)."""
+    return 1 + int(conn.execute(select(func.coalesce(func.max(versions_t.c.id), 0))).scalar_one())
+
+
+def _generation(conn: Connection) -> int:
+    """How many batches with cross-partition events have committed (their modifiers may
+    reach any key, also one whose stored head they did not move)."""
+    found = conn.execute(
+        select(fences_t.c.epoch).where(fences_t.c.partition == GENERATION)
+    ).scalar()
+    return int(found or 0)
+
+
+def _bump_generation(conn: Connection) -> None:
+    done = conn.execute(
+        update(fences_t)
+        .where(fences_t.c.partition == GENERATION)
+        .values(epoch=fences_t.c.epoch + 1)
+    )
+    if done.rowcount != 1:  # the first such batch (under the writer lock: no race)
+        conn.execute(
+            insert(fences_t).values(partition=GENERATION, epoch=1, owner="cross-partition")
+        )
+
+
+def _keys_rows(conn: Connection, subjects: list[str]) -> dict[Key, tuple[int, str]]:
+    """(head version, updated_at) of every stored key of these subjects."""
+    out: dict[Key, tuple[int, str]] = {}
+    for i in range(0, len(subjects), 400):
+        for r in conn.execute(
+            select(
+                keys_t.c.subject, keys_t.c.attribute, keys_t.c.head_version, keys_t.c.updated_at
+            ).where(_one_of(conn, keys_t.c.subject, subjects[i : i + 400]))
+        ):
+            out[(r.subject, r.attribute)] = (r.head_version, r.updated_at)
+    return out
+
+
 def _lock_writers(conn: Connection) -> None:
     """One writer at a time, so ids assigned here follow commit order."""
     if conn.dialect.name == "sqlite":
@@ -1184,32 +1446,45 @@ def _load_closed_now(conn: Connection, states: dict[Key, KeyState]) -> None:
         state.closed_ids[row.version] = row.id
 
 
-def _load_head(conn: Connection, state: KeyState) -> None:
+def _load_head(
+    conn: Connection, state: KeyState, unwritten: Mapping[int, Mapping[str, Any]] | None = None
+) -> None:
     """The whole result of the key's head version, rebuilt from its delta chain: the base
-    of the next version's delta."""
+    of the next version's delta. `unwritten`: rows of the key not in SQL yet, by version
+    (they stand for any stored row of the same version, which is to be deleted)."""
     if state.head == 0:  # no version (or every one dropped): the next is a snapshot
         state.head_data, state.chain_base, state.chain_bytes = None, 0, 0
         return
+    unwritten = unwritten or {}
     key = (versions_t.c.subject == state.subject, versions_t.c.attribute == state.attribute)
-    base = conn.execute(
-        select(versions_t.c.base).where(*key, versions_t.c.version == state.head)
-    ).scalar()
-    rows = conn.execute(
-        select(versions_t.c.version, versions_t.c.result, versions_t.c.delta)
-        .where(
-            *key, versions_t.c.version >= (base or state.head), versions_t.c.version <= state.head
+    if state.head in unwritten:
+        base = unwritten[state.head]["base"]
+    else:
+        base = conn.execute(
+            select(versions_t.c.base).where(*key, versions_t.c.version == state.head)
+        ).scalar()
+    first = base or state.head
+    chain: dict[int, tuple[str | None, str | None]] = {
+        row.version: (row.result, row.delta)
+        for row in conn.execute(
+            select(versions_t.c.version, versions_t.c.result, versions_t.c.delta).where(
+                *key, versions_t.c.version >= first, versions_t.c.version <= state.head
+            )
         )
-        .order_by(versions_t.c.version)
-    ).all()
+    }
+    for version, row in unwritten.items():
+        if first <= version <= state.head:
+            chain[version] = (row["result"], row["delta"])
     data: dict[str, Any] | None = None
     state.chain_bytes = 0
-    for row in rows:
-        if row.delta is None:
-            data = _decode(row.result)
+    for version in sorted(chain):
+        result, delta = chain[version]
+        if delta is None:
+            data = _decode(result or "{}")
         else:
             assert data is not None, "a delta chain starts at a snapshot"
-            data = apply_result_delta(data, _decode(row.delta))
-            state.chain_bytes += len(row.delta.encode())
+            data = apply_result_delta(data, _decode(delta))
+            state.chain_bytes += len(delta.encode())
     state.head_data, state.chain_base = data, base or 0
 
 
@@ -1294,8 +1569,18 @@ def _known(conn: Connection, event_ids: list[str]) -> set[str]:
     for i in range(0, len(event_ids), 500):
         chunk = event_ids[i : i + 500]
         found.update(
-            conn.execute(select(events_t.c.event_id).where(events_t.c.event_id.in_(chunk)))
+            conn.execute(
+                select(events_t.c.event_id).where(_one_of(conn, events_t.c.event_id, chunk))
+            )
             .scalars()
             .all()
         )
     return found
+
+
+def _one_of(conn: Connection, column: Any, values: list[str]) -> Any:
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)`: one parameter, where
+    binding and planning 500 (the batch's event ids) took longer than the lookups."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(values, type_=PG_ARRAY(Text)))
+    return column.in_(values)
