@@ -51,7 +51,7 @@ async def test_a_batch_failed_on_a_locked_database_is_applied_before_later_entri
     redis_server: LocalRedis, tmp_path: Path
 ) -> None:
     path = tmp_path / "claimledger.db"
-    engine = make_engine(f"sqlite:///{path}", sqlite_busy_timeout_ms=200)
+    engine = make_engine(f"sqlite:///{path}", sqlite_busy_timeout_ms=1000)
     create_schema(engine)
     redis = Redis.from_url(redis_server.url)
     for s in STREAMS:
