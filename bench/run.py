@@ -181,13 +181,15 @@ def lookup_latency(tmp: Path, claims: int, keys: int) -> tuple[list[float], list
 
 
 def ingest_rates(
-    tmp: Path, redis_url: str, batches: int, singles: int
+    tmp: Path, redis_url: str, batches: int, singles: int, workers: int | None = None
 ) -> tuple[float, LoadResult, LoadResult]:
     """claims/s through :batch (1,000 claims a request, 2 connections); single reports
     with 64 connections, against the ingest service and against bench.trivial (the same
-    stack answering without doing anything), with the same client in the same run."""
+    stack answering without doing anything), with the same client in the same run.
+    `workers`: CLAIMLEDGER_INGEST_WORKERS for ingest (None: the service's default)."""
     cluster = Cluster(tmp, redis_url, f"sqlite:///{tmp / 'ingest.db'}")
-    cluster.start("ingest")
+    env = {} if workers is None else {"CLAIMLEDGER_INGEST_WORKERS": str(workers)}
+    cluster.start("ingest", **env)
     url = cluster.url("ingest")
     rnd = random.Random(11)
     try:
@@ -446,6 +448,12 @@ def main(argv: list[str] | None = None) -> None:
         help="the raw baselines and the two ingest figures only (issue #21, ~1 minute)",
     )
     parser.add_argument("--no-record", action="store_true", help="print only, no RESULTS.md")
+    parser.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=None,
+        help="CLAIMLEDGER_INGEST_WORKERS for the ingest figures (default: the service's)",
+    )
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="claimledger-bench-"))
     server = LocalRedis(tmp / "redis", persist=False).start()
@@ -461,7 +469,9 @@ def main(argv: list[str] | None = None) -> None:
             ("raw SQLite executemany (WAL, 1 txn)", f"{sqlite_rate:,.0f} rows/s", "baseline"),
         ]
         redis.Redis.from_url(server.url).flushall()
-        batch, single, floor = ingest_rates(tmp, server.url, args.batches, args.singles)
+        batch, single, floor = ingest_rates(
+            tmp, server.url, args.batches, args.singles, args.ingest_workers
+        )
         s_lat = single.latencies_ms
         rows += [
             (
