@@ -188,8 +188,10 @@ def ingest_rates(
     stack answering without doing anything), with the same client in the same run.
     `workers`: CLAIMLEDGER_INGEST_WORKERS for ingest (None: the service's default)."""
     cluster = Cluster(tmp, redis_url, f"sqlite:///{tmp / 'ingest.db'}")
-    env = {} if workers is None else {"CLAIMLEDGER_INGEST_WORKERS": str(workers)}
-    cluster.start("ingest", **env)
+    if workers is None:
+        cluster.start("ingest")
+    else:
+        cluster.start("ingest", CLAIMLEDGER_INGEST_WORKERS=str(workers))
     url = cluster.url("ingest")
     rnd = random.Random(11)
     try:
@@ -473,14 +475,15 @@ def main(argv: list[str] | None = None) -> None:
             tmp, server.url, args.batches, args.singles, args.ingest_workers
         )
         s_lat = single.latencies_ms
+        workers = "" if args.ingest_workers is None else f", {args.ingest_workers} worker(s)"
         rows += [
             (
-                "ingest POST /v1/reports:batch (1,000 claims each, 2 connections)",
+                f"ingest POST /v1/reports:batch (1,000 claims each, 2 connections){workers}",
                 f"{batch:,.0f} claims/s",
                 f"{batch / xadd:.1%} of raw XADD (target >= 25%)",
             ),
             (
-                "ingest POST /v1/reports, 64 connections",
+                f"ingest POST /v1/reports, 64 connections{workers}",
                 f"{single.rate:,.0f} reports/s (p50 {pct(s_lat, 50):.0f} ms, "
                 f"p99 {pct(s_lat, 99):.0f} ms)",
                 f"{single.rate / floor.rate:.0%} of the trivial endpoint (target >= 2,500/s)",

@@ -13,7 +13,8 @@ holds for replicas holds for workers:
 - the learner runs in the publishing worker only (learning.reweigh_periodically's `leading`);
 - request ids and logs are per request, as before; /metrics sums every worker's counters
   and histograms (prometheus_client's multiprocess mode over a directory made here);
-- a worker's rate-limit buckets are its own, as a replica's are: the limit is per worker.
+- a worker's rate-limit buckets are its own, as a replica's are: with a rate limit set, the
+  default is one worker, so the limit holds per key (WorkerSettings.count).
 
 The supervisor restarts a worker that dies; a worker dies with the supervisor (SIGKILL, as
 if the service had been killed: the fault tests kill ingest with -9).
@@ -37,11 +38,25 @@ WORKER_FACTORY = "services.ingest.workers:create_worker_app"
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
 
 
+# Measured on the 2-core bench machine (bench/RESULTS.md, "Ingest workers"): 2 workers served
+# 2-2.5x the single reports of 1, and more :batch claims.
+DEFAULT_WORKERS = 2
+
+
 class WorkerSettings(BaseSettings):
     """Read by the supervisor, which imports none of the service (its workers do)."""
 
     model_config = SettingsConfigDict(env_prefix="CLAIMLEDGER_", extra="ignore")
-    ingest_workers: int = 1
+    ingest_workers: int | None = None
+    rate_limit_per_min: float = 0
+
+    def count(self) -> int:
+        """CLAIMLEDGER_INGEST_WORKERS, else DEFAULT_WORKERS, else 1 under a rate limit: a
+        worker's buckets are its own, so N workers would let a key through N times the
+        limit (an explicit N says the operator accepts a per-worker limit)."""
+        if self.ingest_workers is not None:
+            return max(1, self.ingest_workers)
+        return 1 if self.rate_limit_per_min > 0 else DEFAULT_WORKERS
 
 
 @contextlib.contextmanager
@@ -49,7 +64,7 @@ def ingest_processes(log_level: str) -> Iterator[tuple[str, int]]:
     """(app factory, worker count) for `claimledger serve ingest`; with more than one worker,
     the environment the workers inherit (metrics directory, log level) is set for the
     duration, and the metrics directory removed after it."""
-    workers = max(1, WorkerSettings().ingest_workers)
+    workers = WorkerSettings().count()
     if workers == 1:
         yield FACTORY, 1
         return
