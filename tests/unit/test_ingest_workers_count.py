@@ -1,4 +1,4 @@
-"""How many ingest worker processes `claimledger serve ingest` starts (services/ingest/workers.py)."""
+"""How many ingest worker processes `claimledger serve ingest` starts (ingest/workers.py)."""
 
 from __future__ import annotations
 
