@@ -33,7 +33,7 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("SQL: outbox transaction (SQLAlchemy + sqlite3)", ("accept_reports", "_accept (")),
     ("relay: read outbox, mark published", ("due_for_publishing", "mark_published")),
     ("relay: Redis send (packing, socket)", ("_send (services/ingest/relay", "redis/")),
-    ("claim id content (json.dumps sort_keys)", ("_claim_content", "json/encoder")),
+    ("claim id content (claim_content, json)", ("claim_content", "json/encoder")),
     ("normalise (values, times, ClaimFacts)", ("normalise_report",)),
     ("events, claim_to_dict, canonical JSON", ("prepare_report",)),
     ("body: msgspec decode + pydantic validate", ("_plain_report", "model_validate")),
