@@ -299,7 +299,12 @@ async def reweigh_periodically(
     context = multiprocessing.get_context("spawn")  # no fork of a threaded event loop
     last: tuple[Any, ...] | None = None
     pause = every_s
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+    from services.infra.processes import die_with_parent
+
+    # a killed ingest (worker) takes its learning process along instead of leaving it running
+    with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=context, initializer=die_with_parent
+    ) as pool:
         while True:
             await asyncio.sleep(pause)
             if not leading():

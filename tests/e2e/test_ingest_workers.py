@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import signal
 from pathlib import Path
 
 import httpx
@@ -98,3 +100,18 @@ def test_two_workers_apply_everything_count_everything_and_learn_once(tmp_path: 
         for _ in range(10):  # and stays alone: the other worker's ticks pass too
             assert len(learners()) == 1
             asyncio.run(asyncio.sleep(0.3))
+
+        # its worker killed (-9), the learning process goes too (the supervisor starts
+        # another worker; a new learner, if any, is another process)
+        (learner,) = learners()
+        owner = next(w for w in workers if learner in _children(w))
+        os.kill(owner, signal.SIGKILL)
+        wait_for(lambda: not _alive(learner), timeout_s=10, interval_s=0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
