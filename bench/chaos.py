@@ -838,6 +838,8 @@ def revoke_last_key(system: System, ledger: Ledger) -> None:
             wait_for(
                 lambda: c.post(url, json=body, headers=system.auth).status_code == 401, timeout_s=30
             )
+            # one ingest worker refused it: every worker's key cache (5 s) expires too
+            time.sleep(5.5)
             closed = all(
                 c.post(url, json=body, headers=h).status_code == 401
                 for h in (system.auth, {})

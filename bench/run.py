@@ -182,24 +182,56 @@ def lookup_latency(tmp: Path, claims: int, keys: int) -> tuple[list[float], list
     return a, r, time.perf_counter() - start
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants (ingest's workers),
+    from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+            continue
+    return total
+
+
 def ingest_rates(
-    tmp: Path, redis_url: str, batches: int, singles: int
-) -> tuple[float, LoadResult, LoadResult]:
+    tmp: Path, redis_url: str, batches: int, singles: int, workers: int | None = None
+) -> tuple[float, LoadResult, LoadResult, tuple[float, float]]:
     """claims/s through :batch (1,000 claims a request, 2 connections); single reports
     with 64 connections, against the ingest service and against bench.trivial (the same
-    stack answering without doing anything), with the same client in the same run."""
+    stack answering without doing anything), with the same client in the same run.
+    `workers`: CLAIMLEDGER_INGEST_WORKERS for ingest (None: the service's default).
+    Also the ingest processes' CPU per claim (:batch) and per single report, microseconds
+    (/proc, around each load, the relay's work included; the figure that a machine shared
+    with other work moves least)."""
     cluster = Cluster(tmp, redis_url, f"sqlite:///{tmp / 'ingest.db'}")
-    cluster.start("ingest")
+    if workers is None:
+        service = cluster.start("ingest")
+    else:
+        service = cluster.start("ingest", CLAIMLEDGER_INGEST_WORKERS=str(workers))
     url = cluster.url("ingest")
     rnd = random.Random(11)
     try:
         bodies = [
             [report_body(b * 100 + i, 10_000, 10, rnd) for i in range(100)] for b in range(batches)
         ]
-        batch = asyncio.run(post_all(url, encode_posts(url, "/v1/reports:batch", bodies), 2))
+        posts = encode_posts(url, "/v1/reports:batch", bodies)
+        cpu = tree_cpu_s(service.process.pid)
+        batch = asyncio.run(post_all(url, posts, 2))
+        time.sleep(0.5)  # the relay sends the last events
+        batch_us = (tree_cpu_s(service.process.pid) - cpu) * 1e6 / (batches * 1000)
         assert batch.statuses == {200: batches}, batch.statuses
         items = [report_body(600_000 + i, 10_000, 1, rnd) for i in range(singles)]
-        single = asyncio.run(post_all(url, encode_posts(url, "/v1/reports", items), 64))
+        posts = encode_posts(url, "/v1/reports", items)
+        cpu = tree_cpu_s(service.process.pid)
+        single = asyncio.run(post_all(url, posts, 64))
+        time.sleep(0.5)
+        single_us = (tree_cpu_s(service.process.pid) - cpu) * 1e6 / singles
         assert set(single.statuses) == {202}, single.statuses
     finally:
         cluster.stop_all()
@@ -212,7 +244,7 @@ def ingest_rates(
     finally:
         trivial.terminate()
         trivial.wait()
-    return batch.rate * 1000, single, floor
+    return batch.rate * 1000, single, floor, (batch_us, single_us)
 
 
 def _wait_http(url: str, timeout_s: float = 30.0) -> None:
@@ -457,6 +489,12 @@ def main(argv: list[str] | None = None) -> None:
         "--only-scale", action="store_true", help="the scale-out figures only (issue #26)"
     )
     parser.add_argument("--no-record", action="store_true", help="print only, no RESULTS.md")
+    parser.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=None,
+        help="CLAIMLEDGER_INGEST_WORKERS for the ingest figures (default: the service's)",
+    )
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="claimledger-bench-"))
     server = LocalRedis(tmp / "redis", persist=False).start()
@@ -476,16 +514,19 @@ def main(argv: list[str] | None = None) -> None:
             ("raw SQLite executemany (WAL, 1 txn)", f"{sqlite_rate:,.0f} rows/s", "baseline"),
         ]
         redis.Redis.from_url(server.url).flushall()
-        batch, single, floor = ingest_rates(tmp, server.url, args.batches, args.singles)
+        batch, single, floor, (batch_us, single_us) = ingest_rates(
+            tmp, server.url, args.batches, args.singles, args.ingest_workers
+        )
         s_lat = single.latencies_ms
+        workers = "" if args.ingest_workers is None else f", {args.ingest_workers} worker(s)"
         rows += [
             (
-                "ingest POST /v1/reports:batch (1,000 claims each, 2 connections)",
+                f"ingest POST /v1/reports:batch (1,000 claims each, 2 connections){workers}",
                 f"{batch:,.0f} claims/s",
                 f"{batch / xadd:.1%} of raw XADD (target >= 25%)",
             ),
             (
-                "ingest POST /v1/reports, 64 connections",
+                f"ingest POST /v1/reports, 64 connections{workers}",
                 f"{single.rate:,.0f} reports/s (p50 {pct(s_lat, 50):.0f} ms, "
                 f"p99 {pct(s_lat, 99):.0f} ms)",
                 f"{single.rate / floor.rate:.0%} of the trivial endpoint (target >= 2,500/s)",
@@ -494,6 +535,12 @@ def main(argv: list[str] | None = None) -> None:
                 "baseline: trivial FastAPI endpoint, same client",
                 f"{floor.rate:,.0f} requests/s",
                 "baseline",
+            ),
+            (
+                f"ingest CPU per claim (:batch) / per single report{workers}",
+                f"{batch_us:,.0f} us / {single_us:,.0f} us",
+                f"all processes; one core: {1e6 / batch_us:,.0f} claims/s, "
+                f"{1e6 / single_us:,.0f} reports/s",
             ),
         ]
         if args.only_ingest:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,8 +48,6 @@ def serve(
 
     Logs are JSON lines on stderr (CLAIMLEDGER_LOG_FORMAT=console for humans).
     """
-    import uvicorn
-
     from services.infra.logs import configure_logging
     from shared.settings import CommonSettings
 
@@ -59,14 +58,33 @@ def serve(
     }
     if service not in factories:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(factories)}")
+    from services.ingest.workers import ingest_processes
+
     settings = CommonSettings()
     level = (log_level or settings.log_level).lower()
     configure_logging(service, level=level, fmt=settings.log_format)
+    # ingest may run as several worker processes behind the port (CLAIMLEDGER_INGEST_WORKERS)
+    single = nullcontext((factories[service], 1))
+    with ingest_processes(level) if service == "ingest" else single as (factory, workers):
+        _serve(
+            factory,
+            workers,
+            host,
+            port or SERVICES[service],
+            level,
+            forwarded_allow_ips or settings.forwarded_allow_ips,
+        )
+
+
+def _serve(factory: str, workers: int, host: str, port: int, level: str, trusted: str) -> None:
+    import uvicorn
+
     uvicorn.run(
-        factories[service],
+        factory,
         factory=True,
+        workers=workers,  # CLAIMLEDGER_INGEST_WORKERS (services/ingest/workers.py)
         host=host,
-        port=port or SERVICES[service],
+        port=port,
         log_level=level,
         log_config=None,  # configure_logging did it: every line through structlog
         access_log=False,  # RequestContext logs each request, with its trace id
@@ -74,7 +92,7 @@ def serve(
         # behind a proxy, the client's address comes from X-Forwarded-For, but only when the
         # connection is from a trusted proxy (else anyone could pick their own address)
         proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips,
+        forwarded_allow_ips=trusted,
     )
 
 

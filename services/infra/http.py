@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -270,12 +271,29 @@ class Health(BaseModel):
     service: str
 
 
+def exposition() -> bytes:
+    """/metrics' text. A service run as several worker processes (ingest's
+    CLAIMLEDGER_INGEST_WORKERS) has PROMETHEUS_MULTIPROC_DIR set: every worker's counters and
+    histograms are summed from their files there, whichever worker answers the scrape; the
+    sampled gauges (database- or Redis-wide) are this worker's, and process_* metrics are
+    not exposed (one process's would pass for the service's)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest()
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+
+    from services.infra.observability import SAMPLED_NAMES
+
+    summed = CollectorRegistry()
+    multiprocess.MultiProcessCollector(summed)
+    return generate_latest(summed) + generate_latest(REGISTRY.restricted_registry(SAMPLED_NAMES))
+
+
 def install_metrics(app: FastAPI, service: str) -> None:
     app.add_middleware(_Timed, service=service)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"], response_model=Health)
     async def healthz() -> dict[str, str]:

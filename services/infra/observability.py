@@ -61,6 +61,8 @@ _HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "claimledger_sse_subscribers": ("Open SSE subscriptions", ()),
 }
 
+SAMPLED_NAMES = tuple(_HELP)  # what samplers expose (summed apart from the counters: http.py)
+
 
 class Sampler(Collector):
     """Refreshes a snapshot in the background; the collector reads only the snapshot."""

@@ -279,13 +279,19 @@ async def reweigh_periodically(
     partitions: int,
     every_s: float,
     appended: Callable[[], None],
+    leading: Callable[[], bool] = lambda: True,
 ) -> None:
     """Learning on the live path (on by default, CLAIMLEDGER_REWEIGH_EVERY_S): every
     `every_s`, when claims or corrections changed since the last run, learn in a worker
     process, append when a score or a copy finding moved, tell the relay (`appended`).
     A failed run is logged and retried at the next tick; the learner is pure, so a run
     never half-applies. While claims keep arriving the pause stretches to twice the
-    last run's duration, so learning takes at most a third of one core."""
+    last run's duration, so learning takes at most a third of one core.
+
+    `leading`: whether this process runs the deployment's learner, asked at every tick.
+    Ingest passes its relay's publisher election (services/ingest/leader.py), so N ingest
+    workers or replicas learn once, not N times over the same claims (each run appending
+    its own event), and the standing-by ones never start a learning process."""
     import concurrent.futures
     import multiprocessing
     import time
@@ -293,9 +299,17 @@ async def reweigh_periodically(
     context = multiprocessing.get_context("spawn")  # no fork of a threaded event loop
     last: tuple[Any, ...] | None = None
     pause = every_s
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+    from services.infra.processes import die_with_parent
+
+    # a killed ingest (worker) takes its learning process along instead of leaving it running
+    with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=context, initializer=die_with_parent
+    ) as pool:
         while True:
             await asyncio.sleep(pause)
+            if not leading():
+                pause, last = every_s, None  # the publisher again later: learn at once then
+                continue
             try:
                 seen = await asyncio.to_thread(inputs_fingerprint, engine)
                 if seen == last:

@@ -98,7 +98,10 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 "redis": lambda: relay.redis_ok,
                 "outbox": functools.partial(outbox_fresh, engine, settings.outbox_max_age_s),
             }
-            tasks = [supervised.start("outbox-relay", relay.run)]
+            tasks = [
+                supervised.start("outbox-relay", relay.run),
+                supervised.start("relay-wake", relay.listen_for_appends),
+            ]
             commits.start()
             sampler = start_sampler(ingest_sampler(engine), INGEST_METRICS)
             if settings.reweigh_every_s > 0:
@@ -112,6 +115,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                             settings.partitions,
                             settings.reweigh_every_s,
                             relay.kick,
+                            # one learner per deployment: the publishing relay's process
+                            lambda: relay.leading,
                         ),
                     )
                 )

@@ -39,6 +39,8 @@ RELAY_REPUBLISHED = Counter(
     "claimledger_relay_republished_total", "Events re-published as not confirmed applied in time"
 )
 
+# a standing-by relay's process tells the publishing one that it appended events (kick)
+APPENDED_CHANNEL = "claimledger:outbox:appended"
 DATA_FIELD = "__data__"  # FastStream's field name, so its own parsers read our entries
 # KEYS[i] <- XADD * __data__ ARGV[i], in order
 XADD_ALL = (
@@ -66,6 +68,9 @@ class Relay:
         self.redis_ok = False
         self.published = 0
         self._kick = asyncio.Event()
+        # telling the publishing relay of this process's commits (see kick)
+        self._telling: asyncio.Task[None] | None = None
+        self._tell_again = False
         self._high_seq = 0
         self._next_full_scan = 0.0
         self._next_overdue_check = 0.0
@@ -94,8 +99,52 @@ class Relay:
         return self._high_seq
 
     def kick(self) -> None:
-        """Called after a commit: publish now instead of at the next poll."""
-        self._kick.set()
+        """Called after a commit: publish now instead of at the next poll.
+
+        The publishing relay may be another process's (another ingest worker or replica,
+        services/ingest/leader.py): a standing-by relay tells it through Redis, where the
+        publisher listens (`listen_for_appends`). Without it a report posted to a standing-by
+        worker waited for the publisher's next poll (0.2 s). At most one message is in
+        flight; commits meanwhile are told by one more, so a busy worker sends about one
+        a round trip, not one a report."""
+        if self.leading:
+            self._kick.set()
+            return
+        if self._telling is not None and not self._telling.done():
+            self._tell_again = True
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): the poll finds it
+            return
+        self._telling = loop.create_task(self._tell_publisher())
+
+    async def _tell_publisher(self) -> None:
+        while True:
+            self._tell_again = False
+            try:
+                await self.redis.publish(APPENDED_CHANNEL, b"1")
+            except (RedisError, OSError):
+                return  # the publisher polls anyway
+            if not self._tell_again:
+                return
+
+    async def listen_for_appends(self) -> None:
+        """Wakes this relay, while it publishes, when another process appended events."""
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(APPENDED_CHANNEL)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and self.leading:
+                        self._kick.set()
+            except (RedisError, OSError) as exc:  # Redis gone: the relay polls meanwhile
+                log.debug("relay wake-ups unavailable: %s", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     async def run(self) -> None:
         backoff = 0.1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
@@ -331,6 +332,9 @@ def test_revoking_the_last_key_keeps_writes_closed(cluster: Cluster) -> None:
     finally:
         engine.dispose()
     wait_for(lambda: httpx.post(url, json=report(), headers=auth).status_code == 401)
+    # one worker refused it; every ingest worker's (or replica's) key cache, filled before
+    # the revocation, has expired 5 s after it (KeyChecker's ttl_s)
+    time.sleep(5.5)
     for _ in range(3):  # stays closed once the key cache has expired
         assert httpx.post(url, json=report()).status_code == 401
         assert httpx.post(url, json=report(), headers=auth).status_code == 401

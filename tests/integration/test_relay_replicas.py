@@ -112,3 +112,46 @@ async def test_two_relays_publish_every_event_once_and_the_survivor_takes_over(
         await redis.aclose()
         for engine in engines:
             engine.dispose()
+
+
+async def test_a_standing_by_replicas_commit_wakes_the_publisher_at_once(
+    db_url: str, redis_server: Any
+) -> None:
+    """Another worker's or replica's commit reaches Redis without waiting for the publisher's
+    poll (here 30 s): the standing-by relay tells it through Redis (Relay.kick)."""
+    engines = [make_engine(db_url) for _ in range(2)]
+    await asyncio.to_thread(create_schema, engines[0])
+    redis = Redis.from_url(redis_server.url)
+    locks = [publisher_lock(e) for e in engines]
+    relays = [
+        Relay(e, redis, republish_after_s=600, leader=lock, idle_poll_s=30, leader_check_s=0.1)
+        for e, lock in zip(engines, locks, strict=True)
+    ]
+    tasks = [asyncio.create_task(r.run()) for r in relays]
+    tasks += [asyncio.create_task(r.listen_for_appends()) for r in relays]
+    try:
+
+        async def settled() -> bool:  # one publisher, both listening
+            subscribed = dict(await redis.pubsub_numsub("claimledger:outbox:appended"))
+            listening = subscribed.get(b"claimledger:outbox:appended", 0) == 2
+            return listening and sum(r.leading for r in relays) == 1
+
+        await _until(settled)
+        standby = next(i for i, r in enumerate(relays) if not r.leading)
+        events, streams = _events("standby", 20)
+        await asyncio.to_thread(outbox.append_events, engines[standby], events, streams)
+        relays[standby].kick()
+
+        async def sent() -> bool:
+            return len(await _published(redis)) == 20
+
+        await _until(sent, timeout_s=3.0)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for lock in locks:
+            await asyncio.to_thread(lock.release)
+        await redis.aclose()
+        for engine in engines:
+            engine.dispose()
