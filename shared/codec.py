@@ -214,12 +214,43 @@ def result_from_dict(data: dict[str, Any]) -> ConsensusResult:
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
-def result_delta(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """What turns `old` into `new` (`apply_result_delta(old, delta) == new`)."""
+def encode_fields(result: dict[str, Any]) -> dict[str, bytes]:
+    """Each top-level field's JSON, in key order: `join_fields` of it is the result's JSON
+    (`Encoder(order="sorted")`), so a result is encoded once for its digest, its parts, its
+    stored text and its delta (`result_delta(..., old_fields, new_fields)`)."""
+    return {key: _encode(result[key]) for key in sorted(result)}
+
+
+def join_fields(encoded: dict[str, bytes]) -> bytes:
+    """The JSON object of fields encoded by `encode_fields` (sorted keys, no spaces), byte
+    for byte what the sorted encoder writes for the whole dict."""
+    return b"{" + b",".join(_key_json(key) + value for key, value in encoded.items()) + b"}"
+
+
+@functools.lru_cache(maxsize=256)
+def _key_json(key: str) -> bytes:
+    return _encode(key) + b":"
+
+
+def result_delta(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    old_fields: dict[str, bytes] | None = None,
+    new_fields: dict[str, bytes] | None = None,
+) -> dict[str, Any]:
+    """What turns `old` into `new` (`apply_result_delta(old, delta) == new`).
+
+    `old_fields`, `new_fields`: their `encode_fields`, when known: a top-level field is
+    then compared by its JSON text (equal JSON text is what `_same` decides) instead of
+    being encoded again."""
     out: dict[str, Any] = {}
+    known = old_fields is not None and new_fields is not None
     for key, value in new.items():
         if key not in old:
             out[key] = ["=", value]
+        elif known:
+            if old_fields[key] != new_fields[key]:  # type: ignore[index]
+                out[key] = _value_delta(old[key], value)
         elif not _same(old[key], value):
             out[key] = _value_delta(old[key], value)
     for key in old:
@@ -316,7 +347,14 @@ def _runs(old: list[Any], now: list[Any]) -> list[Any]:
 def _same(a: Any, b: Any) -> bool:
     """Equal as JSON: Python's == takes 1 for 1.0 and for true, and 0.0 for -0.0, which
     JSON keeps apart."""
-    if type(a) is not type(b) or a != b:
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is str or kind is int:  # most items (claim ids, figures): == is JSON equality
+        return a == b
+    if kind is float:  # equal floats print alike, but for the zeros (0.0 == -0.0)
+        return a == b and (a != 0.0 or repr(a) == repr(b))
+    if a != b:
         return False
     if isinstance(a, float):
         return repr(a) == repr(b)

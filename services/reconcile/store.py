@@ -46,7 +46,14 @@ from services.infra.tables import (
     VersionRow,
 )
 from shared.attributes import AttributeRegistry
-from shared.codec import apply_result_delta, claim_from_dict, result_delta, result_to_dict
+from shared.codec import (
+    apply_result_delta,
+    claim_from_dict,
+    encode_fields,
+    join_fields,
+    result_delta,
+    result_to_dict,
+)
 from shared.consensus import claim_note, compute_consensus
 from shared.events import (
     CLAIM_ASSERTED,
@@ -130,14 +137,15 @@ MAX_CHAIN = 1000
 @dataclass(frozen=True, slots=True)
 class Computed:
     """A consensus result as stored: compared by content digest only. `counts` are the
-    sizes of COUNTED, `parts` a short hash per PART_FIELDS (for the diff); `data`, the
-    whole result, only on a freshly computed one (stored steps keep the rest)."""
+    sizes of COUNTED, `parts` a short hash per PART_FIELDS (for the diff); `fields`, the
+    whole result as JSON per top-level field (shared.codec.encode_fields), only on a
+    freshly computed one (stored steps keep the rest)."""
 
     digest: str
     summary: Summary = field(compare=False)
     counts: tuple[int, int, int] = field(default=(0, 0, 0), compare=False)
     parts: str = field(default="", compare=False)
-    data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    fields: dict[str, bytes] | None = field(default=None, compare=False, repr=False)
 
     def bare(self) -> Computed:
         return Computed(self.digest, self.summary, self.counts, self.parts)
@@ -172,6 +180,8 @@ class KeyState:
     in_db: bool = False
     # the whole result of version `head` (the base of the next delta) and the chain it ends
     head_data: dict[str, Any] | None = field(default=None, repr=False)
+    # its encode_fields when known (kept from the computation that wrote it), else None
+    head_fields: dict[str, bytes] | None = field(default=None, repr=False)
     chain_base: int = 0  # snapshot version the head's delta chain starts from
     chain_bytes: int = 0  # delta bytes since that snapshot
     # per-claim admissions kept between recomputations (compute_consensus memo)
@@ -910,7 +920,10 @@ def _key_row(state: KeyState) -> dict[str, Any]:
 
 
 def _computed(result: dict[str, Any]) -> Computed:
-    body = _json.encode(result)
+    # each field encoded once: the digest's body, the parts' hashes, the stored text and
+    # the delta's comparisons all read these bytes
+    encoded = encode_fields(result)
+    body = join_fields(encoded)
     status = result.get("status")
     summary = Summary(
         result.get("low"),
@@ -926,11 +939,11 @@ def _computed(result: dict[str, Any]) -> Computed:
         len(result.get("excluded") or ()),
     )
     parts = "".join(
-        hashlib.blake2b(_json.encode(result.get(name)), digest_size=4).hexdigest()
+        hashlib.blake2b(encoded.get(name, b"null"), digest_size=4).hexdigest()
         for name in PART_FIELDS
     )
     return Computed(
-        hashlib.blake2b(body, digest_size=16).hexdigest(), summary, counts, parts, result
+        hashlib.blake2b(body, digest_size=16).hexdigest(), summary, counts, parts, encoded
     )
 
 
@@ -950,8 +963,8 @@ def _stored(digest: str | None, summary: str | None, result: str | None) -> Comp
 def _stored_result(state: KeyState, result: Computed) -> tuple[str | None, str | None, int]:
     """(result, delta, base) of the key's next version (state.head): a delta against the
     previous version while the chain stays short, else a snapshot."""
-    assert result.data is not None  # a freshly computed result
-    whole = _json.encode(result.data)
+    assert result.fields is not None  # a freshly computed result
+    whole = join_fields(result.fields)
     # compared as stored (JSON: tuples read back as lists), so a head rebuilt from SQL
     # gives the same deltas as one kept in memory, and replay the same rows
     data = _decode(whole)
@@ -960,12 +973,18 @@ def _stored_result(state: KeyState, result: Computed) -> tuple[str | None, str |
         and state.chain_base
         and state.head - state.chain_base <= MAX_CHAIN
     ):
-        delta = _json.encode(result_delta(state.head_data, data))
+        if state.head_fields is None:  # a head read back from SQL
+            state.head_fields = encode_fields(state.head_data)
+        # the fields' JSON is that of `data` too: encoding what JSON decoding gave back
+        # writes the same text
+        changes = result_delta(state.head_data, data, state.head_fields, result.fields)
+        delta = _json.encode(changes)
         if state.chain_bytes + len(delta) <= len(whole):
             state.chain_bytes += len(delta)
-            state.head_data = data
+            state.head_data, state.head_fields = data, result.fields
             return None, delta.decode(), state.chain_base
-    state.chain_base, state.chain_bytes, state.head_data = state.head, 0, data
+    state.chain_base, state.chain_bytes = state.head, 0
+    state.head_data, state.head_fields = data, result.fields
     return whole.decode(), None, state.head
 
 
@@ -1189,6 +1208,7 @@ def _load_head(conn: Connection, state: KeyState) -> None:
     of the next version's delta."""
     if state.head == 0:  # no version (or every one dropped): the next is a snapshot
         state.head_data, state.chain_base, state.chain_bytes = None, 0, 0
+        state.head_fields = None
         return
     key = (versions_t.c.subject == state.subject, versions_t.c.attribute == state.attribute)
     base = conn.execute(
@@ -1210,7 +1230,7 @@ def _load_head(conn: Connection, state: KeyState) -> None:
             assert data is not None, "a delta chain starts at a snapshot"
             data = apply_result_delta(data, _decode(row.delta))
             state.chain_bytes += len(row.delta.encode())
-    state.head_data, state.chain_base = data, base or 0
+    state.head_data, state.chain_base, state.head_fields = data, base or 0, None
 
 
 def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
