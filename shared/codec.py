@@ -147,6 +147,9 @@ def claim_from_dict(data: dict[str, Any]) -> ClaimFacts:
 _RESULT_FIELDS = tuple(f.name for f in fields(ConsensusResult))
 _CLUSTER_FIELDS = tuple(f.name for f in fields(Cluster))
 _SEGMENT_FIELDS = tuple(f.name for f in fields(Segment))
+_CLUSTER_TUPLES = tuple(
+    f.name for f in fields(Cluster) if str(f.type).startswith(("tuple", "typing.Tuple"))
+)
 
 
 def result_to_dict(result: ConsensusResult) -> dict[str, Any]:
@@ -155,14 +158,22 @@ def result_to_dict(result: ConsensusResult) -> dict[str, Any]:
     out: dict[str, Any] = {name: getattr(result, name) for name in _RESULT_FIELDS}
     for name in ("support", "dissent", "excluded", "constraints"):
         out[name] = list(out[name])
-    out["clusters"] = [
-        {n: (list(v) if isinstance(v := getattr(c, n), tuple) else v) for n in _CLUSTER_FIELDS}
-        for c in result.clusters
-    ]
+    out["clusters"] = [_cluster_dict(c) for c in result.clusters]
     out["weights"] = dict(result.weights)
     out["exclusions"] = dict(result.exclusions)
     out["notes"] = dict(result.notes)
     out["segments"] = [_segment_dict(s) for s in result.segments]
+    return out
+
+
+_CLUSTER_VALUES = operator.attrgetter(*_CLUSTER_FIELDS)
+
+
+def _cluster_dict(cluster: Cluster) -> dict[str, Any]:
+    # every field read in one C call; then the tuples made lists (claim_ids, by the type)
+    out: dict[str, Any] = dict(zip(_CLUSTER_FIELDS, _CLUSTER_VALUES(cluster), strict=True))
+    for name in _CLUSTER_TUPLES:
+        out[name] = list(out[name])
     return out
 
 
@@ -218,13 +229,15 @@ def encode_fields(result: dict[str, Any]) -> dict[str, bytes]:
     """Each top-level field's JSON, in key order: `join_fields` of it is the result's JSON
     (`Encoder(order="sorted")`), so a result is encoded once for its digest, its parts, its
     stored text and its delta (`result_delta(..., old_fields, new_fields)`)."""
-    return {key: _encode(result[key]) for key in sorted(result)}
+    keys = sorted(result)
+    # map, not a comprehension: no bytecode per field (this runs for every version)
+    return dict(zip(keys, map(_encode, map(result.__getitem__, keys)), strict=True))
 
 
 def join_fields(encoded: dict[str, bytes]) -> bytes:
     """The JSON object of fields encoded by `encode_fields` (sorted keys, no spaces), byte
     for byte what the sorted encoder writes for the whole dict."""
-    return b"{" + b",".join(_key_json(key) + value for key, value in encoded.items()) + b"}"
+    return b"{" + b",".join(map(bytes.__add__, map(_key_json, encoded), encoded.values())) + b"}"
 
 
 @functools.lru_cache(maxsize=256)

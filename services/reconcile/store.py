@@ -356,9 +356,9 @@ class _Batch:
                 self._adopt(state)
 
     def _adopt(self, state: KeyState) -> None:
-        self.states[state.key] = state
-        for cid in state.claims:
-            self.claim_keys[cid] = state.key
+        key = state.key  # a property: read once, not per claim
+        self.states[key] = state
+        self.claim_keys.update(dict.fromkeys(state.claims, key))
 
     def _state(self, subject: str, attribute: str) -> KeyState | None:
         key = (subject, attribute)
@@ -938,13 +938,28 @@ def _computed(result: dict[str, Any]) -> Computed:
         len(result.get("dissent") or ()),
         len(result.get("excluded") or ()),
     )
-    parts = "".join(
-        hashlib.blake2b(encoded.get(name, b"null"), digest_size=4).hexdigest()
-        for name in PART_FIELDS
-    )
+    parts = "".join([_part_hash(encoded.get(name, b"null")) for name in PART_FIELDS])
     return Computed(
         hashlib.blake2b(body, digest_size=16).hexdigest(), summary, counts, parts, encoded
     )
+
+
+# short parts repeat across versions and keys (kind, method, unit, empty lists): their
+# hashes are kept instead of rehashed (a blake2b costs about 1 us, 13 per version)
+_PART_HASHES: dict[bytes, str] = {}
+_SHORT_PART = 64
+
+
+def _part_hash(encoded: bytes) -> str:
+    known = _PART_HASHES.get(encoded)
+    if known is not None:
+        return known
+    digest = hashlib.blake2b(encoded, digest_size=4).hexdigest()
+    if len(encoded) <= _SHORT_PART:
+        if len(_PART_HASHES) >= 4096:  # bounded: distinct short parts (e.g. one-claim
+            _PART_HASHES.clear()  # support lists) would otherwise pile up
+        _PART_HASHES[encoded] = digest
+    return digest
 
 
 def _stored(digest: str | None, summary: str | None, result: str | None) -> Computed:

@@ -207,3 +207,24 @@ def test_a_stored_result_keeps_weights_clusters_and_segments() -> None:
 
 def _as_kwargs(claim: ClaimFacts) -> dict[str, object]:
     return {name: getattr(claim, name) for name in ClaimFacts.__slots__}
+
+
+def test_a_result_dict_holds_plain_lists_and_every_cluster_field() -> None:
+    """result_to_dict reads a cluster's fields in one call: all of them, tuples as lists
+    (the dict is compared and diffed as stored, where JSON has only lists)."""
+    cluster = Cluster("reuters", ("c1", "c2"), 0.85, 10, 11, 12, "eleven")
+    result = ConsensusResult(
+        "m", 1, "stock", None, 10, 11, 12, 10, "settled", ("c1",), (), (), "x", clusters=(cluster,)
+    )
+    assert result_to_dict(result)["clusters"] == [
+        {
+            "origin": "reuters",
+            "claim_ids": ["c1", "c2"],
+            "weight": 0.85,
+            "low": 10,
+            "best": 11,
+            "high": 12,
+            "text": "eleven",
+        }
+    ]
+    assert type(result_to_dict(result)["clusters"][0]["claim_ids"]) is list
