@@ -30,6 +30,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import msgspec
@@ -847,7 +848,7 @@ def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
         return
     names = list(rows[0])
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-    conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
+    conn.exec_driver_sql(sql, _tuples(rows, names))
 
 
 def _update_many(conn: Connection, sql: str, names: list[str], rows: list[dict[str, Any]]) -> None:
@@ -856,7 +857,16 @@ def _update_many(conn: Connection, sql: str, names: list[str], rows: list[dict[s
         return
     if conn.dialect.name != "sqlite":
         sql = sql.replace("?", "%s")
-    conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
+    conn.exec_driver_sql(sql, _tuples(rows, names))
+
+
+def _tuples(rows: list[dict[str, Any]], names: list[str]) -> list[tuple[Any, ...]]:
+    """Each row's values in `names` order, by one C call per row (itemgetter of one name
+    returns the bare value, so that case is wrapped)."""
+    if len(names) == 1:
+        (name,) = names
+        return [(r[name],) for r in rows]
+    return list(map(itemgetter(*names), rows))
 
 
 @dataclass
