@@ -177,6 +177,24 @@ def _cluster_dict(cluster: Cluster) -> dict[str, Any]:
     return out
 
 
+_SORTED_RESULT_FIELDS = tuple(sorted(_RESULT_FIELDS))
+_SORTED_RESULT_VALUES = operator.attrgetter(*_SORTED_RESULT_FIELDS)
+# tuples of pairs that result_to_dict writes as objects
+_PAIRS_AT = tuple(
+    i for i, name in enumerate(_SORTED_RESULT_FIELDS) if name in ("weights", "exclusions", "notes")
+)
+
+
+def result_fields(result: ConsensusResult) -> dict[str, bytes]:
+    """`encode_fields(result_to_dict(result))` without the dict: the encoder writes the
+    clusters and segments (dataclasses, fields sorted; tuples as arrays, dates ISO) as
+    result_to_dict would have them; only the pairs become objects first."""
+    values = list(_SORTED_RESULT_VALUES(result))
+    for i in _PAIRS_AT:
+        values[i] = dict(values[i])
+    return dict(zip(_SORTED_RESULT_FIELDS, map(_encode, values), strict=True))
+
+
 def _segment_dict(segment: Segment) -> dict[str, Any]:
     out = {name: getattr(segment, name) for name in _SEGMENT_FIELDS}
     out["support"], out["dissent"] = list(segment.support), list(segment.dissent)

@@ -28,7 +28,7 @@ import hashlib
 import sys
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -53,7 +53,7 @@ from shared.codec import (
     encode_fields,
     join_fields,
     result_delta,
-    result_to_dict,
+    result_fields,
 )
 from shared.consensus import claim_note, compute_consensus
 from shared.events import (
@@ -65,7 +65,7 @@ from shared.events import (
     Event,
     stable_id,
 )
-from shared.model import ClaimFacts, Estimate
+from shared.model import ClaimFacts, ConsensusResult, Estimate
 from shared.timeaxes import MAX_TIME, MIN_TIME, Revision, Step, answer_at, revise
 
 events_t = EventRow.__table__  # type: ignore[attr-defined]
@@ -623,7 +623,7 @@ class _Batch:
             result = compute_consensus(
                 state.effective_at(t), spec, related=estimates, memo=state.admitted
             )
-            return _computed(result_to_dict(result))
+            return _computed_result(result)
 
         times = state.times()
         # nothing answers before the key's first input (a dependency's change there reaches
@@ -930,23 +930,33 @@ def _key_row(state: KeyState) -> dict[str, Any]:
 
 
 def _computed(result: dict[str, Any]) -> Computed:
+    """A result given as a dict (shared.codec.result_to_dict, or a stored whole result)."""
+    return _assemble(encode_fields(result), result.get)
+
+
+def _computed_result(result: ConsensusResult) -> Computed:
+    """A freshly computed result, encoded straight from the dataclass (no dict between):
+    the same bytes as `_computed(result_to_dict(result))`."""
+    return _assemble(result_fields(result), lambda name: getattr(result, name, None))
+
+
+def _assemble(encoded: dict[str, bytes], get: Callable[[str], Any]) -> Computed:
     # each field encoded once: the digest's body, the parts' hashes, the stored text and
     # the delta's comparisons all read these bytes
-    encoded = encode_fields(result)
     body = join_fields(encoded)
-    status = result.get("status")
+    status = get("status")
     summary = Summary(
-        result.get("low"),
-        result.get("best"),
-        result.get("high"),
-        result.get("conservative"),
+        get("low"),
+        get("best"),
+        get("high"),
+        get("conservative"),
         sys.intern(status) if isinstance(status, str) else status,
-        result.get("value_text"),
+        get("value_text"),
     )
     counts = (
-        len(result.get("support") or ()),
-        len(result.get("dissent") or ()),
-        len(result.get("excluded") or ()),
+        len(get("support") or ()),
+        len(get("dissent") or ()),
+        len(get("excluded") or ()),
     )
     parts = "".join([_part_hash(encoded.get(name, b"null")) for name in PART_FIELDS])
     return Computed(

@@ -15,7 +15,14 @@ from datetime import UTC, date, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.codec import claim_from_dict, claim_to_dict, result_from_dict, result_to_dict
+from shared.codec import (
+    claim_from_dict,
+    claim_to_dict,
+    encode_fields,
+    result_fields,
+    result_from_dict,
+    result_to_dict,
+)
 from shared.model import ClaimFacts, Cluster, ConsensusResult, Segment, ValidTime, Value
 
 text = st.text(max_size=12)
@@ -228,3 +235,36 @@ def test_a_result_dict_holds_plain_lists_and_every_cluster_field() -> None:
         }
     ]
     assert type(result_to_dict(result)["clusters"][0]["claim_ids"]) is list
+
+
+def test_a_result_encoded_from_the_dataclass_is_its_dict_encoded() -> None:
+    """The reconciler encodes a fresh result straight from the dataclass: the bytes must
+    be those of result_to_dict's dict, field by field (digests and stored rows)."""
+    result = ConsensusResult(
+        method="weighted-median-log",
+        method_version=1,
+        kind="stock",
+        unit="people",
+        low=10_000,
+        best=11_000.5,
+        high=-0.0,
+        conservative=None,
+        status="contested",
+        support=("c1",),
+        dissent=("c2",),
+        excluded=("c3",),
+        explanation="two sources — disagree",
+        value_text=None,
+        clusters=(Cluster("reuters", ("c1", "c4"), 0.85, 10_000, 11_000, 12_000, "x"),),
+        weights=(("c2", 0.4), ("c1", 0.85)),
+        exclusions=(("c3", "retracted"),),
+        constraints=("note",),
+        segments=(
+            Segment(date(2024, 5, 1), None, 1, 2.5, 3, 1, "settled", ("c1",), ("c2",)),
+            Segment(None, date(2024, 5, 1), None, None, None, None, "none", (), ()),
+        ),
+        newest_support_at="2024-05-01T00:00:00Z",
+        notes=(("c1", "checked"),),
+    )
+    assert result_fields(result) == encode_fields(result_to_dict(result))
+    assert list(result_fields(result)) == sorted(result_to_dict(result))
