@@ -29,6 +29,7 @@ class RegistryError(ValueError):
     """The registry file is malformed (unknown kind, clashing alias, missing composite part)."""
 
 
+@functools.lru_cache(maxsize=4096)  # pure; consensus asks it for every claim it admits
 def attribute_key(text: str) -> str:
     """Lookup key for names and aliases: case, spaces, '-' and '_' do not matter."""
     return re.sub(r"[\s\-_]+", "_", text.strip().casefold())

@@ -147,6 +147,9 @@ def claim_from_dict(data: dict[str, Any]) -> ClaimFacts:
 _RESULT_FIELDS = tuple(f.name for f in fields(ConsensusResult))
 _CLUSTER_FIELDS = tuple(f.name for f in fields(Cluster))
 _SEGMENT_FIELDS = tuple(f.name for f in fields(Segment))
+_CLUSTER_TUPLES = tuple(
+    f.name for f in fields(Cluster) if str(f.type).startswith(("tuple", "typing.Tuple"))
+)
 
 
 def result_to_dict(result: ConsensusResult) -> dict[str, Any]:
@@ -155,15 +158,41 @@ def result_to_dict(result: ConsensusResult) -> dict[str, Any]:
     out: dict[str, Any] = {name: getattr(result, name) for name in _RESULT_FIELDS}
     for name in ("support", "dissent", "excluded", "constraints"):
         out[name] = list(out[name])
-    out["clusters"] = [
-        {n: (list(v) if isinstance(v := getattr(c, n), tuple) else v) for n in _CLUSTER_FIELDS}
-        for c in result.clusters
-    ]
+    out["clusters"] = [_cluster_dict(c) for c in result.clusters]
     out["weights"] = dict(result.weights)
     out["exclusions"] = dict(result.exclusions)
     out["notes"] = dict(result.notes)
     out["segments"] = [_segment_dict(s) for s in result.segments]
     return out
+
+
+_CLUSTER_VALUES = operator.attrgetter(*_CLUSTER_FIELDS)
+
+
+def _cluster_dict(cluster: Cluster) -> dict[str, Any]:
+    # every field read in one C call; then the tuples made lists (claim_ids, by the type)
+    out: dict[str, Any] = dict(zip(_CLUSTER_FIELDS, _CLUSTER_VALUES(cluster), strict=True))
+    for name in _CLUSTER_TUPLES:
+        out[name] = list(out[name])
+    return out
+
+
+_SORTED_RESULT_FIELDS = tuple(sorted(_RESULT_FIELDS))
+_SORTED_RESULT_VALUES = operator.attrgetter(*_SORTED_RESULT_FIELDS)
+# tuples of pairs that result_to_dict writes as objects
+_PAIRS_AT = tuple(
+    i for i, name in enumerate(_SORTED_RESULT_FIELDS) if name in ("weights", "exclusions", "notes")
+)
+
+
+def result_fields(result: ConsensusResult) -> dict[str, bytes]:
+    """`encode_fields(result_to_dict(result))` without the dict: the encoder writes the
+    clusters and segments (dataclasses, fields sorted; tuples as arrays, dates ISO) as
+    result_to_dict would have them; only the pairs become objects first."""
+    values = list(_SORTED_RESULT_VALUES(result))
+    for i in _PAIRS_AT:
+        values[i] = dict(values[i])
+    return dict(zip(_SORTED_RESULT_FIELDS, map(_encode, values), strict=True))
 
 
 def _segment_dict(segment: Segment) -> dict[str, Any]:
@@ -214,12 +243,45 @@ def result_from_dict(data: dict[str, Any]) -> ConsensusResult:
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
-def result_delta(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """What turns `old` into `new` (`apply_result_delta(old, delta) == new`)."""
+def encode_fields(result: dict[str, Any]) -> dict[str, bytes]:
+    """Each top-level field's JSON, in key order: `join_fields` of it is the result's JSON
+    (`Encoder(order="sorted")`), so a result is encoded once for its digest, its parts, its
+    stored text and its delta (`result_delta(..., old_fields, new_fields)`)."""
+    keys = sorted(result)
+    # map, not a comprehension: no bytecode per field (this runs for every version)
+    return dict(zip(keys, map(_encode, map(result.__getitem__, keys)), strict=True))
+
+
+def join_fields(encoded: dict[str, bytes]) -> bytes:
+    """The JSON object of fields encoded by `encode_fields` (sorted keys, no spaces), byte
+    for byte what the sorted encoder writes for the whole dict."""
+    return b"{" + b",".join(map(bytes.__add__, map(_key_json, encoded), encoded.values())) + b"}"
+
+
+@functools.lru_cache(maxsize=256)
+def _key_json(key: str) -> bytes:
+    return _encode(key) + b":"
+
+
+def result_delta(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    old_fields: dict[str, bytes] | None = None,
+    new_fields: dict[str, bytes] | None = None,
+) -> dict[str, Any]:
+    """What turns `old` into `new` (`apply_result_delta(old, delta) == new`).
+
+    `old_fields`, `new_fields`: their `encode_fields`, when known: a top-level field is
+    then compared by its JSON text (equal JSON text is what `_same` decides) instead of
+    being encoded again."""
     out: dict[str, Any] = {}
+    known = old_fields is not None and new_fields is not None
     for key, value in new.items():
         if key not in old:
             out[key] = ["=", value]
+        elif known:
+            if old_fields[key] != new_fields[key]:  # type: ignore[index]
+                out[key] = _value_delta(old[key], value)
         elif not _same(old[key], value):
             out[key] = _value_delta(old[key], value)
     for key in old:
@@ -316,7 +378,14 @@ def _runs(old: list[Any], now: list[Any]) -> list[Any]:
 def _same(a: Any, b: Any) -> bool:
     """Equal as JSON: Python's == takes 1 for 1.0 and for true, and 0.0 for -0.0, which
     JSON keeps apart."""
-    if type(a) is not type(b) or a != b:
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is str or kind is int:  # most items (claim ids, figures): == is JSON equality
+        return a == b
+    if kind is float:  # equal floats print alike, but for the zeros (0.0 == -0.0)
+        return a == b and (a != 0.0 or repr(a) == repr(b))
+    if a != b:
         return False
     if isinstance(a, float):
         return repr(a) == repr(b)

@@ -42,8 +42,9 @@ import sys
 import time
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import msgspec
@@ -62,7 +63,14 @@ from services.infra.tables import (
     VersionRow,
 )
 from shared.attributes import AttributeRegistry
-from shared.codec import apply_result_delta, claim_from_dict, result_delta, result_to_dict
+from shared.codec import (
+    apply_result_delta,
+    claim_from_dict,
+    encode_fields,
+    join_fields,
+    result_delta,
+    result_fields,
+)
 from shared.consensus import claim_note, compute_consensus
 from shared.events import (
     CLAIM_ASSERTED,
@@ -73,7 +81,7 @@ from shared.events import (
     Event,
     stable_id,
 )
-from shared.model import ClaimFacts, Estimate
+from shared.model import ClaimFacts, ConsensusResult, Estimate
 from shared.timeaxes import MAX_TIME, MIN_TIME, Revision, Step, answer_at, revise
 
 events_t = EventRow.__table__  # type: ignore[attr-defined]
@@ -146,14 +154,15 @@ MAX_CHAIN = 1000
 @dataclass(frozen=True, slots=True)
 class Computed:
     """A consensus result as stored: compared by content digest only. `counts` are the
-    sizes of COUNTED, `parts` a short hash per PART_FIELDS (for the diff); `data`, the
-    whole result, only on a freshly computed one (stored steps keep the rest)."""
+    sizes of COUNTED, `parts` a short hash per PART_FIELDS (for the diff); `fields`, the
+    whole result as JSON per top-level field (shared.codec.encode_fields), only on a
+    freshly computed one (stored steps keep the rest)."""
 
     digest: str
     summary: Summary = field(compare=False)
     counts: tuple[int, int, int] = field(default=(0, 0, 0), compare=False)
     parts: str = field(default="", compare=False)
-    data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    fields: dict[str, bytes] | None = field(default=None, compare=False, repr=False)
 
     def bare(self) -> Computed:
         return Computed(self.digest, self.summary, self.counts, self.parts)
@@ -188,6 +197,8 @@ class KeyState:
     in_db: bool = False
     # the whole result of version `head` (the base of the next delta) and the chain it ends
     head_data: dict[str, Any] | None = field(default=None, repr=False)
+    # its encode_fields when known (kept from the computation that wrote it), else None
+    head_fields: dict[str, bytes] | None = field(default=None, repr=False)
     chain_base: int = 0  # snapshot version the head's delta chain starts from
     chain_bytes: int = 0  # delta bytes since that snapshot
     # per-claim admissions kept between recomputations (compute_consensus memo)
@@ -500,9 +511,9 @@ class _Batch:
                 self._adopt(state)
 
     def _adopt(self, state: KeyState) -> None:
-        self.states[state.key] = state
-        for cid in state.claims:
-            self.claim_keys[cid] = state.key
+        key = state.key  # a property: read once, not per claim
+        self.states[key] = state
+        self.claim_keys.update(dict.fromkeys(state.claims, key))
 
     def _state(self, subject: str, attribute: str) -> KeyState | None:
         key = (subject, attribute)
@@ -775,7 +786,7 @@ class _Batch:
             result = compute_consensus(
                 state.effective_at(t), spec, related=estimates, memo=state.admitted
             )
-            return _computed(result_to_dict(result))
+            return _computed_result(result)
 
         times = state.times()
         # nothing answers before the key's first input (a dependency's change there reaches
@@ -1060,7 +1071,7 @@ def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
         conn.execute(insert(table), rows)
         return
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-    conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
+    conn.exec_driver_sql(sql, _tuples(rows, names))
 
 
 def _update_many(conn: Connection, sql: str, names: list[str], rows: list[dict[str, Any]]) -> None:
@@ -1069,7 +1080,16 @@ def _update_many(conn: Connection, sql: str, names: list[str], rows: list[dict[s
         return
     if conn.dialect.name != "sqlite":
         sql = sql.replace("?", "%s")
-    conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
+    conn.exec_driver_sql(sql, _tuples(rows, names))
+
+
+def _tuples(rows: list[dict[str, Any]], names: list[str]) -> list[tuple[Any, ...]]:
+    """Each row's values in `names` order, by one C call per row (itemgetter of one name
+    returns the bare value, so that case is wrapped)."""
+    if len(names) == 1:
+        (name,) = names
+        return [(r[name],) for r in rows]
+    return list(map(itemgetter(*names), rows))
 
 
 @dataclass
@@ -1133,28 +1153,56 @@ def _key_row(state: KeyState) -> dict[str, Any]:
 
 
 def _computed(result: dict[str, Any]) -> Computed:
-    body = _json.encode(result)
-    status = result.get("status")
+    """A result given as a dict (shared.codec.result_to_dict, or a stored whole result)."""
+    return _assemble(encode_fields(result), result.get)
+
+
+def _computed_result(result: ConsensusResult) -> Computed:
+    """A freshly computed result, encoded straight from the dataclass (no dict between):
+    the same bytes as `_computed(result_to_dict(result))`."""
+    return _assemble(result_fields(result), lambda name: getattr(result, name, None))
+
+
+def _assemble(encoded: dict[str, bytes], get: Callable[[str], Any]) -> Computed:
+    # each field encoded once: the digest's body, the parts' hashes, the stored text and
+    # the delta's comparisons all read these bytes
+    body = join_fields(encoded)
+    status = get("status")
     summary = Summary(
-        result.get("low"),
-        result.get("best"),
-        result.get("high"),
-        result.get("conservative"),
+        get("low"),
+        get("best"),
+        get("high"),
+        get("conservative"),
         sys.intern(status) if isinstance(status, str) else status,
-        result.get("value_text"),
+        get("value_text"),
     )
     counts = (
-        len(result.get("support") or ()),
-        len(result.get("dissent") or ()),
-        len(result.get("excluded") or ()),
+        len(get("support") or ()),
+        len(get("dissent") or ()),
+        len(get("excluded") or ()),
     )
-    parts = "".join(
-        hashlib.blake2b(_json.encode(result.get(name)), digest_size=4).hexdigest()
-        for name in PART_FIELDS
-    )
+    parts = "".join([_part_hash(encoded.get(name, b"null")) for name in PART_FIELDS])
     return Computed(
-        hashlib.blake2b(body, digest_size=16).hexdigest(), summary, counts, parts, result
+        hashlib.blake2b(body, digest_size=16).hexdigest(), summary, counts, parts, encoded
     )
+
+
+# short parts repeat across versions and keys (kind, method, unit, empty lists): their
+# hashes are kept instead of rehashed (a blake2b costs about 1 us, 13 per version)
+_PART_HASHES: dict[bytes, str] = {}
+_SHORT_PART = 64
+
+
+def _part_hash(encoded: bytes) -> str:
+    known = _PART_HASHES.get(encoded)
+    if known is not None:
+        return known
+    digest = hashlib.blake2b(encoded, digest_size=4).hexdigest()
+    if len(encoded) <= _SHORT_PART:
+        if len(_PART_HASHES) >= 4096:  # bounded: distinct short parts (e.g. one-claim
+            _PART_HASHES.clear()  # support lists) would otherwise pile up
+        _PART_HASHES[encoded] = digest
+    return digest
 
 
 def _stored(digest: str | None, summary: str | None, result: str | None) -> Computed:
@@ -1173,8 +1221,8 @@ def _stored(digest: str | None, summary: str | None, result: str | None) -> Comp
 def _stored_result(state: KeyState, result: Computed) -> tuple[str | None, str | None, int]:
     """(result, delta, base) of the key's next version (state.head): a delta against the
     previous version while the chain stays short, else a snapshot."""
-    assert result.data is not None  # a freshly computed result
-    whole = _json.encode(result.data)
+    assert result.fields is not None  # a freshly computed result
+    whole = join_fields(result.fields)
     # compared as stored (JSON: tuples read back as lists), so a head rebuilt from SQL
     # gives the same deltas as one kept in memory, and replay the same rows
     data = _decode(whole)
@@ -1183,12 +1231,18 @@ def _stored_result(state: KeyState, result: Computed) -> tuple[str | None, str |
         and state.chain_base
         and state.head - state.chain_base <= MAX_CHAIN
     ):
-        delta = _json.encode(result_delta(state.head_data, data))
+        if state.head_fields is None:  # a head read back from SQL
+            state.head_fields = encode_fields(state.head_data)
+        # the fields' JSON is that of `data` too: encoding what JSON decoding gave back
+        # writes the same text
+        changes = result_delta(state.head_data, data, state.head_fields, result.fields)
+        delta = _json.encode(changes)
         if state.chain_bytes + len(delta) <= len(whole):
             state.chain_bytes += len(delta)
-            state.head_data = data
+            state.head_data, state.head_fields = data, result.fields
             return None, delta.decode(), state.chain_base
-    state.chain_base, state.chain_bytes, state.head_data = state.head, 0, data
+    state.chain_base, state.chain_bytes = state.head, 0
+    state.head_data, state.head_fields = data, result.fields
     return whole.decode(), None, state.head
 
 
@@ -1454,6 +1508,7 @@ def _load_head(
     (they stand for any stored row of the same version, which is to be deleted)."""
     if state.head == 0:  # no version (or every one dropped): the next is a snapshot
         state.head_data, state.chain_base, state.chain_bytes = None, 0, 0
+        state.head_fields = None
         return
     unwritten = unwritten or {}
     key = (versions_t.c.subject == state.subject, versions_t.c.attribute == state.attribute)
@@ -1485,7 +1540,7 @@ def _load_head(
             assert data is not None, "a delta chain starts at a snapshot"
             data = apply_result_delta(data, _decode(delta))
             state.chain_bytes += len(delta.encode())
-    state.head_data, state.chain_base = data, base or 0
+    state.head_data, state.chain_base, state.head_fields = data, base or 0, None
 
 
 def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:

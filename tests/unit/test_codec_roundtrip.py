@@ -15,7 +15,14 @@ from datetime import UTC, date, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.codec import claim_from_dict, claim_to_dict, result_from_dict, result_to_dict
+from shared.codec import (
+    claim_from_dict,
+    claim_to_dict,
+    encode_fields,
+    result_fields,
+    result_from_dict,
+    result_to_dict,
+)
 from shared.model import ClaimFacts, Cluster, ConsensusResult, Segment, ValidTime, Value
 
 text = st.text(max_size=12)
@@ -207,3 +214,57 @@ def test_a_stored_result_keeps_weights_clusters_and_segments() -> None:
 
 def _as_kwargs(claim: ClaimFacts) -> dict[str, object]:
     return {name: getattr(claim, name) for name in ClaimFacts.__slots__}
+
+
+def test_a_result_dict_holds_plain_lists_and_every_cluster_field() -> None:
+    """result_to_dict reads a cluster's fields in one call: all of them, tuples as lists
+    (the dict is compared and diffed as stored, where JSON has only lists)."""
+    cluster = Cluster("reuters", ("c1", "c2"), 0.85, 10, 11, 12, "eleven")
+    result = ConsensusResult(
+        "m", 1, "stock", None, 10, 11, 12, 10, "settled", ("c1",), (), (), "x", clusters=(cluster,)
+    )
+    assert result_to_dict(result)["clusters"] == [
+        {
+            "origin": "reuters",
+            "claim_ids": ["c1", "c2"],
+            "weight": 0.85,
+            "low": 10,
+            "best": 11,
+            "high": 12,
+            "text": "eleven",
+        }
+    ]
+    assert type(result_to_dict(result)["clusters"][0]["claim_ids"]) is list
+
+
+def test_a_result_encoded_from_the_dataclass_is_its_dict_encoded() -> None:
+    """The reconciler encodes a fresh result straight from the dataclass: the bytes must
+    be those of result_to_dict's dict, field by field (digests and stored rows)."""
+    result = ConsensusResult(
+        method="weighted-median-log",
+        method_version=1,
+        kind="stock",
+        unit="people",
+        low=10_000,
+        best=11_000.5,
+        high=-0.0,
+        conservative=None,
+        status="contested",
+        support=("c1",),
+        dissent=("c2",),
+        excluded=("c3",),
+        explanation="two sources — disagree",
+        value_text=None,
+        clusters=(Cluster("reuters", ("c1", "c4"), 0.85, 10_000, 11_000, 12_000, "x"),),
+        weights=(("c2", 0.4), ("c1", 0.85)),
+        exclusions=(("c3", "retracted"),),
+        constraints=("note",),
+        segments=(
+            Segment(date(2024, 5, 1), None, 1, 2.5, 3, 1, "settled", ("c1",), ("c2",)),
+            Segment(None, date(2024, 5, 1), None, None, None, None, "none", (), ()),
+        ),
+        newest_support_at="2024-05-01T00:00:00Z",
+        notes=(("c1", "checked"),),
+    )
+    assert result_fields(result) == encode_fields(result_to_dict(result))
+    assert list(result_fields(result)) == sorted(result_to_dict(result))
