@@ -8,7 +8,17 @@ from datetime import date
 
 from shared.consensus import METHOD, METHOD_VERSION, compute_consensus
 from shared.model import AttributeSpec, ClaimFacts, ValidTime
-from tests.unit.test_consensus import STATUS, STOCK, approx, claim, month, name, since
+from tests.unit.test_consensus import (
+    KILLED,
+    STATUS,
+    STOCK,
+    approx,
+    claim,
+    exact,
+    month,
+    name,
+    since,
+)
 
 GATE = AttributeSpec("gate", "categorical", unit="gate")
 
@@ -107,3 +117,17 @@ def test_each_numeric_segment_carries_its_own_band() -> None:
     dec, feb = compute_consensus(claims, STOCK).segments
     assert (dec.low, dec.best, dec.high) == (10800, 12000, 13200)
     assert (feb.low, feb.best, feb.high) == (7200, 8000, 8800)
+
+
+def test_a_running_totals_clusters_are_every_origin_with_its_claimed_band() -> None:
+    """The top answer of a running total fuses only the latest statement, but the clusters
+    list every origin that spoke, each with the band it claimed."""
+    claims = [
+        claim("dec", exact(1000), "A", attribute="killed", valid_time=month(2024, 12)),
+        claim("feb", approx(3000), "B", attribute="killed", valid_time=month(2025, 2)),
+    ]
+    result = compute_consensus(claims, KILLED)
+    assert sorted((c.origin, c.claim_ids, c.low, c.best, c.high) for c in result.clusters) == [
+        ("A", ("dec",), 1000, 1000, 1000),
+        ("B", ("feb",), 2700, 3000, 3300),
+    ]

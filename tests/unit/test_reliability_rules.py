@@ -1,0 +1,148 @@
+"""The learner's rules in numbers (shared.consensus.reliability), with literal observations:
+how a score follows from agreement, what one claim's agreement is, what a vote count and a
+belief are (issue #25's mutants)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY
+from shared.consensus.reliability import (
+    CATEGORICAL,
+    Observation,
+    Params,
+    _agree,
+    _belief,
+    _Cluster,
+    _Key,
+    _trust,
+    _vote,
+    learn_reliability,
+)
+
+ONE_ROUND = Params(max_rounds=1, dependence=None)
+
+
+def _two_against_one(a: float | str, c: float | str) -> list[Observation]:
+    """Ten keys where 'a' and 'b' say `a` and 'c' says `c`."""
+    return [
+        Observation(f"k{i}", source, value, claim_id=f"{i}{source}")
+        for i in range(10)
+        for source, value in (("a", a), ("b", a), ("c", c))
+    ]
+
+
+def _shrunk(right: int, pooled: float) -> float:
+    """Ten judgements, `right` of them right, and 20 pseudo-claims at the pooled agreement."""
+    return (right + 20 * pooled) / (10 + 20)
+
+
+def test_a_score_is_trust_relative_to_the_pooled_source_shrunk_toward_it() -> None:
+    """Counts: TruthFinder's trustworthiness -ln(1 - agreement), relative to the pooled
+    source's, to the power 0.3; the agreement shrunk toward the pooled 2/3 by 20
+    pseudo-claims."""
+    learned = learn_reliability(_two_against_one(100.0, 150.0), ONE_ROUND)
+    pooled = 2 / 3
+    assert learned.pooled == pytest.approx(pooled)
+    assert learned.agreement == pytest.approx({"a": 7 / 9, "b": 7 / 9, "c": 4 / 9})
+    assert learned.claims == {"a": 10, "b": 10, "c": 10}
+
+    def score(right: int) -> float:
+        return (math.log(1 - _shrunk(right, pooled)) / math.log(1 - pooled)) ** 0.3
+
+    expected = {"a": score(10), "b": score(10), "c": score(0)}
+    assert learned.scores == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_names_score_is_its_vote_count_relative_to_the_pooled_sources() -> None:
+    """Names: AccuCopy's vote count ln(n A / (1 - A)), n = 1 false value per key here;
+    below the floor (c, right less often than chance) it falls off exponentially."""
+    learned = learn_reliability(_two_against_one("x", "y"), ONE_ROUND)
+    pooled = 2 / 3
+    good = math.log(_shrunk(10, pooled) / (1 - _shrunk(10, pooled))) / math.log(2)
+    poor = 0.05 * math.exp(math.log(_shrunk(0, pooled) / (1 - _shrunk(0, pooled))) - 0.05)
+    # scores carry six decimals
+    expected = {"a": good, "b": good, "c": poor / math.log(2)}
+    assert learned.scores == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_source_judged_only_on_a_tie_of_names_is_the_pooled_source() -> None:
+    """A one-against-one tie of names is decided by the alphabet and teaches nothing: a
+    source disputed nowhere else keeps the neutral score (it made the run fail)."""
+    obs = [
+        *_two_against_one(100.0, 150.0),
+        Observation("gate", "d", "B12", claim_id="d"),
+        Observation("gate", "e", "C3", claim_id="e"),
+    ]
+    learned = learn_reliability(obs, ONE_ROUND)
+    assert (learned.scores["d"], learned.claims["d"]) == (1.0, 0)
+    assert learned.agreement["d"] == learned.pooled
+    assert learned.scores["a"] > 1.0 > learned.scores["c"]
+
+
+def test_a_claim_within_one_percent_agrees_beyond_two_percent_does_not() -> None:
+    params = Params()
+    assert _agree(10050.0, 10000.0, MEDIAN_OR_MODE, params) == 1.0
+    assert _agree(10300.0, 10000.0, MEDIAN_OR_MODE, params) == 0.0
+    assert _agree(10150.0, 10000.0, MEDIAN_OR_MODE, params) == pytest.approx(0.5, abs=0.02)
+    # a wider span: the same error a quarter of the way into it
+    wide = Params(span=3.0)
+    assert _agree(10150.0, 10000.0, MEDIAN_OR_MODE, wide) == pytest.approx(0.75, abs=0.01)
+
+
+def test_a_measures_reading_and_a_name_agree_only_when_equal() -> None:
+    params = Params()
+    assert _agree(100.5, 100.0, PLURALITY, params) == 0.0
+    assert _agree(100.0, 100.0, PLURALITY, params) == 1.0
+    assert _agree("B12", "B12", CATEGORICAL, params) == 1.0
+
+
+def test_vote_count_and_trustworthiness_are_the_papers() -> None:
+    assert _vote(0.75, 3) == pytest.approx(math.log(9))  # ln(n A / (1 - A))
+    assert _vote(0.5, 1) == pytest.approx(0.05 * math.exp(-0.05))  # at chance: the floor
+    assert _trust(0.5) == pytest.approx(math.log(2))  # -ln(1 - A)
+    assert _trust(0.9) == pytest.approx(math.log(10))
+
+
+def _disputed(**voices: str) -> _Key:
+    return _Key(
+        CATEGORICAL,
+        [_Cluster(s, [Observation("k", s, v, claim_id=s)]) for s, v in voices.items()],
+    )
+
+
+def test_belief_in_an_answer_is_its_vote_count_against_those_of_every_answer() -> None:
+    """s1 (accuracy 0.75) says A, s2 (0.5) says B, three false values per key: votes
+    ln 9 and ln 3, and the two answers nobody gave count 0: P(A) = 9 / (9 + 3 + 1 + 1)."""
+    key = _disputed(s1="A", s2="B")
+    assert _belief(key, {"s1": 0.75, "s2": 0.5}, {}, 3) == pytest.approx({"A": 9 / 14, "B": 3 / 14})
+    # a source of unknown accuracy is at chance (0.5); accuracy is held below 0.95
+    assert _belief(key, {"s1": 0.75}, {}, 3) == pytest.approx({"A": 9 / 14, "B": 3 / 14})
+    assert _belief(key, {"s1": 1.0, "s2": 0.5}, {}, 3) == pytest.approx({"A": 57 / 62, "B": 3 / 62})
+    # a copier keeps only its share of a vote: s2 at half, sqrt(3)
+    kept = _belief(key, {"s1": 0.75, "s2": 0.5}, {"s2": 0.5}, 3)
+    assert kept == pytest.approx(
+        {"A": 9 / (11 + math.sqrt(3)), "B": math.sqrt(3) / (11 + math.sqrt(3))}
+    )
+    # one false value per key, both given: nothing is left unseen
+    assert _belief(key, {"s1": 0.75, "s2": 0.5}, {}, 1) == pytest.approx({"A": 0.75, "B": 0.25})
+
+
+def test_numbers_in_a_key_of_names_read_as_they_were_written() -> None:
+    obs = [
+        Observation("gate", "s1", "B12", claim_id="1"),
+        Observation("gate", "s2", 12.5, claim_id="2"),
+        Observation("gate", "s3", 12.5, claim_id="3"),
+    ]
+    assert learn_reliability(obs).consensus["gate"] == "12.5"
+
+
+def test_names_of_equal_weight_go_to_the_one_more_clusters_give() -> None:
+    obs = [
+        Observation("k", "s1", "x", claim_id="1", prior=0.5),
+        Observation("k", "s2", "x", claim_id="2", prior=0.5),
+        Observation("k", "s3", "w", claim_id="3", prior=1.0),
+    ]
+    assert learn_reliability(obs, Params(max_rounds=0)).consensus["k"] == "x"
