@@ -146,3 +146,54 @@ def test_names_of_equal_weight_go_to_the_one_more_clusters_give() -> None:
         Observation("k", "s3", "w", claim_id="3", prior=1.0),
     ]
     assert learn_reliability(obs, Params(max_rounds=0)).consensus["k"] == "x"
+
+
+def _readings(c_says: float) -> list[Observation]:
+    """Ten flights' seat counts: 'a' and 'b' say 180, 'c' says `c_says`, 'd' says 181;
+    ten towns' populations, four sources a few people apart."""
+    obs = []
+    for i in range(10):
+        for source, value in (("a", 180.0), ("b", 180.0), ("c", c_says), ("d", 181.0)):
+            obs.append(
+                Observation(f"seats{i}", source, value, claim_id=f"s{i}{source}", attribute="seats")
+            )
+        for n, source in enumerate("pqrt"):
+            value = 10000.0 + n
+            obs.append(
+                Observation(
+                    f"pop{i}", source, value, claim_id=f"p{i}{source}", attribute="population"
+                )
+            )
+    return obs
+
+
+def test_an_attribute_whose_sources_repeat_exact_values_is_judged_right_or_wrong() -> None:
+    """Three clusters in four giving a value another gives too (EXACT_SHARE): seat counts
+    are exact readings, and 181 for 180 is simply wrong; populations a few apart all
+    agree. With only two in four repeating, 181 is within tolerance of 180."""
+    exact = learn_reliability(_readings(c_says=180.0), ONE_ROUND).agreement
+    assert exact["d"] < exact["a"] == exact["c"]
+    assert exact["p"] == exact["q"] == exact["t"]
+    loose = learn_reliability(_readings(c_says=182.0), ONE_ROUND).agreement
+    assert loose["d"] == loose["a"] == loose["p"]
+
+
+def test_an_analysts_preferred_claim_makes_a_key_teach_even_where_all_agree() -> None:
+    preferred = Observation("k", "a", 5.0, claim_id="1", rank="preferred")
+    agreeing = Observation("k", "b", 5.0, claim_id="2")
+    assert learn_reliability([preferred, agreeing]).claims == {"a": 5, "b": 5}  # gold: x5
+    # the source alone on its key: nobody to teach
+    own = Observation("k", "a", 6.0, claim_id="2")
+    assert learn_reliability([preferred, own]).claims == {}
+
+
+def test_learning_stops_once_no_score_moves_and_judges_same_time_copies_once_more() -> None:
+    plain = learn_reliability(_readings(c_says=180.0), Params(dependence=None))
+    assert (plain.rounds, plain.converged) == (2, True)
+    # with copy detection, one more round once the directed findings settle
+    learned = learn_reliability(_readings(c_says=180.0))
+    assert (learned.rounds, learned.converged) == (3, True)
+    assert (ONE_ROUND.max_rounds, learn_reliability(_readings(180.0), ONE_ROUND).converged) == (
+        1,
+        False,
+    )
