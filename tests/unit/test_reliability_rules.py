@@ -5,6 +5,7 @@ belief are (issue #25's mutants)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -45,15 +46,21 @@ def test_a_score_is_trust_relative_to_the_pooled_source_shrunk_toward_it() -> No
     pseudo-claims."""
     learned = learn_reliability(_two_against_one(100.0, 150.0), ONE_ROUND)
     pooled = 2 / 3
-    assert learned.pooled == pytest.approx(pooled)
-    assert learned.agreement == pytest.approx({"a": 7 / 9, "b": 7 / 9, "c": 4 / 9})
+    # agreements carry nine decimals, scores six
+    assert learned.pooled == round(pooled, 9)
+    assert learned.agreement == {
+        a: round(x, 9) for a, x in (("a", 7 / 9), ("b", 7 / 9), ("c", 4 / 9))
+    }
     assert learned.claims == {"a": 10, "b": 10, "c": 10}
 
     def score(right: int) -> float:
         return (math.log(1 - _shrunk(right, pooled)) / math.log(1 - pooled)) ** 0.3
 
-    expected = {"a": score(10), "b": score(10), "c": score(0)}
-    assert learned.scores == pytest.approx(expected, abs=1e-6)
+    assert learned.scores == {
+        "a": round(score(10), 6),
+        "b": round(score(10), 6),
+        "c": round(score(0), 6),
+    }
 
 
 def test_a_names_score_is_its_vote_count_relative_to_the_pooled_sources() -> None:
@@ -66,6 +73,24 @@ def test_a_names_score_is_its_vote_count_relative_to_the_pooled_sources() -> Non
     # scores carry six decimals
     expected = {"a": good, "b": good, "c": poor / math.log(2)}
     assert learned.scores == pytest.approx(expected, abs=1e-6)
+    # the exponent sharpens vote counts as it does trust
+    sharp = learn_reliability(
+        _two_against_one("x", "y"), Params(max_rounds=1, dependence=None, plurality_exponent=2.0)
+    )
+    assert sharp.scores["a"] == pytest.approx(good**2, abs=1e-6)
+
+
+def test_a_source_judged_under_two_rules_has_one_score_their_geometric_mean() -> None:
+    numbers = _two_against_one(100.0, 150.0)
+    names = [
+        replace(o, key=f"name-{o.key}", value=("x" if o.value == 100.0 else "y")) for o in numbers
+    ]
+    both = learn_reliability([*numbers, *names], ONE_ROUND)
+    by_numbers = learn_reliability(numbers, ONE_ROUND).scores
+    by_names = learn_reliability(names, ONE_ROUND).scores
+    assert both.claims["a"] == 20
+    assert both.scores["a"] == pytest.approx(math.sqrt(by_numbers["a"] * by_names["a"]), abs=2e-6)
+    assert both.scores["c"] == pytest.approx(math.sqrt(by_numbers["c"] * by_names["c"]), abs=2e-6)
 
 
 def test_a_source_judged_only_on_a_tie_of_names_is_the_pooled_source() -> None:
@@ -80,6 +105,13 @@ def test_a_source_judged_only_on_a_tie_of_names_is_the_pooled_source() -> None:
     assert (learned.scores["d"], learned.claims["d"]) == (1.0, 0)
     assert learned.agreement["d"] == learned.pooled
     assert learned.scores["a"] > 1.0 > learned.scores["c"]
+    # nothing taught anywhere: every source is the neutral one
+    ties = learn_reliability(obs[-2:], ONE_ROUND)
+    assert (ties.scores, ties.agreement, ties.pooled) == (
+        {"d": 1.0, "e": 1.0},
+        {"d": 0.5, "e": 0.5},
+        0.5,
+    )
 
 
 def test_a_claim_within_one_percent_agrees_beyond_two_percent_does_not() -> None:
@@ -193,7 +225,25 @@ def test_learning_stops_once_no_score_moves_and_judges_same_time_copies_once_mor
     # with copy detection, one more round once the directed findings settle
     learned = learn_reliability(_readings(c_says=180.0))
     assert (learned.rounds, learned.converged) == (3, True)
+    # nothing disputed: nothing moves
+    quiet = learn_reliability(
+        [Observation("k", "a", 1.0, claim_id="1"), Observation("k", "b", 1.0, claim_id="2")]
+    )
+    assert (quiet.rounds, quiet.converged) == (2, True)
+    # no round at all: nothing learned, nothing converged
+    none = learn_reliability(_readings(180.0), Params(max_rounds=0))
+    assert set(none.scores.values()) == {1.0}
+    assert (none.pooled, none.rounds, none.converged) == (0.5, 0, False)
     assert (ONE_ROUND.max_rounds, learn_reliability(_readings(180.0), ONE_ROUND).converged) == (
         1,
         False,
     )
+
+
+def test_two_sources_that_disagree_are_both_judged_and_a_non_number_is_ignored() -> None:
+    obs = [
+        Observation("k", "a", math.nan, claim_id="0"),
+        Observation("k", "a", 1.0, claim_id="1"),
+        Observation("k", "b", 2.0, claim_id="2"),
+    ]
+    assert learn_reliability(obs).claims == {"a": 1, "b": 1}
