@@ -89,6 +89,10 @@ def test_a_source_judged_under_two_rules_has_one_score_their_geometric_mean() ->
     by_numbers = learn_reliability(numbers, ONE_ROUND).scores
     by_names = learn_reliability(names, ONE_ROUND).scores
     assert both.claims["a"] == 20
+    # and one agreement: the mean of the two, by claims
+    by_numbers_a = learn_reliability(numbers, ONE_ROUND).agreement["a"]
+    by_names_a = learn_reliability(names, ONE_ROUND).agreement["a"]
+    assert both.agreement["a"] == pytest.approx((by_numbers_a + by_names_a) / 2, abs=1e-9)
     assert both.scores["a"] == pytest.approx(math.sqrt(by_numbers["a"] * by_names["a"]), abs=2e-6)
     assert both.scores["c"] == pytest.approx(math.sqrt(by_numbers["c"] * by_names["c"]), abs=2e-6)
 
@@ -247,3 +251,17 @@ def test_two_sources_that_disagree_are_both_judged_and_a_non_number_is_ignored()
         Observation("k", "b", 2.0, claim_id="2"),
     ]
     assert learn_reliability(obs).claims == {"a": 1, "b": 1}
+
+
+def test_each_deprecated_claim_counts_against_its_source_as_five_judgements() -> None:
+    # one source alone on its key: the analysts' verdicts still teach
+    obs = [
+        Observation("k", "a", 1.0, claim_id="1"),
+        Observation("k", "b", 2.0, claim_id="3", rank="deprecated"),
+        Observation("k", "c", 3.0, claim_id="2", rank="deprecated"),
+    ]
+    learned = learn_reliability(obs)
+    assert learned.claims == {"a": 1, "b": 5, "c": 5}
+    assert learned.scores["b"] == learned.scores["c"] < 1.0 < learned.scores["a"]
+    alone = learn_reliability(obs[:2])
+    assert alone.claims == {"a": 1, "b": 5}
