@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase
 from hypothesis import settings as hypothesis_settings
 
 from services.harness.cluster import Cluster, Service, system, wait_for  # noqa: F401 (re-exported)
@@ -22,8 +23,15 @@ os.environ.setdefault("CLAIMLEDGER_REWEIGH_EVERY_S", "0")
 # No per-example wall-clock deadline (hypothesis' default is 200 ms): the machine is shared,
 # and a slow example is not a wrong one.
 hypothesis_settings.register_profile("claimledger", deadline=None)
-# `make mutate` runs the properties against each of thousands of mutants: fewer examples there
-hypothesis_settings.register_profile("mutate", deadline=None, max_examples=20)
+# `make mutate` runs the properties against each of thousands of mutants: fewer examples there,
+# and no shrinking: a mutant is killed by the first failing example, and shrinking it (minutes
+# on a loaded machine) only ran the mutant into its CPU-time limit
+hypothesis_settings.register_profile(
+    "mutate",
+    deadline=None,
+    max_examples=20,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+)
 hypothesis_settings.load_profile(os.environ.get("CLAIMLEDGER_HYPOTHESIS_PROFILE", "claimledger"))
 
 BACKENDS = ["sqlite", "postgresql"]  # `pytest.mark.parametrize("db_url", BACKENDS, indirect=True)`

@@ -246,6 +246,11 @@ def learn_reliability(
                 log_ratio += n * math.log(max(factor, 1e-9))
                 shrunk_sum += shrunk * n
                 n_all += n
+            if not n_all:
+                # disputed only where nothing is taught (a tie of names): no judgement, so
+                # the pooled source, as its shrinkage with no claims would make it
+                agreement[s], counts[s], new[s] = round(pooled, 9), 0, 1.0
+                continue
             agreement[s] = round(shrunk_sum / n_all, 9)
             counts[s] = n_all
             ratio = math.exp(log_ratio / n_all)

@@ -190,3 +190,28 @@ def test_an_open_ended_period_reads_from_its_start_on() -> None:
     ]
     [segment] = compute_consensus(claims, STATUS).segments
     assert segment.explanation == "From 2025-02-01 on: 'deployed' by weighted vote of 2 origins."
+
+
+def _copied(copiers: int) -> list[ClaimFacts]:
+    """Two origins say B7; a feed says C7 and `copiers` sources found copying it repeat it."""
+    return [
+        _commander("a", "B7", "A"),
+        _commander("b", "B7", "B"),
+        _commander("f", "C7", "Feed", source_id="feed"),
+        *(
+            _commander(f"m{i}", "C7", f"Mirror {i}", source_id=f"mirror{i}", copies_source="feed")
+            for i in range(copiers)
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("copiers", "reads"),
+    [
+        (1, "1 source found copying another counts once with it (mirror0)"),
+        (3, "3 sources found copying others count once with them (mirror0, mirror1, mirror2)"),
+        (4, "4 sources found copying others count once with them (mirror0, mirror1, mirror2, …)"),
+    ],
+)
+def test_the_copiers_a_vote_counted_once_are_named(copiers: int, reads: str) -> None:
+    assert f"; {reads}" in _explained(_copied(copiers), COMMANDER)
