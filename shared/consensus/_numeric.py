@@ -222,10 +222,13 @@ def best_by_rule(entries: list[tuple[float, float, str]], rule: str, exact: bool
 
 def origin_readings(items: Sequence[Item]) -> list[tuple[float, float, str]]:
     """Each origin's latest claimed point (before any joining of copies: a copy of a
-    reading is a reading too), as `exact_readings` counts them."""
+    reading is a reading too), as `exact_readings` counts them. Only bare numbers are
+    readings: "approximately 12,000" repeated by two origins is a round estimate, not an
+    exact reading, and counting it switched a settled key to plurality (and contested)
+    when one more origin agreed with its best (test_consensus_properties)."""
     latest: dict[str, Item] = {}
     for item in items:
-        if item.best is None or item.derived:
+        if item.best is None or item.derived or item.hedge != "exact":
             continue
         held = latest.get(item.origin)
         if held is None or (item.published, item.cid) > (held.published, held.cid):
