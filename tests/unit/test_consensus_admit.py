@@ -301,3 +301,12 @@ def test_the_memo_never_serves_an_admission_made_under_another_score_or_spec() -
     result = _memo_run(claims, memo, spec=measured)
     (a,) = [c for c in result.clusters if c.claim_ids == ("a",)]
     assert (a.low, a.high) == (10.5, 12.5)
+
+
+def test_a_decimal_that_rounds_to_a_whole_number_reads_as_that_number() -> None:
+    # two decimals are shown: 2.999 reads "3", never "3." or "3.00"
+    result = spent(ratio(None, None, 0.2999), 10)
+    assert result.high == 2.999
+    assert result.constraints == (
+        "s: at most 3 = 29.99% of personnel_deployed 10 (relative claim)",
+    )
