@@ -185,3 +185,19 @@ def test_a_credible_dissenting_floor_widens_a_ceiling_to_it_inclusively() -> Non
     result = compute_consensus(claims, STOCK)
     assert (result.low, result.best, result.high, result.status) == (None, None, 800, "contested")
     assert result.explanation.startswith("Up to 800 ")
+
+
+def test_a_bound_that_contradicts_best_adds_no_weight_behind_it() -> None:
+    # "over 150" overlaps the agreement band 100–300 but excludes best 100: it is dissent, so
+    # the weight behind best is 4 (A, B, F, D) and E, at 2, is a credible alternative
+    claims = [
+        claim("a", exact(100), "A"),
+        claim("b", exact(100), "B"),
+        claim("f", exact(100), "F"),
+        claim("c", over(150), "C", source_score=2.0),
+        claim("d", val(100, None, 300, "range"), "D"),
+        claim("e", exact(1000), "E", source_score=2.0),
+    ]
+    result = compute_consensus(claims, STOCK)
+    assert (result.low, result.best, result.high) == (100, 100, 1000)
+    assert result.dissent == ("c", "e")
