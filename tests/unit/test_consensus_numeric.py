@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 
 from shared.consensus import compute_consensus
-from shared.model import AttributeSpec, ConsensusResult, Estimate, Value
+from shared.model import AttributeSpec, ClaimFacts, ConsensusResult, Estimate, Value
 from tests.unit.test_consensus import (
     KILLED_OR_WOUNDED,
     STOCK,
     at_least,
+    between,
     claim,
     exact,
     over,
@@ -201,3 +202,27 @@ def test_a_bound_that_contradicts_best_adds_no_weight_behind_it() -> None:
     result = compute_consensus(claims, STOCK)
     assert (result.low, result.best, result.high) == (100, 100, 1000)
     assert result.dissent == ("c", "e")
+
+
+def _readings(*extra: ClaimFacts) -> ConsensusResult:
+    # six origins, each repeating another's exact value: read as readings, the heaviest
+    # value (100) wins; as estimates, the weighted median (300) would
+    points = [(100, 1.0), (100, 1.0), (300, 0.9), (300, 0.9), (500, 0.9), (500, 0.9)]
+    claims = [
+        claim(f"p{i}", exact(v), f"P{i}", source_score=w, published="2025-02-01")
+        for i, (v, w) in enumerate(points)
+    ]
+    return compute_consensus([*claims, *extra], STOCK)
+
+
+def test_origins_repeating_each_others_exact_values_are_read_as_readings() -> None:
+    assert _readings().best == 100
+
+
+def test_only_claimed_points_count_as_readings_and_each_origin_once_at_its_latest() -> None:
+    # three ranges (sorted first by id) with distinct midpoints are no readings
+    ranges = [claim(f"g{i}", between(600 + i, 800, 700 + i), f"G{i}") for i in range(3)]
+    assert _readings(*ranges).best == 100
+    # P0's earlier 900 is not its reading: its latest (100) is
+    earlier = claim("p0z", exact(900), "P0", published="2025-01-01")
+    assert _readings(earlier).best == 100
