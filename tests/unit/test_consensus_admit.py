@@ -298,7 +298,7 @@ def test_the_memo_never_serves_an_admission_made_under_another_score_or_spec() -
     assert rescored == compute_consensus(claims, STOCK, source_scores={"src-a": 0.5})
     assert dict(rescored.weights)["a"] < dict(rescored.weights)["b"]
     measured = dataclasses.replace(STOCK, implicit=True)  # no longer counts whole things
-    result = _memo_run(claims, memo, spec=measured)
+    result = _memo_run(claims, memo, spec=measured, source_scores={"src-a": 0.5})
     (a,) = [c for c in result.clusters if c.claim_ids == ("a",)]
     assert (a.low, a.high) == (10.5, 12.5)
 
