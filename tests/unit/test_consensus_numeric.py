@@ -226,3 +226,13 @@ def test_only_claimed_points_count_as_readings_and_each_origin_once_at_its_lates
     # P0's earlier 900 is not its reading: its latest (100) is
     earlier = claim("p0z", exact(900), "P0", published="2025-01-01")
     assert _readings(earlier).best == 100
+
+
+def test_readings_split_evenly_are_decided_as_readings_not_as_a_median_split() -> None:
+    # a tie of readings goes to the value nearer the median, and no "splits evenly" is said
+    claims = [
+        claim(c, exact(v), c.upper()) for c, v in zip("abcd", (100, 100, 300, 300), strict=True)
+    ]
+    result = compute_consensus(claims, STOCK)
+    assert result.best == 100
+    assert "splits evenly" not in result.explanation
