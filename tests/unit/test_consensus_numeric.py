@@ -236,3 +236,12 @@ def test_readings_split_evenly_are_decided_as_readings_not_as_a_median_split() -
     result = compute_consensus(claims, STOCK)
     assert result.best == 100
     assert "splits evenly" not in result.explanation
+
+
+def test_three_in_four_origins_repeating_one_value_are_readings() -> None:
+    # exactly 3 of 4 clusters repeat a value (EXACT_SHARE): readings, so no median split
+    # is said although the weight splits evenly between 100 and 300
+    claims = [claim(c, exact(100), c.upper(), source_score=0.5) for c in "abc"]
+    result = compute_consensus([*claims, claim("d", exact(300), "D", source_score=1.5)], STOCK)
+    assert result.best == 100
+    assert "splits evenly" not in result.explanation
