@@ -367,15 +367,20 @@ def _resolve_relative(
     if whole:
         low, high = outward(low, False), outward(high, True)
     base = ref.best if ref.best is not None else (ref.low if low is not None else ref.high)
-    ratio = high_ratio if high is not None else low_ratio
-    bound = (
-        f"{fmt(low)}–{fmt(high)}"
-        if low is not None and high is not None
-        else (f"at most {fmt(high)}" if high is not None else f"at least {fmt(low)}")
-    )
+    # the note is an equation a reader can check: each end with the ratio that gave it
+    if low is not None and high is not None:
+        bound = fmt(low) if low == high else f"{fmt(low)}–{fmt(high)}"
+        share = (
+            _ratio_text(low_ratio)
+            if low_ratio == high_ratio
+            else f"{_ratio_text(low_ratio)}–{_ratio_text(high_ratio)}"
+        )
+    elif high is not None:
+        bound, share = f"at most {fmt(high)}", _ratio_text(high_ratio)
+    else:
+        bound, share = f"at least {fmt(low)}", _ratio_text(low_ratio)
     note = (
-        f"{claim.claim_id}: {bound} = {_ratio_text(ratio)} of "
-        f"{value.relative_to} {fmt(base)} (relative claim)"
+        f"{claim.claim_id}: {bound} = {share} of {value.relative_to} {fmt(base)} (relative claim)"
     )
     return low, high, note
 
@@ -390,6 +395,8 @@ def _ratio_text(ratio: float | None) -> str:
     if ratio is None:
         return "?"
     frac = Fraction(ratio).limit_denominator(100)
-    if abs(float(frac) - ratio) <= 1e-9 and frac.denominator != 1:
-        return f"{frac.numerator}/{frac.denominator}"
-    return fmt(ratio)
+    if abs(float(frac) - ratio) <= 1e-9:
+        return fmt(ratio) if frac.denominator == 1 else f"{frac.numerator}/{frac.denominator}"
+    # not a simple fraction (half a percent, 12.3456 %): two decimals of the ratio itself
+    # would misstate it ("0.01 of 10,000" for 50)
+    return f"{fmt(ratio * 100)}%"

@@ -23,3 +23,18 @@ def test_exactly_45_percent_of_the_weight_is_enough() -> None:
 
 def test_a_mode_no_heavier_than_the_medians_own_value_gives_way_to_it() -> None:
     assert point_best(_entries((10, 0.5), (10, 0.5), (50, 1.0), (60, 0.2))) == 50
+
+
+def test_the_heaviest_repeated_value_is_the_mode_not_the_lowest() -> None:
+    # 500 three times (6.0 of 12.0) against 100 twice: the weighted median alone says 230
+    entries = _entries(
+        (100, 1.0), (100, 1.0), (200, 1.0), (210, 1.0), (220, 1.0), (230, 1.0),
+        (500, 2.0), (500, 2.0), (500, 2.0),
+    )  # fmt: skip
+    assert point_best(entries) == 500
+
+
+def test_of_two_equally_heavy_modes_the_one_nearer_the_median_wins() -> None:
+    # 100 and 400 twice each; two light readings put the median at 350
+    entries = _entries((100, 1.0), (100, 1.0), (400, 1.0), (400, 1.0), (350, 0.1), (360, 0.1))
+    assert point_best(entries) == 400
