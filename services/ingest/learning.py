@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from services.infra.tables import ClaimRow, ModifierRow
+from services.infra.tables import ClaimRow, EventRow, ModifierRow
 from services.ingest.outbox import append_events
 from shared.codec import claim_from_dict
 from shared.consensus._admit import norm_text
@@ -48,6 +48,7 @@ from shared.values import MEASURE_RULE_PREFIX
 
 claims_t = ClaimRow.__table__  # type: ignore[attr-defined]
 mods_t = ModifierRow.__table__  # type: ignore[attr-defined]
+events_t = EventRow.__table__  # type: ignore[attr-defined]
 
 # The partition key of re-weighting events: they touch keys of every subject.
 PARTITION_KEY = "claimledger:reliability"
@@ -260,6 +261,13 @@ def inputs_fingerprint(engine: Engine) -> tuple[Any, ...]:
     return (*claims, *mods)
 
 
+def applied(engine: Engine, event_id: str) -> bool:
+    """Has the reconciler applied this event (it is in the event log)?"""
+    with engine.connect() as conn:
+        found = conn.execute(select(events_t.c.event_id).where(events_t.c.event_id == event_id))
+        return found.first() is not None
+
+
 def reweigh_in_worker(database_url: str, partitions: int) -> tuple[str | None, int]:
     """One run in a worker process (the learner is CPU-bound: in the service's own
     process it would hold the GIL for seconds and stall the HTTP path)."""
@@ -298,6 +306,7 @@ async def reweigh_periodically(
 
     context = multiprocessing.get_context("spawn")  # no fork of a threaded event loop
     last: tuple[Any, ...] | None = None
+    pending: str | None = None  # our last learning event, until the reconciler applied it
     pause = every_s
     from services.infra.processes import die_with_parent
 
@@ -311,6 +320,14 @@ async def reweigh_periodically(
                 pause, last = every_s, None  # the publisher again later: learn at once then
                 continue
             try:
+                if pending is not None and not await asyncio.to_thread(applied, engine, pending):
+                    # the reconciler is behind: a new step would be measured against the
+                    # scores it has not applied yet (resending every change), and each
+                    # step re-derives every key of the sources it moves. The chaos run's
+                    # reconcilers never caught up while a step came every few minutes
+                    pause = every_s
+                    continue
+                pending = None
                 seen = await asyncio.to_thread(inputs_fingerprint, engine)
                 if seen == last:
                     pause = every_s
@@ -326,5 +343,6 @@ async def reweigh_periodically(
                 log.exception("re-weighting failed")
                 continue
             if event_id is not None:
+                pending = event_id
                 log.info("re-weighting appended %s (%d sources)", event_id, changed)
                 appended()
