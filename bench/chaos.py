@@ -319,21 +319,32 @@ class StreamMonitor(threading.Thread):
         self.copies[event_id] += 1
 
 
-def out_of_order(applied: list[tuple[str, str]], monitor: StreamMonitor) -> tuple[int, int]:
+def out_of_order(
+    applied: list[tuple[str, str]], monitor: StreamMonitor, examples: list[str] | None = None
+) -> tuple[int, int]:
     """(events applied out of per-subject order, events never observed in a stream).
 
     `applied`: (subject, event_id) in the order the event log applied them. Y is out of
     order when an event X of its subject applied before it entered the stream only after
-    every copy of Y (first(X) > last(Y)): no delivery order explains that."""
+    every copy of Y (first(X) > last(Y)): no delivery order explains that. `examples`,
+    given, gets one line per such pair (to find the cause in the logs)."""
     wrong = unobserved = 0
-    highest_first: dict[str, int] = {}
+    highest_first: dict[str, tuple[int, str]] = {}
     for subject, event_id in applied:
         if event_id not in monitor.first:
             unobserved += 1
             continue
-        if highest_first.get(subject, 0) > monitor.last[event_id]:
+        seen, earlier = highest_first.get(subject, (0, ""))
+        if seen > monitor.last[event_id]:
             wrong += 1
-        highest_first[subject] = max(highest_first.get(subject, 0), monitor.first[event_id])
+            if examples is not None:
+                examples.append(
+                    f"{subject}: {earlier} (entered the stream at #{seen}) applied before "
+                    f"{event_id} (copies #{monitor.first[event_id]}..#{monitor.last[event_id]}, "
+                    f"{monitor.copies[event_id]} in all)"
+                )
+        if monitor.first[event_id] > seen:
+            highest_first[subject] = (monitor.first[event_id], event_id)
     return wrong, unobserved
 
 
@@ -878,6 +889,7 @@ class Verdict:
     unexpected: list[str]
     failed_checks: list[str]
     figures: dict[str, str]
+    order_examples: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -925,7 +937,8 @@ def verdict(system: System, ledger: Ledger, monitor: StreamMonitor) -> Verdict:
             "SELECT event_id, subject FROM events WHERE type = 'ClaimAsserted' ORDER BY position",
         )
     ]
-    wrong, unobserved = out_of_order(applied, monitor)
+    order_examples: list[str] = []
+    wrong, unobserved = out_of_order(applied, monitor, order_examples)
     failed = [name for name, ok in ledger.checks.items() if not ok]
     return Verdict(
         lost,
@@ -936,6 +949,7 @@ def verdict(system: System, ledger: Ledger, monitor: StreamMonitor) -> Verdict:
         ledger.unexpected,
         failed,
         {},
+        order_examples,
     )
 
 
@@ -1111,6 +1125,8 @@ def print_table(v: Verdict) -> None:
         print(f"| {k.ljust(width)} | {val} |")
     for line in v.unexpected:
         print(f"unexpected: {line}")
+    for line in v.order_examples:
+        print(f"out of order: {line}")
 
 
 def main(argv: list[str] | None = None) -> int:
