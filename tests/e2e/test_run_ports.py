@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.cli import PORTS_TAKEN
+from services.cli import PORTS_TAKEN, ports_taken
 from services.infra.localredis import free_port
 from tests.conftest import system, wait_for
 
@@ -54,14 +54,18 @@ def first_run(tmp_path: Path) -> Iterator[dict[str, int]]:
     """A whole `claimledger run`, demo loaded, on free ports."""
     ports = free_ports()
     env = {k: v for k, v in os.environ.items() if k != "CLAIMLEDGER_REDIS_URL"}
-    proc = subprocess.Popen(
-        run_command(tmp_path / "first", ports),
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # its output goes to a file, not a pipe: the services inherit it, and a pipe nobody reads
+    # until teardown would block them once full; the file also says why, should it stop early
+    log = tmp_path / "first.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            run_command(tmp_path / "first", ports),
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(ROOT)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
         demo = "/v1/consensus/dprk-troops-kursk/personnel_deployed"
         wait_for(
@@ -69,15 +73,16 @@ def first_run(tmp_path: Path) -> Iterator[dict[str, int]]:
             timeout_s=90,
             interval_s=0.2,
         )
-        assert proc.poll() is None, proc.communicate()[0]
+        assert proc.poll() is None, log.read_text()
         yield ports
+        assert proc.poll() is None, f"the first run stopped during the test:\n{log.read_text()}"
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C: it stops its services and Redis
         try:
-            proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.communicate()
+            proc.wait()
 
 
 def _answers(url: str) -> bool:
@@ -92,6 +97,9 @@ def test_a_second_run_beside_a_running_one_says_so_and_starts_nothing(
 ) -> None:
     second = tmp_path / "second"
     second.mkdir()
+    log = tmp_path / "first.log"
+    held = ports_taken("127.0.0.1", first_run)
+    assert len(held) == 3, f"the first run is not whole ({held}):\n{log.read_text()}"
     done = run_once(second, first_run)
     assert done.returncode == PORTS_TAKEN != 0, done.stdout + done.stderr
     said = " ".join(done.stdout.split())
