@@ -84,7 +84,6 @@ class EntryProcessor:
         # every lease takeover and reclaim, which is no fault of the event (a loaded machine
         # churns leases), so it must not decide what is dead-lettered
         self.failures: dict[bytes, int] = {}
-        self._dropped: set[bytes] = set()  # ours, left pending because our lease had lapsed
         self.updates_maxlen = updates_maxlen
         # SQLite has one writer: queueing here beats busy-waiting in the driver
         self._write_lock = asyncio.Lock() if serialize_writes else None
@@ -144,21 +143,14 @@ class EntryProcessor:
         rows = await self.redis.xpending_range(
             stream, CONSUMER_GROUP, min="-", max=f"({_s(first)}", count=10_000
         )
-        # ours too when we dropped them (our lease had lapsed, since taken back, or the
-        # database failed), not those that failed: they are retried and dead-lettered by
-        # the Reclaimer, and others' only while they have deliveries left (a failing one
-        # is not retried before every batch for ever; it then waits as any failing entry
-        # does)
+        # every earlier entry, ours included, except those that failed here too often (the
+        # Reclaimer dead-letters them; retrying a poison event before every batch would stall
+        # the partition). Ours are pending because our lease lapsed mid-batch, the database
+        # failed, or the batch failed: a later entry must not be applied before them, and
+        # the idle reclaimer would take them only after later ones (per-subject order)
         earlier: list[Any] = [
-            r["message_id"]
-            for r in rows
-            if (
-                _bytes(r["message_id"]) in self._dropped
-                if _s(r["consumer"]) == consumer
-                else not self.failing(_bytes(r["message_id"]))
-            )
+            r["message_id"] for r in rows if not self.failing(_bytes(r["message_id"]))
         ]
-        self._dropped.difference_update(_bytes(i) for i in earlier)
         if not earlier:
             return []
         claimed: Any = await self.redis.xclaim(stream, CONSUMER_GROUP, consumer, 0, earlier)
@@ -247,14 +239,11 @@ class EntryProcessor:
         """Nothing of these batches was committed, through no fault of their events: the
         lease is another reconciler's now (its takeover re-applies them in order), or the
         database or Redis failed (locked past the busy timeout, gone). They stay pending,
-        marked so that our next batch applies them before its own entries (`_earlier`):
+        and our next batch of the stream applies them before its own entries (`_earlier`):
         per-subject order holds, and they do not wait for the idle reclaimer."""
         log.warning("dropped a batch of %d events: %s", sum(len(g) for _, g, _ in decoded), exc)
         if isinstance(exc, StaleLease):
             self._stale(exc)
-        if len(self._dropped) > 100_000:  # ids another consumer took and acknowledged
-            self._dropped.clear()
-        self._dropped.update(_bytes(i) for _, good, _ in decoded for i, _ in good)
         for stream, _, done in decoded:
             if done:  # dead-lettered already
                 await self.redis.xack(stream, CONSUMER_GROUP, *done)
@@ -310,7 +299,6 @@ class EntryProcessor:
                     if isinstance(one_exc, StaleLease):
                         self._stale(one_exc)
                     failed += [i for i, _ in good[n:]]
-                    self._dropped.update(_bytes(i) for i, _ in good[n:])
                     break
                 log.error("event %s failed: %r", event.event_id, one_exc)
                 failed.append(entry_id)

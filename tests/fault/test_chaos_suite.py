@@ -24,10 +24,4 @@ def test_nothing_acknowledged_is_lost_applied_twice_or_out_of_order_and_no_5xx(
     assert verdict.server_errors == 0, verdict.figures
     assert verdict.unexpected == [], "hostile input answered other than refused"
     assert verdict.failed_checks == []
-    if verdict.out_of_order:
-        # A known, open bug (issue #24; docs/operating.md, "Guarantees"): under lease churn
-        # (pauses past the lease, takeovers) a few claims can still be applied before
-        # earlier entries of their subject; 1 run in 3 here, 2-6 claims. Reported as an
-        # expected failure with the pairs printed above, not hidden: every other guarantee
-        # of the run is asserted
-        pytest.xfail(f"{verdict.out_of_order} claims applied out of per-subject order")
+    assert verdict.out_of_order == 0, "claims applied before earlier entries of their subject"
