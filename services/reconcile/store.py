@@ -249,6 +249,7 @@ class Reconciler:
         self._cache: OrderedDict[Key, KeyState] = OrderedDict()
         self._sizes: dict[Key, int] = {}  # claims counted for each cached key
         self._cached_claims = 0
+        self._cache_stale = False
         self.timing = ApplyTiming()  # of the last apply
         self._locked_at = 0.0
 
@@ -265,6 +266,9 @@ class Reconciler:
         it (until commit), and in all (bench/scale.py reports the shares)."""
         started = time.perf_counter()
         self.timing, self._locked_at = ApplyTiming(), 0.0
+        if self._cache_stale:
+            self._cache_stale = False
+            self._forget()
         try:
             with engine.begin() as conn:
                 written, applied = self._apply(conn, events, fences or {})
@@ -320,6 +324,14 @@ class Reconciler:
         locked = time.perf_counter()
         self._locked_at = self._locked_at or locked  # held from the first time
         self.timing.wait_s += locked - asked
+
+    def forget_cached(self) -> None:
+        """Before the next batch, forget every cached key state: called on taking a
+        partition's lease. While another reconciler owned it, it may have rewritten a key's
+        head in place (the rest of one request re-opens the last version with the same
+        number at the same recorded time), which the cache's check cannot tell apart. A flag,
+        not a clear: a batch may be folding in a worker thread right now."""
+        self._cache_stale = True
 
     def _forget(self) -> None:
         self._cache.clear()
