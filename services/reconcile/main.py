@@ -285,15 +285,12 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
                 AttributeRegistry.load(settings.attributes_file), cache_claims=settings.cache_claims
             )
             streams = [stream_for(p) for p in range(settings.partitions)]
-
-            async def fence(partition: int) -> int:
-                epoch = await asyncio.to_thread(take_fence, engine, partition, consumer)
-                # another owner may have rewritten this partition's keys meanwhile
-                reconciler.forget_cached()
-                return epoch
-
             leases = PartitionLeases(
-                redis, consumer, settings.partitions, lease_ms=settings.lease_ms, fence=fence
+                redis,
+                consumer,
+                settings.partitions,
+                lease_ms=settings.lease_ms,
+                fence=lambda p: asyncio.to_thread(take_fence, engine, p, consumer),
             )
             partition_of_stream = {stream: p for p, stream in enumerate(streams)}
 

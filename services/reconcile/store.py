@@ -249,7 +249,6 @@ class Reconciler:
         self._cache: OrderedDict[Key, KeyState] = OrderedDict()
         self._sizes: dict[Key, int] = {}  # claims counted for each cached key
         self._cached_claims = 0
-        self._cache_stale = False
         self.timing = ApplyTiming()  # of the last apply
         self._locked_at = 0.0
 
@@ -266,9 +265,6 @@ class Reconciler:
         it (until commit), and in all (bench/scale.py reports the shares)."""
         started = time.perf_counter()
         self.timing, self._locked_at = ApplyTiming(), 0.0
-        if self._cache_stale:
-            self._cache_stale = False
-            self._forget()
         try:
             with engine.begin() as conn:
                 written, applied = self._apply(conn, events, fences or {})
@@ -325,14 +321,6 @@ class Reconciler:
         self._locked_at = self._locked_at or locked  # held from the first time
         self.timing.wait_s += locked - asked
 
-    def forget_cached(self) -> None:
-        """Before the next batch, forget every cached key state: called on taking a
-        partition's lease. While another reconciler owned it, it may have rewritten a key's
-        head in place (the rest of one request re-opens the last version with the same
-        number at the same recorded time), which the cache's check cannot tell apart. A flag,
-        not a clear: a batch may be folding in a worker thread right now."""
-        self._cache_stale = True
-
     def _forget(self) -> None:
         self._cache.clear()
         self._sizes.clear()
@@ -340,9 +328,20 @@ class Reconciler:
 
     # -- cache -------------------------------------------------------------------------
 
-    def cached(self, key: Key, head: int | None) -> KeyState | None:
+    def cached(self, key: Key, head: int | None, head_id: int | None) -> KeyState | None:
+        """The cached state of `key` if it is what SQL holds: the same head version, open
+        in the same row. The version number alone is not enough: another writer (the
+        partition's owner while we had lost it; ourselves through a cross-partition event
+        while another owned it) can drop the key's last versions and open them again at the
+        same recorded time with the same numbers, as new rows."""
         state = self._cache.get(key)
-        if state is None or head is None or state.head != head or not state.in_db:
+        if (
+            state is None
+            or head is None
+            or state.head != head
+            or state.step_ids.get(state.head) != head_id
+            or not state.in_db
+        ):
             return None
         self._cache.move_to_end(key)
         return state
@@ -372,6 +371,7 @@ class _Batch:
         self.locked = locked  # folded under the writer lock (else: ids are provisional)
         self.states: dict[Key, KeyState] = {}
         self.heads: dict[Key, int] = {}  # stored head versions of keys that exist
+        self.head_ids: dict[Key, int | None] = {}  # their row ids, None when closed
         self.subject_keys: dict[str, set[str]] = {}
         self.dependents: dict[Key, list[str]] = {}
         self.claim_keys: dict[str, Key] = {}
@@ -513,7 +513,7 @@ class _Batch:
         for key in keys:
             if key in self.states:
                 continue
-            state = self.owner.cached(key, self.heads.get(key))
+            state = self.owner.cached(key, self.heads.get(key), self.head_ids.get(key))
             if state is not None:
                 self._adopt(state)
             else:
@@ -714,6 +714,14 @@ class _Batch:
         subjects = [s for s in subjects if s not in self.asked]
         self.asked.update(subjects)
         for i in range(0, len(subjects), 400):
+            # with the row id of the head version when it is open: rewritten rows get new
+            # ids, so a cached state is known current by it (`Reconciler.cached`)
+            head_row = (
+                (versions_t.c.subject == keys_t.c.subject)
+                & (versions_t.c.attribute == keys_t.c.attribute)
+                & (versions_t.c.version == keys_t.c.head_version)
+                & (versions_t.c.rec_to == MAX_TIME)
+            )
             rows = self.conn.execute(
                 select(
                     keys_t.c.subject,
@@ -721,11 +729,16 @@ class _Batch:
                     keys_t.c.head_version,
                     keys_t.c.depends_on,
                     keys_t.c.updated_at,
-                ).where(_one_of(self.conn, keys_t.c.subject, subjects[i : i + 400]))
+                    versions_t.c.id.label("head_id"),
+                )
+                .select_from(keys_t.outerjoin(versions_t, head_row))
+                .where(_one_of(self.conn, keys_t.c.subject, subjects[i : i + 400]))
             ).all()
             for r in rows:
-                self.seen_keys.setdefault((r.subject, r.attribute), (r.head_version, r.updated_at))
-                if (r.subject, r.attribute) not in self.heads:
+                key = (r.subject, r.attribute)
+                self.seen_keys.setdefault(key, (r.head_version, r.updated_at))
+                if key not in self.heads:
+                    self.head_ids[key] = r.head_id
                     self._know_key(r.subject, r.attribute, r.head_version, _decode(r.depends_on))
 
     def _modifier(self, event: Event, kind: str, target: str) -> Modifier:

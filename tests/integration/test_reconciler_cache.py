@@ -1,12 +1,13 @@
 """A reconciler's cached key states after another reconciler applied to the same keys (a
 lease taken over and back): the cache must not hide what the other one wrote.
 
-The cached state of a key is reused while the key's stored head (version number and
-recorded time) matches. Another owner can rewrite that very head: the rest of one ingest
-request (one recorded time) re-opens the key's last version with the same number at the same
-recorded time. The chaos runs saw it as an IntegrityError on versions(subject, attribute,
-version) in a reconciler that had just retaken a partition; it can also drop a claim from the
-answer silently. Taking a partition's lease (a new fencing epoch) therefore forgets the cache.
+A cached key state used to be reused while the key's head version number and recorded time
+matched. Another owner can rewrite that very head: the rest of one ingest request (one
+recorded time) re-opens the key's last version with the same number at the same recorded
+time. The chaos runs saw it as an IntegrityError on versions(subject, attribute, version), and
+as a delta stored against a head that was no longer in SQL (a chain that no longer applies);
+it also dropped a claim from the answer silently. A cached state is now used only while the
+key's open head row is the one it wrote (rewritten rows get new ids).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def test_a_retaken_partition_is_folded_from_what_the_other_owner_wrote(
     theirs.apply(engine, [second_claim])  # the new owner applied the rest of the request
     assert "2 independent origins" in _origins(engine)
 
-    ours.forget_cached()  # we take the partition back: a new fencing epoch
+    # we take the partition back (or touch the key through a cross-partition event)
     later = report(claim(value=12_000), published_at="2025-01-02", source="other-outlet")
     ours.apply(engine, _events(engine, later))
     assert "3 independent origins" in _origins(engine)
