@@ -194,6 +194,9 @@ class KeyState:
     closed_now: list[Step] = field(default_factory=list)
     closed_ids: dict[int, int] = field(default_factory=dict)
     depends_on: list[str] = field(default_factory=list)
+    # sources whose ratings and learned scores are among `modifiers` (every source with a
+    # claim here): a claim from another source brings that source's in
+    rated: set[str] = field(default_factory=set)
     in_db: bool = False
     # the whole result of version `head` (the base of the next delta) and the chain it ends
     head_data: dict[str, Any] | None = field(default=None, repr=False)
@@ -372,6 +375,9 @@ class _Batch:
         self.states: dict[Key, KeyState] = {}
         self.heads: dict[Key, int] = {}  # stored head versions of keys that exist
         self.head_ids: dict[Key, int | None] = {}  # their row ids, None when closed
+        # ratings and learned scores of the sources this batch's claims come from: stored,
+        # and made by this batch (rows not written yet)
+        self.source_mods: dict[str, list[Modifier]] = {}
         self.subject_keys: dict[str, set[str]] = {}
         self.dependents: dict[Key, list[str]] = {}
         self.claim_keys: dict[str, Key] = {}
@@ -500,6 +506,8 @@ class _Batch:
             if e.type == CLAIM_ASSERTED and e.subject and e.attribute is not None
         ]
         self._load([k for k in dict.fromkeys(wanted) if k in self.heads])
+        sources = {e.payload["claim"]["source_id"] for e in events if e.type == CLAIM_ASSERTED}
+        self.source_mods = _source_modifiers(self.conn, sorted(sources))
 
     def _know_key(self, subject: str, attribute: str, head: int, depends_on: list[str]) -> None:
         self.heads[(subject, attribute)] = head
@@ -574,6 +582,8 @@ class _Batch:
                 # name turns the numbers already stored into names, at every time
                 since = min(state.times())
             state.claims[claim.claim_id] = claim
+            if claim.source_id not in state.rated:
+                self._bring_ratings(state, claim.source_id)
             state.published[claim.claim_id] = data["published_at"]
             state.recorded[claim.claim_id] = rec
             self.claim_keys[claim.claim_id] = key
@@ -593,6 +603,16 @@ class _Batch:
         if event.payload.get("subject_label"):
             state.label = event.payload["subject_label"]
         self._touch(state, since, event, rec)
+
+    def _bring_ratings(self, state: KeyState, source_id: str) -> None:
+        """The first claim of a source on a key: the source's ratings and learned scores
+        apply to it too (as they do when the key is read back from SQL: replay, restarts).
+        They were made before it, so they reach no key they are not attached to."""
+        state.rated.add(source_id)
+        have = {m[2] for m in state.modifiers if m[4] == source_id}
+        new = [m for m in self.source_mods.get(source_id, ()) if m[2] not in have]
+        if new:
+            state.modifiers = sorted([*state.modifiers, *new])
 
     def _note_dependencies(self, state: KeyState, claim: ClaimFacts) -> None:
         spec = self.registry.get(state.attribute)
@@ -622,6 +642,7 @@ class _Batch:
     def _source_rated(self, event: Event) -> None:
         source_id = event.payload["source_id"]
         modifier = self._modifier(event, "rating", source_id)
+        self.source_mods.setdefault(source_id, []).append(modifier)
         stored = self.conn.execute(
             select(claims_t.c.subject, claims_t.c.attribute)
             .where(claims_t.c.source_id == source_id)
@@ -671,6 +692,7 @@ class _Batch:
                 }
             )
             modifier = (effective, event.recorded_at, row_id, "learned", source_id, data)
+            self.source_mods.setdefault(source_id, []).append(modifier)
             for key in keys_of.get(source_id, ()):
                 touched.setdefault(key, []).append(modifier)
         self._prefetch_subjects_of(sorted(touched))
@@ -1568,9 +1590,33 @@ def _load_head(
     state.head_data, state.chain_base, state.head_fields = data, base or 0, None
 
 
+def _source_modifiers(conn: Connection, sources: list[str]) -> dict[str, list[Modifier]]:
+    """The stored ratings and learned scores of these sources."""
+    out: dict[str, list[Modifier]] = {}
+    for i in range(0, len(sources), 500):
+        for m in conn.execute(
+            select(
+                mods_t.c.effective_at,
+                mods_t.c.recorded_at,
+                mods_t.c.event_id,
+                mods_t.c.kind,
+                mods_t.c.target,
+                mods_t.c.data,
+            ).where(
+                mods_t.c.target.in_(sources[i : i + 500]),
+                mods_t.c.kind.in_(("rating", "learned")),
+            )
+        ):
+            out.setdefault(m.target, []).append(
+                (m.effective_at, m.recorded_at, m.event_id, m.kind, m.target, _decode(m.data))
+            )
+    return out
+
+
 def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
     by_target: dict[str, list[KeyState]] = {}
     for state in states:
+        state.rated.update(c.source_id for c in state.claims.values())
         for cid, claim in state.claims.items():
             by_target.setdefault(cid, []).append(state)
             if state not in by_target.setdefault(claim.source_id, []):
