@@ -5,7 +5,7 @@ ids still follow commit order; a fold that a cross-partition commit made stale i
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,34 +25,20 @@ from shared.reports import ReportIn
 from tests.conftest import wait_for
 from tests.factories import claim, report
 from tests.integration import test_recorded_groups as recorded_groups
+from tests.ledger import prepare
+from tests.postgres import advisory_waiters
 
 REGISTRY = AttributeRegistry.load()
 
 
 @pytest.fixture
-def engine(postgres_url: str) -> Iterator[Any]:
-    eng = make_engine(postgres_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+def db_url(postgres_url: str) -> str:
+    """PostgreSQL only (the `engine` fixture's database): there two reconcilers fold at once."""
+    return postgres_url
 
 
 def _events(engine: Any, body: dict[str, Any]) -> list[Event]:
-    ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), partitions=2, tolerance=0.1)
-    return prepare_report(ReportIn.model_validate(body), ctx, None).events
-
-
-def _advisory_waiters(engine: Any) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                    " AND database ="
-                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
-                )
-            ).scalar_one()
-        )
+    return prepare(engine, body, partitions=2).events
 
 
 def _stored_ids(engine: Any) -> list[int]:
@@ -118,7 +104,7 @@ def test_a_fold_runs_while_another_reconciler_holds_the_writer_lock(
     b = _start("b", lambda: b_reconciler.apply(engine, b_events), results)
     # b folds its batch while a holds the lock, then waits for the lock to write
     assert pauses.reached("b").wait(20)
-    wait_for(lambda: _advisory_waiters(engine) == 1)
+    wait_for(lambda: advisory_waiters(engine) == 1)
     assert "b" not in results
     pauses.go("a")
     a.join(20)
