@@ -111,6 +111,15 @@ def claim(
     )
 
 
+def state(
+    cid: str, text: str, origin: str = "Origin", valid_time: ValidTime | None = None, **kw: Any
+) -> ClaimFacts:
+    """A claim of deployment_status (STATUS) that the state is `text` over `valid_time`."""
+    return claim(
+        cid, name(text), origin, attribute="deployment_status", valid_time=valid_time, **kw
+    )
+
+
 def run(claims: list[ClaimFacts], spec: AttributeSpec = STOCK, **kw: Any) -> ConsensusResult:
     return compute_consensus(claims, spec, **kw)
 
