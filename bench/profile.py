@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 # innermost match wins: a frame list is scanned from the leaf up
@@ -50,25 +51,46 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def bucket_of(frames: list[str]) -> str:
+Buckets = list[tuple[str, tuple[str, ...]]]
+
+
+def py_spy_record(
+    raw: Path, rate: int, target: list[str], flags: tuple[str, ...] = ()
+) -> list[str]:
+    """The `py-spy record` command (the py-spy beside this interpreter) that writes raw samples,
+    `rate` a second, to `raw`; `target`: `["--pid", pid]` or `["--", command...]`."""
+    spy = Path(sys.executable).with_name("py-spy")
+    return [str(spy), "record", *flags, "-r", str(rate), "-f", "raw", "-o", str(raw), *target]
+
+
+def bucket_of(frames: list[str], buckets: Buckets, other: str) -> str:
     for frame in reversed(frames):
-        for name, needles in BUCKETS:
+        for name, needles in buckets:
             if any(n in frame for n in needles):
                 return name
-    return "other (batch bookkeeping, interpreter)"
+    return other
 
 
-def summarize(raw: Path, root: str) -> list[tuple[str, float]]:
+def bucket_shares(
+    raw: Path, buckets: Buckets, other: str, keep: Callable[[str], bool]
+) -> tuple[list[tuple[str, float]], int]:
+    """Per bucket, its share (%) of the samples in py-spy's raw output (a line: the frames
+    joined by ';', a space, a count) whose stack `keep` accepts, most first; and their total."""
     counts: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        frames = stack.split(";")
-        if not any(root in f for f in frames):
+        if not keep(stack):
             continue
-        counts[bucket_of(frames)] += int(n)
+        counts[bucket_of(stack.split(";"), buckets, other)] += int(n)
         total += int(n)
-    return [(name, 100 * c / total) for name, c in counts.most_common()] if total else []
+    return [(name, 100 * c / total) for name, c in counts.most_common()] if total else [], total
+
+
+def summarize(raw: Path, root: str) -> list[tuple[str, float]]:
+    """The reconciler's buckets over the samples inside `root` (a frame name, no ';')."""
+    other = "other (batch bookkeeping, interpreter)"
+    return bucket_shares(raw, BUCKETS, other, lambda stack: root in stack)[0]
 
 
 def worker(claims: int, keys: int) -> None:
@@ -136,27 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         worker(args.claims, args.keys)
         return
     raw = Path(tempfile.mkdtemp(prefix="claimledger-profile-")) / "reconcile.txt"
-    spy = Path(sys.executable).with_name("py-spy")
+    worker_argv = ["--worker", "--claims", str(args.claims), "--keys", str(args.keys)]
     subprocess.run(
-        [
-            str(spy),
-            "record",
-            "-r",
-            str(args.rate),
-            "-f",
-            "raw",
-            "-o",
-            str(raw),
-            "--",
-            sys.executable,
-            "-m",
-            "bench.profile",
-            "--worker",
-            "--claims",
-            str(args.claims),
-            "--keys",
-            str(args.keys),
-        ],
+        py_spy_record(raw, args.rate, ["--", sys.executable, "-m", "bench.profile", *worker_argv]),
         check=True,
     )
     print("\nCPU per unit of the pure stages (one core, no I/O)\n")

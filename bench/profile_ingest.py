@@ -20,10 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 from bench.loadgen import encode_posts, post_all
+from bench.profile import bucket_shares, py_spy_record
 from bench.run import report_body
 from services.harness.cluster import Cluster
 from services.infra.localredis import LocalRedis
@@ -47,24 +47,11 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def bucket_of(frames: list[str]) -> str:
-    for frame in reversed(frames):
-        for name, needles in BUCKETS:
-            if any(n in frame for n in needles):
-                return name
-    return "other"
-
-
 def summarize(raw: Path) -> tuple[list[tuple[str, float]], int]:
-    counts: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack or "process_idle" in stack:
-            continue
-        counts[bucket_of(stack.split(";"))] += int(n)
-        total += int(n)
-    return [(name, 100 * c / total) for name, c in counts.most_common()], total
+    """Ingest's buckets over the samples that are not idle, and how many those are."""
+    return bucket_shares(
+        raw, BUCKETS, "other", lambda stack: bool(stack) and "process_idle" not in stack
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,20 +77,9 @@ def main(argv: list[str] | None = None) -> None:
             ]
             posts, connections = encode_posts(service.url, "/v1/reports:batch", batches), 2
         spy = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("py-spy")),
-                "record",
-                "--gil",
-                "--subprocesses",
-                "-r",
-                str(args.rate),
-                "-f",
-                "raw",
-                "-o",
-                str(raw),
-                "--pid",
-                str(service.process.pid),
-            ],
+            py_spy_record(
+                raw, args.rate, ["--pid", str(service.process.pid)], ("--gil", "--subprocesses")
+            ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

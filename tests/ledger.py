@@ -23,6 +23,14 @@ from shared.reports import ReportIn
 REGISTRY = AttributeRegistry.load()
 
 
+def prepare(engine: Engine, body: dict[str, Any], partitions: int = 4) -> outbox.Pending:
+    """What ingest makes of a posted report (its events, over `partitions`), not yet stored."""
+    ctx = IngestContext(
+        engine, None, REGISTRY, KeyChecker(engine), partitions=partitions, tolerance=0.1
+    )
+    return prepare_report(ReportIn.model_validate(body), ctx, None)
+
+
 @dataclass
 class Ledger:
     engine: Engine
@@ -38,10 +46,7 @@ class Ledger:
         self.engine.dispose()
 
     def prepare(self, body: dict[str, Any]) -> outbox.Pending:
-        ctx = IngestContext(
-            self.engine, None, REGISTRY, KeyChecker(self.engine), partitions=4, tolerance=0.1
-        )
-        return prepare_report(ReportIn.model_validate(body), ctx, None)
+        return prepare(self.engine, body)
 
     def accept(self, body: dict[str, Any]) -> Written:
         """Stores the report and its events in the outbox (what a 202 means), unapplied."""

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 import psycopg
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
 
 from services.infra.localredis import free_port
 
@@ -39,6 +40,21 @@ ENV_URL = "CLAIMLEDGER_TEST_POSTGRES_URL"
 # `throwaway`: skip the local server and start a cluster of our own (isolated, no fsync)
 ENV_CHOICE = "CLAIMLEDGER_TEST_POSTGRES"
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def advisory_waiters(engine: Engine) -> int:
+    """How many sessions of this database wait for an advisory lock (the outbox's and the
+    reconciler's writer locks): a test sees a writer waiting its turn."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            ).scalar_one()
+        )
 
 
 class PostgresUnavailable(RuntimeError):

@@ -1441,6 +1441,28 @@ def _among(table: Any, keys: list[Key]) -> tuple[Any, Any]:
     )
 
 
+# What a stored step is read back from (_step_of): the open steps (_load_states) and those the
+# latest recorded time closed (_load_closed_now). The whole result only where there is no
+# digest: a row written before revision 0003.
+_STEP_COLUMNS = (
+    versions_t.c.id,
+    versions_t.c.subject,
+    versions_t.c.attribute,
+    versions_t.c.version,
+    versions_t.c.pub_from,
+    versions_t.c.pub_to,
+    versions_t.c.digest,
+    versions_t.c.summary,
+    case((versions_t.c.digest.is_(None), versions_t.c.result), else_=None).label("result"),
+)
+
+
+def _step_of(row: Any) -> Step:
+    """The step of a row selected with _STEP_COLUMNS."""
+    stored = _stored(row.digest, row.summary, row.result)
+    return Step(row.pub_from, row.pub_to, stored, version=row.version)
+
+
 def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> list[KeyState]:
     states = {k: KeyState(k[0], k[1], head=heads.get(k, 0), in_db=True) for k in keys}
     opened_at: dict[tuple[str, str, int], str] = {}
@@ -1463,28 +1485,15 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         state.claims[r.claim_id] = claim
         state.published[r.claim_id] = r.published_at
         state.recorded[r.claim_id] = r.recorded_at
-    legacy = case((versions_t.c.digest.is_(None), versions_t.c.result), else_=None)
     for v in conn.execute(
-        select(
-            versions_t.c.id,
-            versions_t.c.subject,
-            versions_t.c.attribute,
-            versions_t.c.version,
-            versions_t.c.pub_from,
-            versions_t.c.pub_to,
-            versions_t.c.rec_from,
-            versions_t.c.digest,
-            versions_t.c.summary,
-            legacy.label("result"),
-        )
+        select(*_STEP_COLUMNS, versions_t.c.rec_from)
         .where(*_among(versions_t, keys), versions_t.c.rec_to == MAX_TIME)
         .order_by(versions_t.c.pub_from)
     ):
         state = states.get((v.subject, v.attribute))
         if state is None:
             continue
-        stored = _stored(v.digest, v.summary, v.result)
-        state.steps.append(Step(v.pub_from, v.pub_to, stored, version=v.version))
+        state.steps.append(_step_of(v))
         state.step_ids[v.version] = v.id
         opened_at[(v.subject, v.attribute, v.version)] = v.rec_from
     for state in states.values():
@@ -1517,17 +1526,7 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
 def _load_closed_now(conn: Connection, states: dict[Key, KeyState]) -> None:
     """The steps each key's latest recorded time closed (their close may be undone)."""
     for row in conn.execute(
-        select(
-            versions_t.c.id,
-            versions_t.c.subject,
-            versions_t.c.attribute,
-            versions_t.c.version,
-            versions_t.c.pub_from,
-            versions_t.c.pub_to,
-            versions_t.c.digest,
-            versions_t.c.summary,
-            case((versions_t.c.digest.is_(None), versions_t.c.result), else_=None).label("result"),
-        )
+        select(*_STEP_COLUMNS)
         .select_from(
             versions_t.join(
                 keys_t,
@@ -1542,8 +1541,7 @@ def _load_closed_now(conn: Connection, states: dict[Key, KeyState]) -> None:
         state = states.get((row.subject, row.attribute))
         if state is None:
             continue
-        stored = _stored(row.digest, row.summary, row.result)
-        state.closed_now.append(Step(row.pub_from, row.pub_to, stored, version=row.version))
+        state.closed_now.append(_step_of(row))
         state.closed_ids[row.version] = row.id
 
 

@@ -5,7 +5,7 @@ ids still follow commit order; a fold that a cross-partition commit made stale i
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,34 +25,20 @@ from shared.reports import ReportIn
 from tests.conftest import wait_for
 from tests.factories import claim, report
 from tests.integration import test_recorded_groups as recorded_groups
+from tests.ledger import prepare
+from tests.postgres import advisory_waiters
 
 REGISTRY = AttributeRegistry.load()
 
 
 @pytest.fixture
-def engine(postgres_url: str) -> Iterator[Any]:
-    eng = make_engine(postgres_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+def db_url(postgres_url: str) -> str:
+    """PostgreSQL only (the `engine` fixture's database): there two reconcilers fold at once."""
+    return postgres_url
 
 
 def _events(engine: Any, body: dict[str, Any]) -> list[Event]:
-    ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), partitions=2, tolerance=0.1)
-    return prepare_report(ReportIn.model_validate(body), ctx, None).events
-
-
-def _advisory_waiters(engine: Any) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                    " AND database ="
-                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
-                )
-            ).scalar_one()
-        )
+    return prepare(engine, body, partitions=2).events
 
 
 def _stored_ids(engine: Any) -> list[int]:
@@ -118,7 +104,7 @@ def test_a_fold_runs_while_another_reconciler_holds_the_writer_lock(
     b = _start("b", lambda: b_reconciler.apply(engine, b_events), results)
     # b folds its batch while a holds the lock, then waits for the lock to write
     assert pauses.reached("b").wait(20)
-    wait_for(lambda: _advisory_waiters(engine) == 1)
+    wait_for(lambda: advisory_waiters(engine) == 1)
     assert "b" not in results
     pauses.go("a")
     a.join(20)
@@ -154,6 +140,23 @@ def test_version_ids_follow_commit_order_not_fold_order(
     assert {by_subject[i] for i in a_ids} == {"first-folded"}
 
 
+def _apply_with_a_commit_after_its_fold(
+    engine: Any, monkeypatch: pytest.MonkeyPatch, events: list[Event], commit: Callable[[], Any]
+) -> Reconciler:
+    """Applies `events` in thread "a", held after its fold (before the lock) while `commit`
+    runs (another writer's apply); returns a's reconciler once a has written."""
+    pauses = _Pauses(monkeypatch)
+    pauses.pause_after_fold.add("a")
+    a_reconciler = Reconciler(REGISTRY)
+    results: dict[str, Any] = {}
+    a = _start("a", lambda: a_reconciler.apply(engine, events), results)
+    assert pauses.reached("a").wait(20)
+    commit()
+    pauses.go("a")
+    a.join(20)
+    return a_reconciler
+
+
 def _rating(source: str, reliability: str = "E") -> Event:
     target = CorrectionTarget(source, source, None, None)
     data = {"reliability": reliability, "rationale": "checked"}
@@ -170,15 +173,10 @@ def test_a_fold_that_a_rating_committed_since_made_stale_is_folded_again(
     later = _events(engine, report(claim(value=300), source="src-two", published_at="2025-02-10"))
     rating = _rating("src-one")
     Reconciler(REGISTRY).apply(engine, stored)
-    pauses = _Pauses(monkeypatch)
-    pauses.pause_after_fold.add("a")
-    a_reconciler = Reconciler(REGISTRY)
-    results: dict[str, Any] = {}
-    a = _start("a", lambda: a_reconciler.apply(engine, later), results)
-    assert pauses.reached("a").wait(20)
-    Reconciler(REGISTRY).apply(engine, [rating])  # another partition's owner
-    pauses.go("a")
-    a.join(20)
+    # the rating comes from another partition's owner
+    a_reconciler = _apply_with_a_commit_after_its_fold(
+        engine, monkeypatch, later, lambda: Reconciler(REGISTRY).apply(engine, [rating])
+    )
     assert a_reconciler.timing.refolded
     # the same as applying the three batches one after the other
     serial = make_engine(f"sqlite:///{tmp_path / 'serial.db'}")
@@ -200,15 +198,9 @@ def test_a_fold_whose_keys_another_writer_changed_since_is_folded_again(
     the batch whose keys moved after its fold is folded again under the lock."""
     first = _events(engine, report(claim(value=100), published_at="2025-01-10"))
     second = _events(engine, report(claim(value=300), published_at="2025-02-10"))
-    pauses = _Pauses(monkeypatch)
-    pauses.pause_after_fold.add("a")
-    a_reconciler = Reconciler(REGISTRY)
-    results: dict[str, Any] = {}
-    a = _start("a", lambda: a_reconciler.apply(engine, second), results)
-    assert pauses.reached("a").wait(20)
-    Reconciler(REGISTRY).apply(engine, first)
-    pauses.go("a")
-    a.join(20)
+    a_reconciler = _apply_with_a_commit_after_its_fold(
+        engine, monkeypatch, second, lambda: Reconciler(REGISTRY).apply(engine, first)
+    )
     assert a_reconciler.timing.refolded
     history = views.history(engine, "dprk-troops-kursk", "personnel_deployed", 0, 100)
     assert [v["version"] for v in history] == [1, 2]  # the second fold saw the first claim
@@ -227,17 +219,14 @@ def test_a_rating_that_moved_no_key_still_makes_a_fold_stale(
     Reconciler(REGISTRY).apply(engine, stored)
     with engine.connect() as conn:
         keys_before = conn.execute(text("SELECT head_version, updated_at FROM keys")).all()
-    pauses = _Pauses(monkeypatch)
-    pauses.pause_after_fold.add("a")
-    a_reconciler = Reconciler(REGISTRY)
-    results: dict[str, Any] = {}
-    a = _start("a", lambda: a_reconciler.apply(engine, later), results)
-    assert pauses.reached("a").wait(20)
-    Reconciler(REGISTRY).apply(engine, [rating])
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT head_version, updated_at FROM keys")).all() == keys_before
-    pauses.go("a")
-    a.join(20)
+
+    def rate() -> None:
+        Reconciler(REGISTRY).apply(engine, [rating])
+        with engine.connect() as conn:
+            keys_after = conn.execute(text("SELECT head_version, updated_at FROM keys")).all()
+        assert keys_after == keys_before
+
+    a_reconciler = _apply_with_a_commit_after_its_fold(engine, monkeypatch, later, rate)
     assert a_reconciler.timing.refolded
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 from services.infra.db import create_schema, make_engine
 from services.ingest import outbox
-from services.ingest.leader import publisher_lock
+from services.ingest.leader import PublisherLock, publisher_lock
 from services.ingest.relay import DATA_FIELD, Relay
 from shared.events import Event, stream_for
 from shared.timeaxes import now_iso
@@ -58,20 +62,49 @@ async def _until(predicate: Any, timeout_s: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_two_relays_publish_every_event_once_and_the_survivor_takes_over(
-    db_url: str, redis_server: Any
-) -> None:
-    engines = [make_engine(db_url) for _ in range(2)]  # one per replica, like two processes
+@dataclass
+class _Replicas:
+    engines: list[Engine]  # one per replica, like two processes
+    redis: Redis
+    locks: list[PublisherLock]
+    relays: list[Relay]
+    tasks: list[asyncio.Task[Any]]
+
+
+@asynccontextmanager
+async def _two_replicas(db_url: str, redis_url: str, **relay: float) -> AsyncIterator[_Replicas]:
+    """Two ingest replicas over one outbox, each relay running with its own publisher lock
+    (`relay`: more Relay settings); at the end every task (those the test adds too) is
+    cancelled, the locks released, the connections closed."""
+    engines = [make_engine(db_url) for _ in range(2)]
     await asyncio.to_thread(create_schema, engines[0])
-    redis = Redis.from_url(redis_server.url)
+    redis = Redis.from_url(redis_url)
     locks = [publisher_lock(e) for e in engines]
     relays = [
-        Relay(e, redis, republish_after_s=600, leader=lock, leader_check_s=0.1)
+        Relay(e, redis, republish_after_s=600, leader=lock, leader_check_s=0.1, **relay)
         for e, lock in zip(engines, locks, strict=True)
     ]
     tasks = [asyncio.create_task(r.run()) for r in relays]
-    written = 0
     try:
+        yield _Replicas(engines, redis, locks, relays, tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for lock in locks:
+            await asyncio.to_thread(lock.release)
+        await redis.aclose()
+        for engine in engines:
+            engine.dispose()
+
+
+async def test_two_relays_publish_every_event_once_and_the_survivor_takes_over(
+    db_url: str, redis_server: Any
+) -> None:
+    written = 0
+    async with _two_replicas(db_url, redis_server.url) as replicas:
+        engines, relays, tasks = replicas.engines, replicas.relays, replicas.tasks
+        redis, locks = replicas.redis, replicas.locks
         # steady state: both relays running while reports keep arriving, some in big batches
         for wave, size in enumerate((300, 1500, 40, 2500, 7)):
             events, streams = _events(f"w{wave}", size)
@@ -103,15 +136,6 @@ async def test_two_relays_publish_every_event_once_and_the_survivor_takes_over(
         published = await _published(redis)
         assert len(published) == len(set(published)) == written
         assert relays[1 - leader].leading
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for lock in locks:
-            await asyncio.to_thread(lock.release)
-        await redis.aclose()
-        for engine in engines:
-            engine.dispose()
 
 
 async def test_a_standing_by_replicas_commit_wakes_the_publisher_at_once(
@@ -119,17 +143,9 @@ async def test_a_standing_by_replicas_commit_wakes_the_publisher_at_once(
 ) -> None:
     """Another worker's or replica's commit reaches Redis without waiting for the publisher's
     poll (here 30 s): the standing-by relay tells it through Redis (Relay.kick)."""
-    engines = [make_engine(db_url) for _ in range(2)]
-    await asyncio.to_thread(create_schema, engines[0])
-    redis = Redis.from_url(redis_server.url)
-    locks = [publisher_lock(e) for e in engines]
-    relays = [
-        Relay(e, redis, republish_after_s=600, leader=lock, idle_poll_s=30, leader_check_s=0.1)
-        for e, lock in zip(engines, locks, strict=True)
-    ]
-    tasks = [asyncio.create_task(r.run()) for r in relays]
-    tasks += [asyncio.create_task(r.listen_for_appends()) for r in relays]
-    try:
+    async with _two_replicas(db_url, redis_server.url, idle_poll_s=30) as replicas:
+        engines, redis, relays = replicas.engines, replicas.redis, replicas.relays
+        replicas.tasks.extend(asyncio.create_task(r.listen_for_appends()) for r in relays)
 
         async def settled() -> bool:  # one publisher, both listening
             subscribed = dict(await redis.pubsub_numsub("claimledger:outbox:appended"))
@@ -146,12 +162,3 @@ async def test_a_standing_by_replicas_commit_wakes_the_publisher_at_once(
             return len(await _published(redis)) == 20
 
         await _until(sent, timeout_s=3.0)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for lock in locks:
-            await asyncio.to_thread(lock.release)
-        await redis.aclose()
-        for engine in engines:
-            engine.dispose()

@@ -8,35 +8,25 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from services.infra.db import create_schema, make_engine
-from services.infra.keys import KeyChecker
 from services.ingest import outbox
-from services.ingest.api import IngestContext, prepare_report
 from services.query import views
 from services.reconcile.store import Reconciler, versions_t
 from shared.attributes import AttributeRegistry
-from shared.reports import ReportIn
 from shared.timeaxes import MAX_TIME, MIN_TIME
 from tests.conftest import BACKENDS, wait_for
 from tests.factories import claim, report
+from tests.ledger import prepare
+from tests.postgres import advisory_waiters
 
 REGISTRY = AttributeRegistry.load()
 pytestmark = pytest.mark.parametrize("db_url", BACKENDS, indirect=True)
 
 
-@pytest.fixture
-def engine(db_url: str) -> Any:
-    eng = make_engine(db_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
-
-
 def _prepared(engine: Any, body: dict[str, Any]) -> outbox.Pending:
-    ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), partitions=2, tolerance=0.1)
-    return prepare_report(ReportIn.model_validate(body), ctx, None)
+    return prepare(engine, body, partitions=2)
 
 
 def _events(engine: Any, body: dict[str, Any]) -> list[Any]:
@@ -63,7 +53,7 @@ def test_a_later_outbox_write_waits_for_an_uncommitted_earlier_one(
         done = threading.Event()
         later = threading.Thread(target=lambda: (outbox.accept_report(engine, second), done.set()))
         later.start()
-        wait_for(lambda: _advisory_waiters(engine) == 1)  # the later writer waits its turn
+        wait_for(lambda: advisory_waiters(engine) == 1)  # the later writer waits its turn
         assert _visible_seqs(engine) == []
         assert views.watermark(engine) == 0
     later.join(10)
@@ -75,19 +65,6 @@ def test_a_later_outbox_write_waits_for_an_uncommitted_earlier_one(
             select(outbox.outbox.c.seq).where(outbox.outbox.c.event_id == first.events[-1].event_id)
         ).scalar_one()
     assert last_of_first == len(first.events)
-
-
-def _advisory_waiters(engine: Any) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                    " AND database ="
-                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
-                )
-            ).scalar_one()
-        )
 
 
 def test_outbox_seqs_and_the_watermark_have_no_gaps_under_concurrent_ingest_writers(
@@ -283,7 +260,7 @@ async def test_the_relay_sends_a_row_that_committed_while_it_was_reading(
         await asyncio.to_thread(outbox._accept, holding, [first])  # a seq drawn, uncommitted
         later = asyncio.create_task(asyncio.to_thread(outbox.accept_report, engine, second))
         if engine.dialect.name == "postgresql":
-            await asyncio.to_thread(wait_for, lambda: _advisory_waiters(engine) == 1)
+            await asyncio.to_thread(wait_for, lambda: advisory_waiters(engine) == 1)
         await relay.publish_once()
     finally:
         await asyncio.to_thread(transaction.commit)

@@ -10,6 +10,7 @@ properties build every field with a non-default value and compare the whole obje
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from hypothesis import given, settings
@@ -185,27 +186,31 @@ def test_an_exclusive_upper_bound_stays_exclusive() -> None:
     assert back.value.high_exclusive is True and back.value.best_derived is True
 
 
+# A stored result with its lists filled (clusters, weights, exclusions, constraints, segments).
+_RESULT = ConsensusResult(
+    method="weighted-median-log",
+    method_version=1,
+    kind="stock",
+    unit="people",
+    low=10_000,
+    best=11_000,
+    high=12_000,
+    conservative=10_000,
+    status="contested",
+    support=("c1",),
+    dissent=("c2",),
+    excluded=("c3",),
+    explanation="two sources disagree",
+    clusters=(Cluster("reuters", ("c1",), 0.85, 10_000, 11_000, 12_000),),
+    weights=(("c1", 0.85), ("c2", 0.4)),
+    exclusions=(("c3", "retracted"),),
+    constraints=("note",),
+    segments=(Segment(date(2024, 5, 1), date(2024, 6, 1), 1, 2, 3, 1, "settled", ("c1",), ()),),
+)
+
+
 def test_a_stored_result_keeps_weights_clusters_and_segments() -> None:
-    result = ConsensusResult(
-        method="weighted-median-log",
-        method_version=1,
-        kind="stock",
-        unit="people",
-        low=10_000,
-        best=11_000,
-        high=12_000,
-        conservative=10_000,
-        status="contested",
-        support=("c1",),
-        dissent=("c2",),
-        excluded=("c3",),
-        explanation="two sources disagree",
-        clusters=(Cluster("reuters", ("c1",), 0.85, 10_000, 11_000, 12_000),),
-        weights=(("c1", 0.85), ("c2", 0.4)),
-        exclusions=(("c3", "retracted"),),
-        constraints=("note",),
-        segments=(Segment(date(2024, 5, 1), date(2024, 6, 1), 1, 2, 3, 1, "settled", ("c1",), ()),),
-    )
+    result = _RESULT
     back = result_from_dict(_wire(result_to_dict(result)))  # type: ignore[arg-type]
     assert back == result
     assert dict(back.weights) == {"c1": 0.85, "c2": 0.4}
@@ -240,25 +245,15 @@ def test_a_result_dict_holds_plain_lists_and_every_cluster_field() -> None:
 def test_a_result_encoded_from_the_dataclass_is_its_dict_encoded() -> None:
     """The reconciler encodes a fresh result straight from the dataclass: the bytes must
     be those of result_to_dict's dict, field by field (digests and stored rows)."""
-    result = ConsensusResult(
-        method="weighted-median-log",
-        method_version=1,
-        kind="stock",
-        unit="people",
-        low=10_000,
+    result = replace(
+        _RESULT,
         best=11_000.5,
         high=-0.0,
         conservative=None,
-        status="contested",
-        support=("c1",),
-        dissent=("c2",),
-        excluded=("c3",),
         explanation="two sources — disagree",
         value_text=None,
         clusters=(Cluster("reuters", ("c1", "c4"), 0.85, 10_000, 11_000, 12_000, "x"),),
         weights=(("c2", 0.4), ("c1", 0.85)),
-        exclusions=(("c3", "retracted"),),
-        constraints=("note",),
         segments=(
             Segment(date(2024, 5, 1), None, 1, 2.5, 3, 1, "settled", ("c1",), ("c2",)),
             Segment(None, date(2024, 5, 1), None, None, None, None, "none", (), ()),

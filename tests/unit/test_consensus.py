@@ -111,6 +111,15 @@ def claim(
     )
 
 
+def state(
+    cid: str, text: str, origin: str = "Origin", valid_time: ValidTime | None = None, **kw: Any
+) -> ClaimFacts:
+    """A claim of deployment_status (STATUS) that the state is `text` over `valid_time`."""
+    return claim(
+        cid, name(text), origin, attribute="deployment_status", valid_time=valid_time, **kw
+    )
+
+
 def run(claims: list[ClaimFacts], spec: AttributeSpec = STOCK, **kw: Any) -> ConsensusResult:
     return compute_consensus(claims, spec, **kw)
 
@@ -554,10 +563,8 @@ def test_overlapping_valid_times_are_fused_where_they_overlap() -> None:
 
 def test_state_timeline_withdrawn_then_deployed() -> None:
     claims = [
-        claim(
-            "w", name("withdrawn"), "A", attribute="deployment_status", valid_time=month(2025, 1)
-        ),
-        claim("d", name("deployed"), "B", attribute="deployment_status", valid_time=since(2025, 2)),
+        state("w", "withdrawn", "A", month(2025, 1)),
+        state("d", "deployed", "B", since(2025, 2)),
     ]
     result = compute_consensus(claims, STATUS)
     assert [(s.valid_from, s.valid_to, s.text) for s in result.segments] == [
@@ -574,12 +581,8 @@ def test_state_timeline_withdrawn_then_deployed() -> None:
 
 def test_open_ended_state_is_superseded_by_a_later_start() -> None:
     claims = [
-        claim(
-            "d", name("deployed"), "A", attribute="deployment_status", valid_time=since(2024, 11)
-        ),
-        claim(
-            "w", name("withdrawn"), "B", attribute="deployment_status", valid_time=since(2025, 1)
-        ),
+        state("d", "deployed", "A", since(2024, 11)),
+        state("w", "withdrawn", "B", since(2025, 1)),
     ]
     result = compute_consensus(claims, STATUS)
     assert [(s.valid_from, s.text) for s in result.segments] == [
@@ -591,15 +594,9 @@ def test_open_ended_state_is_superseded_by_a_later_start() -> None:
 
 def test_state_since_date_is_the_start_of_its_unbroken_run() -> None:
     claims = [
-        claim(
-            "w", name("withdrawn"), "A", attribute="deployment_status", valid_time=month(2024, 10)
-        ),
-        claim(
-            "d1", name("deployed"), "B", attribute="deployment_status", valid_time=since(2024, 11)
-        ),
-        claim(
-            "d2", name("Deployed"), "C", attribute="deployment_status", valid_time=since(2025, 1)
-        ),
+        state("w", "withdrawn", "A", month(2024, 10)),
+        state("d1", "deployed", "B", since(2024, 11)),
+        state("d2", "Deployed", "C", since(2025, 1)),
     ]
     result = compute_consensus(claims, STATUS)
     assert [s.text for s in result.segments] == ["withdrawn", "deployed", "Deployed"]

@@ -18,6 +18,7 @@ from tests.unit.test_consensus import (
     month,
     name,
     since,
+    state,
 )
 
 GATE = AttributeSpec("gate", "categorical", unit="gate")
@@ -43,21 +44,15 @@ def test_a_categorical_result_carries_its_method_attribute_and_exclusions() -> N
     assert result.newest_support_at == "2025-02-20T00:00:00Z"
 
 
-def _state(
-    cid: str, text: str, origin: str, vt: ValidTime | None = None, **kw: object
-) -> ClaimFacts:
-    return claim(cid, name(text), origin, attribute="deployment_status", valid_time=vt, **kw)  # type: ignore[arg-type]
-
-
 def test_untimed_state_claims_are_judged_against_the_current_value() -> None:
     """'withdrawn' in January is history, not dissent; a claim with no valid time says
     nothing about when, so it is read as about now: 'deployed' supports, 'withdrawn'
     dissents."""
     claims = [
-        _state("jan", "withdrawn", "A", month(2025, 1)),
-        _state("feb", "deployed", "B", since(2025, 2)),
-        _state("now-d", "deployed", "C"),
-        _state("now-w", "withdrawn", "D"),
+        state("jan", "withdrawn", "A", month(2025, 1)),
+        state("feb", "deployed", "B", since(2025, 2)),
+        state("now-d", "deployed", "C"),
+        state("now-w", "withdrawn", "D"),
     ]
     result = compute_consensus(claims, STATUS)
     assert result.value_text == "deployed"
@@ -67,8 +62,8 @@ def test_untimed_state_claims_are_judged_against_the_current_value() -> None:
 
 def test_a_value_restated_from_a_later_date_holds_since_its_first_statement() -> None:
     claims = [
-        _state("d1", "deployed", "A", since(2024, 11)),
-        _state("d2", "deployed", "B", since(2025, 1)),
+        state("d1", "deployed", "A", since(2024, 11)),
+        state("d2", "deployed", "B", since(2025, 1)),
     ]
     result = compute_consensus(claims, STATUS)
     assert [s.valid_from for s in result.segments] == [date(2024, 11, 1), date(2025, 1, 1)]
@@ -79,8 +74,8 @@ def test_a_value_held_from_the_beginning_of_time_has_no_since() -> None:
     # "deployed until January", then "deployed since January": one unbroken run with no
     # known start
     claims = [
-        _state("u", "deployed", "A", ValidTime(None, date(2025, 1, 1), "open")),
-        _state("s", "deployed", "B", since(2025, 1)),
+        state("u", "deployed", "A", ValidTime(None, date(2025, 1, 1), "open")),
+        state("s", "deployed", "B", since(2025, 1)),
     ]
     result = compute_consensus(claims, STATUS)
     assert [s.valid_from for s in result.segments] == [None, date(2025, 1, 1)]
@@ -89,8 +84,8 @@ def test_a_value_held_from_the_beginning_of_time_has_no_since() -> None:
 
 def test_an_earlier_value_with_no_known_start_reads_from_an_ellipsis() -> None:
     claims = [
-        _state("u", "withdrawn", "A", ValidTime(None, date(2025, 1, 1), "open")),
-        _state("s", "deployed", "B", since(2025, 1)),
+        state("u", "withdrawn", "A", ValidTime(None, date(2025, 1, 1), "open")),
+        state("s", "deployed", "B", since(2025, 1)),
     ]
     assert compute_consensus(claims, STATUS).explanation == (
         "Single origin (B): 'deployed' since 2025-01-01; earlier 'withdrawn' (… to 2025-01-01)."
@@ -99,8 +94,8 @@ def test_an_earlier_value_with_no_known_start_reads_from_an_ellipsis() -> None:
 
 def test_each_state_segment_carries_its_own_newest_support() -> None:
     claims = [
-        _state("jan", "withdrawn", "A", month(2025, 1), published="2025-01-20"),
-        _state("feb", "deployed", "B", since(2025, 2), published="2025-02-20"),
+        state("jan", "withdrawn", "A", month(2025, 1), published="2025-01-20"),
+        state("feb", "deployed", "B", since(2025, 2), published="2025-02-20"),
     ]
     result = compute_consensus(claims, STATUS)
     assert [s.newest_support_at for s in result.segments] == [

@@ -17,10 +17,10 @@ from tests.unit.test_consensus import (
     claim,
     exact,
     month,
-    name,
     relative,
     run,
     since,
+    state,
 )
 
 # --- 1. registered names and aliases, case and spacing ignored -----------------------------
@@ -201,18 +201,10 @@ def test_an_assessment_that_keeps_the_claim_is_still_noted() -> None:
 
 def test_each_segment_explains_its_own_period_only() -> None:
     claims = [
-        claim(
-            "d", name("deployed"), "A", attribute="deployment_status", valid_time=month(2024, 12)
-        ),
-        claim(
-            "w1", name("withdrawn"), "B", attribute="deployment_status", valid_time=month(2025, 1)
-        ),
-        claim(
-            "w2", name("withdrawn"), "C", attribute="deployment_status", valid_time=month(2025, 1)
-        ),
-        claim(
-            "d2", name("deployed"), "B", attribute="deployment_status", valid_time=since(2025, 2)
-        ),
+        state("d", "deployed", "A", month(2024, 12)),
+        state("w1", "withdrawn", "B", month(2025, 1)),
+        state("w2", "withdrawn", "C", month(2025, 1)),
+        state("d2", "deployed", "B", since(2025, 2)),
     ]
     result = compute_consensus(claims, STATUS)
     january = next(s for s in result.segments if s.text == "withdrawn")
@@ -230,8 +222,7 @@ def test_numeric_segments_explain_their_period() -> None:
 
 
 def _status(cid: str, text: str, origin: str, start: date, end: date | None) -> ClaimFacts:
-    vt = ValidTime(start, end, "interval")
-    return claim(cid, name(text), origin, attribute="deployment_status", valid_time=vt)
+    return state(cid, text, origin, ValidTime(start, end, "interval"))
 
 
 def test_claims_about_different_periods_are_not_agreement() -> None:
