@@ -18,33 +18,22 @@ from typing import Any
 import pytest
 
 from services.infra.db import create_schema, make_engine
-from services.infra.keys import KeyChecker
-from services.ingest.api import IngestContext, prepare_report
 from services.query import views
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry
 from shared.events import CLAIM_ASSERTED, Event
-from shared.reports import ReportIn
 from tests.conftest import BACKENDS
 from tests.factories import claim, report
+from tests.ledger import prepare
 
 REGISTRY = AttributeRegistry.load()
 pytestmark = pytest.mark.parametrize("db_url", BACKENDS, indirect=True)
 KEY = ("dprk-troops-kursk", "personnel_deployed")
 
 
-@pytest.fixture
-def engine(db_url: str) -> Any:
-    eng = make_engine(db_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
-
-
 def _events(engine: Any, body: dict[str, Any]) -> list[Event]:
-    ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), partitions=4, tolerance=0.1)
-    return prepare_report(ReportIn.model_validate(body), ctx, None).events
+    return prepare(engine, body).events
 
 
 def _origins(engine: Any) -> str:

@@ -16,37 +16,27 @@ import pytest
 from sqlalchemy import select
 
 from services.infra.db import create_schema, make_engine
-from services.infra.keys import KeyChecker
-from services.ingest.api import CorrectionTarget, IngestContext, correction_event, prepare_report
+from services.ingest.api import CorrectionTarget, correction_event
 from services.query import views
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler, claims_t
 from shared.attributes import AttributeRegistry
 from shared.events import SCHEMA_VERSION, SOURCE_RATED, SOURCE_RELIABILITY_LEARNED, Event
-from shared.reports import ReportIn
 from tests.conftest import BACKENDS
 from tests.factories import claim, report
+from tests.ledger import prepare
 
 REGISTRY = AttributeRegistry.load()
 pytestmark = pytest.mark.parametrize("db_url", BACKENDS, indirect=True)
 KEY = ("new-key-troops", "personnel_deployed")
 
 
-@pytest.fixture
-def engine(db_url: str) -> Any:
-    eng = make_engine(db_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
-
-
 def _reports(engine: Any) -> list[Event]:
-    ctx = IngestContext(engine, None, REGISTRY, KeyChecker(engine), partitions=4, tolerance=0.1)
     bodies = [
         report(claim(*KEY, value=1_000), source="tabloid", published_at="2025-02-17"),
         report(claim(*KEY, value=3_000), source="wire", published_at="2025-02-17"),
     ]
-    return [e for b in bodies for e in prepare_report(ReportIn.model_validate(b), ctx, None).events]
+    return [e for b in bodies for e in prepare(engine, b).events]
 
 
 def _rating() -> Event:
