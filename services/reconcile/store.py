@@ -331,18 +331,22 @@ class Reconciler:
 
     # -- cache -------------------------------------------------------------------------
 
-    def cached(self, key: Key, head: int | None, head_id: int | None) -> KeyState | None:
+    def cached(
+        self, key: Key, head: int | None, head_id: int | None, updated_at: str | None
+    ) -> KeyState | None:
         """The cached state of `key` if it is what SQL holds: the same head version, open
-        in the same row. The version number alone is not enough: another writer (the
-        partition's owner while we had lost it; ourselves through a cross-partition event
-        while another owned it) can drop the key's last versions and open them again at the
-        same recorded time with the same numbers, as new rows."""
+        in the same row, and the same latest recorded time. The version number alone is
+        not enough: another writer (the partition's owner while we had lost it; ourselves
+        through a cross-partition event while another owned it) can drop the key's last
+        versions and open them again at the same recorded time with the same numbers, as
+        new rows; or take an input that changed no version but the key's recorded time."""
         state = self._cache.get(key)
         if (
             state is None
             or head is None
             or state.head != head
             or state.step_ids.get(state.head) != head_id
+            or state.last_rec != updated_at
             or not state.in_db
         ):
             return None
@@ -521,7 +525,10 @@ class _Batch:
         for key in keys:
             if key in self.states:
                 continue
-            state = self.owner.cached(key, self.heads.get(key), self.head_ids.get(key))
+            stored = self.seen_keys.get(key)
+            state = self.owner.cached(
+                key, self.heads.get(key), self.head_ids.get(key), stored and stored[1]
+            )
             if state is not None:
                 self._adopt(state)
             else:
@@ -856,6 +863,10 @@ class _Batch:
                 revision.retimed,
             )
         ):
+            # the input was recorded all the same: a later input recorded earlier takes
+            # this time (as it would in the same batch, where the group was still open), so
+            # the stored rows do not depend on where the stream was cut into batches
+            state.last_rec = group.rec
             return
         current_changed = self._write(state, revision, group)
         if group.follow and current_changed:

@@ -12,6 +12,7 @@ key's open head row is the one it wrote (rewritten rows get new ids).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from services.query import views
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry
-from shared.events import CLAIM_ASSERTED, Event
+from shared.events import CLAIM_ASSERTED, SCHEMA_VERSION, SOURCE_RELIABILITY_LEARNED, Event
 from tests.conftest import BACKENDS
 from tests.factories import claim, report
 from tests.ledger import prepare
@@ -62,6 +63,34 @@ def test_a_retaken_partition_is_folded_from_what_the_other_owner_wrote(
     ours.apply(engine, _events(engine, later))
     assert "3 independent origins" in _origins(engine)
     # what it stored is what a replay of the events derives
+    rebuilt = make_engine(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    create_schema(rebuilt)
+    replay(engine, rebuilt, Reconciler(REGISTRY))
+    assert projection_hash(rebuilt) == projection_hash(engine)
+    rebuilt.dispose()
+
+
+def test_a_step_that_changed_no_version_still_moves_the_keys_recorded_time(
+    engine: Any, tmp_path: Path
+) -> None:
+    """Another reconciler applies a learning step that changes nothing on the key: the
+    key's latest recorded time moves all the same, and a report recorded earlier that we
+    apply next takes that time (as a replay, in one batch, does), not our cached one."""
+    at = "2026-01-01T00:00:00.000000Z"
+
+    def learned(n: int, when: str) -> Event:
+        payload = {"scores": {"same": 0.1}, "copies": {}, "run_id": f"r{n}", "effective_at": when}
+        return Event(f"e_learned_{n}", SOURCE_RELIABILITY_LEARNED, SCHEMA_VERSION, when, None,
+                     payload, subject="__all__")  # fmt: skip
+
+    def reported(value: int, day: str) -> list[Event]:
+        body = report(claim(value=value), source="same", published_at=day)
+        return [replace(e, recorded_at=at) for e in _events(engine, body)]
+
+    ours, theirs = Reconciler(REGISTRY), Reconciler(REGISTRY)
+    ours.apply(engine, [learned(1, "2026-01-01T00:10:00.000000Z"), *reported(1_000, "2025-01-10")])
+    theirs.apply(engine, [learned(2, "2026-01-01T00:20:00.000000Z")])  # the same score again
+    ours.apply(engine, reported(3_000, "2025-02-10"))
     rebuilt = make_engine(f"sqlite:///{tmp_path / 'rebuilt.db'}")
     create_schema(rebuilt)
     replay(engine, rebuilt, Reconciler(REGISTRY))
