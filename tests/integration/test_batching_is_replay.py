@@ -55,9 +55,17 @@ def _events(engine: Any, items: list[Any]) -> list[Event]:
             at = f"2026-01-01T00:{10 * steps:02d}:00.000000Z"  # between the reports' times
             scores = {f"src{i}": round(s, 3) for i, s in enumerate(item[1])}
             payload = {"scores": scores, "copies": {}, "run_id": f"r{steps}", "effective_at": at}
+            event_id = f"e_learned_{steps}"
             out.append(
-                Event(f"e_learned_{steps}", SOURCE_RELIABILITY_LEARNED, SCHEMA_VERSION, at,
-                      None, payload, subject="__all__")  # fmt: skip
+                Event(
+                    event_id,
+                    SOURCE_RELIABILITY_LEARNED,
+                    SCHEMA_VERSION,
+                    at,
+                    None,
+                    payload,
+                    subject="__all__",
+                )
             )
             continue
         subject, day, value, source, recorded = item
