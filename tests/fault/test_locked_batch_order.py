@@ -42,6 +42,27 @@ def _accept(engine: Any, value: int, published: str) -> list[str]:
     return [e.event_id for e in pending.events if e.type == "ClaimAsserted"]
 
 
+async def _apply_a_later_report(engine: Any, redis: Redis, processor: EntryProcessor) -> list[str]:
+    """A later report of the subject, published and applied without a failure."""
+    later = _accept(engine, 12_000, "2024-11-02T00:00:00Z")
+    await Relay(engine, redis).publish_once()
+    for stream, entries in await _read_all(redis):
+        assert await processor.process(stream, entries) == []
+    return later
+
+
+def _claims_applied(engine: Any) -> list[str]:
+    """Claim events in the order they were applied."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(events_t.c.event_id)
+                .where(events_t.c.type == "ClaimAsserted")
+                .order_by(events_t.c.position)
+            ).scalars()
+        )
+
+
 async def _read_all(redis: Redis) -> list[tuple[str, list[Any]]]:
     read: Any = await redis.xreadgroup(CONSUMER_GROUP, "t-1", {s: ">" for s in STREAMS})
     return [(s.decode(), entries) for s, entries in read if entries]
@@ -72,19 +93,8 @@ async def test_a_batch_failed_on_a_locked_database_is_applied_before_later_entri
         locker.rollback()
         locker.close()
 
-    later = _accept(engine, 12_000, "2024-11-02T00:00:00Z")
-    await Relay(engine, redis).publish_once()
-    for stream, entries in await _read_all(redis):
-        assert await processor.process(stream, entries) == []
-
-    with engine.connect() as conn:
-        applied = list(
-            conn.execute(
-                select(events_t.c.event_id)
-                .where(events_t.c.type == "ClaimAsserted")
-                .order_by(events_t.c.position)
-            ).scalars()
-        )
+    later = await _apply_a_later_report(engine, redis, processor)
+    applied = _claims_applied(engine)
     assert applied == first + later  # the locked batch first, then the later report
     # (a report event of the locked batch on a partition no later entry reached waits for
     # the next batch there, or the reclaimer: whether it does depends on the report ids)
@@ -123,19 +133,8 @@ async def test_an_event_that_failed_once_is_retried_before_later_entries_of_its_
     assert [i for ids in failed for i in ids]  # left pending, counted as one failure
     conflicts[0] = False
 
-    later = _accept(engine, 12_000, "2024-11-02T00:00:00Z")
-    await Relay(engine, redis).publish_once()
-    for stream, entries in await _read_all(redis):
-        assert await processor.process(stream, entries) == []
-
-    with engine.connect() as conn:
-        applied = list(
-            conn.execute(
-                select(events_t.c.event_id)
-                .where(events_t.c.type == "ClaimAsserted")
-                .order_by(events_t.c.position)
-            ).scalars()
-        )
+    later = await _apply_a_later_report(engine, redis, processor)
+    applied = _claims_applied(engine)
     assert applied == first + later
     await redis.aclose()
     engine.dispose()
