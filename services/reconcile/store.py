@@ -52,6 +52,7 @@ from sqlalchemy import Text, any_, bindparam, case, func, insert, literal, selec
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
 
 from services.infra.tables import (
     ClaimRow,
@@ -1599,26 +1600,27 @@ def _load_head(
     state.head_data, state.chain_base, state.head_fields = data, base or 0, None
 
 
+def _select_modifiers() -> Select[Any]:
+    c = mods_t.c
+    return select(c.effective_at, c.recorded_at, c.event_id, c.kind, c.target, c.data)
+
+
+def _modifier_of(row: Any) -> Modifier:
+    data = _decode(row.data)
+    return (row.effective_at, row.recorded_at, row.event_id, row.kind, row.target, data)
+
+
 def _source_modifiers(conn: Connection, sources: list[str]) -> dict[str, list[Modifier]]:
     """The stored ratings and learned scores of these sources."""
     out: dict[str, list[Modifier]] = {}
     for i in range(0, len(sources), 500):
         for m in conn.execute(
-            select(
-                mods_t.c.effective_at,
-                mods_t.c.recorded_at,
-                mods_t.c.event_id,
-                mods_t.c.kind,
-                mods_t.c.target,
-                mods_t.c.data,
-            ).where(
+            _select_modifiers().where(
                 mods_t.c.target.in_(sources[i : i + 500]),
                 mods_t.c.kind.in_(("rating", "learned")),
             )
         ):
-            out.setdefault(m.target, []).append(
-                (m.effective_at, m.recorded_at, m.event_id, m.kind, m.target, _decode(m.data))
-            )
+            out.setdefault(m.target, []).append(_modifier_of(m))
     return out
 
 
@@ -1632,16 +1634,7 @@ def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
                 by_target[claim.source_id].append(state)
     targets = sorted(by_target)
     for i in range(0, len(targets), 500):
-        for m in conn.execute(
-            select(
-                mods_t.c.effective_at,
-                mods_t.c.recorded_at,
-                mods_t.c.event_id,
-                mods_t.c.kind,
-                mods_t.c.target,
-                mods_t.c.data,
-            ).where(mods_t.c.target.in_(targets[i : i + 500]))
-        ):
+        for m in conn.execute(_select_modifiers().where(mods_t.c.target.in_(targets[i : i + 500]))):
             if m.kind in ("rating", "learned"):  # targets a source, not a claim
                 owners = [
                     s
@@ -1651,9 +1644,7 @@ def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
             else:
                 owners = [s for s in by_target[m.target] if m.target in s.claims]
             for state in owners:
-                state.modifiers.append(
-                    (m.effective_at, m.recorded_at, m.event_id, m.kind, m.target, _decode(m.data))
-                )
+                state.modifiers.append(_modifier_of(m))
     for state in states:
         state.modifiers.sort()
 
