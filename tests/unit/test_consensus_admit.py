@@ -5,8 +5,6 @@ admissions never serves a stale answer (issue #25's mutants of shared/consensus/
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -236,15 +234,6 @@ def test_an_unattributed_claim_speaks_for_its_source() -> None:
 
 
 # --- publication times are instants in UTC ---------------------------------------------------
-
-
-@pytest.fixture
-def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,6 @@ so a naive local time that slipped into a conversion shows as a wrong instant.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -23,15 +21,6 @@ from shared.timeaxes import (
     query_instant,
     revise,
 )
-
-
-@pytest.fixture
-def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_a_date_is_its_first_instant_in_utc() -> None:
