@@ -315,7 +315,8 @@ def replay(
     target_url = into or f"sqlite:///{tempfile.mkdtemp(prefix='claimledger-replay-')}/replay.db"
     target = make_engine(target_url)
     started = time.perf_counter()
-    count = do_replay(source, target, Reconciler(AttributeRegistry.load(settings.attributes_file)))
+    registry = AttributeRegistry.load(settings.attributes_file)
+    count = do_replay(source, target, Reconciler(registry, partitions=settings.partitions))
     elapsed = time.perf_counter() - started
     live, rebuilt = projection_hash(source), projection_hash(target)
     console.print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,7 +18,8 @@ class CommonSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster: bool = False  # CLAIMLEDGER_REDIS_URL names a node of a Redis Cluster
     database_url: str = "sqlite:///./var/claimledger.db"
-    partitions: int = 4
+    # at most 1024: a version id names its partition (shared.positions.SLOTS)
+    partitions: int = Field(default=4, ge=1, le=1024)
     bootstrap_write_key: str | None = None
     attributes_file: str | None = None  # extra attribute registry entries (TOML)
     log_level: str = "INFO"

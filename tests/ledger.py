@@ -18,6 +18,7 @@ from services.ingest import outbox
 from services.ingest.api import IngestContext, prepare_report
 from services.reconcile.store import Reconciler
 from shared.attributes import AttributeRegistry
+from shared.positions import part_of, seq_of
 from shared.reports import ReportIn
 
 REGISTRY = AttributeRegistry.load()
@@ -29,6 +30,19 @@ def prepare(engine: Engine, body: dict[str, Any], partitions: int = 4) -> outbox
         engine, None, REGISTRY, KeyChecker(engine), partitions=partitions, tolerance=0.1
     )
     return prepare_report(ReportIn.model_validate(body), ctx, None)
+
+
+def numbers(ids: list[int]) -> dict[int, list[int]]:
+    """Version ids (in id order) as each partition's version numbers."""
+    out: dict[int, list[int]] = {}
+    for row_id in sorted(ids):
+        out.setdefault(part_of(row_id), []).append(seq_of(row_id))
+    return out
+
+
+def gapless(ids: list[int]) -> bool:
+    """Each partition's version numbers run 1, 2, 3 ... with no gap."""
+    return all(seqs == list(range(1, len(seqs) + 1)) for seqs in numbers(ids).values())
 
 
 @dataclass

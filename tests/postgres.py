@@ -57,6 +57,20 @@ def advisory_waiters(engine: Engine) -> int:
         )
 
 
+def lock_waiters(engine: Engine) -> int:
+    """How many sessions of this database wait for a lock of any kind (a reconciler waiting
+    for a partition's row, held by another's apply transaction)."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )
+
+
 class PostgresUnavailable(RuntimeError):
     pass
 

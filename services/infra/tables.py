@@ -7,9 +7,22 @@ Times are fixed-width ISO-8601 UTC strings (see shared.timeaxes).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.sql.type_api import TypeDecorator, Variant
 from sqlmodel import Field, SQLModel
+
+# a version id (shared.positions) outgrows 32 bits; SQLite's INTEGER is 64-bit and, as the
+# primary key, the rowid
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class ApiKey(SQLModel, table=True):
@@ -117,8 +130,9 @@ class VersionRow(SQLModel, table=True):
     takes over, or `pub_to`: the answer at publication time t is the version with the
     greatest `pub_from` among those with pub_from <= t < pub_to (shared.timeaxes).
     [rec_from, rec_to): recorded-time interval during which claimledger showed it.
-    `id` is the update-stream position (assigned in commit order: one writer per key
-    partition, and the SSE catch-up reads by id).
+    `id` is the version's place in the update feed, `seq * 1024 + part`: `part` is its
+    subject's partition, and `seq` numbers the partition's versions 1, 2, 3 in commit order
+    (shared.positions; the SSE catch-up reads each partition by id).
 
     The result is stored compactly: `result` holds the whole result only in a snapshot
     (`base` = its own version); other versions hold `delta`, what changed since the key's
@@ -133,8 +147,10 @@ class VersionRow(SQLModel, table=True):
         UniqueConstraint("subject", "attribute", "version"),
         Index("ix_versions_lookup", "subject", "attribute", "rec_to", "pub_to"),
         Index("ix_versions_answer", "subject", "attribute", "rec_to", "pub_from"),
+        Index("ix_versions_part", "part", "id"),
     )
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
+    part: int = 0
     subject: str = Field(sa_type=Text)
     attribute: str = Field(sa_type=Text)
     version: int
@@ -166,6 +182,7 @@ class PartitionFence(SQLModel, table=True):
     partition: int = Field(primary_key=True)
     epoch: int = 0
     owner: str = ""
+    seq: int = Field(default=0, sa_type=BigInteger)  # the partition's last version number
 
 
 def compare_text_bytewise(metadata: MetaData) -> MetaData:

@@ -25,6 +25,7 @@ from services.query import answers, views
 from services.query.stream import SEP, Fanout, StreamFilter, feed
 from services.query.watermark import Watermark
 from shared.attributes import AttributeRegistry, default_registry
+from shared.positions import BadToken, Cursor, parse_token
 from shared.staleness import judge
 from shared.timeaxes import parse_iso, query_instant, segment_at
 
@@ -477,7 +478,7 @@ async def stream(
         ),
     ] = None,
 ) -> EventSourceResponse:
-    """Server-sent consensus versions (`event: consensus`, `id:` = the version's position).
+    """Server-sent consensus versions (`event: consensus`, `id:` = where to resume after it).
 
     Resumes after `Last-Event-ID` (or `since`) with no gap and no duplicate: the backlog
     is read from the stored versions, then it switches to live. A key that does not
@@ -518,13 +519,23 @@ async def stream(
     )
 
 
-def _resume_id(request: Request, since: str | None) -> int | None:
+def _resume_id(request: Request, since: str | None) -> Cursor | None:
     header = request.headers.get("last-event-id")
     if header is not None:
-        return _position("Last-Event-ID", header, "send back an event id you received")
+        return _place("Last-Event-ID", header, "send back an event id you received")
     if since is not None:
-        return _position("since", since, "pass an event id you received")
+        return _place("since", since, "pass an event id or a version's position")
     return None
+
+
+def _place(name: str, value: str, detail: str) -> Cursor:
+    """A place in the update feed as sent back by a client (shared.positions)."""
+    try:
+        return parse_token(value)
+    except BadToken as exc:
+        raise Problem(
+            422, f"Invalid {name}", detail, errors=[{"pointer": f"/{name}", "detail": str(exc)}]
+        ) from None
 
 
 class _Slot:

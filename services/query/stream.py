@@ -2,20 +2,23 @@
 
 One task (`Fanout.run`) follows the reconciler's updates stream. The stream is only a
 nudge: entries are written after the reconciler's commit, and the fan-out then reads
-the new version rows from SQL by id, ONCE for all subscribers, renders each row's SSE
+the new version rows from SQL, ONCE for all subscribers, renders each row's SSE
 frame ONCE, and appends that same bytes object to the bounded buffer of every
 subscriber whose filter matches (found through an index, not by scanning everyone).
-Version ids are gapless and assigned in commit order (services/reconcile/store.py),
-so "id > the last one published" is a complete cursor: a lost announcement, a Redis
-outage or a restart is repaired by reading SQL from that cursor (a cheap
-`max(id)` probe runs whenever the stream is quiet or unreachable).
+Each partition numbers its versions 1, 2, 3 in commit order with no gap
+(shared.positions, services/reconcile/store.py), so the last number published of each
+partition (a `Cursor`) is a complete place in the feed: a lost announcement, a Redis
+outage or a restart is repaired by reading SQL from it (a cheap probe of the
+partitions' last numbers runs whenever the stream is quiet or unreachable). A frame's
+`id:` is the fan-out's cursor just after it, as a token: resuming from it misses
+nothing in any partition.
 
 A subscriber (`feed`) registers first, at the fan-out's current position (its
 "anchor"); live frames above the anchor collect in its buffer while it reads the
-stored versions between its resume id and the anchor from SQL in pages. Then it
-drains the buffer. History and live never overlap, and nothing between them is
-missed. A subscriber whose buffer overflows while live is told `event: resync` with
-the id to resume from, and its stream ends; the fan-out never waits for anyone.
+stored versions between its resume cursor and the anchor from SQL, partition by
+partition, in pages. Then it drains the buffer. History and live never overlap, and
+nothing between them is missed. A subscriber whose buffer overflows while live is told
+`event: resync` with the id to resume from, and its stream ends; the fan-out never waits for anyone.
 Buffers are bounded in bytes as well as frames, and a subscriber hands at most 64 KiB to
 one write: one that stops reading holds one write plus its bounded buffer, never its own
 copy of everything it was sent. With `snapshot`, a subscriber first gets the current
@@ -44,6 +47,7 @@ from sse_starlette.event import ServerSentEvent
 
 from services.query import views
 from shared.events import UPDATES_STREAM
+from shared.positions import Cursor, position_of, seq_of, version_id
 from shared.timeaxes import public_time
 
 log = logging.getLogger("claimledger.query.stream")
@@ -63,7 +67,8 @@ DATA_FIELD = b"__data__"  # the field the reconciler writes its update entries u
 
 
 class Frame(NamedTuple):
-    """A version as sent: its id (the resume token) and the rendered SSE bytes."""
+    """A version as sent: its row id (its partition and number there) and the rendered SSE
+    bytes (whose `id:` is the token of the cursor just after it)."""
 
     id: int
     subject: str
@@ -71,23 +76,14 @@ class Frame(NamedTuple):
     data: bytes
 
 
-def render(item: dict[str, Any]) -> Frame:
-    """The SSE frame of one version view (views.version_view)."""
-    return _frame(int(item["position"]), item["subject"], item["attribute"], _encode(item))
-
-
-def _frame(
-    position: int, subject: str, attribute: str, data: bytes, *, with_id: bool = True
-) -> Frame:
+def _frame(row_id: int, subject: str, attribute: str, data: bytes, token: str | None) -> Frame:
     if b"\n" in data or b"\r" in data:  # never from msgspec; sse-starlette splits lines
-        text = ServerSentEvent(
-            data=data.decode(), event="consensus", id=str(position) if with_id else None, sep=SEP
-        ).encode()
-    elif with_id:
-        text = b"id: %d\r\nevent: consensus\r\ndata: %b\r\n\r\n" % (position, data)
+        text = ServerSentEvent(data=data.decode(), event="consensus", id=token, sep=SEP).encode()
+    elif token is not None:
+        text = b"id: %b\r\nevent: consensus\r\ndata: %b\r\n\r\n" % (token.encode(), data)
     else:
         text = b"event: consensus\r\ndata: %b\r\n\r\n" % data
-    return Frame(position, subject, attribute, text)
+    return Frame(row_id, subject, attribute, text)
 
 
 _NULL, _LIST, _OBJECT = msgspec.Raw(b"null"), msgspec.Raw(b"[]"), msgspec.Raw(b"{}")
@@ -124,10 +120,10 @@ class _StoredResult(msgspec.Struct):
 _decode_result = msgspec.json.Decoder(_StoredResult).decode
 
 
-def render_row(row: Any, *, with_id: bool = True) -> Frame:
-    """The SSE frame of one stored version row, without parsing its stored result.
-
-    Without `id:` for snapshot frames: they are not a place to resume from."""
+def render_row(row: Any, token: str | None) -> Frame:
+    """The SSE frame of one stored version row, without parsing its stored result; `token`:
+    its `id:` (the cursor just after it), None for snapshot frames: they are not a place
+    to resume from."""
     r = _decode_result(row.result)
     item = {
         "subject": row.subject,
@@ -160,16 +156,15 @@ def render_row(row: Any, *, with_id: bool = True) -> Frame:
         "recorded_to": public_time(row.rec_to),
         "cause": {"event_id": row.cause_event_id, "report_id": row.cause_report_id},
         "diff": msgspec.Raw(row.diff.encode() if isinstance(row.diff, str) else row.diff),
-        "position": row.id,
+        "position": position_of(row.id),
     }
-    return _frame(int(row.id), row.subject, row.attribute, _encode(item), with_id=with_id)
+    return _frame(int(row.id), row.subject, row.attribute, _encode(item), token)
 
 
-def resync_frame(resume_from: int) -> bytes:
-    body = {"resume_from": str(resume_from), "reason": "subscriber fell behind"}
-    return ServerSentEvent(
-        data=json.dumps(body), event="resync", id=str(resume_from), sep=SEP
-    ).encode()
+def resync_frame(resume_from: Cursor) -> bytes:
+    token = resume_from.token()
+    body = {"resume_from": token, "reason": "subscriber fell behind"}
+    return ServerSentEvent(data=json.dumps(body), event="resync", id=token, sep=SEP).encode()
 
 
 # -- pure parts ------------------------------------------------------------------------
@@ -263,38 +258,35 @@ class SubscriberIndex:
         return len(members)
 
 
-def contiguous(last: int, ids: Sequence[int]) -> int:
-    """How many of `ids` (ascending) continue `last` without a hole: ids are gapless, so a
-    hole means a row not visible yet; the fan-out stops there and looks again."""
+def contiguous(last: int, seqs: Sequence[int]) -> int:
+    """How many of a partition's version numbers `seqs` (ascending) continue `last` without
+    a hole: numbers are gapless, so a hole means a row not visible yet; the fan-out stops
+    there and looks again."""
     n = 0
-    for expected, got in enumerate(ids, start=last + 1):
+    for expected, got in enumerate(seqs, start=last + 1):
         if got != expected:
             break
         n += 1
     return n
 
 
-def newest_announced(entries: Iterable[tuple[Any, dict[Any, Any]]]) -> int:
-    """The highest version id named by updates-stream entries (0 if none is readable)."""
-    newest = 0
+def announced_ids(entries: Iterable[tuple[Any, dict[Any, Any]]]) -> list[int]:
+    """The version ids named by updates-stream entries (none if none is readable)."""
+    ids = []
     for _entry_id, fields in entries:
         raw = fields.get(DATA_FIELD) or fields.get(DATA_FIELD.decode())
         try:
-            newest = max(newest, int(json.loads(raw or b"")["id"]))
+            ids.append(int(json.loads(raw or b"")["id"]))
         except (TypeError, ValueError, KeyError):
             continue  # not ours or malformed: the SQL probe still finds the versions
-    return newest
+    return ids
 
 
-def fresh(frames: Iterable[Frame], delivered: int) -> tuple[list[Frame], int]:
-    """Frames past `delivered` (the last id sent), in order, and the new last id: merges
-    history with live without duplicates, whatever overlap the two have."""
-    out: list[Frame] = []
-    for frame in frames:
-        if frame.id > delivered:
-            out.append(frame)
-            delivered = frame.id
-    return out, delivered
+def fresh(frames: Iterable[Frame], delivered: Cursor) -> tuple[list[Frame], Cursor]:
+    """Frames past `delivered` (in their partitions), in order, and the cursor after them:
+    merges history with live without duplicates, whatever overlap the two have."""
+    out = [frame for frame in frames if not delivered.sent(frame.id)]
+    return out, delivered.advanced(f.id for f in out)
 
 
 # -- subscriptions and the fan-out -----------------------------------------------------
@@ -315,7 +307,8 @@ class Subscription:
     filter: StreamFilter
     limit: int
     limit_bytes: int = 2 * 2**20
-    anchor: int = 0  # the fan-out's position when (re)registered: live frames are above it
+    # the fan-out's position when (re)registered: live frames are above it
+    anchor: Cursor = field(default_factory=Cursor)
     buffer: deque[Frame] = field(default_factory=deque)
     size: int = 0  # bytes of the frames in `buffer`
     overflowed: bool = False
@@ -366,23 +359,42 @@ def chunks(frames: Sequence[Frame], max_bytes: int = CHUNK_BYTES) -> Iterator[by
 
 
 def _load(
-    engine: Engine, after: int, upto: int | None, flt: StreamFilter, limit: int
+    engine: Engine,
+    part: int,
+    cursor: Cursor,
+    upto: int | None,
+    flt: StreamFilter,
+    limit: int,
 ) -> list[Frame]:
+    """A page of partition `part`'s feed after `cursor` (up to number `upto`), each frame's
+    `id:` the cursor just after it."""
     rows = views.version_rows_after(
-        engine, after, sorted(flt.subjects), sorted(flt.attributes), limit, upto=upto
+        engine,
+        part,
+        version_id(part, cursor[part]),
+        sorted(flt.subjects),
+        sorted(flt.attributes),
+        limit,
+        upto=None if upto is None else version_id(part, upto),
     )
-    # a placeholder keeping a dropped version's id (version -id, services/reconcile/store.py)
-    # is a position with nothing to send: the ids stay gapless, no frame is written
-    return [render_row(row) if row.version > 0 else Frame(row.id, "", "", b"") for row in rows]
+    frames = []
+    for row in rows:
+        cursor = cursor.advanced([row.id])
+        # a placeholder keeping a dropped version's id (version -id, services/reconcile/
+        # store.py) is a position with nothing to send: numbers stay gapless, no frame
+        frames.append(
+            render_row(row, cursor.token()) if row.version > 0 else Frame(row.id, "", "", b"")
+        )
+    return frames
 
 
 def _load_current(
-    engine: Engine, upto: int, flt: StreamFilter, after: tuple[str, str] | None, limit: int
+    engine: Engine, upto: Cursor, flt: StreamFilter, after: tuple[str, str] | None, limit: int
 ) -> list[Frame]:
     rows = views.current_rows_upto(
         engine, upto, sorted(flt.subjects), sorted(flt.attributes), after, limit
     )
-    return [render_row(row, with_id=False) for row in rows]
+    return [render_row(row, None) for row in rows]
 
 
 HISTORY_PAGE = 64  # rows a subscriber reads from SQL at once: what it holds while blocked
@@ -406,14 +418,14 @@ class Fanout:
         self.on_announce = on_announce  # told of every announcement read (min_token waits)
         self.buffer, self.page, self.probe_s = buffer, page, probe_s
         self.buffer_bytes = buffer_bytes
-        self.position = 0  # highest version id handed to subscribers
+        self.position = Cursor()  # the last number handed to subscribers, per partition
         self.index = SubscriberIndex()
         self.redis_ok = False
         self._catching_up = asyncio.Lock()
 
     async def start(self) -> None:
         """New subscribers start at the versions committed before this process."""
-        self.position = await asyncio.to_thread(views.last_version_id, self.engine)
+        self.position = await asyncio.to_thread(views.partition_heads, self.engine)
 
     def subscribe(self, flt: StreamFilter) -> Subscription:
         sub = Subscription(flt, self.buffer, self.buffer_bytes, anchor=self.position)
@@ -437,38 +449,45 @@ class Fanout:
             for sub in self.index.match(frame.subject, frame.attribute, _filter_of):
                 if sub.push(frame):
                     OVERFLOWS.inc()
-            self.position = frame.id
+        self.position = self.position.advanced(f.id for f in frames)
 
     async def catch_up(self) -> None:
-        """Reads every committed version above `position` from SQL, in pages."""
+        """Reads every committed version above `position` from SQL, partition by
+        partition, in pages."""
         async with self._catching_up:
-            holes = 0
-            while True:
-                frames = await asyncio.to_thread(
-                    _load, self.engine, self.position, None, StreamFilter(), self.page
-                )
-                ok = contiguous(self.position, [f.id for f in frames])
-                for i in range(0, ok, PUBLISH_SLICE):
-                    self.publish(frames[i : min(ok, i + PUBLISH_SLICE)])
-                    await asyncio.sleep(0)  # let subscribers drain: buffers are bounded
-                if ok < len(frames):  # a hole: a row not visible yet (should not happen)
-                    holes += 1
-                    if holes > 50:
-                        log.warning(
-                            "version %d never became visible; skipping it", self.position + 1
-                        )
-                        self.position += 1
-                        holes = 0
-                    await asyncio.sleep(0.01)
-                    continue
-                if len(frames) < self.page:
-                    return
+            heads = await asyncio.to_thread(views.partition_heads, self.engine)
+            for part, head in heads.items():
+                if head > self.position[part]:
+                    await self._catch_up_part(part)
+
+    async def _catch_up_part(self, part: int) -> None:
+        holes = 0
+        while True:
+            frames = await asyncio.to_thread(
+                _load, self.engine, part, self.position, None, StreamFilter(), self.page
+            )
+            ok = contiguous(self.position[part], [seq_of(f.id) for f in frames])
+            for i in range(0, ok, PUBLISH_SLICE):
+                self.publish(frames[i : min(ok, i + PUBLISH_SLICE)])
+                await asyncio.sleep(0)  # let subscribers drain: buffers are bounded
+            if ok < len(frames):  # a hole: a row not visible yet (should not happen)
+                holes += 1
+                if holes > 50:
+                    skipped = version_id(part, self.position[part] + 1)
+                    log.warning("version %d never became visible; skipping it", skipped)
+                    self.position = self.position.advanced([skipped])
+                    holes = 0
+                await asyncio.sleep(0.01)
+                continue
+            if len(frames) < self.page:
+                return
 
     async def probe(self) -> None:
         """Catches up from SQL if versions were committed without reaching us."""
-        newest = await asyncio.to_thread(views.last_version_id, self.engine)
-        if newest > self.position:
-            SQL_CATCHUPS.inc(newest - self.position)  # found by the probe
+        heads = await asyncio.to_thread(views.partition_heads, self.engine)
+        behind = sum(max(0, head - self.position[part]) for part, head in heads.items())
+        if behind:
+            SQL_CATCHUPS.inc(behind)  # found by the probe
             await self.catch_up()
 
     async def run(self) -> None:
@@ -484,8 +503,8 @@ class Fanout:
                         self.on_announce()
                     entries = reply[0][1]
                     entry = entries[-1][0]
-                    newest = newest_announced(entries)
-                    if newest > self.position or newest == 0:
+                    ids = announced_ids(entries)
+                    if not ids or not all(self.position.sent(i) for i in ids):
                         await self.catch_up()
                 else:
                     await self.probe()
@@ -513,7 +532,7 @@ def _filter_of(sub: Subscription) -> StreamFilter:
 
 async def feed(
     fanout: Fanout,
-    start: int,
+    start: Cursor,
     flt: StreamFilter,
     *,
     announce: bool = False,
@@ -532,18 +551,21 @@ async def feed(
             if sub.overflowed:  # live versions came faster than it read: fill from SQL
                 fanout.reanchor(sub)
         if announce:  # tell a fresh subscriber where it starts, so it can resume from there
-            yield {"id": str(delivered), "comment": "start"}
-        # history: (scanned, anchor] from SQL; live frames above the anchor wait in the buffer
-        scanned = delivered  # every matching version up to here has been sent
-        while scanned < sub.anchor:
-            page = await asyncio.to_thread(
-                _load, fanout.engine, scanned, sub.anchor, flt, HISTORY_PAGE
-            )
-            if page:
-                delivered = page[-1].id
-                for chunk in chunks(page):
-                    yield chunk
-            scanned = page[-1].id if len(page) == HISTORY_PAGE else sub.anchor
+            yield {"id": delivered.token(), "comment": "start"}
+        # history: up to the anchor from SQL, partition by partition; live frames above the
+        # anchor wait in the buffer
+        while not delivered.covers(sub.anchor):
+            for part, upto in sub.anchor.items():
+                while delivered[part] < upto:
+                    page = await asyncio.to_thread(
+                        _load, fanout.engine, part, delivered, upto, flt, HISTORY_PAGE
+                    )
+                    sendable = [f for f in page if f.data]
+                    for chunk in chunks(sendable):
+                        yield chunk
+                    # every matching version up to here has been sent
+                    last = page[-1].id if len(page) == HISTORY_PAGE else version_id(part, upto)
+                    delivered = delivered.advanced([last])
             if sub.overflowed:  # fell behind while reading history: keep reading SQL
                 fanout.reanchor(sub)
         while True:
@@ -561,8 +583,9 @@ async def feed(
         fanout.unsubscribe(sub)
 
 
-async def _snapshot(fanout: Fanout, flt: StreamFilter, upto: int) -> AsyncIterator[bytes]:
-    """The current version (among ids <= upto) of each key the filter matches, by key."""
+async def _snapshot(fanout: Fanout, flt: StreamFilter, upto: Cursor) -> AsyncIterator[bytes]:
+    """The current version (among those up to `upto`) of each key the filter matches, by
+    key."""
     after: tuple[str, str] | None = None
     while True:
         page = await asyncio.to_thread(_load_current, fanout.engine, upto, flt, after, HISTORY_PAGE)

@@ -8,12 +8,21 @@ from types import SimpleNamespace
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.engine import Engine
 
 from services.infra.db import read_snapshot
-from services.infra.tables import ClaimRow, EventRow, KeyRow, OutboxRow, ReportRow, VersionRow
+from services.infra.tables import (
+    ClaimRow,
+    EventRow,
+    KeyRow,
+    OutboxRow,
+    PartitionFence,
+    ReportRow,
+    VersionRow,
+)
 from shared.codec import apply_result_delta
+from shared.positions import Cursor, position_of, version_id
 from shared.timeaxes import MAX_TIME, public_time
 
 _decode = msgspec.json.decode  # ~3x json.loads; snapshots decode thousands of versions
@@ -31,6 +40,7 @@ claims = ClaimRow.__table__  # type: ignore[attr-defined]
 outbox = OutboxRow.__table__  # type: ignore[attr-defined]
 reports = ReportRow.__table__  # type: ignore[attr-defined]
 events = EventRow.__table__  # type: ignore[attr-defined]
+fences = PartitionFence.__table__  # type: ignore[attr-defined]
 
 
 def watermark(engine: Engine) -> int:
@@ -71,14 +81,15 @@ def _answers(
     subject: str | None = None,
     subjects_: Sequence[str] = (),
     attributes: Sequence[str] = (),
-    upto: int | None = None,
+    upto: Cursor | None = None,
 ) -> list[Any]:
     """The version rows answering for (as_of, recorded_as_of), one per key in key order:
     of the rows shown at that recorded time that cover that publication time, the one
     with the greatest pub_from (a later-published version takes over from an earlier
     one, see services.infra.tables.VersionRow). Driven by the keys table in its own order, one
     index seek per key (ix_versions_answer), however many versions a key has. `upto`:
-    only rows with an id up to it (an SSE snapshot; later rows reach it live)."""
+    only rows up to that place in their partition (an SSE snapshot; later rows reach it
+    live)."""
     conditions = [
         versions.c.subject == keys.c.subject,
         versions.c.attribute == keys.c.attribute,
@@ -86,7 +97,7 @@ def _answers(
         _covers(versions, as_of),
     ]
     if upto is not None:
-        conditions.append(versions.c.id <= upto)
+        conditions.append(versions.c.id <= _last_id_in_part(upto))
     answer = (
         select(versions.c.id)
         .where(*conditions)
@@ -245,7 +256,7 @@ def version_view(row: Any, label: str | None = None) -> dict[str, Any]:
         "recorded_to": public_time(row.rec_to),
         "cause": {"event_id": row.cause_event_id, "report_id": row.cause_report_id},
         "diff": _decode(row.diff),
-        "position": row.id,
+        "position": position_of(row.id),
     }
 
 
@@ -384,6 +395,7 @@ def report(engine: Engine, report_id: str) -> dict[str, Any] | None:
 
 def version_rows_after(
     engine: Engine,
+    part: int,
     after_id: int,
     subjects_: list[str],
     attributes: list[str],
@@ -391,8 +403,9 @@ def version_rows_after(
     *,
     upto: int | None = None,
 ) -> list[Any]:
-    """The update feed: version rows with after_id < id <= upto in id order, for SSE."""
-    query = select(versions).where(versions.c.id > after_id)
+    """The update feed of one partition: its version rows with after_id < id <= upto, in
+    id order (the partition's commit order), for SSE."""
+    query = select(versions).where(versions.c.part == part, versions.c.id > after_id)
     if upto is not None:
         query = query.where(versions.c.id <= upto)
     if subjects_:
@@ -403,20 +416,32 @@ def version_rows_after(
         return materialize(conn, conn.execute(query.order_by(versions.c.id).limit(limit)).all())
 
 
-def last_version_id(engine: Engine) -> int:
+def partition_heads(engine: Engine) -> Cursor:
+    """Each partition's last committed version number (kept in its row by the apply
+    transaction that numbered it)."""
     with engine.connect() as conn:
-        return int(conn.execute(select(func.max(versions.c.id))).scalar() or 0)
+        rows = conn.execute(
+            select(fences.c.partition, fences.c.seq).where(fences.c.partition >= 0)
+        ).all()
+    return Cursor({int(r.partition): int(r.seq) for r in rows})
+
+
+def _last_id_in_part(upto: Cursor) -> Any:
+    """The highest id `upto` covers in the row's own partition (-1: none of it)."""
+    if not upto.parts():
+        return literal(-1)
+    return case({p: version_id(p, s) for p, s in upto.items()}, value=versions.c.part, else_=-1)
 
 
 def current_rows_upto(
     engine: Engine,
-    upto: int,
+    upto: Cursor,
     subjects_: list[str],
     attributes: list[str],
     after: tuple[str, str] | None,
     limit: int,
 ) -> list[Any]:
-    """The current version rows with id <= upto, by (subject, attribute) after `after`:
+    """The current version rows up to `upto`, by (subject, attribute) after `after`:
     an SSE snapshot (versions above `upto` reach the subscriber live)."""
     with read_snapshot(engine) as conn:
         rows = _answers(

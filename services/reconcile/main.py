@@ -282,7 +282,9 @@ def create_app(settings: ReconcileSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with adapters(settings, socket_timeout=10) as (engine, redis):
             reconciler = Reconciler(
-                AttributeRegistry.load(settings.attributes_file), cache_claims=settings.cache_claims
+                AttributeRegistry.load(settings.attributes_file),
+                cache_claims=settings.cache_claims,
+                partitions=settings.partitions,
             )
             streams = [stream_for(p) for p in range(settings.partitions)]
             leases = PartitionLeases(

@@ -48,7 +48,8 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 import msgspec
-from sqlalchemy import Text, any_, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import Text, any_, bindparam, case, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -80,9 +81,11 @@ from shared.events import (
     SOURCE_RATED,
     SOURCE_RELIABILITY_LEARNED,
     Event,
+    partition_of,
     stable_id,
 )
 from shared.model import ClaimFacts, ConsensusResult, Estimate
+from shared.positions import SLOTS, part_of, seq_of, version_id
 from shared.timeaxes import MAX_TIME, MIN_TIME, Revision, Step, answer_at, revise
 
 events_t = EventRow.__table__  # type: ignore[attr-defined]
@@ -230,7 +233,10 @@ class KeyState:
 # an unlocked fold checks before it writes
 CROSS_PARTITION = (SOURCE_RATED, SOURCE_RELIABILITY_LEARNED)
 GENERATION = -1  # the partition_fences row counting those commits (no partition has it)
-PROVISIONAL = 1 << 60  # ids an unlocked fold gives new rows until it holds the lock
+# an unlocked fold numbers its new rows from here in each partition until it holds the
+# partition's row (shared.positions: id = seq * SLOTS + partition)
+PROVISIONAL_SEQ = 1 << 40
+PROVISIONAL = PROVISIONAL_SEQ * SLOTS
 
 
 @dataclass
@@ -244,12 +250,20 @@ class ApplyTiming:
 
 
 class Reconciler:
-    def __init__(self, registry: AttributeRegistry, *, cache_claims: int = 100_000) -> None:
+    def __init__(
+        self, registry: AttributeRegistry, *, cache_claims: int = 100_000, partitions: int = 4
+    ) -> None:
         """`cache_claims`: how many claims' key states stay in memory between batches
         (about 2 KB each with their admissions and stored steps); the least recently
-        used keys go first and are read back from SQL when touched again."""
+        used keys go first and are read back from SQL when touched again.
+        `partitions`: CLAIMLEDGER_PARTITIONS (its default is 4): a version is numbered in
+        its subject's partition (shared.positions)."""
+        if not 0 < partitions <= SLOTS:
+            raise ValueError(f"partitions must be 1..{SLOTS}")
         self.registry = registry
         self.cache_claims = cache_claims
+        self.partitions = partitions
+        self._parts_ready = False  # the partitions' rows exist (_ensure_parts)
         self._cache: OrderedDict[Key, KeyState] = OrderedDict()
         self._sizes: dict[Key, int] = {}  # claims counted for each cached key
         self._cached_claims = 0
@@ -269,6 +283,9 @@ class Reconciler:
         it (until commit), and in all (bench/scale.py reports the shares)."""
         started = time.perf_counter()
         self.timing, self._locked_at = ApplyTiming(), 0.0
+        if not self._parts_ready:
+            _ensure_parts(engine, range(self.partitions))
+            self._parts_ready = True
         try:
             with engine.begin() as conn:
                 written, applied = self._apply(conn, events, fences or {})
@@ -292,16 +309,19 @@ class Reconciler:
             self.timing.refolded = True
         # (again after an unlocked attempt: its savepoint's rollback may have released it)
         self._lock(conn)
-        _check_fences(conn, fences)
         batch = _Batch(self, conn, locked=True)
+        # every partition's row, in order, before the fold: it may reach keys of any
+        batch.seqs = self._lock_parts(conn, [*range(self.partitions), *fences])
+        _check_fences(conn, fences)
         batch.fold(events)
         return batch.write()
 
     def _apply_unlocked(
         self, conn: Connection, events: list[Event], fences: Mapping[int, int]
     ) -> tuple[list[VersionWritten], int] | None:
-        """Folds the batch and writes its inputs before taking the writer lock, then its
-        versions under it; None (nothing written) if it must be folded under the lock."""
+        """Folds the batch and writes its inputs holding no lock, then takes the rows of
+        the partitions it writes (no lock shared by all partitions) and writes its versions;
+        None (nothing written) if it must be folded under the writer lock."""
         batch = _Batch(self, conn, locked=False)
         inputs = conn.begin_nested()  # undone if the fold turns out stale
         try:
@@ -310,7 +330,7 @@ class Reconciler:
         except IntegrityError:  # another apply of these events committed since the fold
             inputs.rollback()
             return None
-        self._lock(conn)
+        batch.seqs = self._lock_parts(conn, [*batch.parts(), *fences])
         _check_fences(conn, fences)
         if not batch.still_valid():
             inputs.rollback()
@@ -324,6 +344,16 @@ class Reconciler:
         locked = time.perf_counter()
         self._locked_at = self._locked_at or locked  # held from the first time
         self.timing.wait_s += locked - asked
+
+    def _lock_parts(self, conn: Connection, parts: Iterable[int]) -> dict[int, int]:
+        """Locks these partitions' rows (the lock this batch waits for, if any), and
+        returns the last version number of each."""
+        asked = time.perf_counter()
+        seqs = _lock_part_rows(conn, parts)
+        locked = time.perf_counter()
+        self._locked_at = self._locked_at or locked
+        self.timing.wait_s += locked - asked
+        return seqs
 
     def _forget(self) -> None:
         self._cache.clear()
@@ -397,11 +427,16 @@ class _Batch:
             "retimes": [],
         }
         self.written: list[VersionWritten] = []
-        self.next_id = 0
+        # per partition: the last version number stored (read holding the partition's row),
+        # and the next number this batch gives (provisional in an unlocked fold)
+        self.seqs: dict[int, int] = {}
+        self.next_seq: dict[int, int] = {}
+        self.part_of_subject: dict[str, int] = {}
         # keys with inputs waiting for their one revision per recorded-time group
         self.pending: dict[Key, _Group] = {}
-        self.free_ids: list[int] = []  # ids of dropped rows, given to the next new rows
-        # (key state, version) of rows given ids from next_id (provisional in an unlocked fold)
+        # per partition: ids of dropped rows, given to the next new rows there
+        self.free_ids: dict[int, list[int]] = {}
+        # (key state, version) of rows given new ids (provisional in an unlocked fold)
         self.numbered: list[tuple[KeyState, int]] = []
         self.traces: dict[str, str | None] = {}  # event id -> trace id (for the logs)
         # what the fold read that another writer could change, checked again under the lock
@@ -425,7 +460,6 @@ class _Batch:
                 self.fresh.append(event)
         if not self.fresh:
             return
-        self.next_id = PROVISIONAL if not self.locked else _next_id(self.conn)
         self._prefetch(self.fresh)
         for event in self.fresh:
             self._apply(event)
@@ -454,8 +488,9 @@ class _Batch:
             self._flush_inputs()
         if self.fresh:
             if not self.locked:
-                self._assign_ids(_next_id(self.conn))
+                self._assign_ids()
             self._flush_outputs()
+            _save_seqs(self.conn, self._last_seqs())
             if any(e.type in CROSS_PARTITION for e in self.fresh):
                 _bump_generation(self.conn)
             for state in self.states.values():
@@ -478,19 +513,48 @@ class _Batch:
                 .values(state=1)
             )
 
-    def _assign_ids(self, first: int) -> None:
-        """Provisional ids -> real ones from `first`, in the order the fold gave them (the
-        ids a fold under the lock would have given)."""
+    def parts(self) -> set[int]:
+        """The partitions whose versions this batch writes."""
+        return {self._part(state.subject) for state in self.states.values()}
+
+    def _part(self, subject: str) -> int:
+        part = self.part_of_subject.get(subject)
+        if part is None:
+            part = self.part_of_subject[subject] = partition_of(subject, self.owner.partitions)
+        return part
+
+    def _new_id(self, part: int) -> int:
+        seq = self.next_seq.get(part)
+        if seq is None:
+            seq = self.seqs[part] + 1 if self.locked else PROVISIONAL_SEQ
+        self.next_seq[part] = seq + 1
+        return version_id(part, seq)
+
+    def _last_seqs(self) -> dict[int, int]:
+        """The last version number of each partition this batch numbered in."""
+        if self.locked:
+            return {part: seq - 1 for part, seq in self.next_seq.items()}
+        return {
+            part: self.seqs[part] + seq - PROVISIONAL_SEQ for part, seq in self.next_seq.items()
+        }
+
+    def _assign_ids(self) -> None:
+        """Provisional ids -> real ones after each partition's last stored number, in the
+        order the fold gave them (the ids a fold under the lock would have given)."""
+        seqs = self.seqs
 
         def real(row_id: int) -> int:
-            return first + row_id - PROVISIONAL if row_id >= PROVISIONAL else row_id
+            if row_id < PROVISIONAL:
+                return row_id
+            part = part_of(row_id)
+            return version_id(part, seqs[part] + 1 + seq_of(row_id) - PROVISIONAL_SEQ)
 
         for row in self.rows["versions"]:
             row["id"] = real(row["id"])
         for name in ("closes", "reopens", "retimes"):
             for row in self.rows[name]:
                 row["row_id"] = real(row["row_id"])
-        self.free_ids = [real(i) for i in self.free_ids]  # the tombstones' ids
+        self.free_ids = {p: [real(i) for i in ids] for p, ids in self.free_ids.items()}
         for row in self.rows["drops"]:
             row["row_id"] = real(row["row_id"])
         for state, version in self.numbered:  # its id is the step's, or the closed step's
@@ -902,14 +966,16 @@ class _Batch:
         top = _top([*steps, *revision.opened])  # the step answering for the latest time
         current_changed = old_top is None or top is None or old_top.version != top.version
         causes = _Causes(state, rec_at, group.trigger)
+        part = self._part(state.subject)
         for step in revision.opened:
             state.head += 1
             # a dropped row's id goes to a new row of the past, never to the current one:
             # the live stream announces ids above those it has sent (services/query/stream)
-            if self.free_ids and step is not top:
-                row_id = self.free_ids.pop(0)
+            free = self.free_ids.get(part)
+            if free and step is not top:
+                row_id = free.pop(0)
             else:
-                row_id, self.next_id = self.next_id, self.next_id + 1
+                row_id = self._new_id(part)
                 self.numbered.append((state, state.head))
             result: Computed = step.result
             current = step is top
@@ -918,6 +984,7 @@ class _Batch:
             event_id, report_id = causes.of(step.pub_from)
             row = {
                 "id": row_id,
+                "part": part,
                 "subject": state.subject,
                 "attribute": state.attribute,
                 "version": state.head,
@@ -968,7 +1035,10 @@ class _Batch:
             self.rows["drops"] += [{"row_id": i} for i in ids]
         else:
             self._unwrite(set(ids))
-        self.free_ids = sorted([*self.free_ids, *ids])
+        for row_id in ids:
+            self.free_ids.setdefault(part_of(row_id), []).append(row_id)
+        for free in self.free_ids.values():
+            free.sort()
         state.fresh -= set(versions)  # type: ignore[arg-type]
         state.head = versions[0] - 1  # type: ignore[operator]
         if self.locked:
@@ -1002,10 +1072,11 @@ class _Batch:
         """Ids of dropped rows that no new row took: the update stream's ids stay gapless
         (services/query/stream.py reads by id), so each keeps a row no reader sees: an
         empty recorded interval, no payload, version -id (history lists versions > 0)."""
-        for row_id in self.free_ids:
+        for row_id in sorted(i for ids in self.free_ids.values() for i in ids):
             self.rows["versions"].append(
                 {
                     "id": row_id,
+                    "part": part_of(row_id),
                     "subject": "",
                     "attribute": "",
                     "version": -row_id,
@@ -1024,7 +1095,7 @@ class _Batch:
                     "diff": "{}",
                 }
             )
-        self.free_ids = []
+        self.free_ids = {}
 
     def _flush_versions(self) -> None:
         """Version rows written so far, in an order that keeps each statement valid:
@@ -1346,27 +1417,67 @@ def _check_fences(conn: Connection, fences: Mapping[int, int]) -> None:
 
 def take_fence(engine: Engine, partition: int, owner: str) -> int:
     """A new lease epoch for `partition` (called on taking its lease): every batch applied
-    under an older epoch fails from now on. Under the writer lock, so a batch of the
-    previous owner either committed before or fails its check."""
+    under an older epoch fails from now on. The bump waits for the partition's row, which
+    a batch of the previous owner holds from its check to its commit, so that batch either
+    committed before or fails its check."""
+    _ensure_parts(engine, [partition])
     with engine.begin() as conn:
-        _lock_writers(conn)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         epoch = conn.execute(
-            select(fences_t.c.epoch).where(fences_t.c.partition == partition)
-        ).scalar()
-        if epoch is None:
-            conn.execute(insert(fences_t).values(partition=partition, epoch=1, owner=owner))
-            return 1
-        conn.execute(
             update(fences_t)
             .where(fences_t.c.partition == partition)
-            .values(epoch=epoch + 1, owner=owner)
+            .values(epoch=fences_t.c.epoch + 1, owner=owner)
+            .returning(fences_t.c.epoch)
+        ).scalar_one()
+        return int(epoch)
+
+
+def _ensure_parts(engine: Engine, parts: Iterable[int]) -> None:
+    """The partitions' rows exist (made in a transaction of their own: an apply then only
+    locks rows, in partition order, and never waits for another's insert)."""
+    rows = [{"partition": p, "epoch": 0, "owner": "", "seq": 0} for p in sorted(set(parts))]
+    if not rows:
+        return
+    with engine.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(
+            dialect.insert(fences_t)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["partition"])
         )
-        return int(epoch) + 1
 
 
-def _next_id(conn: Connection) -> int:
-    """The id of the next new version row (under the writer lock)."""
-    return 1 + int(conn.execute(select(func.coalesce(func.max(versions_t.c.id), 0))).scalar_one())
+def _lock_part_rows(conn: Connection, parts: Iterable[int]) -> dict[int, int]:
+    """Locks the partitions' rows in partition order (so two batches never wait for each
+    other in a circle) until commit, and returns each one's last version number. On SQLite
+    the transaction already holds the database's write lock."""
+    wanted = sorted(set(parts))
+    if not wanted:
+        return {}
+    query = (
+        select(fences_t.c.partition, fences_t.c.seq)
+        .where(fences_t.c.partition.in_(wanted))
+        .order_by(fences_t.c.partition)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    seqs = {int(r.partition): int(r.seq) for r in conn.execute(query)}
+    missing = [p for p in wanted if p not in seqs]
+    if missing:  # _ensure_parts makes them first; a row deleted by hand is a broken store
+        raise RuntimeError(f"partition rows missing: {missing}")
+    return seqs
+
+
+def _save_seqs(conn: Connection, seqs: Mapping[int, int]) -> None:
+    """Each partition's last version number, in its row (held since _lock_part_rows)."""
+    if seqs:
+        conn.execute(
+            update(fences_t)
+            .where(fences_t.c.partition == bindparam("p"))
+            .values(seq=bindparam("s")),
+            [{"p": p, "s": seq} for p, seq in sorted(seqs.items())],
+        )
 
 
 def _generation(conn: Connection) -> int:

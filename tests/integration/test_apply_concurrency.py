@@ -1,6 +1,9 @@
-"""Scale-out on PostgreSQL (issue 26): the fold of an apply runs outside the writer lock, so two
-reconcilers fold at once; the lock covers only the writes, which give the version ids, so
-ids still follow commit order; a fold that a cross-partition commit made stale is redone."""
+"""Scale-out on PostgreSQL (issue 26): no lock is shared by all partitions on the apply path.
+A batch folds holding no lock, then locks the rows of the partitions it writes, which give
+its versions their numbers there: reconcilers of different partitions never wait for each
+other, numbers follow commit order within a partition with no gap, and a fold that a
+cross-partition commit (or another writer of its keys) made stale is redone under the lock
+that such batches share."""
 
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ from shared.reports import ReportIn
 from tests.conftest import wait_for
 from tests.factories import claim, report
 from tests.integration import test_recorded_groups as recorded_groups
-from tests.ledger import prepare
-from tests.postgres import advisory_waiters
+from tests.ledger import gapless, numbers, prepare
+from tests.postgres import lock_waiters
 
 REGISTRY = AttributeRegistry.load()
 
@@ -37,6 +40,10 @@ def db_url(postgres_url: str) -> str:
     return postgres_url
 
 
+def _reconciler() -> Reconciler:
+    return Reconciler(REGISTRY, partitions=2)  # as the events' partitions (_events)
+
+
 def _events(engine: Any, body: dict[str, Any]) -> list[Event]:
     return prepare(engine, body, partitions=2).events
 
@@ -44,6 +51,10 @@ def _events(engine: Any, body: dict[str, Any]) -> list[Event]:
 def _stored_ids(engine: Any) -> list[int]:
     with engine.connect() as conn:
         return list(conn.execute(select(versions_t.c.id).order_by(versions_t.c.id)).scalars())
+
+
+def _numbers(engine: Any) -> dict[int, list[int]]:
+    return numbers(_stored_ids(engine))
 
 
 class _Pauses:
@@ -90,21 +101,42 @@ def _start(name: str, work: Callable[[], Any], results: dict[str, Any]) -> threa
     return thread
 
 
-def test_a_fold_runs_while_another_reconciler_holds_the_writer_lock(
+def test_reconcilers_of_two_partitions_never_wait_for_each_other(
     engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a_events = _events(engine, report(claim(subject="alpha", value=1), claim(subject="alpha2")))
-    b_events = _events(engine, report(claim(subject="beta", value=2)))
+    b_events = _events(engine, report(claim(subject="beta", value=2)))  # the other partition
     pauses = _Pauses(monkeypatch)
     pauses.pause_in_write.add("a")
-    a_reconciler, b_reconciler = Reconciler(REGISTRY), Reconciler(REGISTRY)
+    results: dict[str, Any] = {}
+    a = _start("a", lambda: _reconciler().apply(engine, a_events), results)
+    assert pauses.reached("a:writing").wait(20)  # a holds its partition's row
+    b = _start("b", lambda: _reconciler().apply(engine, b_events), results)
+    b.join(20)
+    assert "b" in results and "a" not in results  # b committed while a held its row
+    pauses.go("a")
+    a.join(20)
+    assert _numbers(engine) == {0: [1, 2], 1: [1]}
+
+
+def test_a_fold_runs_while_another_reconciler_holds_its_partition(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_events = _events(engine, report(claim(subject="alpha", value=1), claim(subject="alpha2")))
+    b_events = _events(engine, report(claim(subject="first-committed", value=2)))  # same one
+    pauses = _Pauses(monkeypatch)
+    pauses.pause_in_write.add("a")
+    a_reconciler, b_reconciler = (
+        _reconciler(),
+        _reconciler(),
+    )
     results: dict[str, Any] = {}
     a = _start("a", lambda: a_reconciler.apply(engine, a_events), results)
-    assert pauses.reached("a:writing").wait(20)  # a's apply transaction holds the lock
+    assert pauses.reached("a:writing").wait(20)  # a's apply transaction holds the row
     b = _start("b", lambda: b_reconciler.apply(engine, b_events), results)
-    # b folds its batch while a holds the lock, then waits for the lock to write
+    # b folds its batch while a holds the row, then waits for the row to write
     assert pauses.reached("b").wait(20)
-    wait_for(lambda: advisory_waiters(engine) == 1)
+    wait_for(lambda: lock_waiters(engine) == 1)
     assert "b" not in results
     pauses.go("a")
     a.join(20)
@@ -112,7 +144,8 @@ def test_a_fold_runs_while_another_reconciler_holds_the_writer_lock(
     a_ids = [w.id for w in results["a"][0]]
     b_ids = [w.id for w in results["b"][0]]
     assert a_ids and b_ids and max(a_ids) < min(b_ids)  # a committed first
-    assert _stored_ids(engine) == sorted(a_ids + b_ids) == list(range(1, len(a_ids + b_ids) + 1))
+    assert _stored_ids(engine) == sorted(a_ids + b_ids)
+    assert _numbers(engine) == {0: [1, 2, 3]}
     assert b_reconciler.timing.wait_s > 0 and not b_reconciler.timing.refolded
 
 
@@ -124,9 +157,9 @@ def test_version_ids_follow_commit_order_not_fold_order(
     pauses = _Pauses(monkeypatch)
     pauses.pause_after_fold.add("a")
     results: dict[str, Any] = {}
-    a = _start("a", lambda: Reconciler(REGISTRY).apply(engine, a_events), results)
+    a = _start("a", lambda: _reconciler().apply(engine, a_events), results)
     assert pauses.reached("a").wait(20)  # a folded, not yet locked
-    b = _start("b", lambda: Reconciler(REGISTRY).apply(engine, b_events), results)
+    b = _start("b", lambda: _reconciler().apply(engine, b_events), results)
     b.join(20)  # b folds, writes and commits while a's fold is done
     b_ids = [w.id for w in results["b"][0]]
     assert _stored_ids(engine) == b_ids
@@ -134,7 +167,7 @@ def test_version_ids_follow_commit_order_not_fold_order(
     a.join(20)
     a_ids = [w.id for w in results["a"][0]]
     assert b_ids and a_ids and max(b_ids) < min(a_ids)  # ids given at write time
-    assert _stored_ids(engine) == list(range(1, len(a_ids + b_ids) + 1))
+    assert _numbers(engine) == {0: list(range(1, len(a_ids + b_ids) + 1))}
     with engine.connect() as conn:
         by_subject = dict(conn.execute(select(versions_t.c.id, versions_t.c.subject)).all())
     assert {by_subject[i] for i in a_ids} == {"first-folded"}
@@ -147,7 +180,7 @@ def _apply_with_a_commit_after_its_fold(
     runs (another writer's apply); returns a's reconciler once a has written."""
     pauses = _Pauses(monkeypatch)
     pauses.pause_after_fold.add("a")
-    a_reconciler = Reconciler(REGISTRY)
+    a_reconciler = _reconciler()
     results: dict[str, Any] = {}
     a = _start("a", lambda: a_reconciler.apply(engine, events), results)
     assert pauses.reached("a").wait(20)
@@ -172,17 +205,20 @@ def test_a_fold_that_a_rating_committed_since_made_stale_is_folded_again(
     stored = _events(engine, report(claim(value=100), source="src-one", published_at="2025-01-10"))
     later = _events(engine, report(claim(value=300), source="src-two", published_at="2025-02-10"))
     rating = _rating("src-one")
-    Reconciler(REGISTRY).apply(engine, stored)
+    _reconciler().apply(engine, stored)
     # the rating comes from another partition's owner
     a_reconciler = _apply_with_a_commit_after_its_fold(
-        engine, monkeypatch, later, lambda: Reconciler(REGISTRY).apply(engine, [rating])
+        engine,
+        monkeypatch,
+        later,
+        lambda: _reconciler().apply(engine, [rating]),
     )
     assert a_reconciler.timing.refolded
     # the same as applying the three batches one after the other
     serial = make_engine(f"sqlite:///{tmp_path / 'serial.db'}")
     create_schema(serial)
     for batch in (stored, [rating], later):
-        Reconciler(REGISTRY).apply(serial, batch)
+        _reconciler().apply(serial, batch)
     assert projection_hash(engine) == projection_hash(serial)
     subject, attribute = "dprk-troops-kursk", "personnel_deployed"
     assert views.history(engine, subject, attribute, 0, 100) == views.history(
@@ -199,12 +235,12 @@ def test_a_fold_whose_keys_another_writer_changed_since_is_folded_again(
     first = _events(engine, report(claim(value=100), published_at="2025-01-10"))
     second = _events(engine, report(claim(value=300), published_at="2025-02-10"))
     a_reconciler = _apply_with_a_commit_after_its_fold(
-        engine, monkeypatch, second, lambda: Reconciler(REGISTRY).apply(engine, first)
+        engine, monkeypatch, second, lambda: _reconciler().apply(engine, first)
     )
     assert a_reconciler.timing.refolded
     history = views.history(engine, "dprk-troops-kursk", "personnel_deployed", 0, 100)
     assert [v["version"] for v in history] == [1, 2]  # the second fold saw the first claim
-    assert _stored_ids(engine) == [1, 2]
+    assert _numbers(engine) == {1: [1, 2]}
 
 
 def test_a_rating_that_moved_no_key_still_makes_a_fold_stale(
@@ -216,12 +252,12 @@ def test_a_rating_that_moved_no_key_still_makes_a_fold_stale(
     rating = _rating("src-one", "F")  # recorded now: before the claims below
     stored = _events(engine, report(claim(value=100), source="src-one", published_at="2025-01-10"))
     later = _events(engine, report(claim(value=300), source="src-two", published_at="2025-02-10"))
-    Reconciler(REGISTRY).apply(engine, stored)
+    _reconciler().apply(engine, stored)
     with engine.connect() as conn:
         keys_before = conn.execute(text("SELECT head_version, updated_at FROM keys")).all()
 
     def rate() -> None:
-        Reconciler(REGISTRY).apply(engine, [rating])
+        _reconciler().apply(engine, [rating])
         with engine.connect() as conn:
             keys_after = conn.execute(text("SELECT head_version, updated_at FROM keys")).all()
         assert keys_after == keys_before
@@ -242,7 +278,7 @@ def test_an_unlocked_fold_drops_rows_of_a_group_spread_over_batches_as_a_locked_
     events = recorded_groups._log(scratch)
     whole = recorded_groups._apply(f"sqlite:///{tmp_path / 'whole.db'}", events, 10_000)
     refolds = []
-    reconciler = Reconciler(REGISTRY)
+    reconciler = _reconciler()
     drops = 0
     unwrite = store._Batch._unwrite
 
@@ -258,8 +294,7 @@ def test_an_unlocked_fold_drops_rows_of_a_group_spread_over_batches_as_a_locked_
     assert drops and not any(refolds)  # rows were dropped, none by a fold under the lock
     assert projection_hash(engine) == projection_hash(whole)
     assert recorded_groups._seen(engine) == recorded_groups._seen(whole)
-    ids = _stored_ids(engine)
-    assert ids == list(range(1, len(ids) + 1))
+    assert gapless(_stored_ids(engine))
 
 
 def _composite_log(engine: Any) -> list[Event]:
@@ -302,22 +337,21 @@ def test_an_unlocked_fold_drops_rows_it_wrote_itself_as_a_locked_one(
     events = _composite_log(scratch)
     whole = make_engine(f"sqlite:///{tmp_path / 'whole.db'}")
     create_schema(whole)
-    Reconciler(REGISTRY).apply(whole, events)
-    reconciler = Reconciler(REGISTRY)
+    _reconciler().apply(whole, events)
+    reconciler = _reconciler()
     for i in range(0, len(events), chunk):
         reconciler.apply(engine, events[i : i + chunk])
         assert not reconciler.timing.refolded
     assert projection_hash(engine) == projection_hash(whole)
     for attribute in ("killed_or_wounded", "killed", "wounded"):
         assert _history(engine, attribute) == _history(whole, attribute)
-    ids = _stored_ids(engine)
-    assert ids == list(range(1, len(ids) + 1))
+    assert gapless(_stored_ids(engine))
 
 
 def test_dropping_rows_before_the_lock_leaves_no_update_aimed_at_their_ids() -> None:
     """Rows to drop leave what an unlocked fold will write, with their pending closes,
     reopens and retimes: their ids go to new rows, which those updates must not reach."""
-    batch = store._Batch(Reconciler(REGISTRY), None, locked=False)  # type: ignore[arg-type]
+    batch = store._Batch(_reconciler(), None, locked=False)  # type: ignore[arg-type]
     mine, other, stored = store.PROVISIONAL, store.PROVISIONAL + 1, 5
     batch.rows["versions"] = [{"id": mine}, {"id": other}]
     batch.rows["retimes"] = [{"row_id": mine, "pub_to": "x"}, {"row_id": other, "pub_to": "y"}]

@@ -67,7 +67,9 @@ def _rewrite_whole(ledger: Ledger, row: Any, result: str) -> None:
 def test_the_update_feed_builds_rows_from_the_state_it_read_them_in(ledger: Ledger) -> None:
     row = _delta_row(ledger)
     (before,) = [
-        r for r in views.version_rows_after(ledger.engine, row.id - 1, [], [], 1) if r.id == row.id
+        r
+        for r in views.version_rows_after(ledger.engine, row.part, row.id - 1, [], [], 1)
+        if r.id == row.id
     ]
     rewritten = False
 
@@ -83,7 +85,7 @@ def test_the_update_feed_builds_rows_from_the_state_it_read_them_in(ledger: Ledg
 
     event.listen(ledger.engine, "after_cursor_execute", commit_between)
     try:
-        (after,) = views.version_rows_after(ledger.engine, row.id - 1, [], [], 1)
+        (after,) = views.version_rows_after(ledger.engine, row.part, row.id - 1, [], [], 1)
     finally:
         event.remove(ledger.engine, "after_cursor_execute", commit_between)
     assert rewritten

@@ -18,7 +18,7 @@ from shared.attributes import AttributeRegistry
 from shared.timeaxes import MAX_TIME, MIN_TIME
 from tests.conftest import BACKENDS, wait_for
 from tests.factories import claim, report
-from tests.ledger import prepare
+from tests.ledger import gapless, numbers, prepare
 from tests.postgres import advisory_waiters
 
 REGISTRY = AttributeRegistry.load()
@@ -90,7 +90,7 @@ def test_outbox_seqs_and_the_watermark_have_no_gaps_under_concurrent_ingest_writ
     assert marks == sorted(marks)
 
 
-def test_version_ids_have_no_gaps_under_two_concurrent_reconcilers(engine: Any) -> None:
+def test_version_numbers_have_no_gaps_under_two_concurrent_reconcilers(engine: Any) -> None:
     batches = [
         [
             e
@@ -117,7 +117,7 @@ def test_version_ids_have_no_gaps_under_two_concurrent_reconcilers(engine: Any) 
         announced = [i for ids in pool.map(run, batches) for i in ids]
     with engine.connect() as conn:
         stored = list(conn.execute(select(versions_t.c.id).order_by(versions_t.c.id)).scalars())
-    assert stored == list(range(1, len(stored) + 1))
+    assert gapless(stored) and len(numbers(stored)) > 1  # both partitions: 1, 2, 3 ...
     assert sorted(announced) == stored
 
 

@@ -15,7 +15,7 @@ from services.reconcile import store
 from services.reconcile.replay import projection_hash, replay
 from services.reconcile.store import Reconciler, versions_t
 from shared.attributes import AttributeRegistry
-from shared.events import CLAIM_ASSESSED, CLAIM_RETRACTED, SCHEMA_VERSION, Event
+from shared.events import CLAIM_ASSESSED, CLAIM_RETRACTED, SCHEMA_VERSION, Event, partition_of
 from shared.timeaxes import now_iso
 from tests.conftest import BACKENDS
 from tests.factories import claim, report
@@ -227,7 +227,8 @@ async def test_the_live_stream_carries_one_event_per_change(engine: Any, redis_s
         assert [(a["subject"], a["version"]) for a in announced] == [
             (KEY[0], v) for v in (1, 2, 3, 4, 5)
         ]
-        feed = views.version_rows_after(engine, 0, [KEY[0]], [KEY[1]], 100)
+        part = partition_of(KEY[0], 4)  # the reconciler's default partitions
+        feed = views.version_rows_after(engine, part, 0, [KEY[0]], [KEY[1]], 100)
         assert [r.id for r in feed] == [a["id"] for a in announced]
     finally:
         await redis.aclose()

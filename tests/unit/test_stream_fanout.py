@@ -14,17 +14,25 @@ from services.query.stream import (
     StreamFilter,
     SubscriberIndex,
     Subscription,
+    announced_ids,
     chunks,
     contiguous,
     fresh,
-    newest_announced,
-    render,
     resync_frame,
 )
+from shared.positions import Cursor, parse_token, version_id
 
 
-def _frame(i: int, subject: str = "s", attribute: str = "a") -> Frame:
-    return Frame(i, subject, attribute, f"id: {i}\r\n\r\n".encode())
+def _id(seq: int, part: int = 0) -> int:
+    return version_id(part, seq)
+
+
+def _frame(seq: int, subject: str = "s", attribute: str = "a", part: int = 0) -> Frame:
+    return Frame(_id(seq, part), subject, attribute, f"id: p{part}.{seq}\r\n\r\n".encode())
+
+
+def _seqs(frames: list[Frame]) -> list[int]:
+    return [f.id // 1024 for f in frames]
 
 
 def _filter(subjects: tuple[str, ...] = (), attributes: tuple[str, ...] = ()) -> StreamFilter:
@@ -85,32 +93,40 @@ def test_contiguous_counts_ids_up_to_the_first_hole() -> None:
     assert contiguous(0, []) == 0
 
 
-def test_newest_announced_reads_the_highest_version_id_and_skips_junk() -> None:
+def test_announced_ids_reads_the_version_ids_and_skips_junk() -> None:
     entries: list[tuple[Any, dict[Any, Any]]] = [
         (b"1-0", {b"__data__": json.dumps({"id": 7}).encode()}),
         (b"1-1", {b"__data__": b"not json"}),
         (b"1-2", {b"other": b"x"}),
         (b"1-3", {b"__data__": json.dumps({"id": 5}).encode()}),
     ]
-    assert newest_announced(entries) == 7
-    assert newest_announced([]) == 0
+    assert announced_ids(entries) == [7, 5]
+    assert announced_ids([]) == []
 
 
 def test_merge_of_history_and_live_drops_what_was_already_sent() -> None:
     history = [_frame(3), _frame(5), _frame(8)]
-    sent, last = fresh(history, 4)
-    assert [f.id for f in sent] == [5, 8] and last == 8
+    sent, last = fresh(history, Cursor({0: 4}))
+    assert _seqs(sent) == [5, 8] and last == Cursor({0: 8})
     live = [_frame(7), _frame(8), _frame(9), _frame(12)]  # overlaps history
     more, last = fresh(live, last)
-    assert [f.id for f in more] == [9, 12] and last == 12
-    nothing, same = fresh([], 12)
-    assert nothing == [] and same == 12
+    assert _seqs(more) == [9, 12] and last == Cursor({0: 12})
+    nothing, same = fresh([], last)
+    assert nothing == [] and same == Cursor({0: 12})
+
+
+def test_the_merge_keeps_each_partition_apart() -> None:
+    """A number sent in one partition says nothing of another's."""
+    frames = [_frame(2, part=1), _frame(9, part=0), _frame(3, part=1), _frame(1, part=2)]
+    sent, last = fresh(frames, Cursor({0: 9, 1: 2}))
+    assert [(f.id % 1024, f.id // 1024) for f in sent] == [(1, 3), (2, 1)]
+    assert last == Cursor({0: 9, 1: 3, 2: 1})
 
 
 def test_a_full_buffer_marks_the_subscriber_to_resync_and_drops_its_buffer() -> None:
     sub = Subscription(_filter(), limit=2)
     assert not sub.push(_frame(1)) and not sub.push(_frame(2))
-    assert not sub.overflowed and [f.id for f in sub.buffer] == [1, 2]
+    assert not sub.overflowed and _seqs(list(sub.buffer)) == [1, 2]
     assert sub.push(_frame(3))
     assert sub.overflowed and not sub.buffer and sub.wake.is_set()
     assert not sub.push(_frame(4))  # ignored once overflowed
@@ -151,20 +167,20 @@ def test_chunks_join_frames_into_writes_of_bounded_size_in_order() -> None:
 
 def test_publish_hands_each_frame_to_matching_subscribers_and_advances_the_position() -> None:
     fanout = Fanout(engine=None, redis=None)  # type: ignore[arg-type]
-    fanout.position = 10
+    fanout.position = Cursor({0: 10, 1: 4})
     one = fanout.subscribe(_filter(("s1",)))
     other = fanout.subscribe(_filter(("s2",)))
-    assert one.anchor == other.anchor == 10
-    fanout.publish([_frame(11, "s1"), _frame(12, "s2"), _frame(13, "s1")])
-    assert [f.id for f in one.buffer] == [11, 13]
-    assert [f.id for f in other.buffer] == [12]
-    assert fanout.position == 13
+    assert one.anchor == other.anchor == Cursor({0: 10, 1: 4})
+    fanout.publish([_frame(11, "s1"), _frame(5, "s2", part=1), _frame(12, "s1")])
+    assert _seqs(list(one.buffer)) == [11, 12]
+    assert _seqs(list(other.buffer)) == [5]
+    assert fanout.position == Cursor({0: 12, 1: 5})
     late = fanout.subscribe(_filter(("s1",)))
-    assert late.anchor == 13 and not late.buffer  # everything up to its anchor is history
+    assert late.anchor == Cursor({0: 12, 1: 5}) and not late.buffer  # the rest is history
     fanout.unsubscribe(one)
-    fanout.publish([_frame(14, "s1")])
-    assert [f.id for f in one.buffer] == [11, 13]
-    assert [f.id for f in late.buffer] == [14]
+    fanout.publish([_frame(13, "s1")])
+    assert _seqs(list(one.buffer)) == [11, 12]
+    assert _seqs(list(late.buffer)) == [13]
 
 
 def test_reanchoring_clears_the_overflow_and_moves_the_anchor_to_the_present() -> None:
@@ -173,25 +189,21 @@ def test_reanchoring_clears_the_overflow_and_moves_the_anchor_to_the_present() -
     fanout.publish([_frame(1), _frame(2)])
     assert sub.overflowed
     fanout.reanchor(sub)
-    assert not sub.overflowed and sub.anchor == 2 and not sub.buffer
+    assert not sub.overflowed and sub.anchor == Cursor({0: 2}) and not sub.buffer
 
 
-def test_frames_are_sse_events_named_consensus_with_the_position_as_id() -> None:
-    frame = render({"position": 42, "subject": "s", "attribute": "a", "best": 1.5})
-    text = frame.data.decode()
-    assert frame.id == 42
-    assert "event: consensus\r\n" in text and "id: 42\r\n" in text and text.endswith("\r\n\r\n")
-    data = next(line[6:] for line in text.split("\r\n") if line.startswith("data: "))
-    assert json.loads(data)["best"] == 1.5
-    resync = resync_frame(41).decode()
-    assert "event: resync\r\n" in resync and "id: 41\r\n" in resync
+def test_a_resync_names_the_cursor_to_resume_from() -> None:
+    resync = resync_frame(Cursor({0: 41, 3: 2})).decode()
+    assert "event: resync\r\n" in resync and "id: p0.41_3.2\r\n" in resync
+    data = next(line[6:] for line in resync.split("\r\n") if line.startswith("data: "))
+    assert parse_token(json.loads(data)["resume_from"]) == Cursor({0: 41, 3: 2})
 
 
 def _row(result: dict[str, Any], **overrides: Any) -> Any:
     from types import SimpleNamespace
 
     fields = dict(
-        id=77,
+        id=version_id(1, 9),
         subject="s/1",
         attribute="killed",
         version=3,
@@ -243,9 +255,12 @@ def test_a_frame_from_a_stored_row_carries_exactly_the_version_view(
     from services.query.views import MAX_TIME, version_view
 
     row = _row(result, pub_to=MAX_TIME, rec_to=MAX_TIME)
-    frame = render_row(row)
+    frame = render_row(row, "p0.3_1.9")
     text = frame.data.decode()
     data = next(line[6:] for line in text.split("\r\n") if line.startswith("data: "))
     assert json.loads(data) == json.loads(json.dumps(version_view(row)))
-    assert text.startswith("id: 77\r\nevent: consensus\r\n") and text.endswith("\r\n\r\n")
-    assert (frame.id, frame.subject, frame.attribute) == (77, "s/1", "killed")
+    assert json.loads(data)["position"] == "p1.9"  # the row (_row): partition 1, number 9
+    assert text.startswith("id: p0.3_1.9\r\nevent: consensus\r\n")
+    assert text.endswith("\r\n\r\n")
+    assert (frame.id, frame.subject, frame.attribute) == (version_id(1, 9), "s/1", "killed")
+    assert "id:" not in render_row(row, None).data.decode()  # a snapshot frame
