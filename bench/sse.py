@@ -35,6 +35,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import signal
 import sqlite3
 import subprocess
@@ -52,12 +53,16 @@ from redis import Redis
 from services.harness.cluster import Cluster, system
 from services.harness.factories import claim, report
 from services.infra.localredis import free_port
+from shared.positions import Cursor, parse_token, position_of, version_id
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 UPDATES = "claimledger:updates"
 
 
 # -- subscriber process ---------------------------------------------------------------
+
+
+POSITION = re.compile(rb'"position":"(p[0-9._]*)"')
 
 
 class StreamClient(asyncio.Protocol):
@@ -69,9 +74,9 @@ class StreamClient(asyncio.Protocol):
         ).encode()
         self.opened = opened
         self.rest = b""
-        self.start: int | None = None
-        self.pending: int | None = None
-        self.ids: list[int] = []
+        self.start: str | None = None  # the token it starts from
+        self.pending: str | None = None
+        self.ids: list[int] = []  # version ids, from each frame's position
         self.times: list[float] = []
         self.resyncs = 0
         self.closed = False
@@ -85,14 +90,16 @@ class StreamClient(asyncio.Protocol):
         self.rest = lines.pop()
         for line in lines:
             if line.startswith(b"id: "):
-                self.pending = int(line[4:])
+                self.pending = line[4:].strip().decode()
                 if self.start is None:
                     self.start = self.pending
                     if not self.opened.done():
                         self.opened.set_result(None)
-            elif line.startswith(b"event: consensus"):
-                if self.pending is not None:
-                    self.ids.append(self.pending)
+            elif line.startswith(b"data: ") and self.start is not None:
+                found = POSITION.search(line)
+                if found:
+                    ((part, seq),) = parse_token(found.group(1).decode()).items()
+                    self.ids.append(version_id(part, seq))
                     self.times.append(now)
             elif line.startswith(b"event: resync"):
                 self.resyncs += 1
@@ -173,11 +180,10 @@ async def baseline_main(redis_url: str, port: int) -> None:
                 continue
             for entry_id, fields in reply[0][1]:
                 last = entry_id
-                body = fields[b"__data__"]
-                item = json.loads(body)
-                frame = (
-                    f"id: {item['id']}\r\nevent: consensus\r\ndata: ".encode() + body + b"\r\n\r\n"
-                )
+                item = json.loads(fields[b"__data__"])
+                data = {**item, "position": position_of(item["id"])}
+                text = json.dumps(data, separators=(",", ":")).encode()
+                frame = b"id: 0\r\nevent: consensus\r\ndata: " + text + b"\r\n\r\n"
                 for writer in by_subject.get(item["subject"], ()):
                     writer.write(frame)
 
@@ -244,19 +250,17 @@ def _metric(url: str, name: str) -> float | None:
     return None
 
 
-def _versions(db: Path, after: int) -> list[tuple[int, str]]:
+def _versions(db: Path, after: Cursor) -> list[tuple[int, str]]:
+    """Version rows past `after`, in id order (each partition's commit order)."""
     with sqlite3.connect(db) as conn:
-        return [
-            (int(i), str(s))
-            for i, s in conn.execute(
-                "SELECT id, subject FROM versions WHERE id > ? ORDER BY id", (after,)
-            )
-        ]
+        rows = conn.execute("SELECT id, subject FROM versions WHERE version > 0 ORDER BY id")
+        return [(int(i), str(s)) for i, s in rows if not after.sent(int(i))]
 
 
-def _last_version(db: Path) -> int:
+def _last_version(db: Path) -> Cursor:
     with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT coalesce(max(id), 0) FROM versions").fetchone()[0])
+        rows = conn.execute("SELECT partition, seq FROM partition_fences WHERE partition >= 0")
+        return Cursor({int(p): int(s) for p, s in rows})
 
 
 def _commit_times(redis_url: str) -> dict[int, float]:
@@ -339,14 +343,15 @@ def phase(
     latencies: list[float] = []
     lost = dup = out_of_order = resyncs = no_commit_time = 0
     for sub in subs:
-        expected = [v for v in per_subject.get(sub["subject"], []) if v > sub["start"]]
-        got = [v for v in sub["ids"] if v > before]
+        start = parse_token(sub["start"])
+        expected = [v for v in per_subject.get(sub["subject"], []) if not start.sent(v)]
+        got = [v for v in sub["ids"] if not before.sent(v)]
         resyncs += sub["resyncs"]
         dup += len(got) - len(set(got))
         out_of_order += sum(1 for a, b in itertools.pairwise(got) if b <= a)
         lost += len(set(expected) - set(got))
         for vid, t in zip(sub["ids"], sub["times"], strict=True):
-            if vid <= before:
+            if before.sent(vid):
                 continue
             if vid in commit:
                 latencies.append(t - commit[vid])

@@ -17,22 +17,29 @@ state keeps the head version's whole result as the next delta's base.
 
 Throughput comes from doing the I/O per batch, not per event: one read of the
 touched keys' state (served from an in-process cache when the stored head version
-still matches), then executemany writes. Writers are serialized (SQLite: BEGIN
-IMMEDIATE; PostgreSQL: a transaction advisory lock), so version ids can be assigned
-here and id order is commit order — the update stream never has gaps.
+still matches), then executemany writes.
 
-On PostgreSQL the writer lock covers only the writes that need ids, not the fold (issue 26):
-a batch of claims, retractions and assessments is first folded without it — a partition's
-keys are written only by its fenced lease holder, so two reconcilers fold at once — with
-provisional ids, and writes its events, claims and modifiers (in a savepoint; rows to drop
-are taken out of what it will write or deleted later, never written and deleted). Then,
-under the lock, it checks that nothing it read has changed (the keys rows of its subjects,
-the count of cross-partition modifier commits) and gets its real ids, in fold order, from
-the highest stored id, and writes its versions and keys. If something changed (a rating of
-a source whose claims it folded, another writer of its subjects, a duplicate delivery), the
-savepoint is rolled back, the cached states it touched are forgotten and the batch is
-folded again under the lock, as a batch of ratings or learned reliabilities always is
-(they reach keys of every partition).
+Version ids are positions in the update feed (shared.positions): `seq * 1024 + partition`,
+where `partition` is the subject's and `seq` numbers that partition's versions 1, 2, 3 in
+commit order. The last number is kept in the partition's row of `partition_fences` (the row
+that also holds its lease's fencing epoch), and a batch locks the rows of the partitions it
+writes, in partition order, from before it takes its numbers until it commits: numbers follow
+commit order within a partition with no gap, and no lock is shared by all partitions
+(issue 26).
+
+On PostgreSQL a batch of claims, retractions and assessments is first folded holding no lock
+- a partition's keys are written only by its fenced lease holder, so reconcilers of different
+partitions fold and write at once - with provisional ids, and writes its events, claims and
+modifiers (in a savepoint; rows to drop are taken out of what it will write or deleted later,
+never written and deleted). Then it locks its partitions' rows, checks its lease epochs and
+that nothing it read has changed (the keys rows of its subjects, the count of cross-partition
+modifier commits), gets its real ids from each partition's last number, in fold order, and
+writes its versions, keys and numbers. If something changed (a rating of a source whose claims
+it folded, another writer of its subjects, a duplicate delivery), the savepoint is rolled
+back, the cached states it touched are forgotten and the batch is folded again under the
+writer lock, as a batch of ratings or learned reliabilities always is (they reach keys of
+every partition): one such batch at a time (SQLite: BEGIN IMMEDIATE; PostgreSQL: a
+transaction advisory lock), holding every partition's row.
 """
 
 from __future__ import annotations
@@ -1515,7 +1522,8 @@ def _keys_rows(conn: Connection, subjects: list[str]) -> dict[Key, tuple[int, st
 
 
 def _lock_writers(conn: Connection) -> None:
-    """One writer at a time, so ids assigned here follow commit order."""
+    """One batch folded under the lock at a time (cross-partition batches and refolds;
+    SQLite: every batch, which takes the database's one write lock anyway)."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     elif conn.dialect.name == "postgresql":

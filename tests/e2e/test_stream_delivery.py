@@ -17,6 +17,7 @@ import pytest
 
 from claimledger.client import Client
 from services.infra.localredis import LocalRedis
+from shared.positions import parse_token
 from tests.conftest import Cluster, wait_for
 from tests.factories import claim, report
 
@@ -31,8 +32,8 @@ class Reader(threading.Thread):
     ) -> None:
         super().__init__(daemon=True)
         self.url, self.params, self.headers = url, params, headers or {}
-        self.events: list[tuple[str, int, dict[str, Any]]] = []
-        self.start_id: int | None = None
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.start_id: str | None = None
         self.opened = threading.Event()
         self.ended = threading.Event()
         self.stop = False
@@ -51,7 +52,7 @@ class Reader(threading.Thread):
                 assert response.status_code == 200
                 for line in response.iter_lines():
                     if line.startswith("id:"):
-                        ident = int(line[3:].strip())
+                        ident = line[3:].strip()
                         if self.start_id is None:
                             self.start_id = ident
                         self.opened.set()
@@ -105,8 +106,23 @@ def _history(query: str, subject: str) -> list[dict[str, Any]]:
         after = int(body["next_cursor"])
 
 
-def _positions(items: list[dict[str, Any]]) -> list[int]:
-    return [int(i["position"]) for i in items]
+def _positions(items: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Each version's place: (partition, its number there)."""
+    return [_place(i["position"]) for i in items]
+
+
+def _place(token: str) -> tuple[int, int]:
+    ((part, seq),) = parse_token(token).items()
+    return part, seq
+
+
+def _by_partition(places: list[tuple[int, int]]) -> dict[int, list[int]]:
+    """The numbers seen of each partition, in the order seen: the order a client relies on
+    is per partition (every subject is in one)."""
+    out: dict[int, list[int]] = {}
+    for part, seq in places:
+        out.setdefault(part, []).append(seq)
+    return out
 
 
 def _wait_applied(query: str, token: str) -> None:
@@ -132,11 +148,13 @@ def test_every_version_arrives_once_and_in_order_while_reports_are_posted(
     assert len(expected) >= 30
     wait_for(lambda: len(reader.consensus()) >= len(expected), timeout_s=30)
     reader.stop = everything.stop = True
-    assert _positions(reader.consensus()) == expected  # once each, in commit order
+    got = _positions(reader.consensus())
+    # once each, in commit order in each partition
+    assert sorted(got) == expected and _by_partition(got) == _by_partition(expected)
     assert all(i["subject"] in subjects for i in reader.consensus())
     wait_for(lambda: set(expected) <= set(_positions(everything.consensus())), timeout_s=30)
-    seen = _positions(everything.consensus())
-    assert seen == sorted(set(seen))
+    for seqs in _by_partition(_positions(everything.consensus())).values():
+        assert seqs == sorted(set(seqs))
     for item in reader.consensus():  # the consensus shape plus the diff and cause
         assert {"subject", "attribute", "version", "best", "diff", "cause", "position"} <= set(item)
 
@@ -155,7 +173,7 @@ def test_a_fresh_subscriber_is_told_where_it_starts_and_resuming_there_misses_no
         token = _post(ingest, subject, 200 + n, 1 + n, f"deliver-start-{n}")
     _wait_applied(query, token)
     resumed = Reader(
-        f"{query}/v1/stream", {"subject": subject}, {"Last-Event-ID": str(first.start_id)}
+        f"{query}/v1/stream", {"subject": subject}, {"Last-Event-ID": first.start_id}
     )
     resumed.start()
     expected = _positions(_history(query, subject))
@@ -320,15 +338,15 @@ def test_a_slow_subscriber_is_told_to_resync_while_a_fast_one_misses_nothing(
     text = _read_all(slow)  # the stalled client finally reads: data, then resync, then the end
     slow.close()
     kinds = re.findall(r"^event: (\w+)", text, flags=re.M)
-    ids = [int(i) for i in re.findall(r"^id: (\d+)", text, flags=re.M)]
+    ids = re.findall(r"^id: (\S+)", text, flags=re.M)
     assert kinds[-1] == "resync" and kinds.count("resync") == 1
-    received = ids[1:-1]  # ids[0] is the start announcement
+    part = expected[0][0]  # the subject's partition
+    # each id is the cursor just after its version: here, its number in the partition
+    received = [(part, parse_token(i)[part]) for i in ids[1:-1]]  # ids[0]: the start
     assert received == expected[: len(received)]  # a gapless prefix
     resume_from = ids[-1]
-    assert resume_from == (received[-1] if received else ids[0])
-    resumed = Reader(
-        f"{query}/v1/stream", {"subject": subject}, {"Last-Event-ID": str(resume_from)}
-    )
+    assert parse_token(resume_from) == parse_token(ids[-2])  # after the last one received
+    resumed = Reader(f"{query}/v1/stream", {"subject": subject}, {"Last-Event-ID": resume_from})
     resumed.start()
     wait_for(lambda: len(received) + len(resumed.consensus()) >= len(expected), timeout_s=30)
     resumed.stop = True

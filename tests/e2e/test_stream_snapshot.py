@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from shared.positions import parse_token
 from tests.conftest import Cluster, wait_for
 from tests.factories import claim, report
 
@@ -89,15 +90,18 @@ def test_snapshot_sends_each_current_version_then_live_ones(running: Cluster) ->
     ]
     assert all(v["_id"] is None for v in first)  # not a place to resume from
     start = next(e for e in reader.events if "comment" in e)
-    assert start["comment"] == "start" and int(start["id"]) >= max(v["position"] for v in first)
+    assert start["comment"] == "start"
+    begins = parse_token(start["id"])  # covers every version the snapshot sent
+    assert all(begins.covers(parse_token(v["position"])) for v in first)
     _applied(running, _post(running, "snap-a", 130, 4))
     history = httpx.get(f"{query}/v1/consensus/snap-a/{ATTRIBUTE}/history").json()["items"]
-    expected = [v["position"] for v in history if v["position"] > int(start["id"])]
+    expected = [v["position"] for v in history if not begins.covers(parse_token(v["position"]))]
     assert expected  # the new report made at least one version
     wait_for(lambda: len(reader.consensus()) >= len(first) + len(expected), timeout_s=30)
     live = reader.consensus()[len(first) :]
     assert [v["position"] for v in live] == expected  # each once, in order
-    assert all(int(v["_id"]) == v["position"] for v in live)
+    # each frame's id resumes right after it
+    assert all(parse_token(v["_id"]).covers(parse_token(v["position"])) for v in live)
     reader.stop = True
 
 
@@ -145,11 +149,12 @@ def test_a_resuming_subscriber_gets_no_second_snapshot(running: Cluster) -> None
     reader = Events(
         f"{query}/v1/stream",
         {"subject": "snap-resume", "snapshot": "true"},
-        {"Last-Event-ID": str(position)},
+        {"Last-Event-ID": position},
     )
     reader.start()
     _post(running, "snap-resume", 2, 2)
     wait_for(lambda: len(reader.consensus()) >= 1, timeout_s=30)
     reader.stop = True
     got = reader.consensus()
-    assert got[0]["position"] > position and got[0]["_id"] is not None
+    assert got[0]["_id"] is not None
+    assert not parse_token(position).covers(parse_token(got[0]["position"]))  # a later one

@@ -3,6 +3,7 @@ tables the code declares, leave a database at head alone, and tolerate concurren
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -161,7 +162,7 @@ def test_stored_versions_are_numbered_per_partition_in_the_order_they_were_commi
                 "status": "single",
                 "cause_event_id": f"ev-{old_id}",
                 "cause_report_id": None,
-                "result": '{"best": %d}' % old_id,
+                "result": json.dumps({"best": old_id}),
                 "diff": "{}",
             }
         )
