@@ -186,6 +186,8 @@ def test_a_fresh_subscriber_is_told_where_it_starts_and_resuming_there_misses_no
     "params",
     [
         {"since": "-1"},
+        {"since": "12"},  # a position from before revision 0004: a clear 422, not a wrong resume
+        {"since": "p0.1_0.2"},
         {"subject": ""},
         {"attribute": "bad\u0001name"},
         {"subject": [f"s{i}" for i in range(101)]},
@@ -199,6 +201,8 @@ def test_bad_filters_are_a_422_problem_naming_the_field(
     assert got.headers["content-type"] == "application/problem+json"
     field = next(iter(params))
     assert got.json()["errors"][0]["pointer"] == f"/{field}"
+    if params == {"since": "12"}:
+        assert "before positions were per partition" in got.json()["errors"][0]["detail"]
 
 
 @pytest.fixture
