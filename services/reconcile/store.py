@@ -1443,16 +1443,10 @@ def take_fence(engine: Engine, partition: int, owner: str) -> int:
 def _ensure_parts(engine: Engine, parts: Iterable[int]) -> None:
     """The partitions' rows exist (made in a transaction of their own: an apply then only
     locks rows, in partition order, and never waits for another's insert)."""
-    rows = [{"partition": p, "epoch": 0, "owner": "", "seq": 0} for p in sorted(set(parts))]
-    if not rows:
-        return
-    with engine.begin() as conn:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(
-            dialect.insert(fences_t)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["partition"])
-        )
+    wanted = list(parts)
+    if wanted:
+        with engine.begin() as conn:
+            conn.execute(_insert_ignore(conn, wanted))
 
 
 def _lock_part_rows(conn: Connection, parts: Iterable[int]) -> dict[int, int]:
@@ -1471,9 +1465,19 @@ def _lock_part_rows(conn: Connection, parts: Iterable[int]) -> dict[int, int]:
         query = query.with_for_update()
     seqs = {int(r.partition): int(r.seq) for r in conn.execute(query)}
     missing = [p for p in wanted if p not in seqs]
-    if missing:  # _ensure_parts makes them first; a row deleted by hand is a broken store
-        raise RuntimeError(f"partition rows missing: {missing}")
+    if missing:  # _ensure_parts made them, unless the database was replaced since
+        conn.execute(_insert_ignore(conn, missing))
+        seqs = {int(r.partition): int(r.seq) for r in conn.execute(query)}
     return seqs
+
+
+def _insert_ignore(conn: Connection, parts: list[int]) -> Any:
+    """The partitions' rows, where missing (epoch 0: no lease taken yet; no version yet)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    rows = [{"partition": p, "epoch": 0, "owner": "", "seq": 0} for p in sorted(set(parts))]
+    return (
+        dialect.insert(fences_t).values(rows).on_conflict_do_nothing(index_elements=["partition"])
+    )
 
 
 def _save_seqs(conn: Connection, seqs: Mapping[int, int]) -> None:

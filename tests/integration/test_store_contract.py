@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from services.infra.db import create_schema, make_engine
 from services.ingest import outbox
@@ -119,6 +119,25 @@ def test_version_numbers_have_no_gaps_under_two_concurrent_reconcilers(engine: A
         stored = list(conn.execute(select(versions_t.c.id).order_by(versions_t.c.id)).scalars())
     assert gapless(stored) and len(numbers(stored)) > 1  # both partitions: 1, 2, 3 ...
     assert sorted(announced) == stored
+
+
+def test_one_reconciler_numbers_versions_in_a_second_database_from_its_start(
+    engine: Any, tmp_path: Any
+) -> None:
+    """The partitions' rows are made by the migration and once per process; a database that
+    lacks them anyway (replaced under a running reconciler, its rows deleted while empty)
+    gets them on its first batch."""
+    reconciler = Reconciler(REGISTRY)
+    events = _events(engine, report(claim(value=12000)))
+    reconciler.apply(engine, events)
+    second = make_engine(f"sqlite:///{tmp_path / 'second.db'}")
+    create_schema(second)
+    with second.begin() as conn:
+        conn.execute(text("DELETE FROM partition_fences"))
+    reconciler.apply(second, events)
+    with second.connect() as conn:
+        stored = list(conn.execute(select(versions_t.c.id)).scalars())
+    assert stored and gapless(stored)
 
 
 def test_the_same_events_given_to_two_reconcilers_at_once_apply_once(engine: Any) -> None:
