@@ -172,9 +172,7 @@ def test_a_fresh_subscriber_is_told_where_it_starts_and_resuming_there_misses_no
     for n in range(5):  # posted after the first stream was dropped
         token = _post(ingest, subject, 200 + n, 1 + n, f"deliver-start-{n}")
     _wait_applied(query, token)
-    resumed = Reader(
-        f"{query}/v1/stream", {"subject": subject}, {"Last-Event-ID": first.start_id}
-    )
+    resumed = Reader(f"{query}/v1/stream", {"subject": subject}, {"Last-Event-ID": first.start_id})
     resumed.start()
     expected = _positions(_history(query, subject))
     wait_for(lambda: len(resumed.consensus()) >= len(expected), timeout_s=30)
