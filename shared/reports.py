@@ -17,8 +17,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from shared.attributes import AttributeRegistry
+from shared.codec import claim_to_dict, value_to_dict
 from shared.events import stable_id
-from shared.model import ClaimFacts
+from shared.model import ClaimFacts, ValidTime, Value
+from shared.timeaxes import iso
 from shared.validtime import TimeProblem, parse_instant, parse_valid_time
 from shared.values import ValueProblem, parse_value
 
@@ -200,7 +202,7 @@ def normalise_report(
         try:
             claims.append(_claim(report, report_id, i, claim, published_at, registry, tolerance))
         except (ValueProblem, TimeProblem) as exc:
-            errors.append((f"/claims/{i}/{exc.field.replace('.', '/')}", exc.detail))
+            errors.append(_claim_error(i, exc))
     if report.extract:
         claims += _extracted(report, report_id, published_at, registry, tolerance, errors)
     if errors:
@@ -208,6 +210,110 @@ def normalise_report(
     if not claims:
         raise ReportProblem([("/claims", "a report needs claims (or text with extract=true)")])
     return published_at, claims
+
+
+def normalise_report_records(
+    report: ReportIn,
+    report_id: str,
+    registry: AttributeRegistry,
+    *,
+    tolerance: float = 0.10,
+    future_tolerance_s: float = 86_400.0,
+    now: datetime | None = None,
+) -> tuple[datetime, list[dict[str, Any]]]:
+    """`normalise_report` with each claim as `claim_to_dict` of its ClaimFacts: the dict a
+    ClaimAsserted event carries, equal key for key and in the same order. Built directly,
+    without the ClaimFacts: ingest made one per claim only to turn it into this dict, ~7 us
+    of ~25 a claim (issue #21). Same errors, same ids."""
+    errors: list[tuple[str, str]] = []
+    published_at = _published(report, errors, future_tolerance_s, now)
+    if published_at is None:
+        raise ReportProblem(errors)
+    shared = dict(_RECORD_TEMPLATE)  # the report's fields, in claim_to_dict's order
+    shared.update(
+        report_id=report_id,
+        source_id=report.source.id,
+        published_at=iso(published_at),
+        source_kind=report.source.kind,
+        source_reliability=report.source.reliability,
+    )
+    records: list[dict[str, Any]] = []
+    for i, claim in enumerate(report.claims):
+        try:
+            claim_id, attribute, value, valid_time = _claim_parts(
+                report_id, i, claim, published_at, registry, tolerance
+            )
+        except (ValueProblem, TimeProblem) as exc:
+            errors.append(_claim_error(i, exc))
+            continue
+        if valid_time is not None:  # the rarer shape: claim_to_dict itself
+            records.append(
+                claim_to_dict(
+                    _facts(
+                        report,
+                        report_id,
+                        claim,
+                        published_at,
+                        claim_id,
+                        attribute,
+                        value,
+                        valid_time,
+                    )
+                )
+            )
+            continue
+        record = shared.copy()
+        record["claim_id"] = claim_id
+        record["subject"] = claim.subject
+        record["attribute"] = attribute
+        record["value"] = _value_dict(value)
+        record["attributed_to"] = claim.attributed_to or report.source.id
+        record["cites"] = list(claim.cites)
+        record["quote"] = claim.quote
+        record["modality"] = claim.modality
+        record["credibility"] = claim.credibility
+        records.append(record)
+    if report.extract:
+        extracted = _extracted(report, report_id, published_at, registry, tolerance, errors)
+        records += [claim_to_dict(c) for c in extracted]
+    if errors:
+        raise ReportProblem(errors)
+    if not records:
+        raise ReportProblem([("/claims", "a report needs claims (or text with extract=true)")])
+    return published_at, records
+
+
+def _claim_error(index: int, exc: ValueProblem | TimeProblem) -> tuple[str, str]:
+    return (f"/claims/{index}/{exc.field.replace('.', '/')}", exc.detail)
+
+
+# claim_to_dict of a claim with every defaulted field at its default: the keys in order,
+# and the values of the fields a report never sets (rank, retracted, notes, ...)
+_RECORD_TEMPLATE = claim_to_dict(
+    ClaimFacts(
+        claim_id="",
+        report_id="",
+        subject="",
+        attribute="",
+        source_id="",
+        published_at=datetime(2000, 1, 1, tzinfo=UTC),
+        value=Value(None, None, None, "exact", ""),
+        attributed_to="",
+    )
+)
+
+# value_to_dict of the Values parse_value remembers (it answers a repeated phrase with the
+# same instance): by identity, the instance kept with its dict so an id is never reused
+_VALUE_DICTS: dict[int, tuple[Value, dict[str, Any]]] = {}
+
+
+def _value_dict(value: Value) -> dict[str, Any]:
+    found = _VALUE_DICTS.get(id(value))
+    if found is None or found[0] is not value:
+        if len(_VALUE_DICTS) >= 65_536:
+            _VALUE_DICTS.clear()
+        found = _VALUE_DICTS[id(value)] = (value, value_to_dict(value))
+    return dict(found[1])  # each event its own dict
 
 
 MIN_EXTRACTION_CONFIDENCE = 0.5
@@ -301,6 +407,21 @@ def _claim(
     registry: AttributeRegistry,
     tolerance: float,
 ) -> ClaimFacts:
+    claim_id, attribute, value, valid_time = _claim_parts(
+        report_id, index, claim, published_at, registry, tolerance
+    )
+    return _facts(report, report_id, claim, published_at, claim_id, attribute, value, valid_time)
+
+
+def _claim_parts(
+    report_id: str,
+    index: int,
+    claim: ClaimIn,
+    published_at: datetime,
+    registry: AttributeRegistry,
+    tolerance: float,
+) -> tuple[str, str, Value, ValidTime | None]:
+    """What normalising a claim computes: its id, canonical attribute, value, valid time."""
     # a registered name or alias, whatever its case and spacing, is stored under the
     # canonical attribute ("death toll", "Killed" -> killed); an unknown attribute is
     # opaque text, stored exactly as posted
@@ -324,8 +445,21 @@ def _claim(
     )
     valid_time = parse_valid_time(valid_in, reference=published_at.date())
     content = claim_content(claim)
+    return stable_id("c_", report_id, index, content), attribute, value, valid_time
+
+
+def _facts(
+    report: ReportIn,
+    report_id: str,
+    claim: ClaimIn,
+    published_at: datetime,
+    claim_id: str,
+    attribute: str,
+    value: Value,
+    valid_time: ValidTime | None,
+) -> ClaimFacts:
     return ClaimFacts(
-        claim_id=stable_id("c_", report_id, index, content),
+        claim_id=claim_id,
         report_id=report_id,
         subject=claim.subject,
         attribute=attribute,

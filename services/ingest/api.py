@@ -8,7 +8,7 @@ import functools
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Header, Request
@@ -38,7 +38,6 @@ from services.ingest import outbox
 from services.ingest.commits import GroupCommit
 from services.ingest.relay import Relay
 from shared.attributes import AttributeRegistry
-from shared.codec import claim_to_dict
 from shared.events import (
     CLAIM_ASSERTED,
     CLAIM_ASSESSED,
@@ -60,10 +59,13 @@ from shared.reports import (
     ReportProblem,
     canonical_json,
     hash_of_canonical,
-    normalise_report,
+    normalise_report_records,
     report_id_for,
 )
 from shared.timeaxes import iso, now_iso
+
+if TYPE_CHECKING:
+    from services.ingest.batches import BatchLanes
 
 MAX_REPORTS_PER_BATCH = 1_000
 log = logging.getLogger("claimledger.ingest")
@@ -82,6 +84,8 @@ class IngestContext:
     future_tolerance_s: float = 86_400.0
     # concurrent single posts share transactions (services/ingest/commits.py) when set
     commits: GroupCommit | None = None
+    # where :batch requests run: this process, or a batch process (services/ingest/batches.py)
+    batches: BatchLanes | None = None
 
 
 async def context(request: Request) -> IngestContext:
@@ -303,13 +307,31 @@ async def post_reports_batch(request: Request, ctx: Ctx) -> Response:
     """Accept many reports (a JSON array or NDJSON); each item gets its own result."""
     body, trace = await request.body(), _trace_id(request)
     # up to 8 MiB to parse, validate, store and answer: seconds of CPU, off the event loop
-    answer, accepted = await asyncio.to_thread(_accept_batch, body, ctx, trace)
-    if accepted and ctx.relay is not None:
+    # (in a thread, or in a process of ctx.batches when this process is busy with one)
+    if ctx.batches is not None:
+        done = await ctx.batches.accept(body, ctx, trace)
+    else:
+        done = await asyncio.to_thread(accept_batch, body, ctx, trace)
+    if done.accepted and ctx.relay is not None:
         ctx.relay.kick()
-    return answer
+    return Response(done.answer, media_type="application/json")
 
 
-def _accept_batch(body: bytes, ctx: IngestContext, trace: str) -> tuple[Response, bool]:
+@dataclass(frozen=True, slots=True)
+class BatchDone:
+    """A :batch request's answer (JSON) and what it stored; picklable (batch processes)."""
+
+    answer: bytes
+    # (report_id, claims, token, created) of each report stored or answered as a retry
+    accepted: list[tuple[str, int, str | None, bool]]
+    recorded: bool = False  # counted and logged already (in this process)
+
+
+def accept_batch(body: bytes, ctx: IngestContext, trace: str, *, record: bool = True) -> BatchDone:
+    """The whole of a :batch request: parse, validate, store in one transaction, answer.
+
+    `record`: count and log the accepted reports here (False in a batch process, whose
+    caller records them: services/ingest/batches.py)."""
     items = _batch_items(body)
     results: list[dict[str, Any]] = [{} for _ in items]
     ready: list[tuple[int, outbox.Pending]] = []
@@ -324,6 +346,7 @@ def _accept_batch(body: bytes, ctx: IngestContext, trace: str) -> tuple[Response
             errors = [(e["pointer"], e["detail"]) for e in exc.errors or []]
             results[i] = _item_problem(i, errors, exc.status)
     outcomes = outbox.accept_reports(ctx.engine, [p for _, p in ready])
+    accepted: list[tuple[str, int, str | None, bool]] = []
     for (i, item), outcome in zip(ready, outcomes, strict=True):
         if isinstance(outcome, outbox.ReportConflict):
             results[i] = {
@@ -334,12 +357,36 @@ def _accept_batch(body: bytes, ctx: IngestContext, trace: str) -> tuple[Response
             }
         else:
             results[i] = {"index": i, "status": 202 if outcome.created else 200, **outcome.response}
-            if outcome.created:
-                _count_accepted(outcome.response)
-            _log_accepted(outcome.response, outcome.created)
+            response = outcome.response
+            token = response.get("token")
+            accepted.append(
+                (
+                    str(response.get("report_id", item.report_id)),
+                    len(response.get("claim_ids", ())),
+                    None if token is None else str(token),
+                    outcome.created,
+                )
+            )
     # msgspec: a 1,000-report answer is ~100k values; Starlette's json.dumps took 3% of :batch
-    answer = Response(msgspec.json.encode({"results": results}), media_type="application/json")
-    return answer, bool(ready)
+    done = BatchDone(msgspec.json.encode({"results": results}), accepted)
+    if record:
+        record_accepted(done)
+        return BatchDone(done.answer, done.accepted, recorded=True)
+    return done
+
+
+def record_accepted(done: BatchDone) -> None:
+    """Metrics and log lines for a batch's accepted reports (once, in the serving process)."""
+    if done.recorded:
+        return
+    for report_id, claims, token, created in done.accepted:
+        if created:
+            REPORTS_ACCEPTED.inc()
+            CLAIMS_ACCEPTED.inc(claims)
+        log.info(
+            "report accepted" if created else "report retried",
+            extra={"report_id": report_id, "claims": claims, "token": token},
+        )
 
 
 class RetractionIn(BaseModel):
@@ -599,7 +646,7 @@ def prepare_report(
     body_hash = hash_of_canonical(canonical)
     report_id = report_id_for(report, body_hash)
     try:
-        published_at, claims = normalise_report(
+        published_at, claims = normalise_report_records(
             report,
             report_id,
             ctx.registry,
@@ -614,6 +661,7 @@ def prepare_report(
     recorded = recorded or now_iso()
     labels = {c.subject: c.subject_label for c in report.claims if c.subject_label}
     meta = {k: v for k, v in body.items() if k not in ("claims", "text")}
+    claim_ids = [c["claim_id"] for c in claims]
     received = Event(
         stable_id("e_", report_id, REPORT_RECEIVED),
         REPORT_RECEIVED,
@@ -624,36 +672,40 @@ def prepare_report(
             **meta,
             "report_id": report_id,
             "published_at": iso(published_at),
-            "claim_ids": [c.claim_id for c in claims],
+            "claim_ids": claim_ids,
         },
         trace_id=trace_id,
     )
     events, streams = [received], [stream_for(partition_of(report_id, ctx.partitions))]
     for claim in claims:
-        payload = {"claim": claim_to_dict(claim), "subject_label": labels.get(claim.subject)}
+        claim_id, subject = claim["claim_id"], claim["subject"]
         events.append(
             Event(
-                stable_id("e_", claim.claim_id, CLAIM_ASSERTED),
+                stable_id("e_", claim_id, CLAIM_ASSERTED),
                 CLAIM_ASSERTED,
                 SCHEMA_VERSION,
                 recorded,
                 report_id,
-                payload,
-                subject=claim.subject,
-                attribute=claim.attribute,
+                {"claim": claim, "subject_label": labels.get(subject)},
+                subject=subject,
+                attribute=claim["attribute"],
                 trace_id=trace_id,
             )
         )
-        streams.append(_stream_of(claim.subject, ctx.partitions))
+        streams.append(_stream_of(subject, ctx.partitions))
     response = {
         "report_id": report_id,
-        "claim_ids": [c.claim_id for c in claims],
+        "claim_ids": list(claim_ids),
         "claims": [
-            {"claim_id": c.claim_id, "subject": c.subject, "attribute": c.attribute} for c in claims
+            {"claim_id": c["claim_id"], "subject": c["subject"], "attribute": c["attribute"]}
+            for c in claims
         ],
         "recorded_at": recorded,
     }
-    return outbox.Pending(report_id, body_hash, body, events, streams, response, canonical)
+    events_json = [e.to_json() for e in events]  # once, before the outbox transaction
+    return outbox.Pending(
+        report_id, body_hash, body, events, streams, response, canonical, events_json
+    )
 
 
 @functools.lru_cache(maxsize=65_536)
