@@ -131,8 +131,12 @@ class ReportProblem(ValueError):
 
 def canonical_json(body: dict[str, Any]) -> str:
     """The body's one spelling (sorted keys, no spaces): what its hash is of, and what
-    ingest stores, so a report is encoded once."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    ingest stores, so a report is encoded once. Exactly `json.dumps(body, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)` (report ids are hashes of it: never change
+    a byte), by json's C encoder built once (see _SORTED_JSON)."""
+    if _CANONICAL_JSON is None:
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "".join(_CANONICAL_JSON(body, 0))
 
 
 def hash_of_canonical(canonical: str) -> str:
@@ -155,6 +159,24 @@ _SORTED_JSON = (
         None,
         ": ",
         ", ",
+        True,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+    if _C_ENCODER is not None
+    else None
+)
+
+
+# the same for canonical_json: (",", ":"), sorted keys, UTF-8 (not ASCII-escaped), NaN allowed
+_CANONICAL_JSON = (
+    _C_ENCODER(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
         True,  # sort_keys
         False,  # skipkeys
         True,  # allow_nan

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from services.infra.tables import OutboxRow, ReportRow
 from shared.events import Event
+
+_encode = msgspec.json.Encoder().encode
 
 reports = ReportRow.__table__  # type: ignore[attr-defined]
 outbox = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -147,7 +150,8 @@ def _insert(conn: Any, items: list[Pending]) -> dict[str, dict[str, Any]]:
             "content_hash": item.body_hash,
             "recorded_at": item.response["recorded_at"],
             "event_count": len(item.events),
-            "response": json.dumps(answered[item.report_id]),
+            # msgspec: json.dumps of the answers was 4% of :batch, inside the transaction
+            "response": _encode(answered[item.report_id]).decode(),
             "body": item.body_json or json.dumps(item.body, ensure_ascii=False),
         }
         for item in items
