@@ -51,7 +51,7 @@ def test_a_reports_hash_is_the_one_it_always_had() -> None:
                     "subject": "dprk-troops-kursk",
                     "attribute": "personnel_deployed",
                     "raw": "about 11,000",
-                    "attributed_to": "Südkorea \u2028 \"intel\"",
+                    "attributed_to": 'Südkorea \u2028 "intel"',
                     "value": {"best": 1.5e16},
                 }
             ],
