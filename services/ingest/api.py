@@ -379,12 +379,14 @@ def record_accepted(done: BatchDone) -> None:
     """Metrics and log lines for a batch's accepted reports (once, in the serving process)."""
     if done.recorded:
         return
-    for report_id, claims, token, created in done.accepted:
-        if created:
-            REPORTS_ACCEPTED.inc()
-            CLAIMS_ACCEPTED.inc(claims)
+    # one increment per batch: in multiprocess mode (ingest workers) each is a file write
+    created = [claims for _, claims, _, new in done.accepted if new]
+    if created:
+        REPORTS_ACCEPTED.inc(len(created))
+        CLAIMS_ACCEPTED.inc(sum(created))
+    for report_id, claims, token, created_now in done.accepted:
         log.info(
-            "report accepted" if created else "report retried",
+            "report accepted" if created_now else "report retried",
             extra={"report_id": report_id, "claims": claims, "token": token},
         )
 
