@@ -57,7 +57,7 @@ from shared.reports import (
     Reliability,
     ReportIn,
     ReportProblem,
-    canonical_json,
+    canonical_report_json,
     hash_of_canonical,
     normalise_report_records,
     report_id_for,
@@ -644,7 +644,7 @@ def prepare_report(
             errors=[{"pointer": "/claims", "detail": f"limit {MAX_CLAIMS_PER_REPORT}"}],
         )
     body = report.model_dump(mode="json", exclude_none=True)
-    canonical = canonical_json(body)
+    canonical = canonical_report_json(report, body)
     body_hash = hash_of_canonical(canonical)
     report_id = report_id_for(report, body_hash)
     try:
