@@ -664,34 +664,36 @@ def prepare_report(
     labels = {c.subject: c.subject_label for c in report.claims if c.subject_label}
     meta = {k: v for k, v in body.items() if k not in ("claims", "text")}
     claim_ids = [c["claim_id"] for c in claims]
-    received = Event(
-        stable_id("e_", report_id, REPORT_RECEIVED),
-        REPORT_RECEIVED,
-        SCHEMA_VERSION,
-        recorded,
-        report_id,
-        {
-            **meta,
-            "report_id": report_id,
-            "published_at": iso(published_at),
-            "claim_ids": claim_ids,
-        },
-        trace_id=trace_id,
-    )
-    events, streams = [received], [stream_for(partition_of(report_id, ctx.partitions))]
+    received_id = stable_id("e_", report_id, REPORT_RECEIVED)
+    received = {
+        **meta,
+        "report_id": report_id,
+        "published_at": iso(published_at),
+        "claim_ids": claim_ids,
+    }
+    # each event encoded once, here, before the outbox transaction; no Event objects (the
+    # Pending's `events` decodes them when asked): 2 us a claim (issue #21)
+    event_ids = [received_id]
+    events_json = [
+        event_json(
+            received_id, REPORT_RECEIVED, recorded, report_id, received, None, None, trace_id
+        )
+    ]
+    streams = [stream_for(partition_of(report_id, ctx.partitions))]
     for claim in claims:
         claim_id, subject = claim["claim_id"], claim["subject"]
-        events.append(
-            Event(
-                stable_id("e_", claim_id, CLAIM_ASSERTED),
+        event_id = stable_id("e_", claim_id, CLAIM_ASSERTED)
+        event_ids.append(event_id)
+        events_json.append(
+            event_json(
+                event_id,
                 CLAIM_ASSERTED,
-                SCHEMA_VERSION,
                 recorded,
                 report_id,
                 {"claim": claim, "subject_label": labels.get(subject)},
-                subject=subject,
-                attribute=claim["attribute"],
-                trace_id=trace_id,
+                subject,
+                claim["attribute"],
+                trace_id,
             )
         )
         streams.append(_stream_of(subject, ctx.partitions))
@@ -704,10 +706,40 @@ def prepare_report(
         ],
         "recorded_at": recorded,
     }
-    events_json = [e.to_json() for e in events]  # once, before the outbox transaction
     return outbox.Pending(
-        report_id, body_hash, body, events, streams, response, canonical, events_json
+        report_id, body_hash, body, event_ids, streams, response, canonical, events_json
     )
+
+
+_encode_event = msgspec.json.Encoder().encode
+
+
+def event_json(
+    event_id: str,
+    kind: str,
+    recorded: str,
+    report_id: str | None,
+    payload: dict[str, Any],
+    subject: str | None,
+    attribute: str | None,
+    trace_id: str | None,
+) -> str:
+    """`Event(...).to_json()` of a new event (no seq yet), without the Event: the same keys
+    in the same order (tests/unit/test_ingest_events.py holds them equal)."""
+    return _encode_event(
+        {
+            "event_id": event_id,
+            "type": kind,
+            "schema_version": SCHEMA_VERSION,
+            "recorded_at": recorded,
+            "report_id": report_id,
+            "seq": None,
+            "subject": subject,
+            "attribute": attribute,
+            "trace_id": trace_id,
+            "payload": payload,
+        }
+    ).decode()
 
 
 @functools.lru_cache(maxsize=65_536)
