@@ -201,6 +201,20 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def settle(pid: int, interval_s: float = 0.5, idle_share: float = 0.1, limit_s: float = 30) -> None:
+    """Waits until the process tree `pid` is nearly idle: ready means one ingest worker
+    answers, while the others may still be starting (imports, their batch processes), which
+    the load's CPU figures would otherwise count and its rate would compete with."""
+    deadline = time.monotonic() + limit_s
+    last = tree_cpu_s(pid)
+    while time.monotonic() < deadline:
+        time.sleep(interval_s)
+        now = tree_cpu_s(pid)
+        if now - last < idle_share * interval_s:
+            return
+        last = now
+
+
 def ingest_rates(
     tmp: Path,
     redis_url: str,
@@ -228,6 +242,7 @@ def ingest_rates(
             [report_body(b * 100 + i, 10_000, 10, rnd) for i in range(100)] for b in range(batches)
         ]
         posts = encode_posts(url, "/v1/reports:batch", bodies)
+        settle(service.process.pid)
         cpu = tree_cpu_s(service.process.pid)
         batch = asyncio.run(post_all(url, posts, 2))
         time.sleep(0.5)  # the relay sends the last events
