@@ -752,11 +752,11 @@ def _batch_items(raw: bytes) -> list[Any]:
     try:
         text = raw.decode("utf-8").strip()
         if text.startswith("["):
-            items = json.loads(text)
+            items = _loads(text)
         else:
             # NDJSON lines end at "\n" only: str.splitlines() also splits at U+2028, U+0085
             # and others, which JSON strings may hold unescaped
-            items = [json.loads(line) for line in text.split("\n") if line.strip()]
+            items = [_loads(line) for line in text.split("\n") if line.strip()]
     except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON; nesting too deep
         detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise Problem(
@@ -775,6 +775,15 @@ def _batch_items(raw: bytes) -> list[Any]:
             errors=[{"pointer": "/", "detail": f"limit {MAX_REPORTS_PER_BATCH}"}],
         )
     return items
+
+
+def _loads(text: str) -> Any:
+    """json.loads(text), by msgspec where it reads the text the same (3x faster, issue #21);
+    what msgspec refuses (NaN, 1e400, lone surrogates) json reads, or refuses, as before."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:  # also its ValidationError (numbers out of range)
+        return json.loads(text)
 
 
 def _item_problem(index: int, errors: list[tuple[str, str]], status: int = 422) -> dict[str, Any]:
