@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from hashlib import sha256 as _sha256
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -597,7 +598,9 @@ def _claim_parts(
     )
     valid_time = parse_valid_time(valid_in, reference=published_at.date())
     content = claim_content(claim)
-    return stable_id("c_", report_id, index, content), attribute, value, valid_time
+    # stable_id("c_", report_id, index, content), spelled out: 2 us of ~40 a claim in :batch
+    claim_id = "c_" + _sha256(f"{report_id}\x1f{index}\x1f{content}".encode()).hexdigest()[:26]
+    return claim_id, attribute, value, valid_time
 
 
 def _facts(

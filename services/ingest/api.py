@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
@@ -682,7 +683,8 @@ def prepare_report(
     streams = [stream_for(partition_of(report_id, ctx.partitions))]
     for claim in claims:
         claim_id, subject = claim["claim_id"], claim["subject"]
-        event_id = stable_id("e_", claim_id, CLAIM_ASSERTED)
+        # stable_id("e_", claim_id, CLAIM_ASSERTED), spelled out (a hot line: see _claim_parts)
+        event_id = "e_" + sha256(f"{claim_id}\x1f{CLAIM_ASSERTED}".encode()).hexdigest()[:26]
         event_ids.append(event_id)
         events_json.append(
             event_json(

@@ -18,7 +18,14 @@ from pydantic import ValidationError
 
 from shared.attributes import AttributeRegistry
 from shared.codec import claim_to_dict
-from shared.reports import ReportIn, ReportProblem, normalise_report, normalise_report_records
+from shared.events import stable_id
+from shared.reports import (
+    ReportIn,
+    ReportProblem,
+    claim_content,
+    normalise_report,
+    normalise_report_records,
+)
 
 REGISTRY = AttributeRegistry.load()
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -98,6 +105,20 @@ def test_records_are_claim_to_dict_of_the_facts_for_any_report(body: dict[str, A
     assert records == facts
     # the same bytes on the wire: same keys in the same order, same value types
     assert msgspec.json.encode(records) == msgspec.json.encode(facts)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(report)
+def test_claim_ids_are_stable_ids_of_their_content(body: dict[str, Any]) -> None:
+    """The ids, spelled out in _claim_parts, are stable_id's (test_claim_ids pins those)."""
+    try:
+        parsed = ReportIn.model_validate(body)
+        records = normalise_report_records(parsed, "r_test", REGISTRY, now=NOW)[1]
+    except (ValidationError, ReportProblem):
+        return
+    assert [r["claim_id"] for r in records] == [
+        stable_id("c_", "r_test", i, claim_content(c)) for i, c in enumerate(parsed.claims)
+    ]
 
 
 @pytest.mark.parametrize(
