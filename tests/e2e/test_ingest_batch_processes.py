@@ -1,7 +1,8 @@
 """A :batch request that arrives while the worker runs one goes to the worker's batch process
 (services/ingest/batches.py, issue #21): the two run on two cores. Every report is acknowledged
 after its commit and applied exactly once, with one seq order; the batch process does the
-work (its CPU time grows); and it dies with its worker."""
+work (its CPU time grows); it dies with its worker; and when it is killed with batches in
+hand, the worker answers them itself and every report is still stored and applied once."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 import os
 import random
 import signal
+import threading
+import time
 from pathlib import Path
 
 from bench.loadgen import encode_posts, post_all
@@ -100,3 +103,61 @@ def test_concurrent_batches_use_the_batch_process_and_apply_once(tmp_path: Path)
 
         os.kill(ingest, signal.SIGKILL)
         wait_for(lambda: not _alive(batcher), timeout_s=10, interval_s=0.1)
+
+
+def test_a_killed_batch_process_loses_nothing(tmp_path: Path) -> None:
+    with system(
+        tmp_path,
+        "ingest",
+        "reconcile",
+        CLAIMLEDGER_INGEST_WORKERS="1",
+        CLAIMLEDGER_BATCH_PROCESSES="1",
+        CLAIMLEDGER_REWEIGH_EVERY_S="0",
+    ) as cluster:
+        url = cluster.url("ingest")
+        ingest = cluster.services["ingest"].process.pid
+        (batcher,) = _spawned(ingest)
+        idle = _cpu_s(batcher)
+
+        def kill_when_busy() -> None:  # -9 while it holds a batch (its CPU moves)
+            deadline = time.monotonic() + 30
+            while _cpu_s(batcher) - idle < 0.03 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            os.kill(batcher, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
+        rnd = random.Random(9)
+        batches = [
+            [report_body(b * PER_BATCH + i, 40, CLAIMS, rnd) for i in range(PER_BATCH)]
+            for b in range(24)
+        ]
+        posted = asyncio.run(
+            post_all(url, encode_posts(url, "/v1/reports:batch", batches), 2, keep_bodies=True)
+        )
+        killer.join()
+        assert not _alive(batcher)
+        log = cluster.services["ingest"].log.read_text()
+        assert "a batch process died; its batch runs again in this process" in log
+        assert posted.statuses == {200: len(batches)}
+        results = [r for body in posted.bodies for r in json.loads(body)["results"]]
+        assert len(results) == len(batches) * PER_BATCH
+        assert {r["status"] for r in results} <= {200, 202}  # stored; a redone one is a retry
+        wait_for(lambda: len(_spawned(ingest)) == 1, timeout_s=30)  # a new batch process
+
+        engine = make_engine(cluster.db_url)
+        try:
+
+            def applied() -> int:
+                with engine.connect() as conn:
+                    return int(
+                        conn.exec_driver_sql(
+                            "SELECT count(*) FROM events WHERE type = 'ClaimAsserted'"
+                        ).scalar_one()
+                    )
+
+            claims = len(batches) * PER_BATCH * CLAIMS
+            wait_for(lambda: applied() >= claims, timeout_s=60)
+            assert applied() == claims  # each exactly once
+        finally:
+            engine.dispose()
