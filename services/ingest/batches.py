@@ -96,12 +96,16 @@ class BatchLanes:
             self._starting = None
 
     async def stop(self) -> None:
+        """Stops the batch processes and waits for them (else multiprocessing's resource
+        tracker warns of leaked semaphores on stderr at exit, a line that is not a log)."""
         self._ready = False
         if self._starting is not None:
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starting
-        self._shutdown()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     def _shutdown(self) -> None:
         self._ready = False

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -241,11 +240,11 @@ def writing(engine: Engine) -> Iterator[None]:
     through an flock on a file next to the database, held around the write transaction.
 
     SQLite has one write lock, and a writer that finds it taken waits in SQLite's busy
-    handler, which sleeps in steps of up to 100 ms and misses the moment the lock is free:
-    two :batch requests in two processes spent more time asleep there than writing
-    (bench/RESULTS.md, issue #21). A process blocked on an flock wakes as soon as it is
-    released. Other writers of the database (the reconciler) still meet SQLite's busy
-    handler, as before. PostgreSQL, an in-memory database: nothing to take."""
+    handler, which sleeps in steps of up to 100 ms and so misses the moment the lock is
+    free; with :batch requests in two processes (issue #21) writers meet all the time. A
+    process blocked on an flock wakes as soon as it is released. Other writers of the
+    database (the reconciler) still meet SQLite's busy handler, as before. PostgreSQL, an
+    in-memory database: nothing to take (serialize_seqs orders PostgreSQL's writers)."""
     path = _writer_lock_path(engine)
     if path is None:
         yield
@@ -255,7 +254,6 @@ def writing(engine: Engine) -> Iterator[None]:
         yield
 
 
-@functools.lru_cache(maxsize=64)
 def _writer_lock_path(engine: Engine) -> Path | None:
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
