@@ -149,10 +149,15 @@ def _start_process(config: BatchConfig) -> None:
     global _context
     from services.infra.db import make_engine
     from services.infra.keys import KeyChecker
+    from services.infra.logs import configure_logging
     from services.infra.processes import die_with_parent, tune_gc_for_throughput
     from shared.attributes import AttributeRegistry
+    from shared.settings import CommonSettings
 
     die_with_parent()  # SIGTERM when the worker goes, even by SIGKILL
+    # its log lines (an unexpected error) as the worker's: JSON on the same stderr
+    settings = CommonSettings()
+    configure_logging("ingest", level=settings.log_level.lower(), fmt=settings.log_format)
     engine = make_engine(config.database_url, sqlite_busy_timeout_ms=config.sqlite_busy_timeout_ms)
     outbox.leave_checkpoints_to_checkpointer(engine)  # the serving worker checkpoints
     _context = api.IngestContext(
