@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import logging
 import multiprocessing
+import os
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -81,7 +82,7 @@ class BatchLanes:
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded loop
                 initializer=_start_process,
-                initargs=(self.config,),
+                initargs=(self.config, os.getpid()),
             )
             self._pool = pool
             # one warm-up per process: the pool starts a process per task while none idles
@@ -145,7 +146,7 @@ class BatchLanes:
 _context: api.IngestContext | None = None
 
 
-def _start_process(config: BatchConfig) -> None:
+def _start_process(config: BatchConfig, worker: int) -> None:
     global _context
     from services.infra.db import make_engine
     from services.infra.keys import KeyChecker
@@ -155,6 +156,11 @@ def _start_process(config: BatchConfig) -> None:
     from shared.settings import CommonSettings
 
     die_with_parent()  # SIGTERM when the worker goes, even by SIGKILL
+    if os.getppid() != worker:
+        # the worker died while this process was still importing, before it could ask for
+        # that signal: no one will send it work, and the call queue never ends (this process
+        # holds its writing end too), so it would wait for ever
+        os._exit(0)
     # its log lines (an unexpected error) as the worker's: JSON on the same stderr
     settings = CommonSettings()
     configure_logging("ingest", level=settings.log_level.lower(), fmt=settings.log_format)
