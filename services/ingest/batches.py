@@ -151,16 +151,12 @@ def _start_process(config: BatchConfig, worker: int) -> None:
     from services.infra.db import make_engine
     from services.infra.keys import KeyChecker
     from services.infra.logs import configure_logging
-    from services.infra.processes import die_with_parent, tune_gc_for_throughput
+    from services.infra.processes import tune_gc_for_throughput
+    from services.ingest.children import die_with_worker
     from shared.attributes import AttributeRegistry
     from shared.settings import CommonSettings
 
-    die_with_parent()  # SIGTERM when the worker goes, even by SIGKILL
-    if os.getppid() != worker:
-        # the worker died while this process was still importing, before it could ask for
-        # that signal: no one will send it work, and the call queue never ends (this process
-        # holds its writing end too), so it would wait for ever
-        os._exit(0)
+    die_with_worker(worker)  # SIGTERM when the worker goes, even by SIGKILL
     # its log lines (an unexpected error) as the worker's: JSON on the same stderr
     settings = CommonSettings()
     configure_logging("ingest", level=settings.log_level.lower(), fmt=settings.log_format)

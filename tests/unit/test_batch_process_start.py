@@ -1,7 +1,8 @@
-"""A batch process whose worker died while it was starting (before it could ask for
-PR_SET_PDEATHSIG) exits instead of waiting for ever on its call queue: the fault tests kill
-ingest -9 right after it answers, while its second worker may still be starting its batch
-process; such processes were found still running, reparented to init, an hour later."""
+"""A batch process (or the learner) whose worker died while it was starting, before it could
+ask for PR_SET_PDEATHSIG, exits instead of waiting for ever on its call queue
+(services/ingest/children.py): the fault tests kill ingest -9 right after it answers, while
+its second worker may still be starting its batch process; such processes were found still
+running, reparented to init, an hour later."""
 
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ def run(worker: int) -> subprocess.CompletedProcess[str]:
 
 def test_a_batch_process_of_a_dead_worker_exits() -> None:
     gone = run(worker=os.getpid() + 1_000_000)  # not its parent: the worker is gone
+    assert gone.returncode == 0 and "started" not in gone.stdout, gone.stderr
+
+
+def test_the_learners_initializer_exits_too() -> None:
+    script = "import sys; from services.ingest.children import die_with_worker; "
+    script += "die_with_worker(int(sys.argv[1])); print('started')"
+    gone = subprocess.run(
+        [sys.executable, "-c", script, str(os.getpid() + 1_000_000)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert gone.returncode == 0 and "started" not in gone.stdout, gone.stderr
 
 
