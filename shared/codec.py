@@ -241,6 +241,7 @@ def result_from_dict(data: dict[str, Any]) -> ConsensusResult:
 
 
 _encode = msgspec.json.Encoder(order="sorted").encode
+_decode = msgspec.json.decode
 
 
 def encode_fields(result: dict[str, Any]) -> dict[str, bytes]:
@@ -286,6 +287,23 @@ def result_delta(
             out[key] = _value_delta(old[key], value)
     for key in old:
         if key not in new:
+            out[key] = ["-"]
+    return out
+
+
+def fields_delta(old_fields: dict[str, bytes], new_fields: dict[str, bytes]) -> dict[str, Any]:
+    """`result_delta(old, new, old_fields, new_fields)` from the two results' encoded fields
+    alone (`encode_fields`): only the fields that changed are decoded, so a caller keeps
+    the bytes of its last result, not the result."""
+    out: dict[str, Any] = {}
+    for key, encoded in new_fields.items():
+        before = old_fields.get(key)
+        if before is None:
+            out[key] = ["=", _decode(encoded)]
+        elif before != encoded:
+            out[key] = _value_delta(_decode(before), _decode(encoded))
+    for key in old_fields:
+        if key not in new_fields:
             out[key] = ["-"]
     return out
 
