@@ -209,9 +209,6 @@ class KeyState:
     admitted: dict[str, Any] = field(default_factory=dict, repr=False)
     # `modifiers` by target, built for the list it is of (_ModifierIndex.of)
     mod_index: _ModifierIndex | None = field(default=None, repr=False)
-    # claim id -> (claim, its rating, its learned score, its own modifiers, the claim with
-    # them): the same modified object while they stay, so the admissions memo keeps it
-    modified: dict[str, tuple[Any, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> Key:
@@ -222,22 +219,37 @@ class KeyState:
 
     def effective_at(self, t: str) -> list[ClaimFacts]:
         """Claims published by t, with the retractions, assessments and ratings made by t."""
+        return self.inputs_at(t)[0]
+
+    def inputs_at(self, t: str) -> tuple[list[ClaimFacts], dict[str, Any]]:
+        """`effective_at(t)` and the admissions memo for it (compute_consensus `memo`).
+        Which modifiers apply at t is a prefix of `modifiers`; each prefix in use keeps
+        its modified claims (the same objects while the modifiers stay) and its own memo,
+        so evaluating a key at the times of several learned runs, as every later claim
+        does, admits each claim once per run, not once per evaluation."""
         published = self.published
-        if not self.modifiers:
-            return [claim for cid, claim in self.claims.items() if published[cid] <= t]
+        made = bisect_right(self.modifiers, t, key=itemgetter(0)) if self.modifiers else 0
+        if not made:
+            plain = [claim for cid, claim in self.claims.items() if published[cid] <= t]
+            return plain, self.admitted
         index = _ModifierIndex.of(self)
-        return [
-            self._modified_at(cid, claim, t, index)
-            for cid, claim in self.claims.items()
-            if published[cid] <= t
-        ]
+        modified, memo = index.variant(made)
+        out = []
+        for cid, claim in self.claims.items():
+            if published[cid] > t:
+                continue
+            hit = modified.get(cid)
+            if hit is None or hit[0] is not claim:
+                hit = modified[cid] = (claim, self._modified_at(cid, claim, t, index))
+            out.append(hit[1])
+        return out, memo
 
     def _modified_at(
         self, cid: str, claim: ClaimFacts, t: str, index: _ModifierIndex
     ) -> ClaimFacts:
         """`_modified(claim, [every modifier made by t])`, from the claim's own modifiers
         and its source's latest rating and learned score made by t (an earlier one of
-        those sets the same fields and is overwritten), kept while they are the same."""
+        those sets the same fields and is overwritten)."""
         source = claim.source_id
         if source == cid:  # one target list for both: the plain way
             return _modified(claim, [m for m in self.modifiers if m[0] <= t])
@@ -245,19 +257,12 @@ class KeyState:
         own = index.made_by(cid, t)
         if rating is None and learned is None and not own:
             return claim
-        hit = self.modified.get(cid)
-        if (
-            hit is not None
-            and hit[0] is claim
-            and hit[1] is rating
-            and hit[2] is learned
-            and hit[3] == own
-        ):
-            return hit[4]  # type: ignore[no-any-return]
-        mods = sorted([*(m for m in (rating, learned) if m is not None), *own])
-        done = _modified(claim, mods)
-        self.modified[cid] = (claim, rating, learned, own, done)
-        return done
+        return _modified(claim, sorted([*(m for m in (rating, learned) if m is not None), *own]))
+
+
+# prefixes of a key's modifiers whose modified claims and admissions are kept (the latest
+# used): each learned run adds one, and every later claim evaluates the key at each
+VARIANTS = 4
 
 
 class _ModifierIndex:
@@ -265,10 +270,12 @@ class _ModifierIndex:
     those made by a time are a prefix; for a source's, the latest rating and learned score
     of each prefix."""
 
-    __slots__ = ("built_from", "size", "targets")
+    __slots__ = ("built_from", "size", "targets", "variants")
 
     def __init__(self, modifiers: list[Modifier]) -> None:
         self.built_from, self.size = modifiers, len(modifiers)
+        # prefix length -> (claim id -> (claim, modified claim), admissions memo)
+        self.variants: dict[int, tuple[dict[str, tuple[Any, Any]], dict[str, Any]]] = {}
         grouped: dict[str, list[Modifier]] = {}
         for m in modifiers:
             grouped.setdefault(m[4], []).append(m)
@@ -292,6 +299,16 @@ class _ModifierIndex:
         if index is None or index.built_from is not mods or index.size != len(mods):
             index = state.mod_index = _ModifierIndex(mods)
         return index
+
+    def variant(self, made: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, Any]]:
+        """What is kept for the first `made` modifiers (the most recently used prefixes)."""
+        found = self.variants.pop(made, None)
+        if found is None:
+            found = ({}, {})
+            while len(self.variants) >= VARIANTS:
+                del self.variants[next(iter(self.variants))]
+        self.variants[made] = found
+        return found
 
     def latest(self, target: str, t: str) -> tuple[Any, Any]:
         found = self.targets.get(target)
@@ -919,9 +936,8 @@ class _Batch:
 
         def evaluate(t: str) -> Computed:
             estimates = {n: e for n, steps in related.items() if (e := _estimate_at(steps, t))}
-            result = compute_consensus(
-                state.effective_at(t), spec, related=estimates, memo=state.admitted
-            )
+            claims, memo = state.inputs_at(t)
+            result = compute_consensus(claims, spec, related=estimates, memo=memo)
             return _computed_result(result)
 
         times = state.times()
