@@ -260,7 +260,7 @@ class KeyState:
         return _modified(claim, sorted([*(m for m in (rating, learned) if m is not None), *own]))
 
 
-# prefixes of a key's modifiers whose modified claims and admissions are kept (the latest
+# prefixes of a key's modifiers whose modified claims and admissions are kept (the longest
 # used): each learned run adds one, and every later claim evaluates the key at each
 VARIANTS = 4
 
@@ -301,13 +301,14 @@ class _ModifierIndex:
         return index
 
     def variant(self, made: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, Any]]:
-        """What is kept for the first `made` modifiers (the most recently used prefixes)."""
-        found = self.variants.pop(made, None)
+        """What is kept for the first `made` modifiers (the latest prefixes used)."""
+        found = self.variants.get(made)
         if found is None:
-            found = ({}, {})
-            while len(self.variants) >= VARIANTS:
-                del self.variants[next(iter(self.variants))]
-        self.variants[made] = found
+            found = self.variants[made] = ({}, {})
+            if len(self.variants) > VARIANTS:
+                # the earliest prefix goes: a key is evaluated at each run's time in turn
+                # (least recently used would be each next one), the latest most often
+                del self.variants[min(self.variants)]
         return found
 
     def latest(self, target: str, t: str) -> tuple[Any, Any]:
