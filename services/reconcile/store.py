@@ -209,6 +209,11 @@ class KeyState:
     admitted: dict[str, Any] = field(default_factory=dict, repr=False)
     # `modifiers` by target, built for the list it is of (_ModifierIndex.of)
     mod_index: _ModifierIndex | None = field(default=None, repr=False)
+    # effective time of the latest modifier in effect -> (claim id -> (claim, its rating,
+    # learned score and own modifiers, the claim with them), admissions memo): see inputs_at
+    variants: dict[str, tuple[dict[str, tuple[Any, ...]], dict[str, Any]]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def key(self) -> Key:
@@ -223,45 +228,58 @@ class KeyState:
 
     def inputs_at(self, t: str) -> tuple[list[ClaimFacts], dict[str, Any]]:
         """`effective_at(t)` and the admissions memo for it (compute_consensus `memo`).
-        Which modifiers apply at t is a prefix of `modifiers`; each prefix in use keeps
-        its modified claims (the same objects while the modifiers stay) and its own memo,
-        so evaluating a key at the times of several learned runs, as every later claim
-        does, admits each claim once per run, not once per evaluation."""
+        A modified claim is kept while its modifiers stay (the same object: the memo
+        admits it once), one per time of the latest modifier in effect, each such time
+        with its own memo: every claim after a learned run evaluates the key at each
+        run's time, and one memo per key re-admitted every claim at each."""
         published = self.published
         made = bisect_right(self.modifiers, t, key=itemgetter(0)) if self.modifiers else 0
         if not made:
             plain = [claim for cid, claim in self.claims.items() if published[cid] <= t]
             return plain, self.admitted
         index = _ModifierIndex.of(self)
-        modified, memo = index.variant(made)
+        modified, memo = self._variant(self.modifiers[made - 1][0])
         out = []
         for cid, claim in self.claims.items():
             if published[cid] > t:
                 continue
+            source = claim.source_id
+            if source == cid:  # one target list for both: the plain way
+                out.append(_modified(claim, [m for m in self.modifiers if m[0] <= t]))
+                continue
+            rating, learned = index.latest(source, t)
+            own = index.made_by(cid, t)
+            if rating is None and learned is None and not own:
+                out.append(claim)
+                continue
             hit = modified.get(cid)
-            if hit is None or hit[0] is not claim:
-                hit = modified[cid] = (claim, self._modified_at(cid, claim, t, index))
-            out.append(hit[1])
+            if (
+                hit is None
+                or hit[0] is not claim
+                or hit[1] is not rating
+                or hit[2] is not learned
+                or hit[3] != own
+            ):
+                # its own modifiers and its source's latest rating and learned score: an
+                # earlier one of those sets the same fields and is overwritten
+                mods = sorted([*(m for m in (rating, learned) if m is not None), *own])
+                hit = modified[cid] = (claim, rating, learned, own, _modified(claim, mods))
+            out.append(hit[4])
         return out, memo
 
-    def _modified_at(
-        self, cid: str, claim: ClaimFacts, t: str, index: _ModifierIndex
-    ) -> ClaimFacts:
-        """`_modified(claim, [every modifier made by t])`, from the claim's own modifiers
-        and its source's latest rating and learned score made by t (an earlier one of
-        those sets the same fields and is overwritten)."""
-        source = claim.source_id
-        if source == cid:  # one target list for both: the plain way
-            return _modified(claim, [m for m in self.modifiers if m[0] <= t])
-        rating, learned = index.latest(source, t)
-        own = index.made_by(cid, t)
-        if rating is None and learned is None and not own:
-            return claim
-        return _modified(claim, sorted([*(m for m in (rating, learned) if m is not None), *own]))
+    def _variant(self, latest: str) -> tuple[dict[str, tuple[Any, ...]], dict[str, Any]]:
+        found = self.variants.get(latest)
+        if found is None:
+            found = self.variants[latest] = ({}, {})
+            if len(self.variants) > VARIANTS:
+                # the earliest goes: a key is evaluated at each run's time in turn (least
+                # recently used would be each next one), the latest most often
+                del self.variants[min(self.variants)]
+        return found
 
 
-# prefixes of a key's modifiers whose modified claims and admissions are kept (the longest
-# used): each learned run adds one, and every later claim evaluates the key at each
+# times of a key's latest modifier in effect whose modified claims and admissions are kept
+# (the latest): each learned run adds one, and every later claim evaluates the key at each
 VARIANTS = 4
 
 
@@ -270,12 +288,10 @@ class _ModifierIndex:
     those made by a time are a prefix; for a source's, the latest rating and learned score
     of each prefix."""
 
-    __slots__ = ("built_from", "size", "targets", "variants")
+    __slots__ = ("built_from", "size", "targets")
 
     def __init__(self, modifiers: list[Modifier]) -> None:
         self.built_from, self.size = modifiers, len(modifiers)
-        # prefix length -> (claim id -> (claim, modified claim), admissions memo)
-        self.variants: dict[int, tuple[dict[str, tuple[Any, Any]], dict[str, Any]]] = {}
         grouped: dict[str, list[Modifier]] = {}
         for m in modifiers:
             grouped.setdefault(m[4], []).append(m)
@@ -299,17 +315,6 @@ class _ModifierIndex:
         if index is None or index.built_from is not mods or index.size != len(mods):
             index = state.mod_index = _ModifierIndex(mods)
         return index
-
-    def variant(self, made: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, Any]]:
-        """What is kept for the first `made` modifiers (the latest prefixes used)."""
-        found = self.variants.get(made)
-        if found is None:
-            found = self.variants[made] = ({}, {})
-            if len(self.variants) > VARIANTS:
-                # the earliest prefix goes: a key is evaluated at each run's time in turn
-                # (least recently used would be each next one), the latest most often
-                del self.variants[min(self.variants)]
-        return found
 
     def latest(self, target: str, t: str) -> tuple[Any, Any]:
         found = self.targets.get(target)

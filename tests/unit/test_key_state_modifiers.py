@@ -76,7 +76,7 @@ def test_claims_as_of_a_time_are_every_modifier_made_by_then_applied_in_order(
 def test_the_same_modified_claims_come_back_for_each_learned_run_and_its_memo() -> None:
     """A key evaluated at the times of two learned runs and in between (as each later claim
     makes it): each time gets its run's modified claims, the same objects as last time,
-    and its own admissions memo; a new modifier starts over."""
+    and its own admissions memo; a new modifier changes only the claims it reaches."""
     claims = claims_of_sources()
     runs = [
         modifier(1, "2026-01-01", "learned", "src-a"),
@@ -92,7 +92,11 @@ def test_the_same_modified_claims_come_back_for_each_learned_run_and_its_memo() 
     assert len({id(first_memo), id(second_memo), id(plain_memo)}) == 3
     again, again_memo = state.inputs_at("2026-01-20")
     assert all(a is b for a, b in zip(again, first, strict=True)) and again_memo is first_memo
+    # an earlier score of the source: overwritten by the run's, the same objects still
     state.modifiers = sorted([*runs, modifier(3, "2025-12-01", "learned", "src-a")])
-    changed, changed_memo = state.inputs_at("2026-01-20")
-    assert changed[0] is not first[0] and changed_memo is not first_memo
-    assert changed[0] == first[0]  # a score made earlier is overwritten by the run's
+    kept, kept_memo = state.inputs_at("2026-01-20")
+    assert kept[0] is first[0] and kept_memo is first_memo
+    # a retraction of that claim: a new object, retracted
+    state.modifiers = sorted([*state.modifiers, modifier(4, "2025-12-01", "retraction", "c0")])
+    changed, _ = state.inputs_at("2026-01-20")
+    assert changed[0] is not first[0] and changed[0].retracted and changed[1] is claims[1]
