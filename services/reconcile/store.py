@@ -267,6 +267,15 @@ class KeyState:
             out.append(hit[4])
         return out, memo
 
+    def trim(self) -> None:
+        """What a key keeps in the cache between batches: of the modified claims and memos,
+        only the latest modifier's (a claim at the head is evaluated there); the modifier
+        index is built again when next used. Each kept variant costs about 1 KB a claim."""
+        self.mod_index = None
+        if len(self.variants) > 1:
+            latest = max(self.variants)
+            self.variants = {latest: self.variants[latest]}
+
     def _variant(self, latest: str) -> tuple[dict[str, tuple[Any, ...]], dict[str, Any]]:
         found = self.variants.get(latest)
         if found is None:
@@ -463,6 +472,7 @@ class Reconciler:
         # be read off the object when it is remembered again
         self._cached_claims -= self._sizes.pop(state.key, 0)
         self._cache.pop(state.key, None)
+        state.trim()
         self._cache[state.key] = state
         self._sizes[state.key] = len(state.claims)
         self._cached_claims += len(state.claims)
