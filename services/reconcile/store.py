@@ -268,13 +268,12 @@ class KeyState:
         return out, memo
 
     def trim(self) -> None:
-        """What a key keeps in the cache between batches: of the modified claims and memos,
-        only the latest modifier's (a claim at the head is evaluated there); the modifier
-        index is built again when next used. Each kept variant costs about 1 KB a claim."""
+        """What a key keeps in the cache between batches: not the modified claims and memos
+        of its modifiers' times (about 1 KB a claim each; kept, even the latest one alone,
+        they made no measurable difference at size, where most keys are read back from SQL
+        anyway: bench/RESULTS.md), nor the modifier index (built again when used)."""
         self.mod_index = None
-        if len(self.variants) > 1:
-            latest = max(self.variants)
-            self.variants = {latest: self.variants[latest]}
+        self.variants = {}
 
     def _variant(self, latest: str) -> tuple[dict[str, tuple[Any, ...]], dict[str, Any]]:
         found = self.variants.get(latest)
