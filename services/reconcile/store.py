@@ -209,11 +209,6 @@ class KeyState:
     admitted: dict[str, Any] = field(default_factory=dict, repr=False)
     # `modifiers` by target, built for the list it is of (_ModifierIndex.of)
     mod_index: _ModifierIndex | None = field(default=None, repr=False)
-    # effective time of the latest modifier in effect -> (claim id -> (claim, its rating,
-    # learned score and own modifiers, the claim with them), admissions memo): see inputs_at
-    variants: dict[str, tuple[dict[str, tuple[Any, ...]], dict[str, Any]]] = field(
-        default_factory=dict, repr=False
-    )
 
     @property
     def key(self) -> Key:
@@ -228,17 +223,14 @@ class KeyState:
 
     def inputs_at(self, t: str) -> tuple[list[ClaimFacts], dict[str, Any]]:
         """`effective_at(t)` and the admissions memo for it (compute_consensus `memo`).
-        A modified claim is kept while its modifiers stay (the same object: the memo
-        admits it once), one per time of the latest modifier in effect, each such time
-        with its own memo: every claim after a learned run evaluates the key at each
-        run's time, and one memo per key re-admitted every claim at each."""
+        A claim's modifiers are found by target (its own, and its source's latest rating
+        and learned score made by t: an earlier one of those sets the same fields and is
+        overwritten), not by applying every modifier of the key to every claim."""
         published = self.published
-        made = bisect_right(self.modifiers, t, key=itemgetter(0)) if self.modifiers else 0
-        if not made:
+        if not self.modifiers or self.modifiers[0][0] > t:
             plain = [claim for cid, claim in self.claims.items() if published[cid] <= t]
             return plain, self.admitted
         index = _ModifierIndex.of(self)
-        modified, memo = self._variant(self.modifiers[made - 1][0])
         out = []
         for cid, claim in self.claims.items():
             if published[cid] > t:
@@ -251,44 +243,15 @@ class KeyState:
             own = index.made_by(cid, t)
             if rating is None and learned is None and not own:
                 out.append(claim)
-                continue
-            hit = modified.get(cid)
-            if (
-                hit is None
-                or hit[0] is not claim
-                or hit[1] is not rating
-                or hit[2] is not learned
-                or hit[3] != own
-            ):
-                # its own modifiers and its source's latest rating and learned score: an
-                # earlier one of those sets the same fields and is overwritten
+            else:
                 mods = sorted([*(m for m in (rating, learned) if m is not None), *own])
-                hit = modified[cid] = (claim, rating, learned, own, _modified(claim, mods))
-            out.append(hit[4])
-        return out, memo
+                out.append(_modified(claim, mods))
+        return out, self.admitted
 
     def trim(self) -> None:
-        """What a key keeps in the cache between batches: not the modified claims and memos
-        of its modifiers' times (about 1 KB a claim each; kept, even the latest one alone,
-        they made no measurable difference at size, where most keys are read back from SQL
-        anyway: bench/RESULTS.md), nor the modifier index (built again when used)."""
+        """What a key keeps in the cache between batches: not its modifier index (built
+        again when used)."""
         self.mod_index = None
-        self.variants = {}
-
-    def _variant(self, latest: str) -> tuple[dict[str, tuple[Any, ...]], dict[str, Any]]:
-        found = self.variants.get(latest)
-        if found is None:
-            found = self.variants[latest] = ({}, {})
-            if len(self.variants) > VARIANTS:
-                # the earliest goes: a key is evaluated at each run's time in turn (least
-                # recently used would be each next one), the latest most often
-                del self.variants[min(self.variants)]
-        return found
-
-
-# times of a key's latest modifier in effect whose modified claims and admissions are kept
-# (the latest): each learned run adds one, and every later claim evaluates the key at each
-VARIANTS = 4
 
 
 class _ModifierIndex:

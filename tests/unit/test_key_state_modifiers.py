@@ -1,8 +1,8 @@
 """A key's claims as of a time, with the retractions, assessments, ratings and learned
 scores made by then (services.reconcile.store.KeyState.inputs_at): what the reconciler's
-consensus sees. Found through an index by target and kept between evaluations, they must
-be exactly what applying every modifier made by that time gives, and stay the same objects
-while nothing changes (the admissions memo holds them: a new object is admitted again)."""
+consensus sees. Found through an index by target (a claim's own modifiers, its source's
+latest rating and learned score), they must be exactly what applying every modifier of
+the key made by that time, in order, gives."""
 
 from __future__ import annotations
 
@@ -66,37 +66,8 @@ def test_claims_as_of_a_time_are_every_modifier_made_by_then_applied_in_order(
     claims = claims_of_sources()
     mods = [modifier(n, *m) for n, m in enumerate(made)]
     state = key_state(claims, mods)
-    for _ in range(2):  # kept between evaluations: still the same answer
+    for _ in range(2):  # the index is kept between evaluations: still the same answer
         seen, _memo = state.inputs_at(t)
         by_t = [m for m in sorted(mods) if m[0] <= t]
         expected = [_modified(c, by_t) for c in claims if state.published[c.claim_id] <= t]
         assert seen == expected
-
-
-def test_the_same_modified_claims_come_back_for_each_learned_run_and_its_memo() -> None:
-    """A key evaluated at the times of two learned runs and in between (as each later claim
-    makes it): each time gets its run's modified claims, the same objects as last time,
-    and its own admissions memo; a new modifier changes only the claims it reaches."""
-    claims = claims_of_sources()
-    runs = [
-        modifier(1, "2026-01-01", "learned", "src-a"),
-        modifier(2, "2026-02-01", "learned", "src-a"),
-    ]
-    state = key_state(claims, runs)
-    before, plain_memo = state.inputs_at("2025-06-01")
-    first, first_memo = state.inputs_at("2026-01-15")
-    second, second_memo = state.inputs_at("2026-03-01")
-    assert before == claims and plain_memo is state.admitted
-    assert first[0].source_score == 0.51 and second[0].source_score == 0.52
-    assert first[1] is claims[1]  # another source's claim: unmodified
-    assert len({id(first_memo), id(second_memo), id(plain_memo)}) == 3
-    again, again_memo = state.inputs_at("2026-01-20")
-    assert all(a is b for a, b in zip(again, first, strict=True)) and again_memo is first_memo
-    # an earlier score of the source: overwritten by the run's, the same objects still
-    state.modifiers = sorted([*runs, modifier(3, "2025-12-01", "learned", "src-a")])
-    kept, kept_memo = state.inputs_at("2026-01-20")
-    assert kept[0] is first[0] and kept_memo is first_memo
-    # a retraction of that claim: a new object, retracted
-    state.modifiers = sorted([*state.modifiers, modifier(4, "2025-12-01", "retraction", "c0")])
-    changed, _ = state.inputs_at("2026-01-20")
-    assert changed[0] is not first[0] and changed[0].retracted and changed[1] is claims[1]
