@@ -241,6 +241,7 @@ def result_from_dict(data: dict[str, Any]) -> ConsensusResult:
 
 
 _encode = msgspec.json.Encoder(order="sorted").encode
+_decode = msgspec.json.decode
 
 
 def encode_fields(result: dict[str, Any]) -> dict[str, bytes]:
@@ -290,6 +291,23 @@ def result_delta(
     return out
 
 
+def fields_delta(old_fields: dict[str, bytes], new_fields: dict[str, bytes]) -> dict[str, Any]:
+    """`result_delta(old, new, old_fields, new_fields)` from the two results' encoded fields
+    alone (`encode_fields`): only the fields that changed are decoded, so a caller keeps
+    the bytes of its last result, not the result."""
+    out: dict[str, Any] = {}
+    for key, encoded in new_fields.items():
+        before = old_fields.get(key)
+        if before is None:
+            out[key] = ["=", _decode(encoded)]
+        elif before != encoded:
+            out[key] = _value_delta(_decode(before), _decode(encoded))
+    for key in old_fields:
+        if key not in new_fields:
+            out[key] = ["-"]
+    return out
+
+
 def apply_result_delta(old: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
     out = dict(old)
     for key, change in delta.items():
@@ -331,22 +349,56 @@ def _apply_value(old: Any, change: list[Any]) -> Any:
 
 def _list_delta(old: list[Any], new: list[Any]) -> list[Any]:
     """Common prefix and suffix kept; the middle replaced, or changed item by item when it
-    has as many items on both sides and they are containers (a cluster that grew)."""
-    limit = min(len(old), len(new))
+    has as many items on both sides and they are containers (a cluster that grew).
+
+    A container item is compared by its JSON text (what `_same` decides for one: their
+    == never holds where the text differs, JSON having no NaN), encoded once here, where
+    the prefix, the suffix and the middle each encoded it again."""
+    texts: dict[tuple[int, int], bytes] = {}
+
+    def same(i: int, j: int) -> bool:
+        a, b = old[i], new[j]
+        kind = type(a)
+        if kind is not type(b):
+            return False
+        if kind is dict or kind is list:
+            x = texts.get((0, i))
+            if x is None:
+                x = texts[(0, i)] = _encode(a)
+            y = texts.get((1, j))
+            if y is None:
+                y = texts[(1, j)] = _encode(b)
+            return x == y
+        return _same(a, b)
+
+    n_old, n_new = len(old), len(new)
+    limit = min(n_old, n_new)
     prefix = 0
-    while prefix < limit and _same(old[prefix], new[prefix]):
+    while prefix < limit and same(prefix, prefix):
         prefix += 1
     suffix = 0
-    while suffix < limit - prefix and _same(old[len(old) - 1 - suffix], new[len(new) - 1 - suffix]):
+    while suffix < limit - prefix and same(n_old - 1 - suffix, n_new - 1 - suffix):
         suffix += 1
-    was, now = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
-    if was and len(was) == len(now) and all(_nestable(a, b) for a, b in zip(was, now, strict=True)):
-        pairs = zip(was, now, strict=True)
-        return [
-            prefix,
-            suffix,
-            ["p", [None if _same(a, b) else _value_delta(a, b) for a, b in pairs]],
-        ]
+    was, now = old[prefix : n_old - suffix], new[prefix : n_new - suffix]
+    if was and len(was) == len(now):
+        kept = [same(prefix + k, prefix + k) for k in range(len(was))]
+        if all(
+            kept[k]
+            or (isinstance(a, dict) and isinstance(b, dict))
+            or (isinstance(a, list) and isinstance(b, list))
+            for k, (a, b) in enumerate(zip(was, now, strict=True))
+        ):
+            return [
+                prefix,
+                suffix,
+                [
+                    "p",
+                    [
+                        None if kept[k] else _value_delta(a, b)
+                        for k, (a, b) in enumerate(zip(was, now, strict=True))
+                    ],
+                ],
+            ]
     if was and now and all(isinstance(v, str) for v in now):
         return [prefix, suffix, ["s", _runs(old, now)]]
     return [prefix, suffix, ["r", now]]
@@ -392,11 +444,3 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, dict | list):  # == held, but nested values may differ in type
         return _encode(a) == _encode(b)
     return True
-
-
-def _nestable(a: Any, b: Any) -> bool:
-    return (
-        _same(a, b)
-        or (isinstance(a, dict) and isinstance(b, dict))
-        or (isinstance(a, list) and isinstance(b, list))
-    )

@@ -76,8 +76,8 @@ from shared.codec import (
     apply_result_delta,
     claim_from_dict,
     encode_fields,
+    fields_delta,
     join_fields,
-    result_delta,
     result_fields,
 )
 from shared.consensus import claim_note, compute_consensus
@@ -209,14 +209,16 @@ class KeyState:
     # claim here): a claim from another source brings that source's in
     rated: set[str] = field(default_factory=set)
     in_db: bool = False
-    # the whole result of version `head` (the base of the next delta) and the chain it ends
-    head_data: dict[str, Any] | None = field(default=None, repr=False)
-    # its encode_fields when known (kept from the computation that wrote it), else None
+    # the whole result of version `head` (the base of the next delta) as its encode_fields
+    # (the JSON of each field: a third of the memory of the decoded result), and the chain
+    # it ends; None when the next version is a snapshot
     head_fields: dict[str, bytes] | None = field(default=None, repr=False)
     chain_base: int = 0  # snapshot version the head's delta chain starts from
     chain_bytes: int = 0  # delta bytes since that snapshot
     # per-claim admissions kept between recomputations (compute_consensus memo)
     admitted: dict[str, Any] = field(default_factory=dict, repr=False)
+    # `modifiers` by target, built for the list it is of (_ModifierIndex.of)
+    mod_index: _ModifierIndex | None = field(default=None, repr=False)
 
     @property
     def key(self) -> Key:
@@ -227,12 +229,85 @@ class KeyState:
 
     def effective_at(self, t: str) -> list[ClaimFacts]:
         """Claims published by t, with the retractions, assessments and ratings made by t."""
-        mods = [m for m in self.modifiers if m[0] <= t]
-        return [
-            _modified(claim, mods) if mods else claim
-            for cid, claim in self.claims.items()
-            if self.published[cid] <= t
-        ]
+        return self.inputs_at(t)[0]
+
+    def inputs_at(self, t: str) -> tuple[list[ClaimFacts], dict[str, Any]]:
+        """`effective_at(t)` and the admissions memo for it (compute_consensus `memo`).
+        A claim's modifiers are found by target (its own, and its source's latest rating
+        and learned score made by t: an earlier one of those sets the same fields and is
+        overwritten), not by applying every modifier of the key to every claim."""
+        published = self.published
+        if not self.modifiers or self.modifiers[0][0] > t:
+            plain = [claim for cid, claim in self.claims.items() if published[cid] <= t]
+            return plain, self.admitted
+        index = _ModifierIndex.of(self)
+        out = []
+        for cid, claim in self.claims.items():
+            if published[cid] > t:
+                continue
+            source = claim.source_id
+            if source == cid:  # one target list for both: the plain way
+                out.append(_modified(claim, [m for m in self.modifiers if m[0] <= t]))
+                continue
+            rating, learned = index.latest(source, t)
+            own = index.made_by(cid, t)
+            if rating is None and learned is None and not own:
+                out.append(claim)
+            else:
+                mods = sorted([*(m for m in (rating, learned) if m is not None), *own])
+                out.append(_modified(claim, mods))
+        return out, self.admitted
+
+    def trim(self) -> None:
+        """What a key keeps in the cache between batches: not its modifier index (built
+        again when used)."""
+        self.mod_index = None
+
+
+class _ModifierIndex:
+    """A key's modifiers by target, each target's in the key's (effective-time) order, so
+    those made by a time are a prefix; for a source's, the latest rating and learned score
+    of each prefix."""
+
+    __slots__ = ("built_from", "size", "targets")
+
+    def __init__(self, modifiers: list[Modifier]) -> None:
+        self.built_from, self.size = modifiers, len(modifiers)
+        grouped: dict[str, list[Modifier]] = {}
+        for m in modifiers:
+            grouped.setdefault(m[4], []).append(m)
+        # target -> (effective times, modifiers, latest rating and learned of each prefix)
+        self.targets: dict[str, tuple[list[str], list[Modifier], list[tuple[Any, Any]]]] = {}
+        for target, mods in grouped.items():
+            latest: list[tuple[Any, Any]] = [(None, None)]
+            for m in mods:
+                rating, learned = latest[-1]
+                if m[3] == "rating":
+                    rating = m
+                elif m[3] == "learned":
+                    learned = m
+                latest.append((rating, learned))
+            self.targets[target] = ([m[0] for m in mods], mods, latest)
+
+    @staticmethod
+    def of(state: KeyState) -> _ModifierIndex:
+        index = state.mod_index
+        mods = state.modifiers
+        if index is None or index.built_from is not mods or index.size != len(mods):
+            index = state.mod_index = _ModifierIndex(mods)
+        return index
+
+    def latest(self, target: str, t: str) -> tuple[Any, Any]:
+        found = self.targets.get(target)
+        if found is None:
+            return None, None
+        return found[2][bisect_right(found[0], t)]
+
+    def made_by(self, target: str, t: str) -> tuple[Modifier, ...]:
+        found = self.targets.get(target)
+        if found is None:
+            return ()
+        return tuple(found[1][: bisect_right(found[0], t)])
 
 
 # events whose fold reaches keys of other partitions (every key with a claim of the source):
@@ -396,6 +471,7 @@ class Reconciler:
         # be read off the object when it is remembered again
         self._cached_claims -= self._sizes.pop(state.key, 0)
         self._cache.pop(state.key, None)
+        state.trim()
         self._cache[state.key] = state
         self._sizes[state.key] = len(state.claims)
         self._cached_claims += len(state.claims)
@@ -909,9 +985,8 @@ class _Batch:
 
         def evaluate(t: str) -> Computed:
             estimates = {n: e for n, steps in related.items() if (e := _estimate_at(steps, t))}
-            result = compute_consensus(
-                state.effective_at(t), spec, related=estimates, memo=state.admitted
-            )
+            claims, memo = state.inputs_at(t)
+            result = compute_consensus(claims, spec, related=estimates, memo=memo)
             return _computed_result(result)
 
         times = state.times()
@@ -1360,26 +1435,21 @@ def _stored_result(state: KeyState, result: Computed) -> tuple[str | None, str |
     previous version while the chain stays short, else a snapshot."""
     assert result.fields is not None  # a freshly computed result
     whole = join_fields(result.fields)
-    # compared as stored (JSON: tuples read back as lists), so a head rebuilt from SQL
-    # gives the same deltas as one kept in memory, and replay the same rows
-    data = _decode(whole)
     if (
-        state.head_data is not None
+        state.head_fields is not None
         and state.chain_base
         and state.head - state.chain_base <= MAX_CHAIN
     ):
-        if state.head_fields is None:  # a head read back from SQL
-            state.head_fields = encode_fields(state.head_data)
-        # the fields' JSON is that of `data` too: encoding what JSON decoding gave back
-        # writes the same text
-        changes = result_delta(state.head_data, data, state.head_fields, result.fields)
-        delta = _json.encode(changes)
+        # compared as stored (the changed fields decoded from their JSON: tuples read back
+        # as lists), so a head rebuilt from SQL gives the same deltas as one kept in
+        # memory, and replay the same rows
+        delta = _json.encode(fields_delta(state.head_fields, result.fields))
         if state.chain_bytes + len(delta) <= len(whole):
             state.chain_bytes += len(delta)
-            state.head_data, state.head_fields = data, result.fields
+            state.head_fields = result.fields
             return None, delta.decode(), state.chain_base
     state.chain_base, state.chain_bytes = state.head, 0
-    state.head_data, state.head_fields = data, result.fields
+    state.head_fields = result.fields
     return whole.decode(), None, state.head
 
 
@@ -1631,8 +1701,7 @@ def _load_states(conn: Connection, keys: list[Key], heads: dict[Key, int]) -> li
         state.steps.append(_step_of(v))
         state.step_ids[v.version] = v.id
         opened_at[(v.subject, v.attribute, v.version)] = v.rec_from
-    for state in states.values():
-        _load_head(conn, state)
+    _load_heads(conn, states)
     for kr in conn.execute(
         select(
             keys_t.c.subject,
@@ -1687,8 +1756,7 @@ def _load_head(
     of the next version's delta. `unwritten`: rows of the key not in SQL yet, by version
     (they stand for any stored row of the same version, which is to be deleted)."""
     if state.head == 0:  # no version (or every one dropped): the next is a snapshot
-        state.head_data, state.chain_base, state.chain_bytes = None, 0, 0
-        state.head_fields = None
+        state.head_fields, state.chain_base, state.chain_bytes = None, 0, 0
         return
     unwritten = unwritten or {}
     key = (versions_t.c.subject == state.subject, versions_t.c.attribute == state.attribute)
@@ -1710,6 +1778,13 @@ def _load_head(
     for version, row in unwritten.items():
         if first <= version <= state.head:
             chain[version] = (row["result"], row["delta"])
+    _set_head(state, base, chain)
+
+
+def _set_head(
+    state: KeyState, base: int | None, chain: Mapping[int, tuple[str | None, str | None]]
+) -> None:
+    """The head's whole result from its chain's rows (version -> (result, delta))."""
     data: dict[str, Any] | None = None
     state.chain_bytes = 0
     for version in sorted(chain):
@@ -1720,7 +1795,77 @@ def _load_head(
             assert data is not None, "a delta chain starts at a snapshot"
             data = apply_result_delta(data, _decode(delta))
             state.chain_bytes += len(delta.encode())
-    state.head_data, state.chain_base, state.head_fields = data, base or 0, None
+    state.chain_base = base or 0
+    state.head_fields = None if data is None else encode_fields(data)
+
+
+def _load_heads(conn: Connection, states: Mapping[Key, KeyState]) -> None:
+    """_load_head of many stored keys in one statement (a cache miss used to cost two per
+    key): each key's head row (keys.head_version) gives where its chain starts, and the
+    chain's rows come joined to it. A key whose head is not the keys row's (an unlocked
+    fold that read them apart) is read alone."""
+    wanted = {}
+    for key, state in states.items():
+        if state.head:
+            wanted[key] = state
+        else:  # no version: the next is a snapshot
+            state.head_fields, state.chain_base, state.chain_bytes = None, 0, 0
+    if not wanted:
+        return
+    top = versions_t.alias("top")
+    heads = (
+        select(
+            top.c.subject,
+            top.c.attribute,
+            top.c.version.label("head"),
+            top.c.base,
+            # `base or head`: a row stored before revision 0003 has no base
+            case((top.c.base.is_(None) | (top.c.base == 0), top.c.version), else_=top.c.base).label(
+                "first"
+            ),
+        )
+        .select_from(
+            keys_t.join(
+                top,
+                (top.c.subject == keys_t.c.subject)
+                & (top.c.attribute == keys_t.c.attribute)
+                & (top.c.version == keys_t.c.head_version),
+            )
+        )
+        .where(*_among(keys_t, list(wanted)))
+        .cte("heads")
+    )
+    v = versions_t.c
+    found: dict[Key, tuple[int, int | None, dict[int, tuple[str | None, str | None]]]] = {}
+    for row in conn.execute(
+        select(
+            heads.c.subject,
+            heads.c.attribute,
+            heads.c.head,
+            heads.c.base,
+            v.version,
+            v.result,
+            v.delta,
+        ).select_from(
+            heads.join(
+                versions_t,
+                (v.subject == heads.c.subject)
+                & (v.attribute == heads.c.attribute)
+                & (v.version >= heads.c.first)
+                & (v.version <= heads.c.head),
+            )
+        )
+    ):
+        key = (row.subject, row.attribute)
+        if key in wanted:
+            chain = found.setdefault(key, (row.head, row.base, {}))[2]
+            chain[row.version] = (row.result, row.delta)
+    for key, state in wanted.items():
+        got = found.get(key)
+        if got is None or got[0] != state.head:
+            _load_head(conn, state)
+        else:
+            _set_head(state, got[1], got[2])
 
 
 def _select_modifiers() -> Select[Any]:
@@ -1748,26 +1893,25 @@ def _source_modifiers(conn: Connection, sources: list[str]) -> dict[str, list[Mo
 
 
 def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
-    by_target: dict[str, list[KeyState]] = {}
+    """Each key's stored modifiers: those of its claims and of its claims' sources. A row
+    is decoded once, its modifier shared by the keys it reaches (nobody changes one)."""
+    by_claim: dict[str, list[KeyState]] = {}
+    by_source: dict[str, list[KeyState]] = {}
     for state in states:
-        state.rated.update(c.source_id for c in state.claims.values())
-        for cid, claim in state.claims.items():
-            by_target.setdefault(cid, []).append(state)
-            if state not in by_target.setdefault(claim.source_id, []):
-                by_target[claim.source_id].append(state)
-    targets = sorted(by_target)
+        sources = {c.source_id for c in state.claims.values()}
+        state.rated.update(sources)
+        for cid in state.claims:
+            by_claim.setdefault(cid, []).append(state)
+        for source in sorted(sources):
+            by_source.setdefault(source, []).append(state)
+    targets = sorted({*by_claim, *by_source})
     for i in range(0, len(targets), 500):
         for m in conn.execute(_select_modifiers().where(mods_t.c.target.in_(targets[i : i + 500]))):
-            if m.kind in ("rating", "learned"):  # targets a source, not a claim
-                owners = [
-                    s
-                    for s in by_target[m.target]
-                    if any(c.source_id == m.target for c in s.claims.values())
-                ]
-            else:
-                owners = [s for s in by_target[m.target] if m.target in s.claims]
-            for state in owners:
-                state.modifiers.append(_modifier_of(m))
+            # a rating or learned score targets a source; the others a claim
+            owners = by_source if m.kind in ("rating", "learned") else by_claim
+            modifier = _modifier_of(m)
+            for state in owners.get(m.target, ()):
+                state.modifiers.append(modifier)
     for state in states:
         state.modifiers.sort()
 
