@@ -51,7 +51,8 @@ def _db() -> tuple[Any, Any]:
 
 
 def report_body(i: int, keys: int, rnd: random.Random) -> dict[str, Any]:
-    """bench/run.py's report body (publication times mostly increase)."""
+    """bench/run.py's report body (publication times mostly increase), copied rather than
+    imported: this script also runs on older checkouts, whose bench/run.py differs."""
     from shared.timeaxes import iso
 
     return {
