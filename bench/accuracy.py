@@ -37,6 +37,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import statistics
 import subprocess
@@ -54,6 +55,7 @@ from claimledger.client import ClaimledgerError, Client
 from services.harness.cluster import Cluster, system
 from shared.attributes import AttributeRegistry
 from shared.consensus._numeric import MEDIAN_OR_MODE, PLURALITY
+from shared.consensus._weights import RANK
 from shared.consensus.reliability import Observation, learn_reliability
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -312,11 +314,11 @@ def peer_baselines(by_key: dict[Key, dict[str, float]]) -> dict[str, dict[Key, f
 
 def score(estimates: dict[Key, float], truth: dict[Key, list[float]]) -> dict[str, float]:
     keys = [k for k in truth if k in estimates]
-    errors = [min((estimates[k] - t for t in truth[k]), key=abs) for k in keys]
+    errors = [min((estimates[k] - t for t in truth[k]), key=math.fabs) for k in keys]
     wrong = [
         k
         for k, e in zip(keys, errors, strict=True)
-        if abs(e) > 0.01 * abs(min(truth[k], key=lambda t: abs(estimates[k] - t)))
+        if abs(e) > 0.01 * abs(min(truth[k], key=lambda t: math.fabs(estimates[k] - t)))
     ]
     exact = [k for k in keys if estimates[k] in truth[k]]
     n = max(len(keys), 1)
@@ -326,13 +328,21 @@ def score(estimates: dict[Key, float], truth: dict[Key, list[float]]) -> dict[st
         "rmse": math.sqrt(math.fsum(e * e for e in errors) / n),
         "error_rate": len(wrong) / n,
         "agreement": len(exact) / n,
+        "wrong": len(wrong),
     }
 
 
-def offline_learned(dataset: Dataset) -> dict[Key, float]:
+# prior_weight of an ungraded "other" claim, as imported (services: _weights.prior_weight)
+PRIOR = 0.18
+
+
+def offline_learned(dataset: Dataset, preferred: frozenset[int] = frozenset()) -> dict[Key, float]:
     """The pure learner alone (no services): its consensus is the product's fusion with
     the learned scores (tests/unit/test_reliability.py checks the equivalence). Used
-    only for data too large to import within a bench run, and labelled so."""
+    only for data too large to import within a bench run, and labelled so.
+
+    `preferred`: indexes into `dataset.claims` an analyst assessed "preferred" (gold
+    answers), as the product sees them: rank preferred, prior x RANK["preferred"]."""
     registry = AttributeRegistry.load(dataset.attributes_file)
     measures = {spec.name for spec in registry if spec.kind == "measure"}
     obs = [
@@ -342,14 +352,119 @@ def offline_learned(dataset: Dataset) -> dict[Key, float]:
             c.value,
             published=datetime.fromisoformat(c.published).timestamp(),
             claim_id=f"{i:09d}",
-            prior=0.18,  # prior_weight of an ungraded "other" claim
+            prior=PRIOR * RANK["preferred"] if i in preferred else PRIOR,
             rule=PLURALITY if c.attribute in measures else MEDIAN_OR_MODE,
             attribute=c.attribute,
+            rank="preferred" if i in preferred else "normal",
         )
         for i, c in enumerate(dataset.claims)
     ]
     learned = learn_reliability(obs)
-    return {(k.split("\x1f", 1)[0], k.split("\x1f", 1)[1]): v for k, v in learned.consensus.items()}
+    return {
+        (k.split("\x1f", 1)[0], k.split("\x1f", 1)[1]): float(v)
+        for k, v in learned.consensus.items()
+    }
+
+
+# -- analysts' gold answers, scored out of sample (issue 18) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Gold:
+    """A seeded share of the keys with ground truth whose truth an analyst gives the
+    product (the claims stating it assessed "preferred"); every other key is held out."""
+
+    keys: frozenset[Key]  # the keys an analyst settled
+    preferred: frozenset[int]  # indexes into dataset.claims stating the truth there
+    unanchored: int  # settled keys whose truth no claim states: nothing to assess
+    held_out: frozenset[Key]  # the keys scored: ground truth, claims, not settled
+
+
+def gold_sample(dataset: Dataset, share: float, seed: int) -> Gold:
+    """The first round(share * n) keys of a seeded shuffle of the n keys that have ground
+    truth and claims (so a larger share at the same seed settles a superset)."""
+    claimed = {(c.subject, c.attribute) for c in dataset.claims}
+    keys = sorted(k for k in dataset.truth if k in claimed)
+    random.Random(seed).shuffle(keys)
+    settled = frozenset(keys[: round(share * len(keys))])
+    preferred = frozenset(
+        i
+        for i, c in enumerate(dataset.claims)
+        if (key := (c.subject, c.attribute)) in settled and c.value in dataset.truth[key]
+    )
+    anchored = {(dataset.claims[i].subject, dataset.claims[i].attribute) for i in preferred}
+    return Gold(settled, preferred, len(settled - anchored), frozenset(keys) - settled)
+
+
+def held_out_score(
+    estimates: dict[Key, float], truth: dict[Key, list[float]], keys: frozenset[Key]
+) -> dict[str, float]:
+    return score({k: v for k, v in estimates.items() if k in keys}, truth)
+
+
+def run_gold_offline(dataset: Dataset, shares: list[float], seeds: list[int]) -> list[str]:
+    """Pure learner with analysts' gold answers on a share of the keys, scored on the
+    held-out keys only, next to the learner without them (F = 0) on the same keys."""
+    print(f"{dataset.name}: {len(dataset.claims)} claims (pure learner, gold answers)", flush=True)
+    plain = offline_learned(dataset)
+    population = dataset.kind == "population"
+    lines = [
+        f"### {dataset.name}, pure learner, analysts' gold answers on a share F of the keys",
+        "",
+        "| F | seed | keys settled (no claim states the truth) | held-out keys | "
+        + (
+            "F = 0 on them: MAE / error rate (wrong) | with gold: MAE / error rate (wrong) |"
+            if population
+            else "F = 0 on them: agreement / MAE | with gold: agreement / MAE |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+    summary: dict[float, list[tuple[dict[str, float], dict[str, float]]]] = defaultdict(list)
+    for share in shares:
+        for seed in seeds:
+            gold = gold_sample(dataset, share, seed)
+            base = held_out_score(plain, dataset.truth, gold.held_out)
+            with_gold = held_out_score(
+                offline_learned(dataset, gold.preferred), dataset.truth, gold.held_out
+            )
+            summary[share].append((base, with_gold))
+            lines.append(
+                f"| {share:g} | {seed} | {len(gold.keys)} ({gold.unanchored}) | "
+                f"{len(gold.held_out)} | {_brief(base, population)} | "
+                f"{_brief(with_gold, population)} |"
+            )
+            print(lines[-1], flush=True)
+    lines += ["", "Mean [range] over the seeds:", ""]
+    lines += [
+        "| F | F = 0 on the held-out keys | with gold |" if population else "| F | F = 0 | gold |",
+        "|---|---|---|",
+    ]
+    for share, runs in summary.items():
+        lines.append(
+            f"| {share:g} | {_spread([b for b, _ in runs], population)} | "
+            f"{_spread([g for _, g in runs], population)} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _brief(m: dict[str, float], population: bool) -> str:
+    if population:
+        return f"{m['mae']:.1f} / {m['error_rate']:.4f} ({m['wrong']:.0f})"
+    return f"{m['agreement']:.4f} / {m['mae']:.3f}"
+
+
+def _spread(runs: list[dict[str, float]], population: bool) -> str:
+    def one(name: str, fmt: str) -> str:
+        values = [r[name] for r in runs]
+        return f"{statistics.fmean(values):{fmt}} [{min(values):{fmt}}-{max(values):{fmt}}]"
+
+    if population:
+        return (
+            f"MAE {one('mae', '.1f')}, error {one('error_rate', '.4f')}, "
+            f"wrong {one('wrong', '.1f')}"
+        )
+    return f"agreement {one('agreement', '.4f')}, MAE {one('mae', '.3f')}"
 
 
 def run_offline(dataset: Dataset) -> dict[str, Any]:
@@ -508,15 +623,28 @@ def main() -> None:
         default=[],
         help="sets scored with the pure learner only (labelled as such)",
     )
+    p.add_argument(
+        "--gold-share",
+        nargs="+",
+        type=float,
+        default=[],
+        help="analysts give the truth of this share of the keys (claims stating it assessed"
+        " preferred); only the other keys are scored, next to no gold answers on the same keys",
+    )
+    p.add_argument("--gold-seed", nargs="+", type=int, default=[1], help="seeds of the sample")
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args()
+    gold = f" --gold-share {' '.join(map(str, args.gold_share))}" if args.gold_share else ""
+    if gold:
+        gold += f" --gold-seed {' '.join(map(str, args.gold_seed))}"
     lines = [
         f"## Accuracy against ground truth ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()}, Python {platform.python_version()}, SQLite; 2-core machine "
         "shared with other work, timings noisy)",
         "",
         f"`.venv/bin/python -m bench.accuracy --sets {' '.join(args.sets)}"
-        + (f" --offline {' '.join(args.offline)}`" if args.offline else "`"),
+        + (f" --offline {' '.join(args.offline)}" if args.offline else "")
+        + f"{gold}`",
         "",
     ]
     for name in args.sets:
@@ -525,6 +653,10 @@ def main() -> None:
         print("\n".join(lines), flush=True)
     for name in args.offline:
         dataset = SETS[name]()
+        if args.gold_share:
+            lines += run_gold_offline(dataset, args.gold_share, args.gold_seed)
+            print("\n".join(lines), flush=True)
+            continue
         lines += table(f"{name}, pure learner only", dataset.kind, run_offline(dataset))
         print("\n".join(lines), flush=True)
     text = "\n".join(lines)
