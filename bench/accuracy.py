@@ -314,12 +314,9 @@ def peer_baselines(by_key: dict[Key, dict[str, float]]) -> dict[str, dict[Key, f
 
 def score(estimates: dict[Key, float], truth: dict[Key, list[float]]) -> dict[str, float]:
     keys = [k for k in truth if k in estimates]
-    errors = [min((estimates[k] - t for t in truth[k]), key=math.fabs) for k in keys]
-    wrong = [
-        k
-        for k, e in zip(keys, errors, strict=True)
-        if abs(e) > 0.01 * abs(min(truth[k], key=lambda t: math.fabs(estimates[k] - t)))
-    ]
+    nearest = {k: _nearest(estimates[k], truth[k]) for k in keys}
+    errors = [estimates[k] - nearest[k] for k in keys]
+    wrong = [k for k, e in zip(keys, errors, strict=True) if abs(e) > 0.01 * abs(nearest[k])]
     exact = [k for k in keys if estimates[k] in truth[k]]
     n = max(len(keys), 1)
     return {
@@ -330,6 +327,11 @@ def score(estimates: dict[Key, float], truth: dict[Key, list[float]]) -> dict[st
         "agreement": len(exact) / n,
         "wrong": len(wrong),
     }
+
+
+def _nearest(estimate: float, truths: list[float]) -> float:
+    """The truth value closest to the estimate (the first of equals)."""
+    return min(truths, key=lambda t: math.fabs(estimate - t))
 
 
 # prior_weight of an ungraded "other" claim, as imported (services: _weights.prior_weight)
