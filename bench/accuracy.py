@@ -438,7 +438,7 @@ def run_gold_offline(dataset: Dataset, shares: list[float], seeds: list[int]) ->
             print(lines[-1], flush=True)
     lines += ["", "Mean [range] over the seeds:", ""]
     lines += [
-        "| F | F = 0 on the held-out keys | with gold |" if population else "| F | F = 0 | gold |",
+        "| F | F = 0 on the held-out keys | with gold |",
         "|---|---|---|",
     ]
     for share, runs in summary.items():
@@ -517,10 +517,31 @@ def defaults(cluster: Cluster) -> Cluster:
     return cluster
 
 
-def run_set(dataset: Dataset) -> dict[str, Any]:
+def assess_gold(client: Client, dataset: Dataset, gold: Gold) -> tuple[int, int]:
+    """An analyst's gold answers, as a user gives them: on each settled key, every claim
+    stating the truth assessed "preferred" (`POST /v1/claims/{id}/assessment`). Returns
+    (claims assessed, the last write token)."""
+    assessed, token = 0, 0
+    for subject, attribute in sorted(gold.keys):
+        truth = dataset.truth[(subject, attribute)]
+        for item in client.claims(subject, attribute):
+            if item["value"].get("best") in truth:
+                done = client.assess(item["claim_id"], "census figure", rank="preferred")
+                assessed, token = assessed + 1, max(token, int(done["token"]))
+    return assessed, token
+
+
+def run_set(dataset: Dataset, gold: Gold | None = None) -> dict[str, Any]:
+    """Through the product. With `gold`: after learning by itself settles, the analyst's
+    gold answers are posted and learning settles again; every row is then scored on the
+    held-out keys only (the defaults row is F = 0 on those keys)."""
     print(f"{dataset.name}: {len(dataset.claims)} claims", flush=True)
     by_key = latest_claims(dataset)
+    truth = dataset.truth
+    if gold is not None:
+        truth = {k: v for k, v in truth.items() if k in gold.held_out}
     rows: dict[str, dict[str, float]] = {}
+    assessed: dict[Key, float] = {}
     timings: dict[str, float] = {}
     extra = (
         {"CLAIMLEDGER_ATTRIBUTES_FILE": str(dataset.attributes_file)}
@@ -542,6 +563,15 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
             auto, waited = settled(lambda: read_consensus(client, 0), plain)
             timings["learning by itself, settled after"] = waited
             print(f"  learning by itself settled after {waited:.0f} s", flush=True)
+            if gold is not None:
+                t0 = time.perf_counter()
+                n, token = assess_gold(client, dataset, gold)
+                first = read_consensus(client, token)
+                timings["gold answers posted + read"] = time.perf_counter() - t0
+                print(f"  {n} claims assessed preferred", flush=True)
+                assessed, waited = settled(lambda: read_consensus(client, 0), first)
+                timings["learning with gold answers, settled after"] = waited
+                print(f"  learning with gold answers settled after {waited:.0f} s", flush=True)
             t0 = time.perf_counter()
             token = reweigh(cluster)
             learned = read_consensus(client, token)
@@ -549,11 +579,21 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
             print(
                 f"  reweighed and read back in {timings['then reweigh + read']:.0f} s", flush=True
             )
-    rows["claimledger at its defaults (learning by itself)"] = score(auto, dataset.truth)
-    rows["claimledger, then `claimledger reweigh`"] = score(learned, dataset.truth)
-    rows["claimledger, first answers (before learning)"] = score(plain, dataset.truth)
+    rows["claimledger at its defaults (learning by itself)"] = score(auto, truth)
+    if gold is not None:
+        rows["claimledger with the gold answers (learning by itself)"] = score(assessed, truth)
+        pure = offline_learned(dataset, gold.preferred)
+        rows["pure learner (offline) with the same gold answers"] = score(pure, truth)
+        differ = [k for k in truth if k in assessed and assessed[k] != pure.get(k)]
+        print(f"  the product and the pure learner differ on {len(differ)} scored keys", flush=True)
+        for k in differ:
+            print(
+                f"    {k}: product {assessed[k]}, pure {pure.get(k)}, truth {truth[k]}", flush=True
+            )
+    rows["claimledger, then `claimledger reweigh`"] = score(learned, truth)
+    rows["claimledger, first answers (before learning)"] = score(plain, truth)
     for name, estimates in baselines(by_key).items():
-        rows[name] = score(estimates, dataset.truth)
+        rows[name] = score(estimates, truth)
     t0 = time.perf_counter()
     peer = peer_baselines(by_key)
     timings["truthdiscovery peer"] = time.perf_counter() - t0
@@ -562,7 +602,7 @@ def run_set(dataset: Dataset) -> dict[str, Any]:
             rows[f"truthdiscovery {algorithm}"] = {"missing": peer}  # type: ignore[dict-item]
     else:
         for algorithm, estimates in peer.items():
-            rows[f"truthdiscovery {algorithm}"] = score(estimates, dataset.truth)
+            rows[f"truthdiscovery {algorithm}"] = score(estimates, truth)
     return {
         "rows": rows,
         "timings": timings,
@@ -590,7 +630,7 @@ def table(name: str, kind: str, result: dict[str, Any]) -> list[str]:
         elif kind == "population":
             lines.append(
                 f"| {method} | {m['keys']} | {m['mae']:.1f} | {m['rmse']:.1f} | "
-                f"{m['error_rate']:.4f} |"
+                f"{m['error_rate']:.4f} ({m['wrong']:.0f}) |"
             )
         else:
             lines.append(
@@ -636,9 +676,9 @@ def main() -> None:
     p.add_argument("--gold-seed", nargs="+", type=int, default=[1], help="seeds of the sample")
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args()
-    gold = f" --gold-share {' '.join(map(str, args.gold_share))}" if args.gold_share else ""
-    if gold:
-        gold += f" --gold-seed {' '.join(map(str, args.gold_seed))}"
+    gold_args = f" --gold-share {' '.join(map(str, args.gold_share))}" if args.gold_share else ""
+    if gold_args:
+        gold_args += f" --gold-seed {' '.join(map(str, args.gold_seed))}"
     lines = [
         f"## Accuracy against ground truth ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()}, Python {platform.python_version()}, SQLite; 2-core machine "
@@ -646,11 +686,23 @@ def main() -> None:
         "",
         f"`.venv/bin/python -m bench.accuracy --sets {' '.join(args.sets)}"
         + (f" --offline {' '.join(args.offline)}" if args.offline else "")
-        + f"{gold}`",
+        + f"{gold_args}`",
         "",
     ]
     for name in args.sets:
         dataset = SETS[name]()
+        if args.gold_share:
+            for share in args.gold_share:
+                for seed in args.gold_seed:
+                    gold = gold_sample(dataset, share, seed)
+                    title = (
+                        f"{name}, analysts' gold answers on {len(gold.keys)} keys "
+                        f"(F = {share:g}, seed {seed}; {gold.unanchored} without a claim "
+                        f"stating the truth), scored on the {len(gold.held_out)} held-out keys"
+                    )
+                    lines += table(title, dataset.kind, run_set(dataset, gold))
+            print("\n".join(lines), flush=True)
+            continue
         lines += table(name, dataset.kind, run_set(dataset))
         print("\n".join(lines), flush=True)
     for name in args.offline:
