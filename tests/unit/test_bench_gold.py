@@ -3,6 +3,8 @@ keys are held out, and that the marks reach the learner as assessments do."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bench.accuracy import Claim, Dataset, gold_sample, held_out_score, offline_learned
 
 WHEN = "2009-01-01T00:00:00Z"
@@ -12,7 +14,7 @@ def claim(subject: str, source: str, value: float) -> Claim:
     return Claim(subject, "population", source, value, WHEN)
 
 
-def dataset(claims: list[Claim], truth: dict[str, float]) -> Dataset:
+def dataset(claims: list[Claim], truth: Mapping[str, float]) -> Dataset:
     return Dataset(
         "test",
         claims,
