@@ -21,13 +21,15 @@ with its events, so a report already committed answers as an identical retry, 20
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import multiprocessing
 import os
-from concurrent.futures.process import BrokenProcessPool
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -53,13 +55,24 @@ class BatchConfig:
 
 class BatchLanes:
     """Where this process runs :batch requests: a thread while none is running there, else
-    one of `processes` batch processes (0: always the thread)."""
+    one of `processes` batch processes (0: always the thread).
+
+    Each batch process is a lane of its own: a spawned process and a pipe of which this
+    process holds one end and the batch process the other, one batch at a time. Not a
+    `concurrent.futures.ProcessPoolExecutor`: its parent keeps both ends of the queue that
+    answers come back on, so a batch process killed while it writes an answer leaves a
+    partial message that the pool's reader waits on for ever, and the request with it (seen:
+    a fresh-clone CI run hung in test_a_killed_batch_process_loses_nothing; reproduced with
+    a pool alone, killing its process while it sends a large result). Here a dead batch
+    process closes the only other end: the read ends at once (EOFError), whatever it was
+    doing."""
 
     def __init__(self, config: BatchConfig, processes: int = 1) -> None:
         self.config, self.processes = config, processes
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._ready = False
-        self._starting: asyncio.Task[None] | None = None
+        self._free: asyncio.Queue[_Lane] | None = None
+        self._lanes: list[_Lane] = []
+        self._starting: set[asyncio.Task[None]] = set()
+        self._stopped = False
         self._in_thread = 0
         self.in_processes = 0  # batches the processes answered (tests, metrics)
 
@@ -68,68 +81,68 @@ class BatchLanes:
         imports ingest; until then, or if they fail to start, batches run in the thread).
         Call from the event loop's thread: the processes' PR_SET_PDEATHSIG follows the
         thread that started them."""
-        self._start_soon()
-        if self._starting is not None:
-            await asyncio.shield(self._starting)
+        self._free = asyncio.Queue()
+        for _ in range(self.processes):
+            self._start_one()
+        if self._starting:
+            await asyncio.gather(*map(asyncio.shield, list(self._starting)))
 
-    def _start_soon(self) -> None:
-        if self.processes > 0 and self._starting is None and self._pool is None:
-            self._starting = asyncio.get_running_loop().create_task(self._start())
+    def _start_one(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._start_lane())
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
 
-    async def _start(self) -> None:
+    async def _start_lane(self) -> None:
+        lane = _Lane.spawn(self.config)  # here, in the loop's thread (PR_SET_PDEATHSIG)
         try:
-            pool = concurrent.futures.ProcessPoolExecutor(
-                self.processes,
-                mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded loop
-                initializer=_start_process,
-                initargs=(self.config, os.getpid()),
-            )
-            self._pool = pool
-            # one warm-up per process: the pool starts a process per task while none idles
-            warm = [pool.submit(_warm) for _ in range(self.processes)]
-            await asyncio.gather(*(asyncio.wrap_future(f) for f in warm))
+            await asyncio.to_thread(lane.wait_ready)
         except Exception as exc:  # the thread serves: slower, not wrong
-            log.warning("batch processes did not start, batches run in a thread: %s", exc)
-            self._shutdown()
-        else:
-            self._ready = True
-        finally:
-            self._starting = None
+            log.warning("a batch process did not start, batches run in a thread: %s", exc)
+            await asyncio.to_thread(lane.close)
+            return
+        if self._stopped or self._free is None:
+            await asyncio.to_thread(lane.close)
+            return
+        self._lanes.append(lane)
+        self._free.put_nowait(lane)
 
     async def stop(self) -> None:
-        """Stops the batch processes and waits for them (else multiprocessing's resource
-        tracker warns of leaked semaphores on stderr at exit, a line that is not a log)."""
-        self._ready = False
-        if self._starting is not None:
-            self._starting.cancel()
+        """Stops the batch processes and waits for them (each sees its pipe close and ends)."""
+        self._stopped = True
+        for task in list(self._starting):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._starting
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-
-    def _shutdown(self) -> None:
-        self._ready = False
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+                await task
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            await asyncio.to_thread(lane.close)
 
     async def accept(self, body: bytes, ctx: api.IngestContext, trace: str) -> api.BatchDone:
-        if self._in_thread == 0 or not self._ready or self._pool is None:
+        if self._in_thread == 0 or self._free is None or self._free.empty():
+            # the thread is free, or every batch process is busy (or none started, or one
+            # is being replaced): never a wait on a process that may not come
             return await self._in_this_process(body, ctx, trace)
+        lane = self._free.get_nowait()
         try:
-            outcome = await asyncio.wrap_future(self._pool.submit(_accept_there, body, trace))
-        except BrokenProcessPool:
-            # a batch process died (killed?) with this batch: whatever it committed is
+            outcome = await asyncio.to_thread(lane.call, body, trace)
+        except (EOFError, OSError):
+            # the batch process died (killed?) with this batch: whatever it committed is
             # stored, so doing it again here answers those reports as retries
             log.warning("a batch process died; its batch runs again in this process")
-            self._shutdown()
-            self._start_soon()  # new processes for the next batches
+            self._replace(lane)
             return await self._in_this_process(body, ctx, trace)
+        self._free.put_nowait(lane)
         self.in_processes += 1
         done = _unwrap(outcome)
         await asyncio.to_thread(api.record_accepted, done)
         return done
+
+    def _replace(self, lane: _Lane) -> None:
+        with contextlib.suppress(ValueError):
+            self._lanes.remove(lane)
+        lane.reap()
+        if not self._stopped:
+            self._start_one()  # a new process for the next batches
 
     async def _in_this_process(
         self, body: bytes, ctx: api.IngestContext, trace: str
@@ -139,6 +152,52 @@ class BatchLanes:
             return await asyncio.to_thread(api.accept_batch, body, ctx, trace)
         finally:
             self._in_thread -= 1
+
+
+class _Lane:
+    """One batch process and this process's end of its pipe. `call` and `wait_ready` block:
+    run them in a thread, one at a time."""
+
+    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+        self.process, self.conn = process, conn
+
+    @classmethod
+    def spawn(cls, config: BatchConfig, serve: Callable[..., None] | None = None) -> _Lane:
+        """`serve`: the batch process's loop (`_serve`; tests give their own)."""
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded event loop
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=serve or _serve, args=(theirs, config, os.getpid()), name="claimledger-batch"
+        )
+        process.daemon = True  # never outlives this process's normal exit
+        process.start()
+        theirs.close()  # the batch process holds the only other end: its death ends our reads
+        return cls(process, ours)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        if not self.conn.poll(timeout_s):
+            raise TimeoutError(f"no answer from the batch process in {timeout_s:.0f} s")
+        if self.conn.recv() != "ready":
+            raise RuntimeError("the batch process answered something else than ready")
+
+    def call(self, body: bytes, trace: str) -> tuple[str, Any]:
+        self.conn.send((body, trace))
+        outcome: tuple[str, Any] = self.conn.recv()
+        return outcome
+
+    def close(self) -> None:
+        """Its pipe closed, the batch process ends (it reads EOF); waited for, then forced."""
+        self.conn.close()
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+    def reap(self) -> None:
+        """A lane whose process died: close our end, and collect the process in the
+        background (no zombie, no wait on the event loop)."""
+        self.conn.close()
+        threading.Thread(target=self.process.join, args=(10,), daemon=True).start()
 
 
 # --- in a batch process
@@ -174,8 +233,17 @@ def _start_process(config: BatchConfig, worker: int) -> None:
     tune_gc_for_throughput()
 
 
-def _warm() -> bool:
-    return _context is not None
+def _serve(conn: Connection, config: BatchConfig, worker: int) -> None:
+    """A batch process's life: start, say ready, then answer batches until the pipe ends
+    (the worker closed it, or died)."""
+    _start_process(config, worker)
+    conn.send("ready")
+    while True:
+        try:
+            body, trace = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(_accept_there(body, trace))
 
 
 def _accept_there(body: bytes, trace: str) -> tuple[str, Any]:
