@@ -31,17 +31,22 @@ from services.infra.localredis import LocalRedis
 # innermost match wins: a stack is scanned from the leaf up
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("SQL: outbox transaction (SQLAlchemy + sqlite3)", ("accept_reports", "_accept (")),
+    ("WAL checkpoint (background)", ("checkpoint",)),
     ("relay: read outbox, mark published", ("due_for_publishing", "mark_published")),
     ("relay: Redis send (packing, socket)", ("_send (services/ingest/relay", "redis/")),
     ("claim id content (claim_content, json)", ("claim_content", "json/encoder")),
     ("normalise (values, times, ClaimFacts)", ("normalise_report",)),
     ("events, claim_to_dict, canonical JSON", ("prepare_report",)),
-    ("body: msgspec decode + pydantic validate", ("_plain_report", "model_validate")),
+    (
+        "body: JSON decode + pydantic validate",
+        ("_plain_report", "model_validate", "_batch_items"),
+    ),
     ("logging (structlog, stdlib)", ("structlog/", "logging/")),
     ("metrics (prometheus_client)", ("prometheus_client/",)),
     ("request id middleware", ("RequestContext",)),
     ("FastAPI / Starlette (routing, responses)", ("starlette/", "fastapi/")),
     ("uvicorn / httptools (HTTP protocol)", ("uvicorn/", "httptools")),
+    ("batch process hand-off (pickling, pipes)", ("concurrent/futures/process", "_accept_there")),
     ("thread hand-offs (to_thread, futures)", ("to_thread", "concurrent/futures", "threading")),
     ("asyncio / uvloop event loop", ("asyncio/", "uvloop")),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 import httpx
 import redis
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bench import scale
@@ -199,8 +201,27 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def settle(pid: int, interval_s: float = 0.5, idle_share: float = 0.1, limit_s: float = 30) -> None:
+    """Waits until the process tree `pid` is nearly idle: ready means one ingest worker
+    answers, while the others may still be starting (imports, their batch processes), which
+    the load's CPU figures would otherwise count and its rate would compete with."""
+    deadline = time.monotonic() + limit_s
+    last = tree_cpu_s(pid)
+    while time.monotonic() < deadline:
+        time.sleep(interval_s)
+        now = tree_cpu_s(pid)
+        if now - last < idle_share * interval_s:
+            return
+        last = now
+
+
 def ingest_rates(
-    tmp: Path, redis_url: str, batches: int, singles: int, workers: int | None = None
+    tmp: Path,
+    redis_url: str,
+    batches: int,
+    singles: int,
+    workers: int | None = None,
+    db_url: str | None = None,
 ) -> tuple[float, LoadResult, LoadResult, tuple[float, float]]:
     """claims/s through :batch (1,000 claims a request, 2 connections); single reports
     with 64 connections, against the ingest service and against bench.trivial (the same
@@ -208,8 +229,8 @@ def ingest_rates(
     `workers`: CLAIMLEDGER_INGEST_WORKERS for ingest (None: the service's default).
     Also the ingest processes' CPU per claim (:batch) and per single report, microseconds
     (/proc, around each load, the relay's work included; the figure that a machine shared
-    with other work moves least)."""
-    cluster = Cluster(tmp, redis_url, f"sqlite:///{tmp / 'ingest.db'}")
+    with other work moves least). `db_url`: the database (default: a fresh SQLite file)."""
+    cluster = Cluster(tmp, redis_url, db_url or f"sqlite:///{tmp / 'ingest.db'}")
     if workers is None:
         service = cluster.start("ingest")
     else:
@@ -221,6 +242,7 @@ def ingest_rates(
             [report_body(b * 100 + i, 10_000, 10, rnd) for i in range(100)] for b in range(batches)
         ]
         posts = encode_posts(url, "/v1/reports:batch", bodies)
+        settle(service.process.pid)
         cpu = tree_cpu_s(service.process.pid)
         batch = asyncio.run(post_all(url, posts, 2))
         time.sleep(0.5)  # the relay sends the last events
@@ -245,6 +267,24 @@ def ingest_rates(
         trivial.terminate()
         trivial.wait()
     return batch.rate * 1000, single, floor, (batch_us, single_us)
+
+
+@contextlib.contextmanager
+def _ingest_database(server: str | None) -> Iterator[str | None]:
+    """None (SQLite), or a fresh database on the PostgreSQL `server`, dropped afterwards."""
+    if server is None:
+        yield None
+        return
+    admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
+    name = f"claimledger_bench_ingest_{os.getpid()}_{int(time.time())}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def _wait_http(url: str, timeout_s: float = 30.0) -> None:
@@ -493,6 +533,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--no-record", action="store_true", help="print only, no RESULTS.md")
     parser.add_argument(
+        "--ingest-postgres",
+        metavar="URL",
+        default=None,
+        help="the ingest figures on a fresh database of this PostgreSQL server "
+        "(postgresql://user@host:port/db, a role that may CREATE DATABASE); default SQLite",
+    )
+    parser.add_argument(
         "--ingest-workers",
         type=int,
         default=None,
@@ -517,11 +564,14 @@ def main(argv: list[str] | None = None) -> None:
             ("raw SQLite executemany (WAL, 1 txn)", f"{sqlite_rate:,.0f} rows/s", "baseline"),
         ]
         redis.Redis.from_url(server.url).flushall()
-        batch, single, floor, (batch_us, single_us) = ingest_rates(
-            tmp, server.url, args.batches, args.singles, args.ingest_workers
-        )
+        with _ingest_database(args.ingest_postgres) as db_url:
+            batch, single, floor, (batch_us, single_us) = ingest_rates(
+                tmp, server.url, args.batches, args.singles, args.ingest_workers, db_url
+            )
         s_lat = single.latencies_ms
         workers = "" if args.ingest_workers is None else f", {args.ingest_workers} worker(s)"
+        if args.ingest_postgres:
+            workers += ", PostgreSQL"
         rows += [
             (
                 f"ingest POST /v1/reports:batch (1,000 claims each, 2 connections){workers}",

@@ -118,7 +118,7 @@ def upcast(raw: dict[str, Any]) -> dict[str, Any]:
 
 def stable_id(prefix: str, *parts: object) -> str:
     """Deterministic id: the same inputs always give the same id (idempotent retries)."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
     return f"{prefix}{digest[:26]}"
 
 

@@ -559,10 +559,11 @@ def _cache_key(
     registry: AttributeRegistry | None,
 ) -> tuple[Any, ...] | None:
     frozen = _frozen(value)
-    if frozen is None or not all(
-        type(x) in _SCALARS for x in (hedge, raw, unit, kind, relative_to, tolerance)
-    ):
+    if frozen is None:
         return None
+    for x in (hedge, raw, unit, kind, relative_to, tolerance):  # a loop: no generator per call
+        if type(x) not in _SCALARS:
+            return None
     # the registry by identity: it is immutable once built (relative targets read it)
     return (frozen, hedge, raw, unit, kind, relative_to, type(tolerance), tolerance, registry)
 

@@ -302,17 +302,18 @@ async def reweigh_periodically(
     its own event), and the standing-by ones never start a learning process."""
     import concurrent.futures
     import multiprocessing
+    import os
     import time
 
     context = multiprocessing.get_context("spawn")  # no fork of a threaded event loop
     last: tuple[Any, ...] | None = None
     pending: str | None = None  # our last learning event, until the reconciler applied it
     pause = every_s
-    from services.infra.processes import die_with_parent
+    from services.ingest.children import die_with_worker
 
     # a killed ingest (worker) takes its learning process along instead of leaving it running
     with concurrent.futures.ProcessPoolExecutor(
-        1, mp_context=context, initializer=die_with_parent
+        1, mp_context=context, initializer=die_with_worker, initargs=(os.getpid(),)
     ) as pool:
         while True:
             await asyncio.sleep(pause)

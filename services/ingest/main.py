@@ -21,6 +21,7 @@ from services.infra.observability import start_sampler
 from services.infra.probes import NotReady
 from services.infra.processes import tune_gc_for_throughput
 from services.ingest import api, outbox
+from services.ingest.batches import BatchConfig, BatchLanes
 from services.ingest.commits import GroupCommit
 from services.ingest.extract_api import router as extract_router
 from services.ingest.leader import publisher_lock
@@ -50,6 +51,17 @@ class IngestSettings(CommonSettings):
     # SQLite: how long a statement waits for the write lock before "database is locked"
     # (a request then answers 503 with Retry-After; the relay retries)
     sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+    # processes per ingest worker for a :batch request that arrives while the worker runs
+    # one already (services/ingest/batches.py); 0: one batch at a time per worker
+    batch_processes: int = 1
+
+
+async def checkpoint_periodically(engine: Engine, every_s: float = 0.5) -> None:
+    """The WAL checkpoints ingest's commits leave (outbox.leave_checkpoints_to_checkpointer),
+    in a thread, outside every write transaction."""
+    while True:
+        await asyncio.sleep(every_s)
+        await asyncio.to_thread(outbox.checkpoint, engine)
 
 
 async def outbox_fresh(engine: Engine, max_age_s: float) -> bool:
@@ -77,11 +89,23 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 await asyncio.to_thread(
                     register_key, engine, settings.bootstrap_write_key, ["write"], "bootstrap"
                 )
+            outbox.leave_checkpoints_to_checkpointer(engine)
             relay_lock = publisher_lock(engine)
             relay = Relay(
                 engine, redis, republish_after_s=settings.republish_after_s, leader=relay_lock
             )
             commits = GroupCommit(engine)
+            batches = BatchLanes(
+                BatchConfig(
+                    database_url=settings.database_url,
+                    sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                    attributes_file=settings.attributes_file,
+                    partitions=settings.partitions,
+                    tolerance=settings.hedge_tolerance,
+                    future_tolerance_s=settings.future_tolerance_s,
+                ),
+                settings.batch_processes,
+            )
             app.state.ingest = api.IngestContext(
                 engine=engine,
                 relay=relay,
@@ -92,6 +116,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 limiter=RateLimiter(settings.rate_limit_per_min),
                 future_tolerance_s=settings.future_tolerance_s,
                 commits=commits,
+                batches=batches,
             )
             app.state.readiness = {
                 "database": lambda: database_ok(engine),
@@ -102,7 +127,16 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 supervised.start("outbox-relay", relay.run),
                 supervised.start("relay-wake", relay.listen_for_appends),
             ]
+            if engine.dialect.name == "sqlite":
+                tasks.append(
+                    supervised.start(
+                        "wal-checkpoint", functools.partial(checkpoint_periodically, engine)
+                    )
+                )
             commits.start()
+            # the service serves :batch at full speed once it answers (the processes'
+            # start, a second or two, would otherwise be taken from the first batches)
+            await batches.start()
             sampler = start_sampler(ingest_sampler(engine), INGEST_METRICS)
             if settings.reweigh_every_s > 0:
                 tasks.append(
@@ -126,6 +160,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             finally:
                 await sampler.stop()
                 await commits.stop()
+                await batches.stop()
                 await supervised.cancel(tasks)
                 await asyncio.to_thread(relay_lock.release)  # a standing-by replica takes over
 

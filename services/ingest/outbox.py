@@ -5,16 +5,23 @@ Answering 202 only after this commit is what makes "acknowledged" mean durable.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+import msgspec
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from services.infra.tables import OutboxRow, ReportRow
-from shared.events import Event
+from shared.events import Event, event_from_json
+
+_encode = msgspec.json.Encoder().encode
 
 reports = ReportRow.__table__  # type: ignore[attr-defined]
 outbox = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -46,17 +53,24 @@ class Pending:
     report_id: str
     body_hash: str
     body: dict[str, Any]
-    events: list[Event]
+    event_ids: list[str]
     streams: list[str]
     response: dict[str, Any]
-    # the body as stored: its canonical JSON when the caller has it (encoded once)
-    body_json: str | None = None
+    # the body as stored: its canonical JSON (encoded once)
+    body_json: str
+    # each event's JSON, as stored (encoded before the transaction: see writing)
+    events_json: list[str]
+
+    @property
+    def events(self) -> list[Event]:
+        """The events, decoded from what is stored (ingest itself needs only the JSON)."""
+        return [event_from_json(body) for body in self.events_json]
 
 
 def accept_reports(engine: Engine, items: list[Pending]) -> list[Accepted | ReportConflict]:
     """Stores many reports in one transaction (the batch path); per-item outcome."""
     try:
-        with engine.begin() as conn:
+        with writing(engine), engine.begin() as conn:
             return _accept(conn, items)
     except IntegrityError:  # a concurrent identical post won a race: redo one by one
         return [_accept_alone(engine, item) for item in items]
@@ -71,7 +85,7 @@ def accept_report(engine: Engine, item: Pending) -> Accepted:
 
 def _accept_alone(engine: Engine, item: Pending) -> Accepted | ReportConflict:
     try:
-        with engine.begin() as conn:
+        with writing(engine), engine.begin() as conn:
             return _accept(conn, [item])[0]
     except IntegrityError:
         with engine.connect() as conn:
@@ -118,25 +132,28 @@ def _accept(conn: Any, items: list[Pending]) -> list[Accepted | ReportConflict]:
 def _insert(conn: Any, items: list[Pending]) -> dict[str, dict[str, Any]]:
     """The outbox rows and report records of new reports; their answers by report_id."""
     rows = [
-        (e.event_id, s, e.to_json(), item.response["recorded_at"])
+        (event_id, stream, body, item.response["recorded_at"])
         for item in items
-        for e, s in zip(item.events, item.streams, strict=True)
+        for event_id, stream, body in zip(
+            item.event_ids, item.streams, item.events_json, strict=True
+        )
     ]
     serialize_seqs(conn)
     seqs = _insert_outbox(conn, rows)
     answered: dict[str, dict[str, Any]] = {}
     at = 0
     for item in items:
-        at += len(item.events)
+        at += len(item.event_ids)
         answered[item.report_id] = {**item.response, "token": str(seqs[at - 1])}
     records = [
         {
             "report_id": item.report_id,
             "content_hash": item.body_hash,
             "recorded_at": item.response["recorded_at"],
-            "event_count": len(item.events),
-            "response": json.dumps(answered[item.report_id]),
-            "body": item.body_json or json.dumps(item.body, ensure_ascii=False),
+            "event_count": len(item.event_ids),
+            # msgspec: json.dumps of the answers was 4% of :batch, inside the transaction
+            "response": _encode(answered[item.report_id]).decode(),
+            "body": item.body_json,
         }
         for item in items
     ]
@@ -217,6 +234,64 @@ def _insert_outbox_postgres(conn: Any, rows: list[tuple[str, str, str, str]]) ->
     return seqs
 
 
+@contextlib.contextmanager
+def writing(engine: Engine) -> Iterator[None]:
+    """Ingest's outbox writers (its workers, batch processes, relays) take turns on SQLite
+    through an flock on a file next to the database, held around the write transaction.
+
+    SQLite has one write lock, and a writer that finds it taken waits in SQLite's busy
+    handler, which sleeps in steps of up to 100 ms and so misses the moment the lock is
+    free; with :batch requests in two processes (issue #21) writers meet all the time. A
+    process blocked on an flock wakes as soon as it is released. Other writers of the
+    database (the reconciler) still meet SQLite's busy handler, as before. PostgreSQL, an
+    in-memory database: nothing to take (serialize_seqs orders PostgreSQL's writers)."""
+    path = _writer_lock_path(engine)
+    if path is None:
+        yield
+        return
+    with path.open("ab") as handle:  # closing drops the flock (and so does a crash)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def _writer_lock_path(engine: Engine) -> Path | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):  # a URI database: no plain path to put a lock beside
+        return None
+    return Path(database).with_name(Path(database).name + ".ingest-write-lock")
+
+
+def leave_checkpoints_to_checkpointer(engine: Engine) -> None:
+    """SQLite: this engine's commits do not checkpoint the WAL; `checkpoint` does, outside
+    every write transaction (ingest runs it in the background: main.py).
+
+    By default the commit that takes the write-ahead log past 1,000 pages copies it into
+    the database and syncs the file, inside that transaction, while the write lock is held:
+    a :batch transaction took 62 us a claim of wall time with it, 22 without (11 of CPU),
+    and every outbox writer waited on it (bench/RESULTS.md, issue #21). SQLite's own
+    advice for writers in a hurry: turn the automatic checkpoint off and checkpoint in
+    another thread. Durability is the log's, as before (synchronous=NORMAL in WAL)."""
+    if engine.dialect.name != "sqlite":
+        return
+    event.listen(engine, "connect", _no_autocheckpoint)
+    engine.dispose()  # connections pooled before this get it too (new ones)
+
+
+def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copies what the WAL holds into the database (PASSIVE: never waits for, nor blocks,
+    a writer; what a reader still uses is copied next time). SQLite only."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 OUTBOX_LOCK = 7261452  # pg_advisory_xact_lock keys: reconciler 7261450, schema 7261451
 
 
@@ -250,7 +325,7 @@ def append_events(engine: Engine, events: list[Event], streams: list[str]) -> in
 
     Event ids are deterministic, so a retried identical request inserts nothing new.
     """
-    with engine.begin() as conn:
+    with writing(engine), engine.begin() as conn:
         serialize_seqs(conn)
         for event, stream in zip(events, streams, strict=True):
             exists = conn.execute(
@@ -286,32 +361,59 @@ def due_for_publishing(
     """Never-published events (above `after_seq`) first, then, if asked, published ones not
     confirmed applied in time (above `overdue_after_seq`: a sweep's next page). Two queries,
     so overdue events held back by a busy partition never starve new ones.
+
+    Read with the driver's cursor: a page is 1,000 rows of ~700 bytes, and SQLAlchemy's
+    result rows cost more than the read itself (issue #21).
     """
-    cols = (outbox.c.seq, outbox.c.event_id, outbox.c.stream, outbox.c.body, outbox.c.published_at)
-    pending = select(*cols).where(outbox.c.state == 0).order_by(outbox.c.seq).limit(limit)
     with engine.connect() as conn:
-        rows = list(
-            conn.execute(
-                pending.where(outbox.c.seq > after_seq, outbox.c.published_at.is_(None))
-            ).all()
-        )
+        rows = _driver_rows(conn, _FRESH, (after_seq, limit))
         if overdue:
-            rows += conn.execute(
-                pending.where(
-                    outbox.c.published_at < republish_before, outbox.c.seq > overdue_after_seq
-                )
-            ).all()
-    return [Outgoing(r.seq, r.event_id, r.stream, r.body, r.published_at is not None) for r in rows]
+            rows += _driver_rows(conn, _OVERDUE, (republish_before, overdue_after_seq, limit))
+    return [
+        Outgoing(seq, event_id, stream, body, at is not None)
+        for seq, event_id, stream, body, at in rows
+    ]
+
+
+_PAGE = "SELECT seq, event_id, stream, body, published_at FROM outbox WHERE state = 0 AND "
+_FRESH = _PAGE + "seq > ? AND published_at IS NULL ORDER BY seq LIMIT ?"
+_OVERDUE = _PAGE + "published_at < ? AND seq > ? ORDER BY seq LIMIT ?"
+
+
+def _driver_rows(conn: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """`sql` (qmark placeholders) on the connection's own DB-API cursor, in its transaction."""
+    if conn.dialect.paramstyle != "qmark":  # psycopg: %s
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def mark_published(engine: Engine, seqs: list[int], at: str) -> None:
-    with engine.begin() as conn:
-        for i in range(0, len(seqs), 500):
+    """Records that the events `seqs` were sent at `at` (one more attempt each). The relay
+    sends pages of consecutive seqs: each run is one range condition, not 500 bound ids."""
+    with writing(engine), engine.begin() as conn:
+        for first, last in _runs(seqs):
             conn.execute(
                 update(outbox)
-                .where(outbox.c.seq.in_(seqs[i : i + 500]))
+                .where(outbox.c.seq >= first, outbox.c.seq <= last)
                 .values(published_at=at, attempts=outbox.c.attempts + 1)
             )
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """The seqs as (first, last) runs of consecutive numbers, each seq in exactly one run
+    (duplicates dropped)."""
+    runs: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if runs and runs[-1][1] == seq - 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
 
 
 def depth(engine: Engine) -> tuple[int, str | None]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from sqlalchemy.engine import Engine
 
 from services.ingest import outbox
@@ -225,8 +226,9 @@ class Relay:
         one report at once and they are applied in one transaction (p50 POST -> visible
         20 -> 12 ms, bench/RESULTS.md; a plain pipeline woke each reader after its first
         XADD). MULTI/EXEC itself cost ~14 us of client CPU an event (a command packed and
-        a QUEUED reply parsed each), the script ~3 (issue #21). Redis Cluster refuses both
-        across slots (one per partition): a plain pipeline there.
+        a QUEUED reply parsed each), the script ~3, packed here (pack_xadd_all) less than 1
+        (issue #21). Redis Cluster refuses both across slots (one per partition): a plain
+        pipeline there.
         """
         if isinstance(self.redis, RedisCluster):
             pipe = self.redis.pipeline(transaction=False)
@@ -234,8 +236,29 @@ class Relay:
                 pipe.xadd(item.stream, {DATA_FIELD: item.body})
             await pipe.execute()
             return
-        # a Redis restarted empty forgot the script: the call loads it again (NOSCRIPT)
-        await self._xadd_all(keys=[d.stream for d in due], args=[d.body for d in due])
+        # a Redis restarted empty forgot the script: it is loaded again (NOSCRIPT)
+        command = pack_xadd_all(self._xadd_all.sha, due)
+        try:
+            await self._call_packed(command)
+        except NoScriptError:
+            await self.redis.script_load(XADD_ALL)
+            await self._call_packed(command)
+
+    async def _call_packed(self, command: bytes) -> None:
+        """Sends a command packed already and reads its answer, on a connection of the
+        client's pool (a Redis error is raised; a broken connection is closed, not reused)."""
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()
+        try:
+            await conn.send_packed_command(command, check_health=False)
+            await conn.read_response()
+        except ResponseError:
+            raise  # an answer was read: the connection is in step
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(conn)
 
     def _overdue_sweep(self) -> int | None:
         """Where this poll's overdue scan starts (None: no overdue scan this time).
@@ -316,6 +339,31 @@ class Relay:
             ):
                 idle.add(stream)
         return idle
+
+
+def pack_xadd_all(sha: str, due: list[outbox.Outgoing]) -> bytes:
+    """`EVALSHA <XADD_ALL> n stream... body...` in RESP, as redis-py would send it.
+
+    redis-py's packer (hiredis) took ~1-3 us an event, a fifth of the relay's CPU under
+    :batch (bench/RESULTS.md, issue #21); this, a quarter of that: the streams are a few
+    names packed once, the bodies joined with their headers in one buffer."""
+    parts = [b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n" % (3 + 2 * len(due), sha.encode())]
+    count = str(len(due)).encode()
+    parts.append(b"$%d\r\n%s\r\n" % (len(count), count))
+    for d in due:
+        parts.append(_packed_stream(d.stream))
+    for d in due:
+        body = d.body.encode()
+        parts.append(b"$%d\r\n" % len(body))
+        parts.append(body)
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _packed_stream(stream: str) -> bytes:  # a few partition streams, packed once each
+    name = stream.encode()
+    return b"$%d\r\n%s\r\n" % (len(name), name)
 
 
 def _s(value: object) -> str:

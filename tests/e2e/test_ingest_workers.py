@@ -54,6 +54,9 @@ def test_two_workers_apply_everything_count_everything_and_learn_once(tmp_path: 
         "reconcile",
         CLAIMLEDGER_INGEST_WORKERS="2",
         CLAIMLEDGER_REWEIGH_EVERY_S="0.5",
+        # a worker's only spawned child is then its learner (batch processes:
+        # tests/e2e/test_ingest_batch_processes.py)
+        CLAIMLEDGER_BATCH_PROCESSES="0",
     ) as cluster:
         url = cluster.url("ingest")
         supervisor = cluster.services["ingest"].process.pid

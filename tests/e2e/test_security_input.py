@@ -198,7 +198,12 @@ def test_ndjson_lines_end_at_newline_only(running: Cluster) -> None:
     assert got.status_code == 200, got.text
     assert [r["status"] for r in got.json()["results"]] == [202]
     query = running.url("query")
-    wait_for(lambda: httpx.get(f"{query}/v1/reports/ndjson-seps").status_code == 200)
+
+    def applied() -> bool:  # the report is listed once accepted; its claims once applied
+        got = httpx.get(f"{query}/v1/reports/ndjson-seps")
+        return got.status_code == 200 and got.json()["applied"]
+
+    wait_for(applied)
     claims = httpx.get(f"{query}/v1/claims", params={"subject": "ndjson-separators"}).json()
     assert [c["quote"] for c in claims["items"]] == [quote_text]
 
