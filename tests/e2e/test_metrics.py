@@ -160,8 +160,23 @@ def _load_and_check(c: Cluster, r: redis.Redis, ingest: str, query: str) -> None
 
     c.start("reconcile")
     reconcile = c.url("reconcile")
-    wait_for(lambda: _value(ingest, "claimledger_outbox_depth") == 0, timeout_s=30)
-    assert _value(ingest, "claimledger_outbox_oldest_age_seconds") == 0
+
+    def outbox(url: str) -> tuple[float | None, float | None]:
+        # one scrape: the sampled gauges are the answering worker's, each worker sampling
+        # every 2 s, so two scrapes may read two workers' samples taken apart
+        got = _scrape(url)
+        return got.get(("claimledger_outbox_depth", ())), got.get(
+            ("claimledger_outbox_oldest_age_seconds", ())
+        )
+
+    seen: list[tuple[float | None, float | None]] = []
+
+    def drained_outbox() -> bool:
+        seen.append(outbox(ingest))
+        return seen[-1][0] == 0
+
+    wait_for(drained_outbox, timeout_s=30)
+    assert seen[-1] == (0, 0)  # drained: no event waits, so no age, in the same sample
     wait_for(lambda: _value(reconcile, "claimledger_events_applied_total") == events, timeout_s=15)
 
     # the reconciler's group: everything delivered and acknowledged
