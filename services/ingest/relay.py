@@ -163,8 +163,12 @@ class Relay:
                 if self._unmarked and time.monotonic() - self._marked_at >= self.mark_every_s:
                     await self.flush_marks()
                 self._kick.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when
+                # its awaitable finishes as the task is cancelled (a kick at the moment of
+                # a stop), and the relay then ran on after its cancel (a test hung on it)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._kick.wait(), self.idle_poll_s)
+                    async with asyncio.timeout(self.idle_poll_s):
+                        await self._kick.wait()
 
     async def _lead(self) -> bool:
         """Whether this relay is the one that publishes (re-checked every leader_check_s)."""

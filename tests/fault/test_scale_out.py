@@ -176,10 +176,20 @@ def test_four_partitions_three_reconcilers_one_killed_apply_every_claim_once_in_
             timeout_s=60,
             interval_s=0.05,
         )
-        wait_for(lambda: _pending(redis).get("rec-a", 0) > 0, timeout_s=60, interval_s=0.005)
+        rec_a = cluster.services["rec-a"].process
+
+        def frozen_holding_entries() -> bool:
+            # frozen first, then asked: a running rec-a could ack them between the two
+            rec_a.send_signal(signal.SIGSTOP)
+            if _pending(redis).get("rec-a", 0) > 0:
+                return True
+            rec_a.send_signal(signal.SIGCONT)
+            return False
+
+        wait_for(frozen_holding_entries, timeout_s=60, interval_s=0.005)
+        orphaned = _pending_event_ids(redis, "rec-a")
         cluster.stop("rec-a", kill=True)
         print(f"killed rec-a at {time.monotonic() - t0:.1f}s")
-        orphaned = _pending_event_ids(redis, "rec-a")
         applied_at_kill = _rows(engine, "SELECT count(*) FROM events")[0][0]
 
         # adding a reconciler is just starting one; removing one gracefully is SIGTERM
