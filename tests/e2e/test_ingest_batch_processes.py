@@ -55,6 +55,25 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _assert_applied_once(db_url: str, claims: int) -> None:
+    """Every claim sent is applied, each exactly once."""
+    engine = make_engine(db_url)
+    try:
+
+        def applied() -> int:
+            with engine.connect() as conn:
+                return int(
+                    conn.exec_driver_sql(
+                        "SELECT count(*) FROM events WHERE type = 'ClaimAsserted'"
+                    ).scalar_one()
+                )
+
+        wait_for(lambda: applied() >= claims, timeout_s=60)
+        assert applied() == claims  # each exactly once
+    finally:
+        engine.dispose()
+
+
 def test_concurrent_batches_use_the_batch_process_and_apply_once(tmp_path: Path) -> None:
     with system(
         tmp_path,
@@ -85,21 +104,7 @@ def test_concurrent_batches_use_the_batch_process_and_apply_once(tmp_path: Path)
         # the second connection's batches ran there: 500 claims a batch are ~20 ms of CPU
         assert _cpu_s(batcher) - before > 0.05
 
-        engine = make_engine(cluster.db_url)
-        try:
-
-            def applied() -> int:
-                with engine.connect() as conn:
-                    return int(
-                        conn.exec_driver_sql(
-                            "SELECT count(*) FROM events WHERE type = 'ClaimAsserted'"
-                        ).scalar_one()
-                    )
-
-            wait_for(lambda: applied() >= BATCHES * PER_BATCH * CLAIMS, timeout_s=60)
-            assert applied() == BATCHES * PER_BATCH * CLAIMS  # each exactly once
-        finally:
-            engine.dispose()
+        _assert_applied_once(cluster.db_url, BATCHES * PER_BATCH * CLAIMS)
 
         os.kill(ingest, signal.SIGKILL)
         wait_for(lambda: not _alive(batcher), timeout_s=10, interval_s=0.1)
@@ -145,19 +150,4 @@ def test_a_killed_batch_process_loses_nothing(tmp_path: Path) -> None:
         assert {r["status"] for r in results} <= {200, 202}  # stored; a redone one is a retry
         wait_for(lambda: len(_spawned(ingest)) == 1, timeout_s=30)  # a new batch process
 
-        engine = make_engine(cluster.db_url)
-        try:
-
-            def applied() -> int:
-                with engine.connect() as conn:
-                    return int(
-                        conn.exec_driver_sql(
-                            "SELECT count(*) FROM events WHERE type = 'ClaimAsserted'"
-                        ).scalar_one()
-                    )
-
-            claims = len(batches) * PER_BATCH * CLAIMS
-            wait_for(lambda: applied() >= claims, timeout_s=60)
-            assert applied() == claims  # each exactly once
-        finally:
-            engine.dispose()
+        _assert_applied_once(cluster.db_url, len(batches) * PER_BATCH * CLAIMS)
