@@ -150,8 +150,9 @@ def admit(
     times (the reconciler, once per version) admit each claim object once: admission
     is a pure function of the claim, the spec and the claim's learned score, except
     for relative claims, which also read `related` and are never memoised. An entry
-    is used only for the very same claim object (`is`), so a modified claim (a new
-    frozen object) is admitted afresh. Items are shared between calls; the only
+    is used for an equal claim object (the same fields), so a claim modified again
+    the same way (the reconciler rebuilds it for each evaluation) is not admitted
+    again, and a claim modified differently is. Items are shared between calls; the only
     per-call state on them, `group`, is reassigned by every clustering."""
     out = Admission([], [], [])
     attributes = {attribute_key(a) for a in (spec.name, *spec.aliases)}
@@ -161,7 +162,10 @@ def admit(
         score = source_scores.get(claim.source_id) if source_scores else None
         if memo is not None:
             hit = memo.get(claim.claim_id)
-            same = hit is not None and hit[0] is claim and hit[2] == score
+            # equal, not only the same object: the reconciler builds a modified claim (a
+            # learned score, a rating) afresh for every evaluation, and admission is a pure
+            # function of the claim's fields
+            same = hit is not None and hit[2] == score and (hit[0] is claim or hit[0] == claim)
             if hit is not None and same and (hit[1] is spec or hit[1] == spec):
                 done = hit[3]
                 if isinstance(done, str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -813,6 +814,22 @@ def test_a_memo_of_admissions_never_changes_a_result() -> None:
     again = run(claims, related=related, memo=memo)
     assert first == again == run(claims, related=related)
     assert "d" not in memo  # relative claims read `related`: never memoised
+
+
+def test_an_equal_claim_rebuilt_is_served_from_the_memo() -> None:
+    """The reconciler rebuilds a claim with its learned score for every evaluation: an equal
+    object is not admitted again (its item is the one admitted first), an unequal one is."""
+    from shared.consensus._admit import admit
+
+    memo: dict[str, Any] = {}
+    original = claim("a", exact(12000), "Kyiv Independent", source_score=1.2)
+    first = admit([original], STOCK, {}, {}, memo).items[0]
+    rebuilt = dataclasses.replace(original)
+    assert rebuilt is not original
+    assert admit([rebuilt], STOCK, {}, {}, memo).items[0] is first
+    rescored = dataclasses.replace(original, source_score=0.8)
+    item = admit([rescored], STOCK, {}, {}, memo).items[0]
+    assert item is not first and item.weight < first.weight
 
 
 def test_a_modified_claim_is_admitted_afresh_not_served_from_the_memo() -> None:
