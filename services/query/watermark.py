@@ -149,7 +149,10 @@ class Watermark:
         self._waiters.append(waiter)
         self._someone_waits.set()
         try:
-            return await asyncio.wait_for(done, timeout_s)
+            # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that lands as
+            # the awaited future completes (the request would run on after its client left)
+            async with asyncio.timeout(timeout_s):
+                return await done
         finally:
             self._waiters = [w for w in self._waiters if w is not waiter]
 
@@ -205,6 +208,9 @@ class Watermark:
             if not self._waiters:
                 self._someone_waits.clear()
             else:
+                # not wait_for: it would drop a stop()'s cancel arriving with a nudge, and
+                # the poller would run on (tests/unit/test_watermark.py)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._nudged.wait(), self.interval_s)
+                    async with asyncio.timeout(self.interval_s):
+                        await self._nudged.wait()
             self._nudged.clear()

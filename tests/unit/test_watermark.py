@@ -217,6 +217,29 @@ async def test_a_stopped_poller_reads_nothing_more() -> None:
 
 
 @pytest.mark.asyncio
+async def test_stop_ends_the_poller_even_when_a_nudge_lands_with_the_cancel() -> None:
+    """Python 3.11's asyncio.wait_for returns the awaited result, dropping a cancel that
+    arrives as it completes: a stop right after a nudge left the poller running and stop()
+    waiting for it for ever (the ingest relay hung in CI that way)."""
+    outbox = Outbox()
+    watermark = Watermark(outbox.read, interval_s=60.0)
+    watermark.start()
+    waiting = asyncio.create_task(watermark.wait_for(5, 30.0))
+    await _until(lambda: outbox.reads == 1)  # the poller read once and waits for a nudge
+    await _settle()
+    watermark.nudge()
+    # the cancel lands before the nudge's wake-up has reached the poller (not a timeout
+    # around stop(): stop() swallows the CancelledError a timeout would raise)
+    stopping = asyncio.create_task(watermark.stop())
+    finished, _ = await asyncio.wait({stopping}, timeout=5)
+    assert finished, "stop() is still waiting for the poller"
+    reads = outbox.reads
+    await _settle()
+    assert outbox.reads == reads
+    waiting.cancel()
+
+
+@pytest.mark.asyncio
 async def test_a_waiter_that_gives_up_leaves_the_others_waiting() -> None:
     outbox = Outbox()
     watermark = Watermark(outbox.read, interval_s=60.0)
