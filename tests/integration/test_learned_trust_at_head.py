@@ -153,15 +153,12 @@ def test_where_a_learned_score_takes_effect_does_not_depend_on_batches_or_the_ca
     ]
     for event in log:  # one event per batch, each by a reconciler with a cold cache
         Reconciler(REGISTRY).apply(engine, [event])
-    warm = Reconciler(REGISTRY)
-    for name, apply in (
-        ("one-batch", lambda target: warm.apply(target, log)),
-        ("cached", lambda target: [warm.apply(target, [e]) for e in log]),
-    ):
-        warm = Reconciler(REGISTRY)
+    for name, batches in (("one-batch", [log]), ("cached", [[e] for e in log])):
+        warm = Reconciler(REGISTRY)  # one reconciler: its cache holds the key between batches
         target = make_engine(f"sqlite:///{tmp_path / name}.db")
         create_schema(target)
-        apply(target)
+        for batch in batches:
+            warm.apply(target, batch)
         assert projection_hash(target) == projection_hash(engine), name
         target.dispose()
     assert all(v.pub_from < LEARNED_AT for v in _versions(engine))
