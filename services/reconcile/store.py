@@ -47,7 +47,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -106,7 +106,8 @@ fences_t = PartitionFence.__table__  # type: ignore[attr-defined]
 _json = msgspec.json.Encoder(order="sorted")
 _decode = msgspec.json.decode
 Key = tuple[str, str]
-Modifier = tuple[str, str, str, str, str, dict[str, Any]]  # effective, recorded, id, kind, target
+# effective (a learned score's: on the key holding it, _placed), recorded, id, kind, target, data
+Modifier = tuple[str, str, str, str, str, dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,13 +220,20 @@ class KeyState:
     admitted: dict[str, Any] = field(default_factory=dict, repr=False)
     # `modifiers` by target, built for the list it is of (_ModifierIndex.of)
     mod_index: _ModifierIndex | None = field(default=None, repr=False)
+    # the latest recorded time of a learned score among `modifiers` (_place_learned): a
+    # claim recorded before it moves where that score takes effect on this key
+    learned_rec: str = ""
 
     @property
     def key(self) -> Key:
         return (self.subject, self.attribute)
 
     def times(self) -> list[str]:
-        return sorted(set(self.published.values()) | {m[0] for m in self.modifiers})
+        """Where the key's answer may change: its claims' publication times and its
+        modifiers' effective times. Not a learned score's: it takes effect at a claim's
+        publication time, or before every claim (_place_learned)."""
+        published = set(self.published.values())
+        return sorted(published | {m[0] for m in self.modifiers if m[3] != "learned"})
 
     def effective_at(self, t: str) -> list[ClaimFacts]:
         """Claims published by t, with the retractions, assessments and ratings made by t."""
@@ -739,10 +747,16 @@ class _Batch:
                 # name turns the numbers already stored into names, at every time
                 since = min(state.times())
             state.claims[claim.claim_id] = claim
-            if claim.source_id not in state.rated:
-                self._bring_ratings(state, claim.source_id)
             state.published[claim.claim_id] = data["published_at"]
             state.recorded[claim.claim_id] = rec
+            if rec < state.learned_rec:
+                # recorded before a learned run applied here (the log is not in recorded
+                # order): that run's scores now take effect from this claim's time if later
+                moved = _place_learned(state)
+                if moved is not None:
+                    since = min(since, moved)
+            if claim.source_id not in state.rated:
+                self._bring_ratings(state, claim.source_id)
             self.claim_keys[claim.claim_id] = key
             self.rows["claims"].append(
                 {
@@ -763,13 +777,14 @@ class _Batch:
 
     def _bring_ratings(self, state: KeyState, source_id: str) -> None:
         """The first claim of a source on a key: the source's ratings and learned scores
-        apply to it too (as they do when the key is read back from SQL: replay, restarts).
-        They were made before it, so they reach no key they are not attached to."""
+        apply to it too (as they do when the key is read back from SQL: replay, restarts),
+        a learned score from the key's head when it was learned (_place_learned). They were
+        made before it, so they reach no key they are not attached to."""
         state.rated.add(source_id)
         have = {m[2] for m in state.modifiers if m[4] == source_id}
         new = [m for m in self.source_mods.get(source_id, ()) if m[2] not in have]
         if new:
-            state.modifiers = sorted([*state.modifiers, *new])
+            state.modifiers = sorted([*state.modifiers, *_placed(state, new)])
 
     def _note_dependencies(self, state: KeyState, claim: ClaimFacts) -> None:
         spec = self.registry.get(state.attribute)
@@ -822,7 +837,12 @@ class _Batch:
     def _reliability_learned(self, event: Event) -> None:
         """A re-weighting run: one modifier row per scored source (row id = event id #
         source, so a source's rows are found by target like a rating's), then every key
-        those sources have claims on is recomputed once, with this event as the cause."""
+        those sources have claims on is recomputed once, with this event as the cause.
+        On each key the scores take effect from its head, the latest publication time among
+        its claims recorded before the run (_place_learned), not from the run's own time
+        (`effective_at`, kept in the row): the run revises the key's current answer and
+        adds no step of its own, which every later claim published before it would have
+        to evaluate again (issue #19)."""
         payload = event.payload
         effective, run_id = payload["effective_at"], payload.get("run_id")
         scores: dict[str, float] = payload["scores"]
@@ -864,8 +884,9 @@ class _Batch:
                 state = self._state(*key)
                 if state is not None:
                     rec = self._begin(state, event.recorded_at)
-                    state.modifiers = sorted([*state.modifiers, *touched[key]])
-                    self._touch(state, effective, event, rec)
+                    placed = _placed(state, touched[key])
+                    state.modifiers = sorted([*state.modifiers, *placed])
+                    self._touch(state, min(m[0] for m in placed), event, rec)
             if len(keys) > LEARNED_CHUNK_KEYS and self.locked:  # (cross-partition: always)
                 self._settle(event)
 
@@ -1663,6 +1684,58 @@ def _makes_names(claim: ClaimFacts, held: Iterable[ClaimFacts]) -> bool:
     return seen
 
 
+def _heads_before(state: KeyState) -> Callable[[str], str]:
+    """recorded time -> the key's head then: the latest publication time among its claims
+    recorded before it (MIN_TIME if none)."""
+    pairs = sorted((state.recorded[cid], state.published[cid]) for cid in state.claims)
+    recorded = [r for r, _ in pairs]
+    heads: list[str] = []
+    latest = MIN_TIME
+    for _, published in pairs:
+        latest = max(latest, published)
+        heads.append(latest)
+
+    def head(at: str) -> str:
+        i = bisect_left(recorded, at)
+        return heads[i - 1] if i else MIN_TIME
+
+    return head
+
+
+def _placed(state: KeyState, mods: Iterable[Modifier]) -> list[Modifier]:
+    """These modifiers as they apply to this key: a learned score takes effect from the
+    key's head when it was recorded (its row's recorded time), so the run that learned it
+    revises the key's current answer and adds no step; on a key with no claim recorded
+    before it, from the key's first claim on (MIN_TIME). Derived from the key's claims
+    (their stored recorded times), so live apply, any batching and replay place it alike.
+    Ratings and the modifiers of claims keep their own effective time."""
+    head: Callable[[str], str] | None = None
+    out = []
+    for m in mods:
+        if m[3] == "learned":
+            head = head or _heads_before(state)
+            m = (head(m[1]), m[1], m[2], m[3], m[4], m[5])
+            state.learned_rec = max(state.learned_rec, m[1])
+        out.append(m)
+    return out
+
+
+def _place_learned(state: KeyState) -> str | None:
+    """Places the key's learned scores again (_placed) after a claim recorded before one of
+    them arrived; the earliest publication time whose answer that changes, None if none."""
+    head = _heads_before(state)
+    moved: list[str] = []
+    out = []
+    for m in state.modifiers:
+        if m[3] == "learned" and (at := head(m[1])) != m[0]:
+            moved += [at, m[0]]
+            m = (at, m[1], m[2], m[3], m[4], m[5])
+        out.append(m)
+    if moved:
+        state.modifiers = sorted(out)
+    return min(moved) if moved else None
+
+
 def _modified(claim: ClaimFacts, mods: Iterable[Modifier]) -> ClaimFacts:
     for _, _, _, kind, target, data in mods:  # in effective-time order: later ones win
         if kind == "rating" and target == claim.source_id:
@@ -1941,7 +2014,8 @@ def _source_modifiers(conn: Connection, sources: list[str]) -> dict[str, list[Mo
 
 def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
     """Each key's stored modifiers: those of its claims and of its claims' sources. A row
-    is decoded once, its modifier shared by the keys it reaches (nobody changes one)."""
+    is decoded once, its modifier shared by the keys it reaches (nobody changes one); a
+    learned score is placed on each key (_placed: its time there is the key's own)."""
     by_claim: dict[str, list[KeyState]] = {}
     by_source: dict[str, list[KeyState]] = {}
     for state in states:
@@ -1960,7 +2034,7 @@ def _load_modifiers(conn: Connection, states: list[KeyState]) -> None:
             for state in owners.get(m.target, ()):
                 state.modifiers.append(modifier)
     for state in states:
-        state.modifiers.sort()
+        state.modifiers = sorted(_placed(state, state.modifiers))
 
 
 def _claim_key(conn: Connection, claim_id: str) -> Key | None:
