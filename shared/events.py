@@ -65,9 +65,12 @@ class Event:
     subject: str | None = None  # partition key
     attribute: str | None = None
     trace_id: str | None = None
-    # the payload as it was encoded (decoded events, dict payloads): written again as it
-    # was, byte for byte. Not an init field: `replace(event, payload=...)` drops it.
-    raw: msgspec.Raw | None = field(default=None, init=False, compare=False, repr=False)
+    # (payload, its JSON as it was encoded) of a decoded event or a dict payload: written
+    # again as it was, byte for byte, while the event holds that payload (a `replace` of
+    # the payload encodes the new one)
+    encoded: tuple[object, msgspec.Raw] | None = field(
+        default=None, kw_only=True, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if type(self.payload) is dict:
@@ -77,10 +80,13 @@ class Event:
                     typed = msgspec.convert(self.payload, kind)
                 except msgspec.ValidationError:
                     return  # a malformed event, kept as given (its decoding is poison)
-                object.__setattr__(self, "raw", msgspec.Raw(_encode(self.payload)))
+                object.__setattr__(self, "encoded", (typed, msgspec.Raw(_encode(self.payload))))
                 object.__setattr__(self, "payload", typed)
 
     def to_json(self) -> str:
+        payload: object = self.payload
+        if self.encoded is not None and self.encoded[0] is payload:
+            payload = self.encoded[1]
         return _encode(
             {
                 "event_id": self.event_id,
@@ -92,7 +98,7 @@ class Event:
                 "subject": self.subject,
                 "attribute": self.attribute,
                 "trace_id": self.trace_id,
-                "payload": self.payload if self.raw is None else self.raw,
+                "payload": payload,
             }
         ).decode()
 
@@ -147,8 +153,8 @@ def event_from_json(data: str | bytes) -> Event:
         env.subject,
         env.attribute,
         env.trace_id,
+        encoded=(payload, env.payload),
     )
-    object.__setattr__(event, "raw", env.payload)
     return event
 
 
