@@ -58,8 +58,9 @@ class ClaimRetracted(msgspec.Struct, frozen=True, kw_only=True):
 class ClaimAssessed(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     by: str | UnsetType = UNSET
-    rank: Rank | None  # written even when None
-    credibility: int | None  # Admiralty 1-6
+    # the endpoint writes both, None too; left out (events made by hand) they are UNSET
+    rank: Rank | None | UnsetType = UNSET
+    credibility: int | None | UnsetType = UNSET  # Admiralty 1-6
     claim_id: str
     effective_at: str
 

@@ -166,6 +166,7 @@ def _old_correction_json(kind: str, event: Event, data: dict[str, Any], target: 
         (CLAIM_RETRACTED, {"reason": "wrong", "by": "ana"}, ClaimRetracted),
         (CLAIM_ASSESSED, {"reason": "r", "rank": "deprecated", "credibility": None}, ClaimAssessed),
         (CLAIM_ASSESSED, {"reason": "r", "by": "b", "rank": None, "credibility": 2}, ClaimAssessed),
+        (CLAIM_ASSESSED, {"reason": "by hand", "credibility": 6}, ClaimAssessed),  # no rank
         (SOURCE_RATED, {"reliability": "C", "rationale": "often late"}, SourceRated),
     ],
 )
