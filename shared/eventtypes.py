@@ -59,8 +59,8 @@ class ClaimAssessed(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     by: str | UnsetType = UNSET
     # the endpoint writes both, None too; left out (events made by hand) they are UNSET
-    rank: Rank | None | UnsetType = UNSET
-    credibility: int | None | UnsetType = UNSET  # Admiralty 1-6
+    rank: Rank | UnsetType | None = UNSET
+    credibility: int | UnsetType | None = UNSET  # Admiralty 1-6
     claim_id: str
     effective_at: str
 
