@@ -181,9 +181,9 @@ def _upcast_event(data: str | bytes, problem: str | None) -> Event:
     if not isinstance(raw, dict):
         raise EventProblem("event is not a JSON object")
     version = raw.get("schema_version")
-    if problem is not None and not (isinstance(version, int) and version < SCHEMA_VERSION):
+    if problem is not None and not (isinstance(version, int) and version != SCHEMA_VERSION):
         raise EventProblem(problem)
-    raw = upcast(raw)
+    raw = upcast(raw)  # or EventProblem: newer than this code, no upcaster
     try:
         head = msgspec.convert(raw, _Head)
     except msgspec.ValidationError as exc:
@@ -229,7 +229,10 @@ def upcast(raw: dict[str, Any]) -> dict[str, Any]:
         step = UPCASTERS.get((str(raw.get("type")), version))
         if step is None:
             raise EventProblem(f"no upcaster for {raw.get('type')!r} schema_version {version}")
-        raw = step(raw)
+        try:
+            raw = step(raw)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise EventProblem(f"upcasting schema_version {version}: {exc!r}") from exc
         if raw.get("schema_version") != version + 1:
             raise EventProblem(f"the upcaster of schema_version {version} did not step it up")
         version += 1

@@ -339,6 +339,17 @@ def test_an_upcaster_that_does_not_step_the_version_is_refused(
         upcast({"type": "ClaimRetracted", "schema_version": 0, "payload": {}})
 
 
+def test_a_newer_version_is_poison_whatever_its_shape_and_a_failing_upcaster_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(EventProblem, match="schema_version 3 is newer than this code"):
+        event_from_json(json.dumps({"type": "ClaimAsserted", "schema_version": 3}))
+    monkeypatch.setitem(UPCASTERS, ("ClaimRetracted", 0), _retracted_v0)
+    v0 = {"event_id": "e", "type": "ClaimRetracted", "schema_version": 0, "payload": {}}
+    with pytest.raises(EventProblem, match="upcasting schema_version 0: KeyError"):
+        event_from_json(json.dumps(v0))
+
+
 def test_a_replaced_payload_is_written_from_its_struct() -> None:
     from dataclasses import replace
 
