@@ -43,7 +43,7 @@ def encoding_us(claims: int, keys: int) -> float:
     by_key: dict[str, list[Any]] = {}
     for e in events:
         if e.type == "ClaimAsserted":
-            claim = claim_from_dict(e.payload["claim"])
+            claim = claim_from_dict(e.payload.claim)
             by_key.setdefault(claim.subject, []).append(claim)
     spec = REGISTRY.spec_for("personnel_deployed", numeric=True)
     timelines = []

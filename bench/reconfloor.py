@@ -126,7 +126,7 @@ def main() -> None:
     finally:
         server.stop()
     one_key = [e for e in prepared_events(max(sizes) * 10 + 10, 1) if e.type == CLAIM_ASSERTED]
-    claims = [claim_from_dict(e.payload["claim"]) for e in one_key]
+    claims = [claim_from_dict(e.payload.claim) for e in one_key]
     curve = {n: evaluation_us(claims, n, args.repeats) for n in sizes}
 
     floor_us = 1e6 / floor

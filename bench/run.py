@@ -476,8 +476,8 @@ def peer_rates(tmp: Path, claims: int, keys: int) -> tuple[float, float, float]:
     plain = [
         (
             f"{e.subject}/{e.attribute}",
-            e.payload["claim"]["claim_id"],
-            float(e.payload["claim"]["value"]["best"]),
+            e.payload.claim["claim_id"],
+            float(e.payload.claim["value"]["best"]),
         )
         for e in events
     ]

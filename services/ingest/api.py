@@ -52,6 +52,7 @@ from shared.events import (
     stable_id,
     stream_for,
 )
+from shared.eventtypes import ClaimAssessed, ClaimRetracted, Correction, SourceRated
 from shared.reports import (
     MAX_CLAIMS_PER_REPORT,
     Name,
@@ -507,6 +508,11 @@ class CorrectionTarget:
 
 
 _TARGET_FIELD = {CLAIM_RETRACTED: "claim_id", CLAIM_ASSESSED: "claim_id", SOURCE_RATED: "source_id"}
+_CORRECTION: dict[str, type[Correction]] = {
+    CLAIM_RETRACTED: ClaimRetracted,
+    CLAIM_ASSESSED: ClaimAssessed,
+    SOURCE_RATED: SourceRated,
+}
 
 
 def correction_event(
@@ -529,11 +535,9 @@ def correction_event(
         identity = ["idempotency-key", idempotency_key]
     else:
         identity = ["body", json.dumps({**data, "effective_at": effective_at}, sort_keys=True)]
-    payload = {
-        **data,
-        _TARGET_FIELD[kind]: target.target,
-        "effective_at": _effective(effective_at, recorded),
-    }
+    # the Struct's fields are in this dict's order: the JSON is the one written before
+    fields: dict[str, Any] = {**data, _TARGET_FIELD[kind]: target.target}
+    payload = _CORRECTION[kind](**fields, effective_at=_effective(effective_at, recorded))
     event = Event(
         stable_id("e_", kind, target.target, *identity),
         kind,
@@ -595,9 +599,11 @@ async def _write_correction(
 def _same_request(stored: Event, event: Event, effective_given: bool) -> bool:
     """A retry when everything the client sent is equal (a default effective_at is the
     first request's time, so it is compared only when the client gave one)."""
-    ignore = set() if effective_given else {"effective_at"}
-    first = {k: v for k, v in stored.payload.items() if k not in ignore}
-    again = {k: v for k, v in event.payload.items() if k not in ignore}
+    first, again = stored.payload, event.payload
+    if not isinstance(first, Correction) or not isinstance(again, Correction):
+        return False
+    if not effective_given and type(again) is type(first):
+        again = msgspec.structs.replace(again, effective_at=first.effective_at)
     return stored.type == event.type and first == again
 
 

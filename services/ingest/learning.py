@@ -42,6 +42,7 @@ from shared.events import (
     stable_id,
     stream_for,
 )
+from shared.eventtypes import CopyFinding, SourceReliabilityLearned
 from shared.model import ClaimFacts
 from shared.timeaxes import now_iso, parse_iso
 from shared.values import MEASURE_RULE_PREFIX
@@ -192,28 +193,23 @@ def reliability_event(
     changed: dict[str, float], learned: Reliability, params: Params, recorded: str
 ) -> Event:
     run = stable_id("run_", json.dumps(changed, sort_keys=True), json.dumps(params.as_dict()))
-    payload: dict[str, Any] = {
-        "scores": changed,
+    payload = SourceReliabilityLearned(
+        scores=changed,
         # copier -> its finding (dependence.py), for the sources sent: the reconciler
         # joins a copier's claims with its original's where they agree
-        "copies": {
-            s: {
-                "original": f.original,
-                "probability": f.probability,
-                "shared": f.shared,
-                "shared_false": f.shared_false,
-            }
+        copies={
+            s: CopyFinding(f.original, f.probability, f.shared, f.shared_false)
             for s, f in sorted(learned.copies.items())
             if s in changed
         },
-        "method": METHOD,
-        "method_version": METHOD_VERSION,
-        "run_id": run,
-        "params": params.as_dict(),
-        "rounds": learned.rounds,
-        "converged": learned.converged,
-        "effective_at": recorded,
-    }
+        method=METHOD,
+        method_version=METHOD_VERSION,
+        run_id=run,
+        params=params.as_dict(),
+        rounds=learned.rounds,
+        converged=learned.converged,
+        effective_at=recorded,
+    )
     return Event(
         stable_id("e_", SOURCE_RELIABILITY_LEARNED, run, recorded),
         SOURCE_RELIABILITY_LEARNED,

@@ -91,6 +91,7 @@ from shared.events import (
     partition_of,
     stable_id,
 )
+from shared.eventtypes import ClaimAsserted, Correction, SourceRated, SourceReliabilityLearned
 from shared.model import ClaimFacts, ConsensusResult, Estimate
 from shared.positions import SLOTS, part_of, seq_of, version_id
 from shared.timeaxes import MAX_TIME, MIN_TIME, Revision, Step, answer_at, revise
@@ -668,7 +669,9 @@ class _Batch:
             if e.type == CLAIM_ASSERTED and e.subject and e.attribute is not None
         ]
         self._load([k for k in dict.fromkeys(wanted) if k in self.heads])
-        sources = {e.payload["claim"]["source_id"] for e in events if e.type == CLAIM_ASSERTED}
+        sources = {
+            e.payload.claim["source_id"] for e in events if isinstance(e.payload, ClaimAsserted)
+        }
         self.source_mods = _source_modifiers(self.conn, sorted(sources))
 
     def _know_key(self, subject: str, attribute: str, head: int, depends_on: list[str]) -> None:
@@ -731,7 +734,9 @@ class _Batch:
             self._reliability_learned(event)
 
     def _claim_asserted(self, event: Event) -> None:
-        data = event.payload["claim"]
+        payload = event.payload
+        assert isinstance(payload, ClaimAsserted)
+        data = payload.claim
         claim = claim_from_dict(data)
         key = (claim.subject, claim.attribute)
         state = self._state(*key)
@@ -771,8 +776,8 @@ class _Batch:
                 }
             )
             self._note_dependencies(state, claim)
-        if event.payload.get("subject_label"):
-            state.label = event.payload["subject_label"]
+        if payload.subject_label:
+            state.label = payload.subject_label
         self._touch(state, since, event, rec)
 
     def _bring_ratings(self, state: KeyState, source_id: str) -> None:
@@ -797,9 +802,10 @@ class _Batch:
 
     def _claim_modified(self, event: Event) -> None:
         payload = event.payload
+        assert isinstance(payload, Correction) and not isinstance(payload, SourceRated)
         kind = "retraction" if event.type == CLAIM_RETRACTED else "assessment"
-        modifier = self._modifier(event, kind, payload["claim_id"])
-        key = self.claim_keys.get(payload["claim_id"]) or _claim_key(self.conn, payload["claim_id"])
+        modifier = self._modifier(event, kind, payload.claim_id)
+        key = self.claim_keys.get(payload.claim_id) or _claim_key(self.conn, payload.claim_id)
         if key is None:  # claim unknown here: the stored modifier waits for it
             return
         if key not in self.heads and key not in self.states:
@@ -809,10 +815,12 @@ class _Batch:
             return
         rec = self._begin(state, event.recorded_at)
         state.modifiers = sorted([*state.modifiers, modifier])
-        self._touch(state, payload["effective_at"], event, rec)
+        self._touch(state, payload.effective_at, event, rec)
 
     def _source_rated(self, event: Event) -> None:
-        source_id = event.payload["source_id"]
+        payload = event.payload
+        assert isinstance(payload, SourceRated)
+        source_id = payload.source_id
         modifier = self._modifier(event, "rating", source_id)
         self.source_mods.setdefault(source_id, []).append(modifier)
         stored = self.conn.execute(
@@ -832,7 +840,7 @@ class _Batch:
             if state is not None:
                 rec = self._begin(state, event.recorded_at)
                 state.modifiers = sorted([*state.modifiers, modifier])
-                self._touch(state, event.payload["effective_at"], event, rec)
+                self._touch(state, payload.effective_at, event, rec)
 
     def _reliability_learned(self, event: Event) -> None:
         """A re-weighting run: one modifier row per scored source (row id = event id #
@@ -844,10 +852,11 @@ class _Batch:
         adds no step of its own, which every later claim published before it would have
         to evaluate again (issue #19)."""
         payload = event.payload
-        effective, run_id = payload["effective_at"], payload.get("run_id")
-        scores: dict[str, float] = payload["scores"]
+        assert isinstance(payload, SourceReliabilityLearned)
+        effective, run_id = payload.effective_at, payload.run_id or None
+        scores: dict[str, float] = payload.scores
         copies: dict[str, str] = {
-            s: finding["original"] for s, finding in payload.get("copies", {}).items()
+            s: finding.original for s, finding in (payload.copies or {}).items()
         }
         touched: dict[Key, list[Modifier]] = {}
         sources = sorted(scores)
@@ -982,18 +991,20 @@ class _Batch:
                     self._know_key(r.subject, r.attribute, r.head_version, _decode(r.depends_on))
 
     def _modifier(self, event: Event, kind: str, target: str) -> Modifier:
-        data = event.payload
+        payload = event.payload
+        assert isinstance(payload, Correction)
+        data: dict[str, Any] = msgspec.to_builtins(payload)  # the payload's dict, as stored
         self.rows["mods"].append(
             {
                 "event_id": event.event_id,
                 "kind": kind,
                 "target": target,
-                "effective_at": data["effective_at"],
+                "effective_at": payload.effective_at,
                 "recorded_at": event.recorded_at,
                 "data": _json.encode(data).decode(),
             }
         )
-        return (data["effective_at"], event.recorded_at, event.event_id, kind, target, data)
+        return (payload.effective_at, event.recorded_at, event.event_id, kind, target, data)
 
     # -- recomputation -------------------------------------------------------------------
     #

@@ -113,7 +113,12 @@ def test_poison_and_repeatedly_failing_events_are_dead_lettered_while_the_rest_f
         SCHEMA_VERSION,
         now_iso(),
         "dlq-good-report",
-        {"report_id": "dlq-good-report", "published_at": "2025-03-01T00:00:00Z"},
+        {
+            "source": {"id": "dlq", "kind": "other"},
+            "published_at": "2025-03-01T00:00:00.000000Z",
+            "report_id": "dlq-good-report",
+            "claim_ids": [],
+        },  # as ingest writes it: a ReportReceived without its source is poison
     )
     good_entry = redis.xadd(
         DEAD_LETTER_STREAM,

@@ -202,7 +202,7 @@ def test_every_accepted_correction_applies(
     assume(events is not None)
     assert events is not None
     _apply(store, events)
-    claim = events[1].payload["claim"]
+    claim = events[1].payload.claim
     target = CorrectionTarget(
         claim["claim_id"], claim["subject"], claim["attribute"], claim["report_id"]
     )

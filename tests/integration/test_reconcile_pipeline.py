@@ -104,6 +104,27 @@ async def test_poison_entry_goes_to_the_dead_letter_stream_and_the_rest_flow(
     await redis.aclose()
 
 
+async def test_a_claim_asserted_with_a_wrongly_typed_payload_field_is_poison(
+    redis_server: LocalRedis, engine: Any
+) -> None:
+    """Its payload is decoded by its type's Struct: dead-lettered at once, with the field."""
+    good = _events(engine, report(claim(value=5)))[1]
+    body = json.loads(good.to_json())
+    body["event_id"] = "e_wrongly_typed"
+    body["payload"]["subject_label"] = 5
+    redis = Redis.from_url(redis_server.url)
+    await redis.xadd(stream_for(0), {"__data__": json.dumps(body)})
+    _accept(engine, report(claim(value=6)))
+    await Relay(engine, redis).publish_once()
+    await _run_group(redis_server.url, engine, lambda: _event_count(engine) == 2)
+    dead = await redis.xrange(DEAD_LETTER_STREAM)
+    assert [fields[b"error"] for _, fields in dead] == [
+        b"poison: malformed ClaimAsserted payload: Expected `str | null`, got `int`"
+        b" - at `$.subject_label`"
+    ]
+    await redis.aclose()
+
+
 def test_redelivered_events_change_nothing(engine: Any) -> None:
     events = _events(engine, report(claim(value=12000), claim(value=10000, attributed_to="x")))
     reconciler = Reconciler(REGISTRY)

@@ -81,7 +81,7 @@ def _log(engine: Any) -> list[Event]:
         (R2, R3),
         strict=True,
     ):
-        claim = claim_event.payload["claim"]
+        claim = claim_event.payload.claim
         target = CorrectionTarget(
             claim["claim_id"], claim["subject"], claim["attribute"], claim_event.report_id
         )

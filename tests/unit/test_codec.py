@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 from shared.codec import claim_from_dict, claim_to_dict
 from shared.events import Event, event_from_json
+from shared.eventtypes import ClaimAsserted
 from shared.model import ClaimFacts, ValidTime, Value
 
 
@@ -71,7 +72,8 @@ def test_an_event_survives_its_wire_form_with_unicode_and_exact_numbers() -> Non
     )
     again = event_from_json(event.to_json().encode())
     assert again == event
-    assert isinstance(again.payload["claim"]["value"]["best"], int)
+    assert isinstance(again.payload, ClaimAsserted)
+    assert isinstance(again.payload.claim["value"]["best"], int)
 
 
 def test_claims_read_from_separate_json_share_their_repeated_text() -> None:
