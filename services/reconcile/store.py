@@ -882,13 +882,12 @@ class _Batch:
             for key in keys_of.get(source_id, ()):
                 touched.setdefault(key, []).append(modifier)
         keys = sorted(touched)
-        self._know_subjects(sorted({k[0] for k in keys if k not in self.heads}))
         # a run reaches every key of its sources: loaded, revised and written a chunk at a
         # time, then left to the cache, so memory holds one chunk and the cache, not every
         # key of the database at once (one run at 200k claims held 600 MB more)
         for i in range(0, len(keys), LEARNED_CHUNK_KEYS):
             chunk = keys[i : i + LEARNED_CHUNK_KEYS]
-            self._load([k for k in chunk if k in self.heads and k not in self.states])
+            self._prefetch_subjects_of(chunk)
             for key in chunk:
                 state = self._state(*key)
                 if state is not None:

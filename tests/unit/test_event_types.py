@@ -53,6 +53,7 @@ from shared.eventtypes import (
 )
 from shared.reports import ReportIn
 from tests.unit.test_claim_records import report
+from tests.unit.test_ingest_events import USUAL_REPORT
 from tests.unit.test_tabular import TD
 
 REGISTRY = AttributeRegistry.load()
@@ -82,26 +83,8 @@ def _struct_writes(event: Event, body: str) -> None:
     assert _encode(event.payload) == _payload_bytes(body)
 
 
-USUAL = {
-    "source": {"id": "example-news", "kind": "news", "reliability": "B"},
-    "published_at": "2025-03-01",
-    "title": "t",
-    "claims": [
-        {
-            "subject": "dprk-troops-kursk",
-            "subject_label": "DPRK troops in Kursk",
-            "attribute": "personnel_deployed",
-            "raw": "about 11,000",
-            "attributed_to": "South Korean intelligence",
-            "cites": ["a"],
-        },
-        {"subject": "k2", "attribute": "killed", "value": 5, "valid_time": "late 2024"},
-    ],
-}
-
-
 def test_the_ingest_fast_path_decodes_typed_and_writes_the_same_bytes() -> None:
-    pending = prepare_report(ReportIn.model_validate(USUAL), CTX, "trace-1", RECORDED)
+    pending = prepare_report(ReportIn.model_validate(USUAL_REPORT), CTX, "trace-1", RECORDED)
     received, *asserted = [_holds(body) for body in pending.events_json]
     assert isinstance(received.payload, ReportReceived)
     assert received.payload.claim_ids == [e.payload.claim["claim_id"] for e in asserted]  # type: ignore[union-attr]

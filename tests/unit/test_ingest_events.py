@@ -96,24 +96,26 @@ def test_stored_events_are_the_old_ones_for_any_report(body: dict[str, Any]) -> 
     assert [e.to_json() for e in pending.events] == old_json
 
 
-def test_a_usual_report_stores_the_old_events() -> None:
-    parsed = ReportIn.model_validate(
+# a usual report: two claims, a label, a phrase to read, a citation, a valid time
+USUAL_REPORT: dict[str, Any] = {
+    "source": {"id": "example-news", "kind": "news", "reliability": "B"},
+    "published_at": "2025-03-01",
+    "title": "t",
+    "claims": [
         {
-            "source": {"id": "example-news", "kind": "news", "reliability": "B"},
-            "published_at": "2025-03-01",
-            "title": "t",
-            "claims": [
-                {
-                    "subject": "dprk-troops-kursk",
-                    "subject_label": "DPRK troops in Kursk",
-                    "attribute": "personnel_deployed",
-                    "raw": "about 11,000",
-                    "attributed_to": "South Korean intelligence",
-                    "cites": ["a"],
-                },
-                {"subject": "k2", "attribute": "killed", "value": 5, "valid_time": "late 2024"},
-            ],
-        }
-    )
+            "subject": "dprk-troops-kursk",
+            "subject_label": "DPRK troops in Kursk",
+            "attribute": "personnel_deployed",
+            "raw": "about 11,000",
+            "attributed_to": "South Korean intelligence",
+            "cites": ["a"],
+        },
+        {"subject": "k2", "attribute": "killed", "value": 5, "valid_time": "late 2024"},
+    ],
+}
+
+
+def test_a_usual_report_stores_the_old_events() -> None:
+    parsed = ReportIn.model_validate(USUAL_REPORT)
     pending = prepare_report(parsed, CTX, None, RECORDED)
     assert (pending.events_json, pending.streams) == old_events(parsed, None)
